@@ -1,0 +1,3 @@
+from binsight.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""``binsight demo``: the whole system on embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("demo", help="run the whole system on embedded defaults")
+    p.add_argument("--duration", type=float, default=None, help="run headless for S seconds, then exit")
+    p.add_argument("--data", default=".binsight-demo", help="folder for the demo's data and cache")
+    p.add_argument("--port", type=int, default=8000, help="web page port")
+    p.add_argument("--bins", type=int, default=30, help="simulated cameras")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from binsight.demo import run_demo
+
+    return run_demo(args)

@@ -1,0 +1,198 @@
+"""The MQTT wire protocol between camera agents and the server.
+
+Every topic lives under a configurable root (default ``binsight``) and names one bin::
+
+    <root>/<bin_id>/reading    device -> server  QoS 1       Reading (JSON)
+    <root>/<bin_id>/available  device -> server  retained    "online" | "offline" (last will)
+    <root>/<bin_id>/stats      device -> server  QoS 0       Stats (JSON)
+    <root>/<bin_id>/image      device -> server  QoS 1       LabelImage (JSON, JPEG in base64)
+    <root>/<bin_id>/event      device -> server  QoS 1       Event (JSON: command results, model update steps)
+    <root>/<bin_id>/cmd        server -> device  QoS 1       Command (JSON)
+    <root>/<bin_id>/model      server -> device  retained    ModelRelease (JSON), empty payload clears
+
+A device only ever writes under its own ``<root>/<bin_id>/`` and reads only its ``cmd`` and ``model``
+topics, which is what the broker ACL in ``deploy/mosquitto`` enforces with ``%u``.
+
+Model releases are signed with Ed25519 over :func:`release_manifest` (version, sha256, size), so a
+device checks the signature first and the downloaded file's hash second: a release cannot be
+replayed with another file or relabelled with another version.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "BIN_ID_PATTERN",
+    "DEFAULT_ROOT",
+    "MAX_IMAGE_BYTES",
+    "MAX_PAYLOAD_BYTES",
+    "QUALITY_REASONS",
+    "BinId",
+    "Command",
+    "Event",
+    "LabelImage",
+    "ModelRelease",
+    "Reading",
+    "Stats",
+    "Topics",
+    "release_manifest",
+]
+
+DEFAULT_ROOT = "binsight"
+#: Bin ids travel in topic names and file names: keep them to a safe alphabet.
+BIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: The server rejects larger reading/stats/event payloads unread.
+MAX_PAYLOAD_BYTES = 16 * 1024
+#: A labelling image (JPEG, before base64) is capped at this size by the device.
+MAX_IMAGE_BYTES = 512 * 1024
+
+BinId = Annotated[str, StringConstraints(pattern=BIN_ID_PATTERN)]
+
+#: ``quality`` is ``ok`` or one of these reasons; ``fill`` is null whenever it is not ``ok``.
+QUALITY_REASONS = ("dark", "overexposed", "blurred", "blocked", "camera_error", "inference_error")
+Quality = Literal["ok", "dark", "overexposed", "blurred", "blocked", "camera_error", "inference_error"]
+
+_SEGMENT = re.compile(BIN_ID_PATTERN)
+
+
+class _Message(BaseModel):
+    # Unknown fields are rejected: a typo on either side must show up in the server's reject counts.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reading(_Message):
+    """One fill-level reading: the unit of data a camera produces."""
+
+    bin_id: BinId
+    seq: int = Field(ge=0, description="monotonic per device, survives restarts")
+    ts: int = Field(ge=0, description="capture time, epoch milliseconds UTC")
+    fill: float | None = Field(ge=0.0, le=1.0, description="0..1 of the container's depth; null if unusable")
+    quality: Quality
+    model: str = Field(min_length=1, max_length=128, description="version of the model that made it")
+    historical: bool = Field(default=False, description="true when replayed from the outbox")
+    spread: float | None = Field(default=None, ge=0.0, le=1.0, description="spread of the burst's fills")
+    infer_ms: float | None = Field(default=None, ge=0.0)
+    label: str | None = Field(default=None, max_length=64, description="predicted class (classification)")
+
+
+class Stats(_Message):
+    """Periodic health of one agent."""
+
+    bin_id: BinId
+    ts: int = Field(ge=0)
+    uptime_s: float = Field(ge=0.0)
+    outbox_depth: int = Field(ge=0)
+    dropped: int = Field(ge=0, description="readings dropped from a full outbox since install")
+    model: str
+    interval_s: float = Field(gt=0.0)
+    last_infer_ms: float | None = Field(default=None, ge=0.0)
+    last_error: str | None = Field(default=None, max_length=500)
+    camera_ok: bool = True
+    rss_mb: float | None = Field(default=None, ge=0.0)
+    captures: int = Field(default=0, ge=0)
+    unusable: int = Field(default=0, ge=0, description="captures whose quality was not ok")
+
+
+class LabelImage(_Message):
+    """A JPEG sent for human labelling, tied to the reading it produced."""
+
+    bin_id: BinId
+    seq: int = Field(ge=0)
+    ts: int = Field(ge=0)
+    reason: Literal["periodic", "unsure", "command", "coverage"]
+    fill: float | None = Field(default=None, ge=0.0, le=1.0)
+    model: str
+    jpeg_b64: str = Field(max_length=(MAX_IMAGE_BYTES * 4) // 3 + 4)
+
+
+class Command(_Message):
+    """A command to one device. ``id`` is echoed in the device's :class:`Event`."""
+
+    id: str = Field(min_length=1, max_length=64)
+    action: Literal["capture", "send_image", "set_interval", "send_stats"]
+    interval_s: float | None = Field(default=None, gt=0.0, description="for set_interval")
+    reason: Literal["command", "coverage"] = "command"
+
+
+class Event(_Message):
+    """Something a device did that the server should record: a command result or a model update step."""
+
+    bin_id: BinId
+    ts: int = Field(ge=0)
+    kind: Literal["command", "model"]
+    state: Literal["ok", "failed", "downloading", "verified", "active", "rolled_back"]
+    ref: str | None = Field(default=None, max_length=128, description="command id or model version")
+    detail: str | None = Field(default=None, max_length=500)
+
+
+class ModelRelease(_Message):
+    """A signed model announcement, retained on ``<root>/<bin_id>/model``."""
+
+    version: str = Field(min_length=1, max_length=128)
+    url: str = Field(min_length=1, max_length=2048)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(gt=0)
+    signature: str = Field(description="base64 Ed25519 signature of release_manifest(...)")
+    key_id: str | None = Field(default=None, max_length=64)
+
+
+def release_manifest(version: str, sha256: str, size: int) -> bytes:
+    """The exact bytes a model release signature covers."""
+    return f"binsight-model-release:v1\n{version}\n{sha256}\n{size}\n".encode()
+
+
+class Topics:
+    """Topic names under one root. ``Topics("binsight").reading("bin-1") == "binsight/bin-1/reading"``."""
+
+    KINDS = ("reading", "available", "stats", "image", "event", "cmd", "model")
+
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        if not root or root.startswith("/") or root.endswith("/") or any(c in root for c in "#+\0"):
+            raise ValueError(f"invalid MQTT topic root {root!r}")
+        self.root = root
+
+    def _t(self, bin_id: str, kind: str) -> str:
+        if not _SEGMENT.match(bin_id):
+            raise ValueError(f"invalid bin id {bin_id!r}: must match {BIN_ID_PATTERN}")
+        return f"{self.root}/{bin_id}/{kind}"
+
+    def reading(self, bin_id: str) -> str:
+        return self._t(bin_id, "reading")
+
+    def available(self, bin_id: str) -> str:
+        return self._t(bin_id, "available")
+
+    def stats(self, bin_id: str) -> str:
+        return self._t(bin_id, "stats")
+
+    def image(self, bin_id: str) -> str:
+        return self._t(bin_id, "image")
+
+    def event(self, bin_id: str) -> str:
+        return self._t(bin_id, "event")
+
+    def cmd(self, bin_id: str) -> str:
+        return self._t(bin_id, "cmd")
+
+    def model(self, bin_id: str) -> str:
+        return self._t(bin_id, "model")
+
+    def wildcard(self, kind: str) -> str:
+        """Subscription filter for one kind across all bins: ``binsight/+/reading``."""
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown topic kind {kind!r}")
+        return f"{self.root}/+/{kind}"
+
+    def parse(self, topic: str) -> tuple[str, str] | None:
+        """``(bin_id, kind)`` for a topic under this root, or None when it is not one of ours."""
+        prefix = self.root + "/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 2 or parts[1] not in self.KINDS or not _SEGMENT.match(parts[0]):
+            return None
+        return parts[0], parts[1]

@@ -1,0 +1,1 @@
+"""The server: ingest readings, store them, track devices, forecast fill, plan routes, serve the web page."""

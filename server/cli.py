@@ -1,0 +1,59 @@
+"""``binsight server ...``: argument parsing only."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("server", help="run the server and manage its data")
+    ssub = p.add_subparsers(dest="server_command", metavar="ACTION")
+
+    r = ssub.add_parser("run", help="ingest readings and serve the API and web page")
+    r.add_argument("--config", required=True, help="server.toml")
+    r.add_argument("--check", action="store_true", help="print the resolved config and exit (1 if bad)")
+    r.set_defaults(func=_run)
+
+    t = ssub.add_parser("token", help="API tokens")
+    tsub = t.add_subparsers(dest="token_command", metavar="ACTION")
+    tc = tsub.add_parser("create", help="create a token and print it alone on stdout")
+    tc.add_argument("--role", required=True, choices=["operator", "labeller", "admin"])
+    tc.add_argument("--config", required=True)
+    tc.add_argument("--name", default=None, help="who or what the token is for")
+    tc.set_defaults(func=_token_create)
+
+    b = ssub.add_parser("bins", help="the bins the server knows")
+    bsub = b.add_subparsers(dest="bins_command", metavar="ACTION")
+    bi = bsub.add_parser("import", help="import bins from CSV (bin_id,lat,lon,capacity_l,...) or GeoJSON")
+    bi.add_argument("file")
+    bi.add_argument("--config", required=True)
+    bi.set_defaults(func=_bins_import)
+
+    m = ssub.add_parser("migrate", help="bring the database schema up to date")
+    m.add_argument("--config", required=True)
+    m.set_defaults(func=_migrate)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from binsight.server.commands import run
+
+    return run(args)
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from binsight.server.commands import token_create
+
+    return token_create(args)
+
+
+def _bins_import(args: argparse.Namespace) -> int:
+    from binsight.server.commands import bins_import
+
+    return bins_import(args)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from binsight.server.commands import migrate
+
+    return migrate(args)

@@ -1,0 +1,52 @@
+"""``binsight train ...``: argument parsing only; the work is in the training modules."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("train", help="make data sets, fit and evaluate fill models")
+    tsub = p.add_subparsers(dest="train_command", metavar="ACTION")
+
+    s = tsub.add_parser("synth", help="render a synthetic lid-camera set (labels.csv + JPEGs)")
+    s.add_argument("out", help="output folder (created)")
+    s.add_argument("--bins", type=int, default=20, help="number of containers / cameras")
+    s.add_argument("--per-bin", type=int, default=20, help="images per bin")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_synth)
+
+    f = tsub.add_parser("fit", help="fit a head on deep features and export one ONNX model")
+    f.add_argument("data", help="labelled set: folder with labels.csv, or one subfolder per class")
+    f.add_argument("--out", required=True, help="output MODEL.onnx")
+    f.add_argument("--backbone", default="efficientnet_lite0")
+    f.add_argument("--int8", action="store_true", help="also static-quantize (per channel) to int8")
+    f.add_argument("--report", help="write the JSON report here (and a PNG figure beside it)")
+    f.add_argument("--skip-bad", action="store_true", help="skip bad rows and list them in the report")
+    f.set_defaults(func=_fit)
+
+    e = tsub.add_parser("eval", help="evaluate a model file on a labelled set with ONNX Runtime alone")
+    e.add_argument("model")
+    e.add_argument("data")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    e.add_argument("--skip-bad", action="store_true")
+    e.set_defaults(func=_eval)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from binsight.training.commands import synth
+
+    return synth(args)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from binsight.training.commands import fit
+
+    return fit(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from binsight.training.commands import evaluate
+
+    return evaluate(args)
