@@ -1,0 +1,244 @@
+"""``server.toml``: one pydantic model per section, unknown keys rejected.
+
+Relative paths (the SQLite file, the models folder) are resolved against the config file's folder,
+so ``binsight server run --config /etc/binsight/server.toml`` does not depend on the working directory.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
+
+from binsight.config import Section, load_toml
+from binsight.protocol import DEFAULT_ROOT
+
+__all__ = [
+    "DepotConfig",
+    "DisposalSiteConfig",
+    "FleetConfig",
+    "ForecastConfig",
+    "HealthConfig",
+    "HttpConfig",
+    "IngestConfig",
+    "MqttConfig",
+    "ServerConfig",
+    "TruckConfig",
+    "load_server_config",
+]
+
+HHMM = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _base_dir(info: ValidationInfo) -> Path | None:
+    ctx = info.context
+    if isinstance(ctx, dict) and isinstance(ctx.get("base_dir"), Path):
+        return ctx["base_dir"]
+    return None
+
+
+class MqttConfig(Section):
+    """The broker the server subscribes to."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    root: str = DEFAULT_ROOT
+    client_id: str = Field(
+        default_factory=lambda: f"binsight-server-{socket.gethostname()}"[:64],
+        min_length=1,
+        max_length=64,
+        description="stable per server process: the broker keeps this session's queue across restarts",
+    )
+    username: str | None = None
+    password_file: Path | None = Field(default=None, description="or BINSIGHT_MQTT_PASSWORD(_FILE)")
+    tls: bool = False
+    ca_file: Path | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=7 * 24 * 3600, ge=0, description="how long the broker keeps our queue while we are away"
+    )
+
+
+class HttpConfig(Section):
+    """Where the API and web page listen."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class IngestConfig(Section):
+    """How readings get from the broker into the database."""
+
+    batch_size: int = Field(default=1000, ge=1, le=50_000, description="most messages per transaction")
+    linger_ms: float = Field(
+        default=5.0, ge=0.0, le=1000.0, description="wait this long for more messages before a commit"
+    )
+    registration_required: bool = Field(
+        default=False, description="reject readings from bins not imported with `bins import`"
+    )
+    shared_group: str | None = Field(
+        default="binsight",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="MQTT 5 shared subscription group; several servers in one group split the load",
+    )
+    max_future_s: float = Field(default=86_400.0, gt=0, description="reject capture times this far ahead")
+    queue_size: int = Field(default=20_000, ge=100, description="messages held between network and writer")
+
+
+class HealthConfig(Section):
+    """When a device counts as offline."""
+
+    default_interval_s: float = Field(default=600.0, gt=0, description="until a device reports its own")
+    silent_factor: float = Field(default=3.0, ge=1.0, description="offline after this many intervals")
+
+
+class ForecastConfig(Section):
+    """Fill forecasts."""
+
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0, description="'full' means this fill")
+    min_drop: float = Field(default=0.3, gt=0.0, le=1.0, description="a drop this sharp is a collection")
+    confidence: float = Field(default=0.9, gt=0.5, lt=1.0, description="of the time-to-full band")
+    history_days: float = Field(default=56.0, gt=0, description="history used for weekday patterns")
+    timezone: str = Field(default="UTC", description="weekdays and service days are in this zone")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class DepotConfig(Section):
+    id: str = Field(min_length=1, max_length=64)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class DisposalSiteConfig(Section):
+    id: str = Field(min_length=1, max_length=64)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    service_min: float = Field(default=20.0, ge=0)
+
+
+class BreakConfig(Section):
+    after_min: float = Field(ge=0)
+    duration_min: float = Field(gt=0)
+
+
+class TruckConfig(Section):
+    id: str = Field(min_length=1, max_length=64)
+    depot: str
+    capacity_l: float = Field(gt=0)
+    shift: tuple[HHMM, HHMM] = ("06:00", "14:00")
+    break_: BreakConfig | None = Field(default=None, alias="break")
+    max_duration_min: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _shift_order(self) -> TruckConfig:
+        if self.shift[1] <= self.shift[0]:
+            raise ValueError(f"truck {self.id}: shift end {self.shift[1]} is not after start {self.shift[0]}")
+        return self
+
+
+class DistanceConfig(Section):
+    method: Literal["haversine", "osrm", "matrix"] = "haversine"
+    detour: float = Field(default=1.3, ge=1.0)
+    speed_kmh: float = Field(default=30.0, gt=0)
+    url: str | None = None
+    file: str | None = None
+
+
+class FleetConfig(Section):
+    """What route plans are built from: depots, trucks, disposal sites and service days."""
+
+    depots: list[DepotConfig] = Field(default_factory=list)
+    trucks: list[TruckConfig] = Field(default_factory=list)
+    disposal_sites: list[DisposalSiteConfig] = Field(default_factory=list)
+    distance: DistanceConfig = Field(default_factory=DistanceConfig)
+    service_days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    plan_time_limit_s: float = Field(default=10.0, gt=0, le=3600)
+    optional_min_fill: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="bins below this predicted fill are left out of plans"
+    )
+    default_service_min: float = Field(default=2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _references(self) -> FleetConfig:
+        depot_ids = {d.id for d in self.depots}
+        for truck in self.trucks:
+            if truck.depot not in depot_ids:
+                raise ValueError(f"truck {truck.id}: depot {truck.depot!r} is not in fleet.depots")
+        for kind, items in (
+            ("depot", self.depots),
+            ("truck", self.trucks),
+            ("disposal site", self.disposal_sites),
+        ):
+            ids = [i.id for i in items]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"duplicate {kind} id")
+        if not self.service_days:
+            raise ValueError("service_days must name at least one weekday")
+        return self
+
+
+class ModelsConfig(Section):
+    """Where model files (served at ``/models/<version>.onnx``) live."""
+
+    dir: Path = Path("models")
+
+    @field_validator("dir")
+    @classmethod
+    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
+        base = _base_dir(info)
+        return (base / value).resolve() if base is not None and not value.is_absolute() else value
+
+
+_SQLITE_REL = re.compile(r"^sqlite(\+\w+)?:///(?!/)(.+)$")
+
+
+class ServerConfig(Section):
+    """The whole ``server.toml``."""
+
+    database: str = "sqlite:///binsight.db"
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, value: str, info: ValidationInfo) -> str:
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; SQLAlchemy's bare postgresql:// means psycopg2.
+            return "postgresql+psycopg://" + value[len("postgresql://") :]
+        if not value.startswith(("sqlite:", "postgresql+")):
+            raise ValueError(f"database must be a sqlite:/// or postgresql:// URL, not {value!r}")
+        m = _SQLITE_REL.match(value)
+        base = _base_dir(info)
+        if m and base is not None and m.group(2) != ":memory:":
+            return f"sqlite{m.group(1) or ''}:///{(base / m.group(2)).resolve()}"
+        return value
+
+
+def load_server_config(path: str | Path) -> ServerConfig:
+    """Load and validate ``server.toml``; raises :class:`binsight.errors.ConfigError` naming the key."""
+    return load_toml(path, ServerConfig)
+
+
+def config_from_dict(data: dict[str, Any], base_dir: Path | None = None) -> ServerConfig:
+    """Validate a dict as a ``server.toml`` (tests and the demo build configs this way)."""
+    return ServerConfig.model_validate(data, context={"base_dir": base_dir} if base_dir else None)

@@ -1,0 +1,242 @@
+"""The tables. Times are epoch milliseconds UTC (``*_at``/``ts``), as on the wire.
+
+Migrations in ``migrations/versions`` create exactly these tables; ``tests/server/db`` checks
+that the migrated schema and this metadata agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Bin",
+    "Device",
+    "DeviceCommand",
+    "DeviceEvent",
+    "Image",
+    "IngestReject",
+    "Label",
+    "ModelRecord",
+    "Plan",
+    "Reading",
+]
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Bin(Base):
+    """A container: where it is and what it holds. Position is null for bins only seen on MQTT."""
+
+    __tablename__ = "bins"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    capacity_l: Mapped[float | None] = mapped_column(Float)
+    site: Mapped[str | None] = mapped_column(String(100), index=True)
+    service_min: Mapped[float | None] = mapped_column(Float)
+    window_start: Mapped[str | None] = mapped_column(String(5))
+    window_end: Mapped[str | None] = mapped_column(String(5))
+    registered: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Device(Base):
+    """The camera agent on one bin: availability, last contact and its latest stats."""
+
+    __tablename__ = "devices"
+    bin_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    available: Mapped[str | None] = mapped_column(String(16))
+    available_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen: Mapped[int | None] = mapped_column(BigInteger)
+    model: Mapped[str | None] = mapped_column(String(128))
+    interval_s: Mapped[float | None] = mapped_column(Float)
+    outbox_depth: Mapped[int | None] = mapped_column(Integer)
+    dropped: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    uptime_s: Mapped[float | None] = mapped_column(Float)
+    last_infer_ms: Mapped[float | None] = mapped_column(Float)
+    camera_ok: Mapped[bool | None] = mapped_column(Boolean)
+    rss_mb: Mapped[float | None] = mapped_column(Float)
+    captures: Mapped[int | None] = mapped_column(BigInteger)
+    unusable: Mapped[int | None] = mapped_column(BigInteger)
+    stats_at: Mapped[int | None] = mapped_column(BigInteger)
+    # The newest reading (any quality) and the newest usable fill, kept here so listing bins
+    # never scans the readings table.
+    reading_ts: Mapped[int | None] = mapped_column(BigInteger)
+    quality: Mapped[str | None] = mapped_column(String(32))
+    fill: Mapped[float | None] = mapped_column(Float)
+    fill_ts: Mapped[int | None] = mapped_column(BigInteger)
+    # Seq bookkeeping over stored readings: missing = seq_max - seq_min + 1 - seq_count.
+    seq_min: Mapped[int | None] = mapped_column(BigInteger)
+    seq_max: Mapped[int | None] = mapped_column(BigInteger)
+    seq_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Reading(Base):
+    __tablename__ = "readings"
+    __table_args__ = (
+        UniqueConstraint("bin_id", "seq"),
+        Index("ix_readings_bin_id_ts", "bin_id", "ts"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bin_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    fill: Mapped[float | None] = mapped_column(Float)
+    quality: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+    spread: Mapped[float | None] = mapped_column(Float)
+    infer_ms: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(64))
+
+
+class Image(Base):
+    """A JPEG a device sent for labelling."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("bin_id", "sha256"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bin_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(16))
+    predicted_fill: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    jpeg: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+
+
+class Label(Base):
+    """A person's label for an image (or a skip). The latest non-skip label of an image counts."""
+
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    fill: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(64))
+    unusable: Mapped[bool] = mapped_column(Boolean, default=False)
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    who: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Plan(Base):
+    """A route plan: what was asked, the problem handed to routing, and its result."""
+
+    __tablename__ = "plans"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    problem: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ModelRecord(Base):
+    """A model file the server knows; promotion to devices sets ``active``."""
+
+    __tablename__ = "models"
+    version: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    precision: Mapped[str | None] = mapped_column(String(8))
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ApiToken(Base):
+    """A bearer token; only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DeviceEvent(Base):
+    """What a device reported doing (commands, model updates) and its availability changes."""
+
+    __tablename__ = "device_events"
+    __table_args__ = (Index("ix_device_events_bin_id_ts", "bin_id", "ts"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bin_id: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class DeviceCommand(Base):
+    """A command sent to a device; its ``event`` updates the status."""
+
+    __tablename__ = "device_commands"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bin_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    interval_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class IngestReject(Base):
+    """Rejected messages, counted by reason across restarts and server processes."""
+
+    __tablename__ = "ingest_rejects"
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_at: Mapped[int] = mapped_column(BigInteger)
+    last_topic: Mapped[str | None] = mapped_column(String(300))
+    last_detail: Mapped[str | None] = mapped_column(String(500))

@@ -1,0 +1,1 @@
+"""MQTT ingest: validate every message, write in batches, acknowledge only what is committed."""

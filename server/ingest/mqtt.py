@@ -1,0 +1,142 @@
+"""The MQTT side of ingest: a persistent MQTT 5 session with QoS 1 (shared) subscriptions.
+
+* ``clean_start=False`` and a session expiry interval: the broker queues our messages while the
+  server is down or restarting, and redelivers what we had not acknowledged.
+* ``manual_ack``: a message is acknowledged by the :class:`BatchWriter` after its batch committed.
+* ``$share/<group>/...``: several servers in one group split readings, stats, events and images.
+  Availability is retained, and brokers do not send retained messages on shared subscriptions,
+  so every server subscribes to it directly (updating availability twice is harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from binsight.protocol import Command, Topics
+from binsight.secrets import read_secret
+from binsight.server.config import IngestConfig, MqttConfig
+from binsight.server.db.engine import now_ms
+from binsight.server.ingest.messages import parse
+from binsight.server.ingest.writer import Queued
+
+__all__ = ["MqttIngest"]
+
+logger = logging.getLogger(__name__)
+
+
+class MqttIngest:
+    """Subscribes, validates each message and queues it for the writer; publishes device commands."""
+
+    def __init__(self, mqtt_cfg: MqttConfig, ingest_cfg: IngestConfig, inbox: queue.Queue[Queued]) -> None:
+        self.cfg = mqtt_cfg
+        self.ingest_cfg = ingest_cfg
+        self.inbox = inbox
+        self.topics = Topics(mqtt_cfg.root)
+        self.connected = threading.Event()
+        self.paused = threading.Event()
+        self._generation = 0
+        self._gen_lock = threading.Lock()
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=mqtt_cfg.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # Outgoing (commands) in flight at once; incoming is bounded by the broker's limit.
+        self.client.max_inflight_messages_set(100)
+        password = read_secret("mqtt_password", mqtt_cfg.password_file)
+        if mqtt_cfg.username is not None:
+            self.client.username_pw_set(mqtt_cfg.username, password)
+        if mqtt_cfg.tls:
+            self.client.tls_set(
+                ca_certs=str(mqtt_cfg.ca_file) if mqtt_cfg.ca_file else None, cert_reqs=ssl.CERT_REQUIRED
+            )
+
+    def subscriptions(self) -> list[str]:
+        group = self.ingest_cfg.shared_group
+        shared = [self.topics.wildcard(k) for k in ("reading", "stats", "event", "image")]
+        if group:
+            shared = [f"$share/{group}/{t}" for t in shared]
+        return [*shared, self.topics.wildcard("available")]
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.cfg.session_expiry_s
+        self.client.connect_async(
+            self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            logger.error("MQTT broker %s:%s refused the connection: %s", self.cfg.host, self.cfg.port, reason)
+            return
+        with self._gen_lock:
+            self._generation += 1
+        client.subscribe([(t, 1) for t in self.subscriptions()])
+        self.connected.set()
+        logger.info(
+            "connected to MQTT %s:%s as %s, session present: %s",
+            self.cfg.host,
+            self.cfg.port,
+            self.cfg.client_id,
+            _flags.session_present,
+        )
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        self.connected.clear()
+        if reason.value != 0:
+            logger.warning("MQTT connection lost (%s); reconnecting", reason)
+
+    def _ack_for(self, msg: mqtt.MQTTMessage) -> Any:
+        if msg.qos == 0:
+            return None
+        generation, mid, qos = self._generation, msg.mid, msg.qos
+        client = self.client
+
+        def ack() -> None:
+            # An ack belongs to the connection that delivered the message; after a reconnect the
+            # broker redelivers it (with the same packet id) and that copy gets its own ack.
+            if generation == self._generation:
+                client.ack(mid, qos)
+
+        return ack
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.paused.is_set():
+            return  # shutting down: left unacknowledged, the broker redelivers it after the restart
+        now = now_ms()
+        item = parse(self.topics, msg.topic, msg.payload, now, int(self.ingest_cfg.max_future_s * 1000))
+        # Blocking here (queue full) is the backpressure: the broker holds the rest for us.
+        self.inbox.put(Queued(item, self._ack_for(msg)))
+
+    def send_command(self, bin_id: str, command: Command) -> None:
+        """Publish ``command`` to the device's ``cmd`` topic (QoS 1); raises if not connected."""
+        if not self.connected.is_set():
+            raise ConnectionError("not connected to the MQTT broker")
+        info = self.client.publish(self.topics.cmd(bin_id), command.model_dump_json(exclude_none=True), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"publish failed: {mqtt.error_string(info.rc)}")

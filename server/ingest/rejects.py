@@ -1,0 +1,46 @@
+"""Reject counters: per reason, per process, logged once per reason with an example."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+from binsight.server.ingest.messages import Reject
+
+__all__ = ["RejectLog"]
+
+logger = logging.getLogger(__name__)
+
+
+class RejectLog:
+    """Counts rejects by reason; the first of each reason is logged as a warning, the rest at debug.
+
+    ``pending()`` hands the counts not yet persisted to the writer, which adds them to the
+    ``ingest_rejects`` table in the same transaction that acknowledges the messages.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.totals: Counter[str] = Counter()
+        self._seen: set[str] = set()
+
+    def record(self, reject: Reject) -> None:
+        with self._lock:
+            self.totals[reject.reason] += 1
+            first = reject.reason not in self._seen
+            self._seen.add(reject.reason)
+        if first:
+            logger.warning(
+                "rejected message on %s: %s (%s); further %s rejects are counted, not logged",
+                reject.topic,
+                reject.reason,
+                reject.detail,
+                reject.reason,
+            )
+        else:
+            logger.debug("rejected message on %s: %s (%s)", reject.topic, reject.reason, reject.detail)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.totals)
