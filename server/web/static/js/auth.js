@@ -1,0 +1,26 @@
+// The token lives in sessionStorage (this tab only); the role from GET /api/me decides what is offered.
+
+const KEY = 'binsight.token';
+
+export function getToken() {
+  return sessionStorage.getItem(KEY);
+}
+
+export function setToken(token) {
+  sessionStorage.setItem(KEY, token);
+}
+
+export function clearToken() {
+  sessionStorage.removeItem(KEY);
+}
+
+// Mirrors the server's roles (docs/contracts.md): the API refuses the rest anyway.
+const ABILITIES = {
+  admin: ['map', 'plan', 'fleet', 'label', 'models', 'commands', 'promote'],
+  operator: ['map', 'plan', 'fleet', 'models', 'commands'],
+  labeller: ['map', 'label'],
+};
+
+export function can(role, ability) {
+  return (ABILITIES[role] || []).includes(ability);
+}

@@ -1,0 +1,41 @@
+// Colours with text contrast in mind. Fill uses a sequential green -> yellow -> red scale (also told in words);
+// routes use a qualitative palette that stays distinct for common colour-vision deficiencies.
+
+const FILL_STOPS = [
+  [0.0, [26, 152, 80]],
+  [0.5, [254, 224, 139]],
+  [0.8, [244, 109, 67]],
+  [1.0, [165, 0, 38]],
+];
+
+export const NO_READING = '#9aa0a6';
+
+export function fillColor(fill) {
+  if (fill === null || fill === undefined || Number.isNaN(fill)) return NO_READING;
+  const f = Math.max(0, Math.min(1, fill));
+  for (let i = 1; i < FILL_STOPS.length; i += 1) {
+    const [f1, c1] = FILL_STOPS[i];
+    const [f0, c0] = FILL_STOPS[i - 1];
+    if (f <= f1) {
+      const t = (f - f0) / (f1 - f0);
+      const c = c0.map((v, k) => Math.round(v + t * (c1[k] - v)));
+      return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+    }
+  }
+  return 'rgb(165, 0, 38)';
+}
+
+/** Dark or light text for a fill colour background. */
+export function fillTextColor(fill) {
+  if (fill === null || fill === undefined) return '#000';
+  return fill > 0.15 && fill < 0.75 ? '#000' : '#fff';
+}
+
+// Okabe-Ito plus a few darker extras: distinct in colour and readable on white.
+export const ROUTE_COLORS = [
+  '#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#7a4f9a', '#8c6d1f', '#000000', '#b2182b',
+];
+
+export function routeColor(i) {
+  return ROUTE_COLORS[i % ROUTE_COLORS.length];
+}

@@ -1,0 +1,38 @@
+// What an operator wants to know about one bin, as a definition list.
+import { h } from '../dom.js';
+import { fillColor, fillTextColor } from '../colors.js';
+import { dateTime, pct, relative } from '../format.js';
+
+export function fillBadge(fill) {
+  return h('span', { class: 'fill-badge', style: { background: fillColor(fill), color: fillTextColor(fill) } }, pct(fill));
+}
+
+export function stateBadge(bin) {
+  if (bin.online === true) return h('span', { class: 'state state-online' }, 'online');
+  if (bin.online === false) return h('span', { class: 'state state-offline' }, 'offline');
+  return h('span', { class: 'state state-unknown' }, 'no device');
+}
+
+export function timeToFull(forecast) {
+  if (!forecast || !forecast.full_ts) return 'not forecast';
+  const band = forecast.low_ts && forecast.high_ts
+    ? ` (between ${relative(forecast.low_ts)} and ${relative(forecast.high_ts)})` : '';
+  return forecast.full_ts <= Date.now() ? `full now${band}` : `${relative(forecast.full_ts)}${band}`;
+}
+
+export function binDetails(bin) {
+  const row = (term, ...desc) => [h('dt', {}, term), h('dd', {}, ...desc)];
+  return h('div', { class: 'bin-details' },
+    h('h3', {}, bin.name && bin.name !== bin.id ? `${bin.name} (${bin.id})` : bin.id),
+    h('dl', {},
+      row('Fill', fillBadge(bin.fill), bin.quality && bin.quality !== 'ok' ? ` last frame ${bin.quality}` : ''),
+      row('Full', timeToFull(bin.forecast)),
+      row('Fill rate', bin.forecast && bin.forecast.rate_per_day !== null && bin.forecast.rate_per_day !== undefined
+        ? `${pct(bin.forecast.rate_per_day, 1)} per day` : '–'),
+      row('Last reading', bin.fill_ts ? `${relative(bin.fill_ts)} (${dateTime(bin.fill_ts)})` : 'none yet'),
+      row('Device', stateBadge(bin), bin.online === false && bin.offline_reason ? ` ${bin.offline_reason}` : ''),
+      row('Last seen', bin.last_seen ? relative(bin.last_seen) : '–'),
+      row('Site', bin.site || '–'),
+      row('Capacity', bin.capacity_l ? `${bin.capacity_l} L` : '–'),
+      bin.last_error ? row('Last error', bin.last_error) : null));
+}

@@ -1,0 +1,108 @@
+// Fleet: which cameras are online (and why not), their health, and one bin's fill history with its forecast.
+import { api, query } from '../api.js';
+import { fillChart, fillLegend } from '../chart.js';
+import { flash, h, replace, table } from '../dom.js';
+import { dateTime, duration, relative } from '../format.js';
+import { timeToFull } from './bininfo.js';
+
+const COMMANDS = [
+  ['capture', 'Capture now'],
+  ['send_image', 'Send an image'],
+  ['send_stats', 'Send stats'],
+];
+
+export default {
+  id: 'fleet',
+  title: 'Fleet',
+  ability: 'fleet',
+  mount(container, ctx) {
+    let devices = [];
+    let bins = new Map();
+    let selected = ctx.params[0] || null;
+    let alive = true;
+    const offlineOnly = h('input', { id: 'd-offline', type: 'checkbox' });
+    const summary = h('p', { class: 'summary', 'aria-live': 'polite' });
+    const listHost = h('div', {});
+    const days = h('select', { id: 'h-days' }, [3, 7, 14, 30, 90].map((d) => h('option', { value: d, selected: d === 14 }, `${d} days`)));
+    const chartHost = h('section', { class: 'panel chart-panel', 'aria-label': 'Fill history', hidden: true });
+
+    replace(container,
+      h('div', { class: 'page-head' }, h('h1', {}, 'Fleet'), summary),
+      h('div', { class: 'filters' }, h('div', { class: 'field check' }, offlineOnly, h('label', { for: 'd-offline' }, 'Offline only'))),
+      listHost,
+      chartHost);
+
+    async function command(binId, action) {
+      try {
+        const res = await api(`/api/devices/${encodeURIComponent(binId)}/commands`, { method: 'POST', body: { action } });
+        flash(`Sent "${action}" to ${binId} (command ${res && res.id ? res.id : 'queued'}).`);
+      } catch (err) {
+        flash(`Command failed: ${err.message}`, 'error');
+      }
+    }
+
+    async function showHistory(binId) {
+      selected = binId;
+      history.replaceState(null, '', `#/fleet/${encodeURIComponent(binId)}`);
+      chartHost.hidden = false;
+      replace(chartHost, h('h2', {}, `Fill history of ${binId}`), h('p', { class: 'hint' }, 'Loading…'));
+      let hist;
+      try {
+        hist = await api(`/api/bins/${encodeURIComponent(binId)}/history${query({ days: days.value })}`);
+      } catch (err) {
+        replace(chartHost, h('h2', {}, `Fill history of ${binId}`), h('p', { class: 'error' }, err.message));
+        return;
+      }
+      if (!alive || selected !== binId) return;
+      const bin = bins.get(binId);
+      const dev = devices.find((d) => d.bin_id === binId);
+      const usable = hist.readings.filter((r) => r.fill !== null).length;
+      replace(chartHost,
+        h('div', { class: 'row' }, h('h2', {}, `Fill history of ${binId}`),
+          h('div', { class: 'field' }, h('label', { for: 'h-days' }, 'Period'), days)),
+        h('p', {}, `${hist.readings.length} readings (${hist.readings.length - usable} unusable) · `
+          + `${hist.collections.length} collections detected · full ${timeToFull(hist.forecast || (bin && bin.forecast))}`),
+        fillChart({ ...hist, title: `Fill of ${binId} over the last ${days.value} days` }),
+        fillLegend(),
+        ctx.can('commands') && dev ? h('div', { class: 'row commands' }, h('span', {}, 'Commands:'),
+          COMMANDS.map(([action, text]) => h('button', { type: 'button', class: 'btn', onclick: () => command(binId, action) }, text))) : null);
+    }
+    days.addEventListener('change', () => selected && showHistory(selected));
+
+    function render() {
+      const shown = offlineOnly.checked ? devices.filter((d) => !d.online) : devices;
+      const off = devices.filter((d) => !d.online).length;
+      summary.textContent = `${devices.length} devices · ${devices.length - off} online · ${off} offline`;
+      const sorted = shown.slice().sort((a, b) => Number(a.online) - Number(b.online) || a.bin_id.localeCompare(b.bin_id));
+      replace(listHost, table([
+        { label: 'Bin', value: (d) => h('button', { type: 'button', class: 'link', onclick: () => showHistory(d.bin_id), 'aria-label': `Fill history of ${d.bin_id}` }, d.bin_id) },
+        { label: 'State', value: (d) => [h('span', { class: `state ${d.online ? 'state-online' : 'state-offline'}` }, d.online ? 'online' : 'offline'), !d.online && d.reason ? ` ${d.reason}` : ''] },
+        { label: 'Last seen', value: (d) => h('span', { title: dateTime(d.last_seen) }, relative(d.last_seen)) },
+        { label: 'Model', value: (d) => h('code', {}, d.model || '–') },
+        { label: 'Outbox', value: (d) => (d.outbox_depth ?? '–'), className: 'num' },
+        { label: 'Dropped', value: (d) => (d.dropped ?? '–'), className: 'num' },
+        { label: 'Seq gaps', value: (d) => (d.seq_gaps ?? '–'), className: 'num' },
+        { label: 'Uptime', value: (d) => (d.uptime_s ? duration(d.uptime_s * 1000) : '–') },
+        { label: 'Inference', value: (d) => (d.last_infer_ms ? `${Math.round(d.last_infer_ms)} ms` : '–'), className: 'num' },
+        { label: 'Last error', value: (d) => d.last_error || '–', className: 'wrap' },
+      ], sorted, { caption: 'Devices, offline first', rowAttrs: (d) => ({ 'data-device': d.bin_id, class: d.online ? '' : 'row-offline' }), empty: 'No devices have reported yet.' }));
+    }
+    offlineOnly.addEventListener('change', render);
+
+    async function load() {
+      try {
+        const [devs, bs] = await Promise.all([api('/api/devices'), api('/api/bins')]);
+        devices = devs;
+        bins = new Map(bs.map((b) => [b.id, b]));
+      } catch (err) {
+        summary.textContent = `Could not load devices: ${err.message}`;
+        return;
+      }
+      if (!alive) return;
+      render();
+    }
+    load().then(() => { if (selected) showHistory(selected); });
+    const timer = setInterval(load, 30_000);
+    return () => { alive = false; clearInterval(timer); };
+  },
+};

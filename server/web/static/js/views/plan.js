@@ -1,0 +1,280 @@
+// Route plan: ask the server for a plan, follow the solver, draw the routes, list a manifest per truck.
+import { ApiError, api } from '../api.js';
+import { routeColor } from '../colors.js';
+import { download, flash, h, replace, table } from '../dom.js';
+import { clock, dateTime, km, litres, minutes, pct } from '../format.js';
+import { MapView } from '../mapview.js';
+import { tileSettings } from './map.js';
+
+const POLL_MS = 1000;
+
+function tomorrow() {
+  const d = new Date(Date.now() + 86_400_000);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+const KIND_LABEL = { depot: 'Depot', disposal: 'Disposal', break: 'Break', bin: 'Bin' };
+
+/** Manifest rows for one route: bin stops are numbered 1..n; other stops are named by kind. */
+export function manifestRows(route) {
+  let n = 0;
+  return route.stops.map((stop) => {
+    if (stop.kind === 'bin') n += 1;
+    return { ...stop, number: stop.kind === 'bin' ? n : null };
+  });
+}
+
+function truckRow(truck = {}) {
+  const id = h('input', { type: 'text', value: truck.id || '', 'aria-label': 'Truck id', required: true, class: 'truck-id' });
+  const cap = h('input', { type: 'number', min: 1, step: 100, value: truck.capacity_l || 10000, 'aria-label': 'Capacity (L)', class: 'truck-cap' });
+  const shift = truck.shift || ['06:00', '14:00'];
+  const start = h('input', { type: 'time', value: clock(shift[0]), 'aria-label': 'Shift start', class: 'truck-start' });
+  const end = h('input', { type: 'time', value: clock(shift[1]), 'aria-label': 'Shift end', class: 'truck-end' });
+  const row = h('tr', { class: 'truck-row' },
+    h('td', {}, id), h('td', {}, cap), h('td', {}, start), h('td', {}, end),
+    h('td', {}, h('button', { type: 'button', class: 'btn btn-quiet', onclick: () => row.remove(), 'aria-label': 'Remove truck' }, 'Remove')));
+  return row;
+}
+
+export default {
+  id: 'plan',
+  title: 'Route plan',
+  ability: 'plan',
+  mount(container, ctx) {
+    let plan = null;
+    let pollTimer = null;
+    let tickTimer = null;
+    let alive = true;
+    let onlyTruck = ctx.params[0] || '';
+
+    const date = h('input', { id: 'p-date', type: 'date', value: tomorrow(), required: true });
+    const limit = h('input', { id: 'p-limit', type: 'number', min: 1, max: 600, value: 10, inputmode: 'numeric' });
+    const threshold = h('input', { id: 'p-threshold', type: 'number', min: 10, max: 100, step: 5, value: 80, inputmode: 'numeric' });
+    const trucksBody = h('tbody', {});
+    const fleetOverride = h('input', { id: 'p-fleet', type: 'checkbox' });
+    const fleetTable = h('div', { class: 'table-wrap', hidden: true },
+      h('table', { class: 'trucks' },
+        h('caption', {}, 'Trucks for this plan'),
+        h('thead', {}, h('tr', {}, ['Truck', 'Capacity (L)', 'Shift start', 'Shift end', ''].map((x) => h('th', { scope: 'col' }, x)))),
+        trucksBody),
+      h('button', { type: 'button', class: 'btn', onclick: () => trucksBody.append(truckRow({ id: `truck-${trucksBody.children.length + 1}` })) }, 'Add truck'));
+    fleetOverride.addEventListener('change', () => {
+      fleetTable.hidden = !fleetOverride.checked;
+      if (fleetOverride.checked && !trucksBody.children.length) {
+        const known = plan && plan.request && Array.isArray(plan.request.trucks) ? plan.request.trucks : [{ id: 'truck-1' }, { id: 'truck-2' }];
+        for (const t of known) trucksBody.append(truckRow(typeof t === 'object' ? t : { id: String(t) }));
+      }
+    });
+    const planBtn = h('button', { id: 'plan-btn', type: 'submit', class: 'btn btn-primary' }, 'Plan routes');
+    const progress = h('progress', { id: 'plan-progress', max: 100, value: 0, hidden: true, 'aria-label': 'Solver progress' });
+    const status = h('p', { id: 'plan-status', class: 'status', role: 'status', 'aria-live': 'polite' });
+    const form = h('form', { class: 'plan-form no-print', 'aria-label': 'Plan routes' },
+      h('div', { class: 'row' },
+        h('div', { class: 'field' }, h('label', { for: 'p-date' }, 'Service date'), date),
+        h('div', { class: 'field' }, h('label', { for: 'p-threshold' }, 'Collect bins forecast above (%)'), threshold),
+        h('div', { class: 'field' }, h('label', { for: 'p-limit' }, 'Solver time limit (s)'), limit)),
+      h('div', { class: 'field check' }, fleetOverride, h('label', { for: 'p-fleet' }, 'Choose the trucks (otherwise the server\'s configured fleet)')),
+      fleetTable,
+      h('div', { class: 'row' }, planBtn, progress, status));
+
+    const mapHost = h('div', { class: 'map-host map-host-plan' });
+    const summary = h('div', { class: 'plan-summary' });
+    const tools = h('div', { class: 'plan-tools no-print', hidden: true });
+    const manifests = h('div', { class: 'manifests' });
+    const why = h('div', { class: 'why' });
+    replace(container,
+      h('div', { class: 'page-head' }, h('h1', {}, 'Route plan')),
+      // A driver's link (#/plan/<truck>) opens on the manifest; the form stays one tap away.
+      h('details', { class: 'plan-form-box no-print', open: !onlyTruck }, h('summary', {}, 'Plan new routes'), form),
+      h('section', { id: 'plan-result', 'aria-label': 'Planned routes', hidden: true },
+        summary, tools, mapHost, manifests, why));
+    const result = container.querySelector('#plan-result');
+    const map = new MapView(mapHost, { label: 'Map of planned routes' });
+    const st = tileSettings();
+    if (st.on) map.setTiles(st.url);
+
+    function stopPolling() {
+      clearTimeout(pollTimer);
+      clearInterval(tickTimer);
+      pollTimer = null;
+      tickTimer = null;
+    }
+
+    function busy(on) {
+      planBtn.disabled = on;
+      progress.hidden = !on;
+    }
+
+    async function exportAs(ext, mime) {
+      try {
+        const blob = await api(`/api/plans/${encodeURIComponent(plan.id)}/export.${ext}`, { blob: true });
+        download(new Blob([blob], { type: mime }), `binsight-plan-${plan.id}.${ext}`);
+      } catch (err) {
+        flash(`Download failed: ${err.message}`, 'error');
+      }
+    }
+
+    function renderPlan() {
+      const res = plan.result;
+      result.hidden = false;
+      const routes = (res.routes || []).filter((r) => r.stops && r.stops.length);
+      const req = plan.request || {};
+      const truckIds = routes.map((r) => r.truck);
+      if (onlyTruck && !truckIds.includes(onlyTruck)) onlyTruck = '';
+      const shownRoutes = onlyTruck ? routes.filter((r) => r.truck === onlyTruck) : routes;
+      const colorOf = (truck) => routeColor(truckIds.indexOf(truck));
+
+      const totals = routes.reduce((a, r) => ({ km: a.km + (r.distance_km || 0), l: a.l + (r.collected_l || 0) }), { km: 0, l: 0 });
+      replace(summary,
+        h('h2', {}, `Plan for ${req.date || 'the next service day'}`),
+        h('p', {}, `${routes.length} route${routes.length === 1 ? '' : 's'} · ${(res.included || []).length} bins collected · `
+          + `${(res.skipped || []).length} skipped · ${km(totals.km)} · ${litres(totals.l)} collected`
+          + `${res.feasible === false ? ' · NOT FEASIBLE' : ''} · planned ${dateTime(plan.created_at)}`),
+        h('ul', { class: 'legend route-legend' }, routes.map((r) => h('li', {},
+          h('span', { class: 'swatch', style: { background: colorOf(r.truck) } }), r.truck)),
+        h('li', {}, h('span', { class: 'swatch swatch-depot', 'aria-hidden': 'true' }, 'H'), 'depot'),
+        h('li', {}, h('span', { class: 'swatch swatch-disposal', 'aria-hidden': 'true' }, 'T'), 'disposal (tip)')));
+
+      const truckSel = h('select', { id: 'p-truck' }, h('option', { value: '' }, 'All trucks'),
+        truckIds.map((t) => h('option', { value: t, selected: t === onlyTruck }, t)));
+      truckSel.addEventListener('change', () => {
+        onlyTruck = truckSel.value;
+        history.replaceState(null, '', `#/plan${onlyTruck ? `/${encodeURIComponent(onlyTruck)}` : ''}`);
+        renderPlan();
+      });
+      replace(tools,
+        h('div', { class: 'field' }, h('label', { for: 'p-truck' }, 'Show'), truckSel),
+        h('button', { type: 'button', class: 'btn', onclick: () => window.print() }, 'Print manifests'),
+        h('button', { type: 'button', class: 'btn', onclick: () => exportAs('csv', 'text/csv') }, 'CSV'),
+        h('button', { type: 'button', class: 'btn', onclick: () => exportAs('geojson', 'application/geo+json') }, 'GeoJSON'),
+        h('button', { type: 'button', class: 'btn', onclick: () => exportAs('gpx', 'application/gpx+xml') }, 'GPX'));
+      tools.hidden = false;
+
+      const places = new Map();
+      for (const r of routes) {
+        for (const stp of r.stops) {
+          if ((stp.kind === 'depot' || stp.kind === 'disposal') && Number.isFinite(stp.lat)) places.set(stp.id, stp);
+        }
+      }
+      map.setPlaces([...places.values()]);
+      map.setRoutes(shownRoutes.map((r) => ({ truck: r.truck, color: colorOf(r.truck), stops: r.stops })));
+      map.fitAll();
+
+      replace(manifests, shownRoutes.map((r) => {
+        const rows = manifestRows(r);
+        return h('section', { class: 'manifest', 'data-truck': r.truck, 'aria-label': `Manifest for ${r.truck}` },
+          h('h3', {}, h('span', { class: 'swatch', style: { background: colorOf(r.truck) }, 'aria-hidden': 'true' }), r.truck),
+          h('p', { class: 'manifest-meta' }, `${rows.filter((x) => x.kind === 'bin').length} bins · ${km(r.distance_km)} · `
+            + `${minutes(r.duration_min)} · ${litres(r.collected_l)} collected`),
+          table([
+            { label: '#', value: (x) => (x.number === null ? '' : String(x.number)), className: 'num' },
+            { label: 'Stop', value: (x) => (x.kind === 'bin' ? x.id : [h('strong', {}, KIND_LABEL[x.kind] || x.kind), x.kind === 'break' || x.id.toLowerCase() === x.kind ? '' : ` ${x.id}`]) },
+            { label: 'ETA', value: (x) => clock(x.arrive), className: 'num' },
+            { label: 'Expected fill', short: 'fill', value: (x) => (x.kind === 'bin' ? pct(x.fill) : ''), className: 'num' },
+            { label: 'Volume', short: 'vol.', value: (x) => (x.kind === 'bin' ? litres(x.volume_l) : ''), className: 'num' },
+            { label: 'Load after', short: 'load', value: (x) => litres(x.load_after_l), className: 'num' },
+          ], rows, { caption: `Stops for ${r.truck}`, rowAttrs: (x) => ({ class: `stop-${x.kind}` }) }));
+      }));
+
+      const reasons = (list) => table([
+        { label: 'Bin', value: (x) => x.id },
+        { label: 'Why', value: (x) => x.reason || '–' },
+      ], list || []);
+      replace(why,
+        h('details', { class: 'no-print-closed' }, h('summary', {}, `Why these ${(res.included || []).length} bins were taken`), reasons(res.included)),
+        h('details', {}, h('summary', {}, `Why ${(res.skipped || []).length} bins were skipped`), reasons(res.skipped)));
+    }
+
+    function show(p) {
+      plan = p;
+      if (p.status === 'running') {
+        busy(true);
+        return;
+      }
+      busy(false);
+      stopPolling();
+      if (p.status === 'failed') {
+        status.textContent = `Planning failed: ${p.error || 'no reason given'}`;
+        status.className = 'status error';
+        return;
+      }
+      status.className = 'status';
+      status.textContent = `Plan ${p.id} ready.`;
+      if (p.result) renderPlan();
+    }
+
+    async function poll(id) {
+      try {
+        const p = await api(`/api/plans/${encodeURIComponent(id)}`);
+        if (!alive) return;
+        show(p);
+        if (p.status === 'running') pollTimer = setTimeout(() => poll(id), POLL_MS);
+      } catch (err) {
+        if (!alive) return;
+        busy(false);
+        stopPolling();
+        status.textContent = `Lost track of the plan: ${err.message}`;
+        status.className = 'status error';
+      }
+    }
+
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const body = {
+        date: date.value || undefined,
+        time_limit_s: Number(limit.value) || undefined,
+        threshold: threshold.value ? Number(threshold.value) / 100 : undefined,
+      };
+      if (fleetOverride.checked) {
+        body.trucks = [...trucksBody.querySelectorAll('.truck-row')].map((row) => ({
+          id: row.querySelector('.truck-id').value.trim(),
+          capacity_l: Number(row.querySelector('.truck-cap').value),
+          shift: [row.querySelector('.truck-start').value, row.querySelector('.truck-end').value],
+        }));
+        if (!body.trucks.length || body.trucks.some((t) => !t.id)) {
+          status.textContent = 'Give every truck an id, or untick "Choose the trucks".';
+          status.className = 'status error';
+          return;
+        }
+      }
+      stopPolling();
+      busy(true);
+      status.className = 'status';
+      status.textContent = 'Sending the request…';
+      let started;
+      try {
+        started = await api('/api/plans', { method: 'POST', body });
+      } catch (err) {
+        busy(false);
+        status.textContent = `The server refused the plan: ${err.message}`;
+        status.className = 'status error';
+        return;
+      }
+      const t0 = Date.now();
+      const budget = (body.time_limit_s || 10) * 1000;
+      tickTimer = setInterval(() => {
+        const elapsed = Date.now() - t0;
+        progress.value = Math.min(99, (100 * elapsed) / (budget * 1.2));
+        status.textContent = `Solving… ${Math.round(elapsed / 1000)} s (time limit ${Math.round(budget / 1000)} s)`;
+      }, 250);
+      poll(started.id);
+    });
+
+    (async () => {
+      try {
+        const p = await api('/api/plans/latest');
+        if (!alive) return;
+        show(p);
+        if (p.status === 'running') {
+          status.textContent = 'A plan is being solved…';
+          poll(p.id);
+        }
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404)) status.textContent = `Could not load the latest plan: ${err.message}`;
+        else status.textContent = 'No plan yet.';
+      }
+    })();
+
+    return () => { alive = false; stopPolling(); map.destroy(); };
+  },
+};
