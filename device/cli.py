@@ -21,6 +21,17 @@ def register(sub: Any) -> None:
     s.add_argument("--config", help="device.toml used as a template (mqtt, model, outbox dir)")
     s.add_argument("--interval", type=float, default=None, help="seconds between captures")
     s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    s.add_argument("--model", default=None, help="model file (default: model in --config)")
+    s.add_argument(
+        "--broker", default=None, help="HOST:PORT (default: [mqtt] in --config, else 127.0.0.1:1883)"
+    )
+    s.add_argument("--state-dir", default="sim-state", help="outboxes and model copies, one folder per bin")
+    s.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulation only: reading timestamps run this many times faster than wall time",
+    )
     s.set_defaults(func=_simulate)
 
 

@@ -1,0 +1,136 @@
+"""Handlers of ``binsight device run|simulate`` (argument parsing is in :mod:`binsight.device.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from binsight.config import load_toml
+from binsight.device.config import DeviceConfig
+from binsight.device.sources import IMAGE_SUFFIXES
+from binsight.errors import ConfigError
+from binsight.protocol import BIN_ID_PATTERN
+from binsight.secrets import read_secret
+
+__all__ = ["check_config", "run", "simulate"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_config(cfg: DeviceConfig) -> None:
+    """What ``--check`` verifies beyond the schema: secrets readable, the release key parses.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key at fault.
+    """
+    from binsight.signing import SignatureError, load_public_key, parse_public_key
+
+    read_secret("mqtt_password", cfg.mqtt.password_file)
+    if cfg.mqtt.tls:
+        read_secret("mqtt_tls_key", cfg.mqtt.key_file)
+    try:
+        if cfg.updates.public_key is not None:
+            parse_public_key(cfg.updates.public_key)
+        elif cfg.updates.public_key_file is not None:
+            load_public_key(cfg.updates.public_key_file)
+    except SignatureError as exc:
+        raise ConfigError(f"updates.public_key: {exc}") from exc
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_toml(args.config, DeviceConfig)
+    check_config(cfg)
+    if args.check:
+        json.dump(cfg.resolved(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    from binsight.device.agent import run_agent
+
+    return run_agent(cfg, _stop_on_signals())
+
+
+def _bin_folders(images: Path, n: int) -> tuple[list[tuple[str, Path]], dict[str, int]]:
+    """One subfolder per bin if ``images`` has subfolders with images, else all bins share it."""
+    import re
+
+    if not images.is_dir():
+        raise ConfigError(f"--images {images}: not a folder")
+    subdirs = sorted(
+        d
+        for d in images.iterdir()
+        if d.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.iterdir())
+    )
+    if subdirs:
+        if len(subdirs) < n:
+            raise ConfigError(f"--images {images} has {len(subdirs)} bin subfolders, --bins asks for {n}")
+        pairs = []
+        for i, d in enumerate(subdirs[:n]):
+            bin_id = d.name if re.match(BIN_ID_PATTERN, d.name) else f"bin-{i + 1:04d}"
+            pairs.append((bin_id, d))
+        return pairs, {}
+    count = sum(1 for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if count == 0:
+        raise ConfigError(f"--images {images} holds no images and no subfolders of images")
+    pairs = [(f"bin-{i + 1:04d}", images) for i in range(n)]
+    # Bins sharing a folder start at different images, so they do not all report the same fill.
+    return pairs, {b: (i * count) // n for i, (b, _) in enumerate(pairs)}
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from binsight.device.simulate import SimulatedFleet
+
+    if args.bins < 1:
+        raise ConfigError("--bins must be at least 1")
+    if args.config:
+        template = load_toml(args.config, DeviceConfig)
+    else:
+        template = DeviceConfig.model_validate({"bin_id": "sim-template"}, context={"base_dir": Path.cwd()})
+    data = template.model_dump()
+    if args.model:
+        data["model"] = Path(args.model).resolve()
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--broker {args.broker!r}: expected HOST:PORT")
+        data["mqtt"]["host"], data["mqtt"]["port"] = host, int(port)
+    template = DeviceConfig.model_validate(data)
+    check_config(template)
+    if not template.model.exists():
+        raise ConfigError(f"model file {template.model} does not exist (give --model or model in --config)")
+    pairs, offsets = _bin_folders(Path(args.images), args.bins)
+    fleet = SimulatedFleet(
+        pairs,
+        template=template,
+        state_dir=Path(args.state_dir),
+        interval_s=args.interval,
+        time_scale=args.time_scale,
+        offsets=offsets,
+    )
+    stop = _stop_on_signals()
+    fleet.start()
+    print(f"{len(fleet.agents)} simulated bins running; Ctrl-C stops", file=sys.stderr)
+    try:
+        stop.wait(args.duration)
+    finally:
+        fleet.stop()
+    return 0

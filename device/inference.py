@@ -1,0 +1,208 @@
+"""The fill model on ONNX Runtime, as described in docs/contracts.md ("The model file").
+
+Input ``image``: uint8 ``[N, H, W, 3]`` BGR. Output ``fill`` ``[N]`` (regression) or ``probs``
+``[N, C]`` (classification). Frames are resized to the metadata's ``input_size`` with
+``INTER_AREA`` first, as training does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from binsight.device.sources import Frame
+from binsight.errors import BinsightError
+
+__all__ = ["FillModel", "ModelError", "Prediction", "class_fill", "load_model"]
+
+logger = logging.getLogger(__name__)
+
+# Class names that mean a fill level, for classification models whose classes are not numbers.
+_NAMED_FILLS = {"empty": 0.0, "low": 0.25, "quarter": 0.25, "half": 0.5, "high": 0.75, "full": 1.0,
+                "overflow": 1.0, "overflowing": 1.0}  # fmt: skip
+
+
+class ModelError(BinsightError):
+    """A model file cannot be loaded, breaks the model-file contract, or gives insane output."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    fill: float | None
+    label: str | None = None
+    confidence: float | None = None  # top class probability (classification)
+
+
+def class_fill(name: str) -> float | None:
+    """The fill a class name stands for: ``"0.75"``, ``"75%"``, ``"full"``...; None if unknown."""
+    text = name.strip().lower()
+    if text in _NAMED_FILLS:
+        return _NAMED_FILLS[text]
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%?)", text)
+    if m is None:
+        return None
+    value = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
+    return value if 0.0 <= value <= 1.0 else None
+
+
+class FillModel:
+    """One loaded ONNX model. ``predict`` is thread-safe (ORT sessions are)."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        self.path = Path(path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning worker threads cost a busy 2-core box more than they save.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own types (Fail, InvalidProtobuf, NoSuchFile...)
+            raise ModelError(f"{self.path}: cannot load ONNX model: {exc}") from exc
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = meta
+        self.task = meta.get("binsight.task", "")
+        if self.task not in ("regression", "classification"):
+            raise ModelError(
+                f"{self.path}: metadata binsight.task is {self.task!r}, not regression|classification"
+            )
+        self.version = meta.get("binsight.model_version") or ""
+        if not self.version:
+            raise ModelError(f"{self.path}: metadata has no binsight.model_version")
+        self.input_size = self._input_size(meta.get("binsight.input_size"))
+        self.classes: list[str] = []
+        self.class_fills: list[float] | None = None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != "image" or inputs[0].type != "tensor(uint8)":
+            got = [(i.name, i.type) for i in inputs]
+            raise ModelError(f"{self.path}: expected one uint8 input 'image', model has {got}")
+        outputs = {o.name for o in self.session.get_outputs()}
+        self.output = "fill" if self.task == "regression" else "probs"
+        if self.output not in outputs:
+            raise ModelError(f"{self.path}: {self.task} model lacks output {self.output!r} (has {outputs})")
+        if self.task == "classification":
+            self.classes = self._classes(meta.get("binsight.classes"))
+            fills = [class_fill(c) for c in self.classes]
+            if all(f is not None for f in fills):
+                self.class_fills = [float(f) for f in fills if f is not None]
+            else:
+                logger.warning("%s: classes %s are not fill levels: readings carry the label only",
+                               self.path, self.classes)  # fmt: skip
+        self.warmup_ms = self._warmup()
+
+    def _input_size(self, raw: str | None) -> tuple[int, int]:
+        try:
+            h, w = json.loads(raw or "")
+            if int(h) > 0 and int(w) > 0:
+                return int(h), int(w)
+        except (ValueError, TypeError):
+            pass
+        raise ModelError(f"{self.path}: metadata binsight.input_size is {raw!r}, expected JSON [h, w]")
+
+    def _classes(self, raw: str | None) -> list[str]:
+        try:
+            classes = json.loads(raw or "")
+        except ValueError:
+            classes = None
+        if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+            raise ModelError(f"{self.path}: metadata binsight.classes is {raw!r}, expected a JSON list")
+        return classes
+
+    def _warmup(self) -> float:
+        # The first run allocates and plans; do it now, not on the first real capture.
+        h, w = self.input_size
+        t0 = time.perf_counter()
+        self.predict([np.zeros((h, w, 3), np.uint8)])
+        return (time.perf_counter() - t0) * 1000.0
+
+    def prepare(self, frame: Frame) -> Frame:
+        h, w = self.input_size
+        if frame.shape[0] == h and frame.shape[1] == w:
+            return frame
+        return np.asarray(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+    def predict(self, frames: list[Frame]) -> list[Prediction]:
+        """One prediction per frame.
+
+        Raises
+        ------
+        ModelError
+            ORT failed, or the output has the wrong shape or values outside their range.
+        """
+        batch = np.stack([self.prepare(f) for f in frames])
+        try:
+            (out,) = self.session.run([self.output], {"image": batch})
+        except Exception as exc:  # ORT's own exception types
+            raise ModelError(f"inference failed: {exc}") from exc
+        out = np.asarray(out, dtype=np.float64)
+        n = len(frames)
+        if self.task == "regression":
+            if out.shape != (n,) or not np.all(np.isfinite(out)) or out.min() < 0.0 or out.max() > 1.0:
+                raise ModelError(f"model output 'fill' {out.shape} outside [0, 1] or not finite: {out[:4]}")
+            return [Prediction(fill=float(v)) for v in out]
+        c = len(self.classes)
+        if (
+            out.shape != (n, c)
+            or not np.all(np.isfinite(out))
+            or out.min() < -1e-6
+            or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
+        ):
+            raise ModelError(f"model output 'probs' {out.shape} (expected ({n}, {c})) is not a distribution")
+        preds = []
+        for row in out:
+            k = int(row.argmax())
+            fill = None
+            if self.class_fills is not None:
+                fill = min(1.0, max(0.0, float(np.dot(row, self.class_fills))))
+            preds.append(Prediction(fill=fill, label=self.classes[k], confidence=float(row[k])))
+        return preds
+
+    def sanity_check(self, frame: Frame | None) -> float:
+        """Run on ``frame`` (or a grey test frame); returns ms. Raises ModelError if the output is bad."""
+        if frame is None:
+            h, w = self.input_size
+            frame = np.full((h, w, 3), 127, np.uint8)
+        t0 = time.perf_counter()
+        (pred,) = self.predict([frame])
+        ms = (time.perf_counter() - t0) * 1000.0
+        if pred.fill is not None and not math.isfinite(pred.fill):
+            raise ModelError("sanity check: fill is not finite")
+        return ms
+
+
+_cache: weakref.WeakValueDictionary[tuple[str, int], FillModel] = weakref.WeakValueDictionary()
+_cache_lock = threading.Lock()
+
+
+def load_model(path: str | Path, threads: int = 1, sha256: str | None = None) -> FillModel:
+    """Load a model, sharing one session per (file hash, threads) within the process.
+
+    Simulated fleets run many agents on the same file; each would otherwise hold its own copy.
+    """
+    if sha256 is None:
+        from binsight.signing import file_sha256
+
+        try:
+            sha256, _ = file_sha256(path)
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from exc
+    key = (sha256, threads)
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is None:
+            model = FillModel(path, threads)
+            _cache[key] = model
+        return model

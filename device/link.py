@@ -1,0 +1,339 @@
+"""The agent's MQTT link: one session at a time, the outbox drained in order, deleted on PUBACK.
+
+Each connection attempt uses a fresh paho client (``CallbackAPIVersion.VERSION2``) with automatic
+reconnects off, so that
+
+- the outbox is the only store of unsent messages: paho's in-memory queue never resends a stale
+  copy of a reading behind our back, and nothing is handed to paho while disconnected;
+- a refused CONNACK ends the attempt as refused (logged with its reason, reported as
+  ``last_error``, retried only after the longest backoff), and never counts as connected;
+- reconnects use capped exponential backoff with jitter (:class:`~binsight.device.schedule.Backoff`).
+
+After each CONNACK the link publishes ``online`` (retained; the last will says ``offline``),
+subscribes to the bin's ``cmd`` and ``model`` topics, and sends every outbox row in id order,
+``historical: true`` on readings that were already waiting when the session began.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from binsight.device.config import MqttConfig
+from binsight.device.outbox import Outbox, Row
+from binsight.device.schedule import Backoff
+from binsight.errors import ConfigError
+from binsight.protocol import Reading, Topics
+from binsight.secrets import read_secret
+
+__all__ = ["Link", "LinkCounters"]
+
+logger = logging.getLogger(__name__)
+
+_CONNACK_TIMEOUT_S = 15.0
+
+
+@dataclass
+class LinkCounters:
+    sessions: int = 0
+    refused: int = 0
+    acked: int = 0
+    rejected: int = 0  # PUBACK with a failure reason code (MQTT 5): broker refused the message
+    sent: int = 0
+
+
+@dataclass
+class _Session:
+    client: mqtt.Client
+    connack: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+    refused: str | None = None
+    closed: threading.Event = field(default_factory=threading.Event)
+    close_reason: str = ""
+
+
+class Link:
+    """Keeps one bin's MQTT session up and drains its outbox.
+
+    Parameters
+    ----------
+    on_command, on_release
+        Called from paho's thread with the raw payload of a message on ``cmd`` / ``model``;
+        they must only queue work.
+    """
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        bin_id: str,
+        outbox: Outbox,
+        *,
+        on_command: Callable[[bytes], None] | None = None,
+        on_release: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.bin_id = bin_id
+        self.outbox = outbox
+        self.topics = Topics(cfg.root)
+        self.on_command = on_command
+        self.on_release = on_release
+        self.client_id = cfg.client_id or bin_id
+        self.counters = LinkCounters()
+        self.last_error: str | None = None
+        self.backoff = Backoff(cfg.backoff_min_s, cfg.backoff_max_s)
+        # Secrets are read once, at start, so a missing file is an error now and not at 3 a.m.
+        self._password = read_secret("mqtt_password", cfg.password_file)
+        self._tls_key = read_secret("mqtt_tls_key", cfg.key_file) if cfg.tls else None
+        if self._password is not None and cfg.username is None:
+            raise ConfigError("mqtt: a password is configured but mqtt.username is not")
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._acks: queue.SimpleQueue[tuple[int, ReasonCode]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._session: _Session | None = None
+        self._connected = threading.Event()
+
+    # ----------------------------------------------------------------- public API
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"link-{self.bin_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say ``offline`` (a clean disconnect suppresses the will), disconnect, join the thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout + 5.0)
+
+    def wake(self) -> None:
+        """New rows are in the outbox."""
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def publish_now(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
+        """Publish outside the outbox (stats); False when not connected."""
+        session = self._session
+        if session is None or not self._connected.is_set():
+            return False
+        info = session.client.publish(topic, payload, qos=qos, retain=retain)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    # ----------------------------------------------------------------- session handling
+    def _new_client(self) -> mqtt.Client:
+        v5 = self.cfg.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+            reconnect_on_failure=False,
+        )
+        client.max_inflight_messages_set(self.cfg.inflight)
+        client.max_queued_messages_set(0)
+        client.will_set(self.topics.available(self.bin_id), "offline", qos=1, retain=True)
+        if self.cfg.username is not None:
+            client.username_pw_set(self.cfg.username, self._password)
+        if self.cfg.tls:
+            client.tls_set_context(self._tls_context())
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.cfg.ca_file) if self.cfg.ca_file else None)
+        if self.cfg.cert_file is not None:
+            if self._tls_key is None:
+                ctx.load_cert_chain(str(self.cfg.cert_file))
+            else:
+                # ssl reads keys from files only: hand it a private temporary copy, removed at once.
+                fd, tmp = tempfile.mkstemp(prefix="binsight-key-")
+                try:
+                    with os.fdopen(fd, "w") as fh:
+                        fh.write(self._tls_key)
+                    ctx.load_cert_chain(str(self.cfg.cert_file), tmp)
+                finally:
+                    os.unlink(tmp)
+        return ctx
+
+    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, rc: ReasonCode, _props: Any) -> None:
+        session = self._session
+        if session is None or session.client is not client:
+            return
+        if rc.is_failure:
+            session.refused = str(rc)
+            session.connack.set()
+            return  # refused is refused: not connected, nothing subscribed or published
+        client.publish(self.topics.available(self.bin_id), "online", qos=1, retain=True)
+        client.subscribe([(self.topics.cmd(self.bin_id), 1), (self.topics.model(self.bin_id), 1)])
+        session.ok = True
+        session.connack.set()
+
+    def _on_disconnect(self, client: mqtt.Client, _ud: Any, _flags: Any, rc: ReasonCode, _props: Any) -> None:
+        session = self._session
+        if session is None or session.client is not client:
+            return
+        session.close_reason = str(rc)
+        session.closed.set()
+        session.connack.set()
+        self._connected.clear()
+        self._wake.set()
+
+    def _on_publish(self, client: mqtt.Client, _ud: Any, mid: int, rc: ReasonCode, _props: Any) -> None:
+        session = self._session
+        if session is None or session.client is not client:
+            return  # a late ack from an old client: its mids mean nothing to this session
+        self._acks.put((mid, rc))
+        self._wake.set()
+
+    def _on_message(self, _client: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        parsed = self.topics.parse(msg.topic)
+        if parsed is None or parsed[0] != self.bin_id:
+            return
+        handler = self.on_command if parsed[1] == "cmd" else self.on_release if parsed[1] == "model" else None
+        if handler is not None:
+            try:
+                handler(bytes(msg.payload))
+            except Exception:
+                logger.exception("%s: handler for %s failed", self.bin_id, msg.topic)
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            delay = self._one_session()
+            if delay and not self._stop.is_set():
+                logger.info("%s: reconnecting in %.1f s", self.bin_id, delay)
+                self._sleep(delay)
+
+    def _one_session(self) -> float:
+        """Connect, drain until the session ends; returns the delay before the next attempt."""
+        cfg = self.cfg
+        client = self._new_client()
+        session = _Session(client)
+        self._session = session
+        try:
+            client.connect(cfg.host, cfg.port, cfg.keepalive_s)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self.last_error = f"cannot connect to {cfg.host}:{cfg.port}: {exc}"
+            logger.warning("%s: %s", self.bin_id, self.last_error)
+            return self.backoff.next()
+        client.loop_start()
+        try:
+            session.connack.wait(_CONNACK_TIMEOUT_S)
+            if not session.ok:
+                if session.refused is not None:
+                    self.counters.refused += 1
+                    self.last_error = f"connection refused by {cfg.host}:{cfg.port}: {session.refused}"
+                    self.backoff.give_up_fast()
+                else:
+                    self.last_error = (
+                        f"no CONNACK from {cfg.host}:{cfg.port}: {session.close_reason or 'timeout'}"
+                    )
+                logger.warning("%s: %s", self.bin_id, self.last_error)
+                client.disconnect()
+                return self.backoff.next()
+            self.backoff.reset()
+            self.counters.sessions += 1
+            self._connected.set()
+            logger.info("%s: connected to %s:%s (MQTT %s)", self.bin_id, cfg.host, cfg.port, cfg.protocol)
+            self._drain(session)
+        finally:
+            self._connected.clear()
+            if self._stop.is_set() and not session.closed.is_set():
+                self._say_offline(client)
+            else:
+                client.disconnect()
+            client.loop_stop()
+        if self._stop.is_set():
+            return 0.0
+        self.last_error = f"connection to {cfg.host}:{cfg.port} lost: {session.close_reason}"
+        logger.warning("%s: %s", self.bin_id, self.last_error)
+        return self.backoff.next()
+
+    def _say_offline(self, client: mqtt.Client) -> None:
+        info = client.publish(self.topics.available(self.bin_id), "offline", qos=1, retain=True)
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(2.0)
+        client.disconnect()
+
+    def _topic(self, row: Row) -> str:
+        if row.kind == "reading":
+            return self.topics.reading(self.bin_id)
+        if row.kind == "image":
+            return self.topics.image(self.bin_id)
+        return self.topics.event(self.bin_id)
+
+    def _drain(self, session: _Session) -> None:
+        """Send outbox rows in order, at most ``inflight`` unacknowledged; delete on PUBACK."""
+        while not self._acks.empty():  # left over from the previous client
+            self._acks.get_nowait()
+        replay_upto = self.outbox.max_id()
+        cursor = 0
+        inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        window = self.cfg.inflight
+        while not self._stop.is_set() and not session.closed.is_set():
+            self._wake.clear()
+            self._settle_acks(inflight)
+            if len(inflight) < window:
+                for row in self.outbox.after(cursor, window - len(inflight)):
+                    payload = row.payload
+                    if row.kind == "reading" and row.id <= replay_upto:
+                        reading = Reading.model_validate_json(payload)
+                        payload = reading.model_copy(update={"historical": True}).model_dump_json().encode()
+                    info = session.client.publish(self._topic(row), payload, qos=1)
+                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        logger.warning("%s: publish failed (%s); ending session", self.bin_id, info.rc)
+                        return
+                    inflight[info.mid] = row.id
+                    cursor = row.id
+                    self.counters.sent += 1
+            # Acks may have arrived while publishing; settle them before sleeping.
+            if self._acks.empty():
+                self._wake.wait(0.5)
+        self._settle_acks(inflight)
+
+    def _settle_acks(self, inflight: dict[int, int]) -> None:
+        done: list[int] = []
+        while True:
+            try:
+                mid, rc = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            row_id = inflight.pop(mid, None)
+            if row_id is None:
+                continue  # stats, "online", or a subscription: not an outbox row
+            if rc.is_failure:
+                # The broker will never take it (e.g. not authorised): keeping it would block the queue.
+                self.counters.rejected += 1
+                self.last_error = f"broker rejected a message: {rc}"
+                logger.error("%s: %s (outbox row %d dropped)", self.bin_id, self.last_error, row_id)
+            else:
+                self.counters.acked += 1
+            done.append(row_id)
+        if done:
+            self.outbox.delete(done)

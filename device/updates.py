@@ -1,0 +1,295 @@
+"""Signed model updates: verify, download, check, swap atomically, roll back.
+
+For each :class:`~binsight.protocol.ModelRelease` seen on ``<root>/<bin_id>/model``:
+
+1. the Ed25519 signature over (version, sha256, size) is checked against the configured public
+   key: no key, a bad or a foreign signature -> ``failed``, nothing is downloaded;
+2. ``downloading``: the file is fetched over HTTP into ``MODEL.download``, never more than
+   ``size`` bytes, and its sha256 and size compared with the release -> ``verified``;
+3. it is loaded with ONNX Runtime (model-file contract, metadata version == release version) and
+   run on the last captured frame: the output must be a sane fill;
+4. the current file is kept as ``MODEL.prev`` (hard link, so ``MODEL`` always exists) and the new
+   one renamed over ``MODEL``; the agent switches to it between two captures -> ``active``.
+
+Any failure leaves the running model untouched (``failed`` + reason). A release that failed for a
+reason a retry cannot fix is remembered, so its retained announcement is not fetched again on
+every restart; download errors are retried with backoff while the release stays current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from binsight.device.config import UpdatesConfig
+from binsight.device.inference import FillModel, ModelError
+from binsight.device.outbox import Outbox
+from binsight.device.schedule import Backoff
+from binsight.device.sources import Frame
+from binsight.errors import BinsightError
+from binsight.protocol import ModelRelease
+from binsight.signing import SignatureError, load_public_key, parse_public_key, verify_release
+
+__all__ = ["UpdateError", "Updater"]
+
+logger = logging.getLogger(__name__)
+
+Report = Callable[[str, str | None, str | None], None]  # (state, version, detail)
+
+
+class UpdateError(BinsightError):
+    """A release was refused; ``permanent`` when retrying the same release cannot help."""
+
+    def __init__(self, message: str, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Updater:
+    """Processes the latest model release on its own thread.
+
+    Parameters
+    ----------
+    current
+        The running model (or None).
+    activate
+        Switch the agent to a verified, loaded model.
+    last_frame
+        The most recent usable frame, for the sanity check.
+    report
+        Publish an :class:`~binsight.protocol.Event` (``kind="model"``).
+    """
+
+    def __init__(
+        self,
+        cfg: UpdatesConfig,
+        model_path: Path,
+        threads: int,
+        store: Outbox,
+        *,
+        current: Callable[[], FillModel | None],
+        activate: Callable[[FillModel], None],
+        last_frame: Callable[[], Frame | None],
+        report: Report,
+    ) -> None:
+        self.cfg = cfg
+        self.model_path = Path(model_path)
+        self.threads = threads
+        self.store = store
+        self.current = current
+        self.activate = activate
+        self.last_frame = last_frame
+        self.report = report
+        self.public_key = None
+        if cfg.public_key is not None:
+            self.public_key = parse_public_key(cfg.public_key)
+        elif cfg.public_key_file is not None:
+            self.public_key = load_public_key(cfg.public_key_file)
+        self._pending: ModelRelease | None = None
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._backoff = Backoff(30.0, 3600.0)
+
+    @property
+    def prev_path(self) -> Path:
+        return self.model_path.with_name(self.model_path.name + ".prev")
+
+    @property
+    def download_path(self) -> Path:
+        return self.model_path.with_name(self.model_path.name + ".download")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="model-updates", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+    def offer(self, payload: bytes) -> None:
+        """A message on the model topic (called from the MQTT thread): queue the newest one."""
+        if not payload:
+            return  # the retained release was cleared
+        try:
+            release = ModelRelease.model_validate_json(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(message)"
+            self.report("failed", None, f"malformed model release: {where}: {first['msg']}")
+            return
+        with self._cond:
+            self._pending = release
+            self._backoff.reset()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                release = self._pending
+            assert release is not None
+            retry = self.process(release)
+            with self._cond:
+                if self._pending is release:
+                    if retry is None:
+                        self._pending = None
+                    else:
+                        self._cond.wait(retry)  # a newer release or stop() wakes us early
+
+    def _refused_key(self, release: ModelRelease) -> str:
+        return f"{release.version}:{release.sha256}"
+
+    def process(self, release: ModelRelease) -> float | None:
+        """Handle one release; returns seconds until a retry, or None when done with it."""
+        model = self.current()
+        if model is not None and model.version == release.version:
+            return None
+        if self.store.get_setting("refused_release") in (self._refused_key(release), f"{release.version}:*"):
+            logger.info("model release %s was refused before; ignoring it", release.version)
+            return None
+        try:
+            candidate = self._fetch_and_check(release)
+            self._install(candidate, release)
+        except UpdateError as exc:
+            self.download_path.unlink(missing_ok=True)
+            self.report("failed", release.version, str(exc))
+            logger.error("model release %s refused: %s", release.version, exc)
+            if exc.permanent:
+                self.store.set_setting("refused_release", self._refused_key(release))
+                return None
+            return self._backoff.next()
+        self._backoff.reset()
+        return None
+
+    def _fetch_and_check(self, release: ModelRelease) -> FillModel:
+        if not self.cfg.enabled:
+            raise UpdateError("model updates are disabled in this device's config")
+        if self.public_key is None:
+            raise UpdateError("no trusted public key configured ([updates] public_key): release refused")
+        try:
+            verify_release(self.public_key, release)
+        except SignatureError as exc:
+            raise UpdateError(str(exc)) from exc
+        if release.size > self.cfg.max_bytes:
+            raise UpdateError(f"model is {release.size} bytes, over updates.max_bytes {self.cfg.max_bytes}")
+        self.report("downloading", release.version, self._url(release))
+        self._download(release)
+        self.report("verified", release.version, f"sha256 {release.sha256[:12]}..., {release.size} bytes")
+        try:
+            candidate = FillModel(self.download_path, self.threads)
+            if candidate.version != release.version:
+                raise ModelError(
+                    f"model metadata says version {candidate.version!r}, the release says {release.version!r}"
+                )
+            candidate.sanity_check(self.last_frame())
+        except ModelError as exc:
+            raise UpdateError(f"new model rejected: {exc}") from exc
+        return candidate
+
+    def _url(self, release: ModelRelease) -> str:
+        url = release.url
+        if "://" not in url:
+            if self.cfg.base_url is None:
+                raise UpdateError(f"release URL {url!r} is relative and updates.base_url is not set")
+            url = urllib.parse.urljoin(self.cfg.base_url.rstrip("/") + "/", url.lstrip("/"))
+        if not url.startswith(("http://", "https://")):
+            raise UpdateError(f"release URL {url!r} is not http(s)")
+        return url
+
+    def _download(self, release: ModelRelease) -> None:
+        url = self._url(release)
+        digest = hashlib.sha256()
+        size = 0
+        tmp = self.download_path
+        try:
+            with urllib.request.urlopen(url, timeout=self.cfg.timeout_s) as resp, open(tmp, "wb") as fh:
+                while chunk := resp.read(1 << 16):
+                    size += len(chunk)
+                    if size > release.size:
+                        raise UpdateError(f"download is larger than the release's {release.size} bytes")
+                    digest.update(chunk)
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise UpdateError(f"download of {url} failed: {reason}", permanent=False) from exc
+        if size != release.size:
+            raise UpdateError(f"downloaded {size} bytes, the release says {release.size}")
+        if digest.hexdigest() != release.sha256:
+            raise UpdateError(
+                f"sha256 of the download is {digest.hexdigest()}, the release says {release.sha256}"
+            )
+
+    def _install(self, candidate: FillModel, release: ModelRelease) -> None:
+        """Keep the current file as .prev, move the new one in; MODEL exists at every instant."""
+        try:
+            if self.model_path.exists():
+                tmp_prev = self.model_path.with_name(self.model_path.name + ".prev.tmp")
+                tmp_prev.unlink(missing_ok=True)
+                try:
+                    os.link(self.model_path, tmp_prev)
+                except OSError:
+                    shutil.copy2(self.model_path, tmp_prev)
+                os.replace(tmp_prev, self.prev_path)
+            os.replace(self.download_path, self.model_path)
+            _fsync_dir(self.model_path.parent)
+        except OSError as exc:
+            raise UpdateError(f"cannot install the new model file: {exc}", permanent=False) from exc
+        candidate.path = self.model_path
+        self.activate(candidate)
+        self.report("active", release.version, f"previous model kept as {self.prev_path.name}")
+
+    def rollback(self, reason: str) -> FillModel | None:
+        """Go back to ``MODEL.prev`` (after repeated inference errors); None when there is none."""
+        if not self.prev_path.exists():
+            return None
+        bad = self.current()
+        try:
+            previous = FillModel(self.prev_path, self.threads)
+            previous.sanity_check(self.last_frame())
+        except ModelError as exc:
+            self.report("failed", None, f"rollback impossible: previous model broken: {exc}")
+            return None
+        try:
+            os.replace(self.prev_path, self.model_path)
+            _fsync_dir(self.model_path.parent)
+        except OSError as exc:
+            self.report("failed", previous.version, f"rollback: cannot restore the file: {exc}")
+            return None
+        previous.path = self.model_path
+        if bad is not None:
+            self.store.set_setting("refused_release", f"{bad.version}:*")
+        self.activate(previous)
+        self.report("rolled_back", previous.version, reason)
+        return previous
