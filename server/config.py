@@ -37,9 +37,8 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 
 def _base_dir(info: ValidationInfo) -> Path | None:
     ctx = info.context
-    if isinstance(ctx, dict) and isinstance(ctx.get("base_dir"), Path):
-        return ctx["base_dir"]
-    return None
+    base = ctx.get("base_dir") if isinstance(ctx, dict) else None
+    return base if isinstance(base, Path) else None
 
 
 class MqttConfig(Section):
@@ -166,7 +165,7 @@ class FleetConfig(Section):
     trucks: list[TruckConfig] = Field(default_factory=list)
     disposal_sites: list[DisposalSiteConfig] = Field(default_factory=list)
     distance: DistanceConfig = Field(default_factory=DistanceConfig)
-    service_days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    service_days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]))
     plan_time_limit_s: float = Field(default=10.0, gt=0, le=3600)
     optional_min_fill: float = Field(
         default=0.3, ge=0.0, le=1.0, description="bins below this predicted fill are left out of plans"

@@ -56,6 +56,12 @@ RejectReason = Literal[
     "bad_image",
 ]
 
+_MODELS: dict[str, type[Reading] | type[Stats] | type[Event] | type[LabelImage]] = {
+    "reading": Reading,
+    "stats": Stats,
+    "event": Event,
+    "image": LabelImage,
+}
 _MAX_IMAGE_PAYLOAD = (MAX_IMAGE_BYTES * 4) // 3 + 4096
 
 
@@ -133,7 +139,7 @@ def parse(topics: Topics, topic: str, payload: bytes, now_ms: int, max_future_ms
     text = _decode(topic, payload, _MAX_IMAGE_PAYLOAD if kind == "image" else MAX_PAYLOAD_BYTES)
     if isinstance(text, Reject):
         return text
-    model = {"reading": Reading, "stats": Stats, "event": Event, "image": LabelImage}[kind]
+    model = _MODELS[kind]
     try:
         # strict: "0.5" is not a fill and 1 is not a bool; typos must show up as rejects.
         msg = model.model_validate_json(text, strict=True)

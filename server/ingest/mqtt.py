@@ -74,7 +74,7 @@ class MqttIngest:
         return [*shared, self.topics.wildcard("available")]
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         self.client.connect_async(
             self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s, clean_start=False, properties=props
@@ -129,7 +129,7 @@ class MqttIngest:
         if self.paused.is_set():
             return  # shutting down: left unacknowledged, the broker redelivers it after the restart
         now = now_ms()
-        item = parse(self.topics, msg.topic, msg.payload, now, int(self.ingest_cfg.max_future_s * 1000))
+        item = parse(self.topics, msg.topic, bytes(msg.payload), now, int(self.ingest_cfg.max_future_s * 1000))
         # Blocking here (queue full) is the backpressure: the broker holds the rest for us.
         self.inbox.put(Queued(item, self._ack_for(msg)))
 

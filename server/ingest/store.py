@@ -311,7 +311,7 @@ def _write_rejects(session: Session, rejects: Sequence[Reject], now_ms: int) -> 
 def write_batch(
     session: Session, items: Sequence[Item], registry: BinRegistry, registration_required: bool, now_ms: int
 ) -> BatchResult:
-    """Store ``items`` (validated messages and rejects); the caller commits. Never partial: one transaction."""
+    """Store ``items`` (validated messages and rejects) in the caller's transaction."""
     result = BatchResult()
     rejects = [i for i in items if isinstance(i, Reject)]
     good = [i for i in items if not isinstance(i, Reject)]

@@ -212,7 +212,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_labels_image_id"), ["image_id"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("labels", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_labels_image_id"))

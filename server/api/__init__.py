@@ -1,0 +1,1 @@
+"""The HTTP API (docs/contracts.md, "Server runtime and API"), one router per resource."""

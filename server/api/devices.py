@@ -1,0 +1,108 @@
+"""``/api/devices``: camera health, seq gaps, events, and commands sent over MQTT."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from binsight.protocol import Command
+from binsight.server.api.schemas import CommandAccepted, CommandIn, DeviceOut, EventOut
+from binsight.server.auth import Principal, require
+from binsight.server.db.engine import now_ms
+from binsight.server.db.models import Device, DeviceCommand, DeviceEvent
+from binsight.server.fleet import device_health, missing_readings
+from binsight.server.state import AppState, get_state
+
+router = APIRouter(prefix="/api/devices", tags=["devices"])
+
+Operator = Annotated[Principal, Depends(require("operator"))]
+State = Annotated[AppState, Depends(get_state)]
+
+
+@router.get("", response_model=list[DeviceOut])
+def list_devices(_who: Operator, state: State) -> list[DeviceOut]:
+    """Every device the server has heard from, online or offline with the reason."""
+    now = now_ms()
+    with state.sessions() as s:
+        devices = list(s.execute(select(Device).order_by(Device.bin_id)).scalars())
+    out = []
+    for d in devices:
+        h = device_health(d, now, state.config.health)
+        out.append(
+            DeviceOut(
+                bin_id=d.bin_id,
+                online=h.online,
+                reason=h.reason,
+                last_seen=d.last_seen,
+                model=d.model,
+                outbox_depth=d.outbox_depth,
+                dropped=d.dropped,
+                last_error=d.last_error,
+                uptime_s=d.uptime_s,
+                last_infer_ms=d.last_infer_ms,
+                seq_gaps=missing_readings(d),
+                interval_s=d.interval_s,
+                camera_ok=d.camera_ok,
+                readings=d.seq_count,
+            )
+        )
+    return out
+
+
+@router.get("/{bin_id}/events", response_model=list[EventOut])
+def events(
+    bin_id: str, _who: Operator, state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[EventOut]:
+    """The device's latest events (availability changes, command results, model updates), newest first."""
+    with state.sessions() as s:
+        rows = s.execute(
+            select(DeviceEvent)
+            .where(DeviceEvent.bin_id == bin_id)
+            .order_by(DeviceEvent.ts.desc(), DeviceEvent.id.desc())
+            .limit(limit)
+        ).scalars()
+        return [EventOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post("/{bin_id}/commands", status_code=202, response_model=CommandAccepted)
+def send_command(bin_id: str, body: CommandIn, who: Operator, state: State) -> CommandAccepted:
+    """Send ``capture``, ``send_image``, ``set_interval`` (with ``interval_s``) or ``send_stats``."""
+    cmd_id = uuid.uuid4().hex[:16]
+    try:
+        cmd = Command(id=cmd_id, action=body.action, interval_s=body.interval_s)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise HTTPException(422, f"bad command: {exc.errors()[0]['msg']}") from None
+    if cmd.action == "set_interval" and cmd.interval_s is None:
+        raise HTTPException(422, "set_interval needs interval_s")
+    with state.sessions() as s:
+        if s.get(Device, bin_id) is None:
+            raise HTTPException(404, f"no device {bin_id!r} has been seen")
+    if state.ingest is None:
+        raise HTTPException(503, "this process has no MQTT connection (API only)")
+    now = now_ms()
+    with state.sessions() as s, s.begin():
+        s.add(
+            DeviceCommand(
+                id=cmd_id,
+                bin_id=bin_id,
+                action=cmd.action,
+                interval_s=cmd.interval_s,
+                created_at=now,
+                created_by=who.name,
+                status="sent",
+                updated_at=now,
+            )
+        )
+    try:
+        state.ingest.mqtt.send_command(bin_id, cmd)
+    except ConnectionError as exc:
+        with state.sessions() as s, s.begin():
+            row = s.get(DeviceCommand, cmd_id)
+            assert row is not None
+            row.status, row.detail = "failed", str(exc)
+        raise HTTPException(503, f"command not sent: {exc}") from None
+    return CommandAccepted(id=cmd_id)

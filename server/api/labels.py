@@ -1,0 +1,163 @@
+"""Labelling: the queue of images awaiting a fill label, labels, skips, stats and the training export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from sqlalchemy import and_, exists, select
+
+from binsight.server.api.schemas import LabelIn, LabelStats, QueueItem
+from binsight.server.auth import Principal, require
+from binsight.server.db.engine import now_ms
+from binsight.server.db.models import Bin, Image, Label
+from binsight.server.state import AppState, get_state
+
+router = APIRouter(tags=["labels"])
+
+Labeller = Annotated[Principal, Depends(require("labeller"))]
+Viewer = Annotated[Principal, Depends(require("labeller", "operator"))]
+State = Annotated[AppState, Depends(get_state)]
+
+
+@router.get("/api/labels/queue", response_model=list[QueueItem])
+def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[QueueItem]:
+    """Images nobody labelled yet and this user did not skip; ``unsure`` ones first, then newest."""
+    labelled = exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
+    skipped_by_me = exists().where(
+        and_(Label.image_id == Image.id, Label.skipped.is_(True), Label.who == who.name)
+    )
+    unsure_first = (Image.reason != "unsure").asc()
+    with state.sessions() as s:
+        rows = s.execute(
+            select(Image.id, Image.bin_id, Image.ts, Image.reason, Image.predicted_fill, Image.model)
+            .where(~labelled, ~skipped_by_me)
+            .order_by(unsure_first, Image.ts.desc())
+            .limit(limit)
+        ).all()
+    return [
+        QueueItem(
+            image_id=r.id,
+            bin_id=r.bin_id,
+            ts=r.ts,
+            reason=r.reason,
+            predicted_fill=r.predicted_fill,
+            model=r.model,
+        )
+        for r in rows
+    ]
+
+
+@router.get(
+    "/api/images/{image_id}", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}}
+)
+def image(image_id: int, _who: Viewer, state: State) -> Response:
+    with state.sessions() as s:
+        jpeg = s.execute(select(Image.jpeg).where(Image.id == image_id)).scalar_one_or_none()
+    if jpeg is None:
+        raise HTTPException(404, f"no image {image_id}")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+def _add_label(state: AppState, image_id: int, label: Label) -> None:
+    with state.sessions() as s, s.begin():
+        if s.get(Image, image_id) is None:
+            raise HTTPException(404, f"no image {image_id}")
+        s.add(label)
+
+
+@router.post("/api/images/{image_id}/label")
+def label(image_id: int, body: LabelIn, who: Labeller, state: State) -> dict[str, object]:
+    """Record a fill (0..1), a class label, or 'unusable' for the image, with who and when."""
+    if body.fill is not None and not 0.0 <= body.fill <= 1.0:
+        raise HTTPException(422, "fill must be between 0 and 1")
+    if body.fill is None and body.label is None and not body.unusable:
+        raise HTTPException(422, "give fill, label or unusable")
+    if body.label is not None and not 1 <= len(body.label) <= 64:
+        raise HTTPException(422, "label must be 1 to 64 characters")
+    ts = now_ms()
+    _add_label(
+        state,
+        image_id,
+        Label(
+            image_id=image_id,
+            fill=body.fill,
+            label=body.label,
+            unusable=body.unusable,
+            who=who.name,
+            created_at=ts,
+        ),
+    )
+    return {"image_id": image_id, "who": who.name, "at": ts}
+
+
+@router.post("/api/images/{image_id}/skip")
+def skip(image_id: int, who: Labeller, state: State) -> dict[str, object]:
+    """Hide the image from this user's queue (others still see it)."""
+    ts = now_ms()
+    _add_label(state, image_id, Label(image_id=image_id, skipped=True, who=who.name, created_at=ts))
+    return {"image_id": image_id, "skipped": True}
+
+
+def _latest_labels(state: AppState) -> list[tuple[Image, Label, str | None]]:
+    """The latest non-skip label per image, with the image and its bin's site."""
+    with state.sessions() as s:
+        rows = s.execute(
+            select(Image, Label, Bin.site)
+            .join(Label, Label.image_id == Image.id)
+            .outerjoin(Bin, Bin.id == Image.bin_id)
+            .where(Label.skipped.is_(False))
+            .order_by(Image.id, Label.created_at, Label.id)
+        ).all()
+    latest: dict[int, tuple[Image, Label, str | None]] = {}
+    for im, lab, site in rows:
+        latest[im.id] = (im, lab, site)
+    return list(latest.values())
+
+
+@router.get("/api/labels/stats", response_model=LabelStats)
+def stats(_who: Viewer, state: State) -> LabelStats:
+    """Labelled images per bin and per site (unusable ones not counted)."""
+    per_bin: Counter[str] = Counter()
+    per_site: Counter[str] = Counter()
+    for im, lab, site in _latest_labels(state):
+        if lab.unusable:
+            continue
+        per_bin[im.bin_id] += 1
+        per_site[site or "(none)"] += 1
+    return LabelStats(per_bin=dict(per_bin), per_site=dict(per_site), total=sum(per_bin.values()))
+
+
+@router.get(
+    "/api/labels/export", response_class=Response, responses={200: {"content": {"application/zip": {}}}}
+)
+def export(_who: Labeller, state: State, kind: Literal["fill", "label"] = "fill") -> Response:
+    """A zip in the DESIGN.md labelled-set layout: ``labels.csv`` (image, fill|label, bin_id, captured_at)
+    and ``images/<bin_id>/<image_id>.jpg``; ready for ``binsight train fit``."""
+    chosen = [
+        (im, lab)
+        for im, lab, _ in _latest_labels(state)
+        if not lab.unusable and (lab.fill if kind == "fill" else lab.label) is not None
+    ]
+    buf = io.BytesIO()
+    table = io.StringIO()
+    w = csv.writer(table, lineterminator="\n")
+    w.writerow(["image", kind, "bin_id", "captured_at"])
+    with state.sessions() as s, zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for im, lab in chosen:
+            path = f"images/{im.bin_id}/{im.id}.jpg"
+            jpeg = s.execute(select(Image.jpeg).where(Image.id == im.id)).scalar_one()
+            z.writestr(path, jpeg)
+            captured = datetime.fromtimestamp(im.ts / 1000, UTC).isoformat().replace("+00:00", "Z")
+            w.writerow([path, lab.fill if kind == "fill" else lab.label, im.bin_id, captured])
+        z.writestr("labels.csv", table.getvalue())
+    return Response(
+        buf.getvalue(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="binsight-labels-{kind}.zip"'},
+    )

@@ -1,0 +1,124 @@
+"""``/api/plans``: plan routes in the background, read the latest, export it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Response
+from sqlalchemy import select
+
+from binsight.server.api.schemas import PlanAccepted, PlanOut
+from binsight.server.auth import Principal, require
+from binsight.server.db.engine import now_ms
+from binsight.server.db.models import Plan
+from binsight.server.planning.exports import to_csv, to_geojson, to_gpx
+from binsight.server.planning.problem import PlanningError, PlanRequest, build_problem
+from binsight.server.state import AppState, get_state
+
+router = APIRouter(prefix="/api/plans", tags=["plans"])
+
+Operator = Annotated[Principal, Depends(require("operator"))]
+State = Annotated[AppState, Depends(get_state)]
+
+
+def _out(p: Plan) -> PlanOut:
+    return PlanOut(
+        id=p.id,
+        status=p.status,
+        error=p.error,
+        created_at=p.created_at,
+        finished_at=p.finished_at,
+        created_by=p.created_by,
+        request=p.request,
+        result=p.result,
+    )
+
+
+@router.post("", status_code=202, response_model=PlanAccepted)
+def create_plan(who: Operator, state: State, body: PlanRequest | None = None) -> PlanAccepted:
+    """Build the route problem from bins, forecasts and ``[fleet]``, and solve it in the background."""
+    req = body or PlanRequest()
+    with state.sessions() as s:
+        try:
+            problem, excluded = build_problem(s, state.config, req, state.forecasts, now_ms())
+        except PlanningError as exc:
+            raise HTTPException(409, str(exc)) from None
+    limit = req.time_limit_s or state.config.fleet.plan_time_limit_s
+    plan_id, _ = state.plans.submit(req.model_dump(mode="json"), problem, excluded, limit, who.name)
+    return PlanAccepted(id=plan_id, status="running")
+
+
+@router.get("", response_model=list[PlanOut])
+def list_plans(_who: Operator, state: State, limit: int = 20) -> list[PlanOut]:
+    """The latest plans, newest first."""
+    with state.sessions() as s:
+        rows = s.execute(
+            select(Plan).order_by(Plan.created_at.desc()).limit(max(1, min(limit, 200)))
+        ).scalars()
+        return [_out(p) for p in rows]
+
+
+@router.get("/latest", response_model=PlanOut)
+def latest(_who: Operator, state: State) -> PlanOut:
+    """The newest plan, whatever its status."""
+    with state.sessions() as s:
+        p = s.execute(select(Plan).order_by(Plan.created_at.desc()).limit(1)).scalar_one_or_none()
+        if p is None:
+            raise HTTPException(404, "no plan yet")
+        return _out(p)
+
+
+def _get(state: AppState, plan_id: str) -> Plan:
+    with state.sessions() as s:
+        p = s.get(Plan, plan_id)
+    if p is None:
+        raise HTTPException(404, f"no plan {plan_id!r}")
+    return p
+
+
+@router.get("/{plan_id}", response_model=PlanOut)
+def get_plan(plan_id: str, _who: Operator, state: State) -> PlanOut:
+    return _out(_get(state, plan_id))
+
+
+@router.get("/{plan_id}/problem")
+def get_problem(plan_id: str, _who: Operator, state: State) -> Response:
+    """The route problem JSON exactly as handed to the planner (``binsight route solve`` reads it)."""
+    import json
+
+    p = _get(state, plan_id)
+    return Response(json.dumps(p.problem), media_type="application/json")
+
+
+def _done(state: AppState, plan_id: str) -> Plan:
+    p = _get(state, plan_id)
+    if p.status != "done" or p.result is None:
+        raise HTTPException(409, f"plan {plan_id} is {p.status}, not done")
+    return p
+
+
+def _attachment(body: str, media: str, name: str) -> Response:
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/{plan_id}/export.csv")
+def export_csv(plan_id: str, _who: Operator, state: State) -> Response:
+    p = _done(state, plan_id)
+    assert p.result is not None
+    return _attachment(to_csv(p.result), "text/csv", f"plan-{plan_id}.csv")
+
+
+@router.get("/{plan_id}/export.geojson")
+def export_geojson(plan_id: str, _who: Operator, state: State) -> Response:
+    p = _done(state, plan_id)
+    assert p.result is not None
+    return _attachment(to_geojson(p.result), "application/geo+json", f"plan-{plan_id}.geojson")
+
+
+@router.get("/{plan_id}/export.gpx")
+def export_gpx(plan_id: str, _who: Operator, state: State) -> Response:
+    p = _done(state, plan_id)
+    assert p.result is not None
+    return _attachment(
+        to_gpx(p.result, f"binsight plan {plan_id}"), "application/gpx+xml", f"plan-{plan_id}.gpx"
+    )

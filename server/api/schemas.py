@@ -1,0 +1,159 @@
+"""Response bodies, so that ``/openapi.json`` documents every field. Times are epoch ms UTC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ForecastOut(BaseModel):
+    full_ts: int | None
+    low_ts: int | None
+    high_ts: int | None
+    rate_per_day: float
+    level: float | None = None
+    method: str | None = None
+
+
+class BinOut(BaseModel):
+    id: str
+    name: str | None
+    lat: float | None
+    lon: float | None
+    capacity_l: float | None
+    site: str | None
+    fill: float | None
+    fill_ts: int | None
+    quality: str | None
+    forecast: ForecastOut | None
+    online: bool
+    offline_reason: str | None
+    last_seen: int | None
+    model: str | None
+    outbox_depth: int | None
+    last_error: str | None
+    registered: bool
+    seq_gaps: int
+
+
+class ReadingOut(BaseModel):
+    ts: int
+    fill: float | None
+    quality: str
+    historical: bool
+
+
+class FillPoint(BaseModel):
+    ts: int
+    fill: float
+
+
+class HistoryForecast(BaseModel):
+    points: list[FillPoint]
+    full_ts: int | None
+    low_ts: int | None
+    high_ts: int | None
+    rate_per_day: float | None = None
+
+
+class HistoryOut(BaseModel):
+    readings: list[ReadingOut]
+    collections: list[int]
+    forecast: HistoryForecast | None
+
+
+class DeviceOut(BaseModel):
+    bin_id: str
+    online: bool
+    reason: str | None
+    last_seen: int | None
+    model: str | None
+    outbox_depth: int | None
+    dropped: int | None
+    last_error: str | None
+    uptime_s: float | None
+    last_infer_ms: float | None
+    seq_gaps: int
+    interval_s: float | None
+    camera_ok: bool | None
+    readings: int
+
+
+class EventOut(BaseModel):
+    ts: int
+    received_at: int
+    kind: str
+    state: str
+    ref: str | None
+    detail: str | None
+
+
+class CommandIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    action: str
+    interval_s: float | None = None
+
+
+class CommandAccepted(BaseModel):
+    id: str
+
+
+class PlanAccepted(BaseModel):
+    id: str
+    status: str
+
+
+class PlanOut(BaseModel):
+    id: str
+    status: str
+    error: str | None
+    created_at: int
+    finished_at: int | None
+    created_by: str | None
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+
+
+class QueueItem(BaseModel):
+    image_id: int
+    bin_id: str
+    ts: int
+    reason: str
+    predicted_fill: float | None
+    model: str
+
+
+class LabelIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    fill: float | None = None
+    label: str | None = None
+    unusable: bool = False
+
+
+class LabelStats(BaseModel):
+    per_bin: dict[str, int]
+    per_site: dict[str, int]
+    total: int
+
+
+class ModelOut(BaseModel):
+    version: str
+    created_at: int
+    metrics: dict[str, Any] | None
+    report: dict[str, Any] | None
+    active: bool
+    precision: str | None
+    sha256: str
+    size: int
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+
+
+class IngestOut(BaseModel):
+    rejects: dict[str, int]
+    seq_gaps: int
+    readings: int

@@ -1,0 +1,88 @@
+"""Bearer tokens with roles. Only a token's sha256 is stored; the token is shown once, at creation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from binsight.server.db.engine import now_ms
+from binsight.server.db.models import ApiToken
+
+__all__ = ["ROLES", "Principal", "create_token", "hash_token", "require"]
+
+Role = Literal["operator", "labeller", "admin"]
+ROLES: tuple[Role, ...] = ("operator", "labeller", "admin")
+_PREFIX = "bst_"
+
+_bearer = HTTPBearer(auto_error=False, description="`binsight server token create --role ROLE`")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(session: Session, role: str, name: str | None = None) -> str:
+    """Store a new token's hash and return the token (the only time it exists in clear)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    token = _PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(name=name or f"{role}-token", role=role, token_hash=hash_token(token), created_at=now_ms())
+    )
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: Role
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authenticate(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>``; 401 when missing, unknown or revoked."""
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise _unauthorized("missing bearer token")
+    digest = hash_token(creds.credentials)
+    state = request.app.state.binsight
+    with state.sessions() as session, session.begin():
+        tok = session.execute(
+            select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+        ).scalar_one_or_none()
+        if tok is None:
+            raise _unauthorized("unknown or revoked token")
+        now = now_ms()
+        if tok.last_used_at is None or now - tok.last_used_at > 60_000:
+            session.execute(update(ApiToken).where(ApiToken.id == tok.id).values(last_used_at=now))
+        role = tok.role
+        name = tok.name
+    assert role in ROLES
+    return Principal(name=name, role=role)
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency admitting ``roles`` (admin is always admitted); 403 for other roles."""
+    allowed = {*roles, "admin"}
+
+    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {principal.role!r} may not do this (needs {' or '.join(sorted(allowed))})",
+            )
+        return principal
+
+    return check

@@ -1,0 +1,84 @@
+"""Handlers of ``binsight server run | token create | bins import | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from binsight.server.config import load_server_config
+
+__all__ = ["bins_import", "migrate", "run", "token_create"]
+
+logger = logging.getLogger(__name__)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_server_config(args.config)
+    if args.check:
+        print(config.model_dump_json(indent=2, by_alias=True))
+        return 0
+    from binsight.server.runtime import ServerRuntime
+
+    runtime = ServerRuntime(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.start()
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        runtime.stop()
+    return 0
+
+
+def token_create(args: argparse.Namespace) -> int:
+    from binsight.server.auth import create_token
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.migrate import upgrade
+
+    config = load_server_config(args.config)
+    engine = make_engine(config.database)
+    upgrade(engine)
+    with make_sessionmaker(engine)() as s, s.begin():
+        token = create_token(s, args.role, args.name)
+    engine.dispose()
+    print(token)  # alone on stdout, so `TOKEN=$(binsight server token create ...)` works
+    return 0
+
+
+def bins_import(args: argparse.Namespace) -> int:
+    from binsight.server.bins_import import import_bins, read_bins
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.migrate import upgrade
+
+    config = load_server_config(args.config)
+    rows = read_bins(args.file)
+    engine = make_engine(config.database)
+    upgrade(engine)
+    with make_sessionmaker(engine)() as s, s.begin():
+        created, updated = import_bins(s, rows)
+    engine.dispose()
+    print(f"imported {len(rows)} bins from {args.file}: {created} new, {updated} updated", file=sys.stderr)
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from binsight.server.db.engine import make_engine
+    from binsight.server.db.migrate import current_revision, upgrade
+
+    config = load_server_config(args.config)
+    engine = make_engine(config.database)
+    before = upgrade(engine)
+    after = current_revision(engine)
+    engine.dispose()
+    print(f"database at revision {after} (was {before or 'empty'})", file=sys.stderr)
+    return 0

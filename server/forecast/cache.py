@@ -1,0 +1,51 @@
+"""Forecasts per bin, recomputed only when the bin got new readings (or the forecast is an hour old)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from binsight.server.config import ForecastConfig
+from binsight.server.db.models import Device, Reading
+from binsight.server.forecast.model import Forecast, forecast_bin
+
+__all__ = ["ForecastCache", "load_series"]
+
+_MAX_AGE_MS = 3_600_000
+
+
+def load_series(session: Session, bin_id: str, since_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Usable readings ``(ts, fill)`` of one bin since ``since_ms``, oldest first."""
+    rows = session.execute(
+        select(Reading.ts, Reading.fill)
+        .where(Reading.bin_id == bin_id, Reading.ts >= since_ms, Reading.fill.is_not(None))
+        .order_by(Reading.ts)
+    ).all()
+    ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    fill = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+    return ts, fill
+
+
+class ForecastCache:
+    def __init__(self, cfg: ForecastConfig) -> None:
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[int, int | None], Forecast | None]] = {}
+
+    def get(self, session: Session, device: Device | None, now_ms: int) -> Forecast | None:
+        if device is None or device.fill_ts is None:
+            return None
+        key = (device.seq_count, device.fill_ts)
+        with self._lock:
+            hit = self._cache.get(device.bin_id)
+        if hit is not None and hit[0] == key and (hit[1] is None or now_ms - hit[1].now_ts < _MAX_AGE_MS):
+            return hit[1]
+        since = now_ms - int(self.cfg.history_days * 86_400_000)
+        ts, fill = load_series(session, device.bin_id, since)
+        fc = forecast_bin(ts, fill, now_ms, self.cfg)
+        with self._lock:
+            self._cache[device.bin_id] = (key, fc)
+        return fc

@@ -1,0 +1,212 @@
+"""One bin's forecast: when it reaches the threshold, with an uncertainty band.
+
+Method, per bin:
+
+1. Collections are sharp sustained drops (:func:`detect_collections`); the current *cycle* starts
+   at the last one.
+2. The fill rate is the Theil–Sen slope of the cycle's readings, with Sen's interval; early in a
+   cycle (less than a day of data) it is blended with the median daily rate of earlier cycles.
+3. With two weeks of history, per-weekday multipliers (:mod:`weekday`) shape the projection: the
+   cycle's slope is divided by the mean multiplier over the cycle, and the future is integrated
+   hour by hour with each weekday's multiplier.
+4. The threshold crossing is solved for the central rate and level and for the band's ends
+   (fast rate and high level -> ``low_ts``; slow rate and low level -> ``high_ts``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from statistics import NormalDist
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from numpy.typing import NDArray
+
+from binsight.server.config import ForecastConfig
+from binsight.server.forecast.collections import detect_collections
+from binsight.server.forecast.theil_sen import theil_sen
+from binsight.server.forecast.weekday import daily_rates, weekday_multipliers
+
+__all__ = ["Forecast", "forecast_bin"]
+
+_HOUR_MS = 3_600_000
+_DAY_MS = 86_400_000
+_HORIZON_H = 60 * 24
+#: Rates are never known better than this, whatever the fit says: the next days are not the last.
+REL_RATE_FLOOR = 0.3
+#: Fill comes in by day, not evenly: a crossing is never placed more precisely than this.
+MIN_HALF_BAND_MS = 6 * _HOUR_MS
+
+
+@dataclass
+class Forecast:
+    """Fill forecast from ``now_ts``; ``*_ts`` are epoch ms, None when not reached within 60 days."""
+
+    now_ts: int
+    threshold: float
+    level: float
+    rate_per_day: float
+    full_ts: int | None
+    low_ts: int | None
+    high_ts: int | None
+    method: str
+    collections: list[int] = field(default_factory=list)
+    _cum: NDArray[np.float64] = field(default_factory=lambda: np.zeros(1), repr=False)
+
+    def fill_at(self, ts: int) -> float:
+        """Projected fill at ``ts`` (clipped to 0..1)."""
+        h = min(max((ts - self.now_ts) / _HOUR_MS, 0.0), len(self._cum) - 1.0)
+        cum = float(np.interp(h, np.arange(len(self._cum)), self._cum))
+        return float(min(1.0, max(0.0, self.level + self.rate_per_day * cum)))
+
+    def points(self, until_ts: int | None = None, step_h: float = 1.0) -> list[dict[str, float]]:
+        """Projected ``{ts, fill}`` from now to ``until_ts`` (default: past ``high_ts``, at most 14 days)."""
+        end = until_ts or min(
+            self.now_ts + 14 * _DAY_MS,
+            max(self.high_ts or 0, self.full_ts or 0, self.now_ts + _DAY_MS) + _HOUR_MS,
+        )
+        out = []
+        t = self.now_ts
+        while t <= end:
+            out.append({"ts": t, "fill": round(self.fill_at(t), 4)})
+            t += int(step_h * _HOUR_MS)
+        return out
+
+    def to_api(self) -> dict[str, float | int | str | None]:
+        return {
+            "full_ts": self.full_ts,
+            "low_ts": self.low_ts,
+            "high_ts": self.high_ts,
+            "rate_per_day": round(self.rate_per_day, 5),
+            "level": round(self.level, 4),
+            "method": self.method,
+        }
+
+
+def _tz_offset_ms(tz: ZoneInfo, ts: int) -> int:
+    off = datetime.fromtimestamp(ts / 1000, tz).utcoffset()
+    return int(off.total_seconds() * 1000) if off is not None else 0
+
+
+def _cumulative(now_ts: int, mult: NDArray[np.float64] | None, tz: ZoneInfo) -> NDArray[np.float64]:
+    """Days of 'average-weekday filling' between now and each following hour."""
+    per_hour = np.full(_HORIZON_H, 1.0 / 24.0)
+    if mult is not None:
+        offset = _tz_offset_ms(tz, now_ts)
+        mids = now_ts + offset + (np.arange(_HORIZON_H) + 0.5) * _HOUR_MS
+        weekday = ((mids // _DAY_MS).astype(np.int64) + 3) % 7
+        per_hour = mult[weekday] / 24.0
+    return np.concatenate([[0.0], np.cumsum(per_hour)])
+
+
+def _mean_multiplier(start_ts: int, end_ts: int, mult: NDArray[np.float64] | None, tz: ZoneInfo) -> float:
+    if mult is None or end_ts <= start_ts:
+        return 1.0
+    offset = _tz_offset_ms(tz, end_ts)
+    hours = np.arange(start_ts, end_ts, _HOUR_MS) + offset
+    return float(mult[((hours // _DAY_MS).astype(np.int64) + 3) % 7].mean())
+
+
+def _crossing(
+    level: float, rate: float, threshold: float, cum: NDArray[np.float64], now_ts: int
+) -> int | None:
+    if level >= threshold:
+        return now_ts
+    if rate <= 0:
+        return None
+    need = (threshold - level) / rate
+    if need > cum[-1]:
+        return None
+    h = float(np.interp(need, cum, np.arange(len(cum))))
+    return now_ts + int(h * _HOUR_MS)
+
+
+def forecast_bin(
+    ts_ms: NDArray[np.int64] | list[int],
+    fill: NDArray[np.float64] | list[float],
+    now_ts: int,
+    cfg: ForecastConfig,
+    threshold: float | None = None,
+) -> Forecast | None:
+    """Forecast one bin from its usable readings (``fill`` not null), sorted or not.
+
+    Returns None when there is too little data to say anything (fewer than 3 readings in the
+    current cycle and no earlier cycle to borrow a rate from).
+    """
+    thr = cfg.threshold if threshold is None else threshold
+    t = np.asarray(ts_ms, dtype=np.int64)
+    y = np.asarray(fill, dtype=np.float64)
+    keep = t <= now_ts
+    t, y = t[keep], y[keep]
+    if len(t) == 0:
+        return None
+    order = np.argsort(t, kind="stable")
+    t, y = t[order], y[order]
+    start = np.searchsorted(t, now_ts - int(cfg.history_days * _DAY_MS))
+    t, y = t[start:], y[start:]
+    tz = ZoneInfo(cfg.timezone)
+    cuts = detect_collections(y, cfg.min_drop)
+    segment = np.zeros(len(t), dtype=np.int64)
+    for c in cuts:
+        segment[c:] += 1
+    c0 = cuts[-1] if cuts else 0
+    rates = daily_rates(t, y, segment, tz)
+    mult = weekday_multipliers(rates)
+    hist_rates = [r for _, r, seg in rates if seg < len(cuts)]
+    ct, cy = t[c0:], y[c0:]
+    z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2)
+
+    span_days = (ct[-1] - ct[0]) / _DAY_MS if len(ct) else 0.0
+    have_cycle = len(ct) >= 3 and span_days >= 2 / 24
+    if have_cycle:
+        fit = theil_sen((ct - now_ts) / _DAY_MS, cy, cfg.confidence)
+        m_cycle = _mean_multiplier(int(ct[0]), int(ct[-1]), mult, tz)
+        rate, lo, hi = fit.slope / m_cycle, fit.slope_low / m_cycle, fit.slope_high / m_cycle
+        level = fit.at(0.0)
+        level_sd = fit.residual_scale / np.sqrt(fit.n)
+        method = "cycle"
+        if span_days < 1.0 and hist_rates:
+            # Early in a cycle a few hours say little about the rate: lean on earlier cycles.
+            w = span_days
+            h_med = float(np.median(hist_rates))
+            h_lo, h_hi = (float(v) for v in np.percentile(hist_rates, [10, 90]))
+            rate = w * rate + (1 - w) * h_med
+            lo, hi = w * lo + (1 - w) * h_lo, w * hi + (1 - w) * h_hi
+            method = "cycle+history"
+    elif hist_rates:
+        rate = float(np.median(hist_rates))
+        lo, hi = (float(v) for v in np.percentile(hist_rates, [10, 90]))
+        level = float(np.median(cy[-3:]))
+        level_sd = 0.05
+        method = "history"
+    else:
+        return None
+    if mult is not None:
+        method += "+weekday"
+    lo = min(lo, rate * (1 - REL_RATE_FLOOR))
+    hi = max(hi, rate * (1 + REL_RATE_FLOOR))
+    level = float(min(1.0, max(0.0, level)))
+    cum = _cumulative(now_ts, mult, tz)
+    full = _crossing(level, rate, thr, cum, now_ts)
+    low = _crossing(level + z * level_sd, hi, thr, cum, now_ts)
+    high = _crossing(level - z * level_sd, max(lo, 0.0), thr, cum, now_ts)
+    if full is not None:
+        low = min(low if low is not None else full, max(now_ts, full - MIN_HALF_BAND_MS))
+        high = max(high if high is not None else full, full + MIN_HALF_BAND_MS) if high is not None else None
+    if level >= thr and rate > 0:
+        # Already past the threshold: report when the fitted line crossed it, not "now".
+        back = int((thr - level) / rate * _DAY_MS)
+        full = low = high = max(int(ct[0]), now_ts + back)
+    return Forecast(
+        now_ts=now_ts,
+        threshold=thr,
+        level=level,
+        rate_per_day=float(rate),
+        full_ts=full,
+        low_ts=low,
+        high_ts=high,
+        method=method,
+        collections=[int(t[c]) for c in cuts],
+        _cum=cum,
+    )

@@ -1,0 +1,124 @@
+"""``/metrics`` in the Prometheus text format (0.0.4), without a client library.
+
+Counters are this process's (Prometheus sums them across server processes); gauges about the fleet
+(devices online, missing readings) are read from the database, so every process reports the same.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import func, select
+
+from binsight.server.db.engine import now_ms
+from binsight.server.db.models import Device
+from binsight.server.fleet import device_health, missing_readings
+from binsight.server.ingest.messages import REJECT_REASONS
+from binsight.server.state import AppState
+
+__all__ = ["CONTENT_TYPE", "render_metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _metric(out: list[str], name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+    out.append(f"# HELP {name} {help_}")
+    out.append(f"# TYPE {name} {kind}")
+    for labels, value in samples:
+        text = "NaN" if math.isnan(value) else f"{value:g}" if isinstance(value, float) else str(value)
+        out.append(f"{name}{labels} {text}")
+
+
+def render_metrics(state: AppState) -> str:
+    out: list[str] = []
+    now = now_ms()
+    with state.sessions() as s:
+        devices = list(s.execute(select(Device)).scalars())
+        total = s.execute(select(func.coalesce(func.sum(Device.seq_count), 0))).scalar_one()
+    online = sum(device_health(d, now, state.config.health).online for d in devices)
+    gaps = sum(missing_readings(d) for d in devices)
+    _metric(out, "binsight_devices", "gauge", "Devices known to the server.", [("", len(devices))])
+    _metric(
+        out,
+        "binsight_devices_online",
+        "gauge",
+        "Devices online (not offline by last will or silence).",
+        [("", online)],
+    )
+    _metric(
+        out,
+        "binsight_seq_gaps",
+        "gauge",
+        "Readings numbered by devices but never stored (gaps in seq), all devices.",
+        [("", gaps)],
+    )
+    _metric(out, "binsight_readings_stored", "gauge", "Readings in the database.", [("", int(total))])
+    ingest = state.ingest
+    if ingest is not None:
+        st = ingest.writer.stats
+        with st.lock:
+            ingested, dups, batches, errors, lag = (
+                st.readings_ingested,
+                st.duplicates,
+                st.batches,
+                st.db_errors,
+                st.last_lag_s,
+            )
+        rejects = ingest.rejects.snapshot()
+        _metric(
+            out,
+            "binsight_readings_ingested_total",
+            "counter",
+            "Readings stored by this process.",
+            [("", ingested)],
+        )
+        _metric(
+            out,
+            "binsight_readings_duplicate_total",
+            "counter",
+            "Readings received again and ignored (idempotent on bin_id, seq).",
+            [("", dups)],
+        )
+        _metric(
+            out,
+            "binsight_messages_rejected_total",
+            "counter",
+            "Messages rejected, by reason.",
+            [(f'{{reason="{r}"}}', rejects.get(r, 0)) for r in REJECT_REASONS],
+        )
+        _metric(
+            out,
+            "binsight_ingest_batches_total",
+            "counter",
+            "Database transactions by ingest.",
+            [("", batches)],
+        )
+        _metric(
+            out,
+            "binsight_ingest_db_errors_total",
+            "counter",
+            "Failed (retried) ingest transactions.",
+            [("", errors)],
+        )
+        _metric(
+            out,
+            "binsight_ingest_queue_depth",
+            "gauge",
+            "Messages received, not yet committed.",
+            [("", ingest.queue_depth())],
+        )
+        _metric(
+            out,
+            "binsight_ingest_lag_seconds",
+            "gauge",
+            "Capture to commit, newest live reading of the last batch.",
+            [("", float(lag) if lag is not None else float("nan"))],
+        )
+        _metric(
+            out,
+            "binsight_mqtt_connected",
+            "gauge",
+            "1 when connected to the broker.",
+            [("", int(ingest.mqtt.connected.is_set()))],
+        )
+    return "\n".join(out) + "\n"

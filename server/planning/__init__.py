@@ -1,0 +1,1 @@
+"""Route plans: the route problem built from bins, forecasts and ``[fleet]``, solved in the background."""
