@@ -1,0 +1,133 @@
+"""Large problems by decomposition: by depot, then by angular sector (a sweep), solved one by one.
+
+1. Each bin goes to the nearest depot that has trucks.
+2. Around each depot the bins are sorted by polar angle and cut into ``ceil(n / SECTOR_SIZE)``
+   sectors of equal count (Gillett and Miller's sweep), never more sectors than the depot's trucks.
+3. The depot's trucks are shared among its sectors in proportion to each sector's load (at least
+   one each), and the time limit in proportion to each sector's bin count.
+4. Each sector is an independent problem for the planner (PyVRP; OR-Tools if breaks need it).
+
+Routes never cross a sector boundary, which costs some distance at the seams; what it buys is a
+time per problem that grows linearly with the number of bins.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from binsight.server.routing.instance import Instance, Job, Site, Vehicle
+from binsight.server.routing.solution import EngineSolution, RoutePlan, Visit
+
+__all__ = ["SECTOR_SIZE", "sectors", "solve_decomposed"]
+
+logger = logging.getLogger(__name__)
+
+SECTOR_SIZE = 800
+
+
+def sectors(inst: Instance, size: int = SECTOR_SIZE) -> list[tuple[int, list[int], list[int]]]:
+    """``(depot, client indices, physical vehicle indices)`` per sector."""
+    vehicles = inst.vehicle_list()
+    by_depot: dict[int, list[int]] = {}
+    for k, v in enumerate(vehicles):
+        by_depot.setdefault(v.depot, []).append(k)
+    depots = sorted(by_depot)
+    depot_locs = np.asarray([inst.depots[d].loc for d in depots])
+    client_locs = np.asarray([c.loc for c in inst.clients])
+    nearest = inst.dist[np.ix_(client_locs, depot_locs)].argmin(axis=1)
+    out = []
+    for j, d in enumerate(depots):
+        members = np.flatnonzero(nearest == j)
+        if len(members) == 0:
+            continue
+        trucks = by_depot[d]
+        k = max(1, min(len(trucks), math.ceil(len(members) / size)))
+        if inst.xy is not None:
+            origin = inst.xy[inst.depots[d].loc]
+            rel = inst.xy[client_locs[members]] - origin
+            order = members[np.argsort(np.arctan2(rel[:, 1], rel[:, 0]))]
+        else:
+            order = members
+        parts = np.array_split(order, k)
+        demand = np.asarray([sum(inst.clients[i].demand for i in p) for p in parts], dtype=float)
+        share = _apportion(demand, len(trucks))
+        start = 0
+        for p, n_trucks in zip(parts, share, strict=True):
+            out.append((d, [int(i) for i in p], trucks[start : start + n_trucks]))
+            start += n_trucks
+    return out
+
+
+def _apportion(weights: np.ndarray, total: int) -> list[int]:
+    """``total`` split in proportion to ``weights``, at least one each (largest remainders)."""
+    k = len(weights)
+    base = np.ones(k, dtype=int)
+    rest = total - k
+    if rest > 0 and weights.sum() > 0:
+        exact = weights / weights.sum() * rest
+        floor = np.floor(exact).astype(int)
+        base += floor
+        for i in np.argsort(-(exact - floor))[: rest - floor.sum()]:
+            base[i] += 1
+    return [int(x) for x in base]
+
+
+def _sub_instance(inst: Instance, depot: int, clients: list[int], trucks: list[int]) -> Instance:
+    vehicles = inst.vehicle_list()
+    home = inst.depots[depot]
+    locs = [home.loc, *(s.loc for s in inst.disposal), *(inst.clients[i].loc for i in clients)]
+    idx = np.asarray(locs)
+    ns = len(inst.disposal)
+    return Instance(
+        name=f"{inst.name}/{home.id}",
+        kind=inst.kind,
+        dist=inst.dist[np.ix_(idx, idx)],
+        dur=inst.dur[np.ix_(idx, idx)],
+        depots=[Site(home.id, 0, home.service, home.lat, home.lon)],
+        clients=[_relocated(inst.clients[i], 1 + ns + k) for k, i in enumerate(clients)],
+        vehicles=[_rehomed(vehicles[t]) for t in trucks],
+        disposal=[Site(s.id, 1 + k, s.service, s.lat, s.lon) for k, s in enumerate(inst.disposal)],
+        cost_scale=inst.cost_scale,
+        time_unit_s=inst.time_unit_s,
+        xy=inst.xy[idx] if inst.xy is not None else None,
+    )
+
+
+def _relocated(job: Job, loc: int) -> Job:
+    from dataclasses import replace
+
+    return replace(job, loc=loc)
+
+
+def _rehomed(v: Vehicle) -> Vehicle:
+    from dataclasses import replace
+
+    return replace(v, depot=0, count=1)
+
+
+def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> EngineSolution:
+    """Solve each sector in turn with the planner and join the routes."""
+    from binsight.server.routing.planner import solve_instance
+
+    t0 = time.perf_counter()
+    parts = sectors(inst)
+    total = sum(len(c) for _, c, _ in parts)
+    routes: list[RoutePlan] = []
+    for n, (depot, clients, trucks) in enumerate(parts):
+        left = time_limit_s - (time.perf_counter() - t0)
+        remaining = sum(len(c) for _, c, _ in parts[n:])
+        budget = max(1.0, left * len(clients) / max(1, remaining))
+        sub = _sub_instance(inst, depot, clients, trucks)
+        logger.info(
+            "sector %d/%d: %d bins, %d trucks, %.0f s", n + 1, len(parts), len(clients), len(trucks), budget
+        )
+        outcome = solve_instance(sub, budget, seed=seed)
+        for r in outcome.solution.routes:
+            visits = [Visit(v.kind, clients[v.index]) if v.kind == "client" else v for v in r.visits]
+            routes.append(RoutePlan(vehicle=trucks[r.vehicle], visits=visits))
+    detail = f"decomposed into {len(parts)} sectors of {total} clients"
+    return EngineSolution(routes=routes, engine="decomposed", detail=detail)

@@ -1,0 +1,124 @@
+"""Choose an engine per problem, run it, and check the answer exactly.
+
+``auto``: PyVRP for everything it models. When trucks take breaks, PyVRP solves a conservatively
+tightened problem (see :func:`~binsight.server.routing.pyvrp_engine.break_safe_windows`) with 70% of
+the time; if its routes are not exactly feasible, OR-Tools, which models breaks exactly, starts from
+them for the rest. Problems above :data:`DECOMPOSE_ABOVE` clients are split first
+(:mod:`binsight.server.routing.decompose`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from binsight.server.routing.instance import Instance
+from binsight.server.routing.network import Network
+from binsight.server.routing.schedule import RouteSchedule, schedule_route
+from binsight.server.routing.solution import EngineSolution
+
+__all__ = ["DECOMPOSE_ABOVE", "ENGINES", "Outcome", "solve_instance"]
+
+logger = logging.getLogger(__name__)
+
+Engine = Literal["auto", "pyvrp", "ortools"]
+ENGINES: tuple[Engine, ...] = ("auto", "pyvrp", "ortools")
+DECOMPOSE_ABOVE = 1500
+
+
+@dataclass
+class Outcome:
+    """A checked solution: schedules per route, what is violated, what is left out, the cost."""
+
+    inst: Instance
+    solution: EngineSolution
+    schedules: list[RouteSchedule]
+    unserved_required: list[int] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def violations(self) -> list[str]:
+        return [
+            f"{self.inst.vehicle_list()[s.vehicle].id}: {v}" for s in self.schedules for v in s.violations
+        ]
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations and not self.unserved_required
+
+    @property
+    def distance(self) -> int:
+        return sum(s.distance for s in self.schedules)
+
+    @property
+    def served(self) -> set[int]:
+        return {i for r in self.solution.routes for i in r.clients}
+
+    @property
+    def penalty(self) -> int:
+        served = self.served
+        return sum(c.prize for i, c in enumerate(self.inst.clients) if not c.required and i not in served)
+
+    @property
+    def cost(self) -> float:
+        """Total distance in the instance's reporting unit (VRPLIB/DIMACS convention for benchmarks)."""
+        value = self.distance / self.inst.cost_scale
+        return round(value, 1) if self.inst.cost_scale == 10 else value
+
+
+def check(inst: Instance, solution: EngineSolution, elapsed_s: float = 0.0) -> Outcome:
+    """Schedule every route exactly and collect violations and unserved mandatory clients."""
+    schedules = [schedule_route(inst, r) for r in solution.routes if r.visits]
+    seen: set[int] = set()
+    duplicates = []
+    for r in solution.routes:
+        for i in r.clients:
+            if i in seen:
+                duplicates.append(i)
+            seen.add(i)
+    if duplicates:
+        raise RuntimeError(f"engine {solution.engine} visited clients twice: {duplicates[:5]}")
+    unserved = [i for i, c in enumerate(inst.clients) if c.required and i not in seen]
+    return Outcome(inst, solution, schedules, unserved, elapsed_s)
+
+
+def _better(a: Outcome, b: Outcome) -> Outcome:
+    if a.feasible != b.feasible:
+        return a if a.feasible else b
+    return a if a.distance + a.penalty <= b.distance + b.penalty else b
+
+
+def solve_instance(inst: Instance, time_limit_s: float, seed: int = 0, engine: Engine = "auto") -> Outcome:
+    """Plan ``inst`` within about ``time_limit_s`` seconds with ``engine`` and check the result."""
+    t0 = time.perf_counter()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine == "auto" and len(inst.clients) > DECOMPOSE_ABOVE:
+        from binsight.server.routing.decompose import solve_decomposed
+
+        sol = solve_decomposed(inst, time_limit_s, seed)
+        return check(inst, sol, time.perf_counter() - t0)
+    net = Network.build(inst)
+    if engine == "ortools":
+        from binsight.server.routing.ortools_engine import solve_ortools
+
+        sol = solve_ortools(net, time_limit_s - (time.perf_counter() - t0), seed)
+        return check(inst, sol, time.perf_counter() - t0)
+    from binsight.server.routing.pyvrp_engine import solve_pyvrp
+
+    has_breaks = any(v.brk is not None for v in inst.vehicles)
+    share = 0.7 if engine == "auto" and has_breaks else 1.0
+    budget = share * time_limit_s - (time.perf_counter() - t0)
+    outcome = check(inst, solve_pyvrp(net, budget, seed), time.perf_counter() - t0)
+    if engine == "pyvrp" or outcome.feasible or not has_breaks:
+        return outcome
+    from binsight.server.routing.ortools_engine import solve_ortools
+
+    logger.info("PyVRP plan breaks %d constraints; polishing with OR-Tools", len(outcome.violations))
+    rest = max(1.0, time_limit_s - (time.perf_counter() - t0))
+    polished = check(inst, solve_ortools(net, rest, seed, initial=outcome.solution), 0.0)
+    best = _better(polished, outcome)
+    best.elapsed_s = time.perf_counter() - t0
+    return best

@@ -1,0 +1,40 @@
+"""Engine-neutral solutions: which truck visits which clients and disposal sites, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["EngineSolution", "RoutePlan", "Visit"]
+
+VisitKind = Literal["client", "disposal"]
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A stop: ``index`` into ``Instance.clients`` or ``Instance.disposal``."""
+
+    kind: VisitKind
+    index: int
+
+
+@dataclass
+class RoutePlan:
+    """Truck ``vehicle`` (index into ``Instance.vehicle_list()``) leaves its depot, makes ``visits``
+    (the final unloading included when the instance has disposal sites) and returns."""
+
+    vehicle: int
+    visits: list[Visit] = field(default_factory=list)
+
+    @property
+    def clients(self) -> list[int]:
+        return [v.index for v in self.visits if v.kind == "client"]
+
+
+@dataclass
+class EngineSolution:
+    """What an engine returns; checked and scheduled by :mod:`binsight.server.routing.schedule`."""
+
+    routes: list[RoutePlan]
+    engine: str
+    detail: str = ""
