@@ -9,6 +9,7 @@ capacity is checked against what the bin will hold when it could be visited last
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +34,7 @@ class PlanRequest(BaseModel):
     """``POST /api/plans`` body; every field optional."""
 
     model_config = ConfigDict(extra="forbid")
-    date: date | None = Field(default=None, description="service day (default: the next one)")
+    date: dt.date | None = Field(default=None, description="service day (default: the next one)")
     time_limit_s: float | None = Field(default=None, gt=0, le=600)
     threshold: float | None = Field(default=None, gt=0, le=1)
     trucks: int | list[str] | None = Field(

@@ -1,0 +1,108 @@
+"""Server fixtures: a database per backend (SQLite file, throwaway PostgreSQL), configs, API clients.
+
+Storage tests take ``db_url`` and run once per backend; PostgreSQL is the machine's (``pg_url``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from binsight.server.app import create_app
+from binsight.server.auth import create_token
+from binsight.server.config import ServerConfig, config_from_dict
+from binsight.server.db.engine import make_engine, make_sessionmaker
+from binsight.server.db.migrate import upgrade
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated-on-first-use database URL: SQLite in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'binsight.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database's session factory."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+FLEET: dict[str, Any] = {
+    "depots": [{"id": "depot", "lat": 52.37, "lon": 4.89}],
+    "disposal_sites": [{"id": "tip-1", "lat": 52.40, "lon": 4.95, "service_min": 20}],
+    "trucks": [
+        {"id": "truck-1", "depot": "depot", "capacity_l": 12000, "shift": ["06:00", "14:00"]},
+        {"id": "truck-2", "depot": "depot", "capacity_l": 12000, "shift": ["06:00", "14:00"]},
+    ],
+    "service_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    "plan_time_limit_s": 2,
+}
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., ServerConfig]:
+    """Build a ServerConfig from keyword sections, with the test database and fleet by default."""
+
+    def make(database: str | None = None, **sections: Any) -> ServerConfig:
+        data: dict[str, Any] = {
+            "database": database or f"sqlite:///{tmp_path / 'binsight.db'}",
+            "http": {"host": "127.0.0.1", "port": 0},
+            "fleet": FLEET,
+            "models": {"dir": str(tmp_path / "models")},
+        }
+        for key, value in sections.items():
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        return config_from_dict(data, tmp_path)
+
+    return make
+
+
+class Api:
+    """A TestClient plus one token per role."""
+
+    def __init__(self, client: TestClient, tokens: dict[str, str]) -> None:
+        self.client = client
+        self.tokens = tokens
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def get(self, path: str, role: str = "admin", **kw: Any) -> Any:
+        return self.client.get(path, headers=self.h(role), **kw)
+
+    def post(self, path: str, role: str = "admin", **kw: Any) -> Any:
+        return self.client.post(path, headers=self.h(role), **kw)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        s: sessionmaker[Session] = self.client.app.state.binsight.sessions  # type: ignore[attr-defined]
+        return s
+
+
+@pytest.fixture
+def api(make_config: Callable[..., ServerConfig], db_url: str) -> Iterator[Api]:
+    """The app on a migrated database (per backend), with admin, operator and labeller tokens."""
+    config = make_config(database=db_url)
+    engine = make_engine(config.database)
+    app = create_app(config, engine=engine)
+    tokens = {}
+    with make_sessionmaker(engine)() as s, s.begin():
+        for role in ("admin", "operator", "labeller"):
+            tokens[role] = create_token(s, role, f"{role}-test")
+    with TestClient(app) as client:
+        yield Api(client, tokens)
+    engine.dispose()
