@@ -1,0 +1,29 @@
+"""Fleet: devices online and offline with their health, and one bin's fill chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web_support import OFFLINE, Seeded, login, shot
+
+
+def test_fleet_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -> None:
+    """Offline devices come first, with why; a bin's chart shows readings, collections and forecast."""
+    login(page, site, "operator")
+    page.click("#nav a[data-view='fleet']")
+    page.wait_for_selector("[data-device]")
+    rows = page.eval_on_selector_all("[data-device]", "els => els.map(e => e.dataset.device)")
+    assert sorted(rows) == sorted(b["bin_id"] for b in site.bins)
+    assert set(rows[: len(OFFLINE)]) == OFFLINE
+    off = page.inner_text("[data-device='nrd-05']")
+    assert "offline" in off and "camera timeout" in off
+    assert "m-seed" in page.inner_text("[data-device='nrd-01']")
+
+    page.click("[data-device='nrd-01'] button.link")
+    page.wait_for_selector(".chart .reading-line")
+    hist = site.api("/api/bins/nrd-01/history?days=14", "operator")
+    assert page.locator(".chart .collection").count() == len(hist["collections"])
+    if hist["forecast"] and len(hist["forecast"]["points"]) > 1:
+        assert page.locator(".chart .forecast-line").count() == 1
+    assert f"{len(hist['readings'])} readings" in page.inner_text(".chart-panel")
+    shot(page, "fleet", full_page=True)

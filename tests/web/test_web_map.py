@@ -1,0 +1,67 @@
+"""The map: every seeded bin, coloured by fill, with details, filters and a scale bar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web_support import OFFLINE, Seeded, login, shot
+
+
+def test_map_shows_the_seeded_bins_with_details(page: Any, site: Seeded) -> None:
+    """Each seeded bin is one marker; hovering one tells its fill, forecast, reading age and device state."""
+    login(page, site, "operator")
+    page.wait_for_selector("[data-bin]")
+    ids = sorted(page.eval_on_selector_all("svg [data-bin]", "els => els.map(e => e.dataset.bin)"))
+    assert ids == sorted(b["bin_id"] for b in site.bins)
+    # Colour follows fill: the fullest and emptiest seeded bins differ.
+    full = page.get_attribute("[data-bin='nrd-06'] .bin-dot", "fill")
+    empty = page.get_attribute("[data-bin='nrd-05'] .bin-dot", "fill")
+    assert full != empty
+    # Offline bins are crossed out, not only coloured.
+    crossed = sorted(page.eval_on_selector_all(".bin-offline", "els => els.map(e => e.dataset.bin)"))
+    assert crossed == sorted(OFFLINE)
+
+    page.hover("[data-bin='nrd-01'] .bin-dot")
+    tip = page.locator(".map-tooltip")
+    tip.wait_for(state="visible")
+    text = tip.inner_text()
+    assert "nrd-01" in text and "93%" in text
+    assert "Last reading" in text and "ago" in text
+    assert "online" in text
+    shot(page, "map-hover")
+
+    page.click("[data-bin='nrd-05'] .bin-dot")
+    details = page.inner_text(".details")
+    assert "nrd-05" in details and "offline" in details
+
+    scale = page.inner_text(".map-scale")
+    assert scale.endswith(" m") or scale.endswith(" km")
+    shot(page, "map", full_page=True)
+
+
+def test_map_filters(page: Any, site: Seeded) -> None:
+    """Site, minimum fill and offline filters narrow both the map and the list."""
+    login(page, site, "operator")
+    page.wait_for_selector("[data-bin]")
+    count = lambda: page.locator("svg [data-bin]").count()  # noqa: E731
+    page.select_option("#f-site", "centrum")
+    assert count() == sum(b["site"] == "centrum" for b in site.bins)
+    page.select_option("#f-site", "")
+    page.fill("#f-fill", "85")
+    assert count() == sum(b["fill"] >= 0.85 for b in site.bins)
+    assert page.locator("[data-bin-row]").count() == count()
+    page.fill("#f-fill", "0")
+    page.check("#f-offline")
+    assert sorted(
+        page.eval_on_selector_all("svg [data-bin]", "els => els.map(e => e.dataset.bin)")
+    ) == sorted(OFFLINE)
+
+
+def test_map_works_offline_without_tiles(page: Any, site: Seeded) -> None:
+    """Tiles are off by default and nothing is fetched from outside the server."""
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(site.base_url) else None)
+    login(page, site, "operator")
+    page.wait_for_selector("[data-bin]")
+    assert page.locator(".layer-tiles image").count() == 0
+    assert outside == []

@@ -1,0 +1,294 @@
+"""Helpers for the web page tests, against the real server: a seeded SQLite database,
+``create_app`` under uvicorn, and Debian's chromium driven by Playwright.
+
+Seeding goes through the server's own code paths: bins with ``binsight server bins import``, tokens
+with :func:`binsight.server.auth.create_token`, and readings, stats, availability and labelling images
+as MQTT payloads through the ingest's :func:`parse` and :func:`write_batch`. Images are lid-camera
+frames from the training side's synthetic renderer.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+
+HOUR_MS = 3_600_000
+
+# Two sites in Amsterdam; fill at "now" and the hourly fill rate of each bin's current cycle.
+BINS: list[dict[str, Any]] = [
+    {"bin_id": "nrd-01", "lat": 52.3850, "lon": 4.8990, "site": "noord", "fill": 0.93, "rate": 0.012},
+    {"bin_id": "nrd-02", "lat": 52.3895, "lon": 4.9105, "site": "noord", "fill": 0.86, "rate": 0.010},
+    {"bin_id": "nrd-03", "lat": 52.3920, "lon": 4.8890, "site": "noord", "fill": 0.41, "rate": 0.004},
+    {"bin_id": "nrd-04", "lat": 52.3812, "lon": 4.9210, "site": "noord", "fill": 0.72, "rate": 0.011},
+    {"bin_id": "nrd-05", "lat": 52.3960, "lon": 4.9020, "site": "noord", "fill": 0.18, "rate": 0.003},
+    {"bin_id": "nrd-06", "lat": 52.3871, "lon": 4.8805, "site": "noord", "fill": 0.97, "rate": 0.015},
+    {"bin_id": "ctr-01", "lat": 52.3702, "lon": 4.8952, "site": "centrum", "fill": 0.88, "rate": 0.014},
+    {"bin_id": "ctr-02", "lat": 52.3731, "lon": 4.8870, "site": "centrum", "fill": 0.55, "rate": 0.008},
+    {"bin_id": "ctr-03", "lat": 52.3668, "lon": 4.9011, "site": "centrum", "fill": 0.82, "rate": 0.012},
+    {"bin_id": "ctr-04", "lat": 52.3645, "lon": 4.8898, "site": "centrum", "fill": 0.30, "rate": 0.005},
+    {"bin_id": "ctr-05", "lat": 52.3759, "lon": 4.9066, "site": "centrum", "fill": 0.66, "rate": 0.009},
+    {"bin_id": "ctr-06", "lat": 52.3688, "lon": 4.8795, "site": "centrum", "fill": 0.90, "rate": 0.016},
+]
+OFFLINE = {"nrd-05", "ctr-04"}
+IMAGES = [
+    ("nrd-01", 0.93, "unsure"),
+    ("ctr-02", 0.55, "unsure"),
+    ("ctr-05", 0.66, "periodic"),
+    ("nrd-03", 0.41, "periodic"),
+    ("ctr-01", 0.88, "periodic"),
+    ("nrd-06", 0.97, "periodic"),
+]
+
+SERVER_TOML = """\
+database = "sqlite:///binsight.db"
+[mqtt]
+host = "127.0.0.1"
+port = 1
+[http]
+host = "127.0.0.1"
+port = {port}
+[[fleet.depots]]
+id = "depot"
+lat = 52.3780
+lon = 4.9000
+[[fleet.disposal_sites]]
+id = "tip-west"
+lat = 52.3900
+lon = 4.8700
+service_min = 15
+[[fleet.trucks]]
+id = "truck-1"
+depot = "depot"
+capacity_l = 3000
+shift = ["06:00", "14:00"]
+[[fleet.trucks]]
+id = "truck-2"
+depot = "depot"
+capacity_l = 3000
+shift = ["06:00", "14:00"]
+"""
+
+
+@dataclass
+class Seeded:
+    """What the tests know about the seeded server."""
+
+    workdir: Path
+    config_path: Path
+    tokens: dict[str, str]
+    bins: list[dict[str, Any]] = field(default_factory=lambda: BINS)
+    base_url: str = ""
+
+    def api(self, path: str, role: str = "admin", method: str = "GET", body: Any = None) -> Any:
+        import httpx
+
+        r = httpx.request(
+            method,
+            self.base_url + path,
+            headers={"Authorization": f"Bearer {self.tokens[role]}"},
+            json=body,
+            timeout=30,
+        )
+        r.raise_for_status()
+        return r.json()
+
+
+def _binsight(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "binsight", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"binsight {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _seed_messages(now: int) -> list[tuple[str, bytes]]:
+    """(topic, payload) pairs as the cameras would publish them."""
+    import cv2
+
+    from binsight.protocol import LabelImage, Reading, Stats, Topics
+    from binsight.training.synth import render_frame
+
+    topics = Topics()
+    msgs: list[tuple[str, bytes]] = []
+    for i, b in enumerate(BINS):
+        bin_id = b["bin_id"]
+        # Three days of two-hourly readings: a previous cycle that was emptied (a sharp drop),
+        # then the current one rising to today's fill.
+        for seq, h in enumerate(range(72, -1, -2)):
+            ts = now - h * HOUR_MS - 5 * 60_000
+            fill = b["fill"] - b["rate"] * h
+            if fill < 0.02:
+                fill = min(0.95, fill + 0.9)  # before the collection
+            reading = Reading(
+                bin_id=bin_id, seq=seq, ts=ts, fill=round(fill, 4), quality="ok", model="m-seed"
+            )
+            msgs.append((topics.reading(bin_id), reading.model_dump_json().encode()))
+        stats = Stats(
+            bin_id=bin_id,
+            ts=now - 60_000,
+            uptime_s=3600.0 * (10 + i),
+            outbox_depth=i % 3,
+            dropped=0,
+            model="m-seed",
+            interval_s=7200.0,
+            last_infer_ms=38.5 + i,
+            last_error="camera timeout after 5 s" if bin_id in OFFLINE else None,
+        )
+        msgs.append((topics.stats(bin_id), stats.model_dump_json().encode()))
+        msgs.append((topics.available(bin_id), b"offline" if bin_id in OFFLINE else b"online"))
+    for k, (bin_id, fill, reason) in enumerate(IMAGES):
+        index = next(i for i, b in enumerate(BINS) if b["bin_id"] == bin_id)
+        frame = render_frame(index, fill, seed=7, size=(360, 480))
+        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        assert ok
+        img = LabelImage(
+            bin_id=bin_id,
+            seq=1000 + k,
+            ts=now - (k + 1) * 600_000,
+            reason=reason,  # type: ignore[arg-type]
+            fill=fill - 0.1 if reason == "unsure" else fill,
+            model="m-seed",
+            jpeg_b64=base64.b64encode(jpeg.tobytes()).decode(),
+        )
+        msgs.append((topics.image(bin_id), img.model_dump_json().encode()))
+    return msgs
+
+
+def seed(workdir: Path, port: int) -> Seeded:
+    """Build a server.toml, import bins with the CLI, create tokens and ingest readings and images."""
+    from binsight.protocol import Topics
+    from binsight.server.auth import create_token
+    from binsight.server.config import load_server_config
+    from binsight.server.db.engine import make_engine, make_sessionmaker, now_ms
+    from binsight.server.ingest.messages import Reject, parse
+    from binsight.server.ingest.store import BinRegistry, write_batch
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg_path = workdir / "server.toml"
+    cfg_path.write_text(SERVER_TOML.format(port=port))
+    csv = workdir / "bins.csv"
+    csv.write_text(
+        "bin_id,lat,lon,capacity_l,site,name\n"
+        + "".join(
+            f"{b['bin_id']},{b['lat']},{b['lon']},1100,{b['site']},{b['site']} {b['bin_id'][-2:]}\n"
+            for b in BINS
+        )
+    )
+    _binsight("server", "bins", "import", str(csv), "--config", str(cfg_path))
+
+    cfg = load_server_config(cfg_path)
+    engine = make_engine(cfg.database)
+    sessions = make_sessionmaker(engine)
+    tokens: dict[str, str] = {}
+    with sessions() as s, s.begin():
+        tokens["admin"] = create_token(s, "admin", "ada")
+        tokens["operator"] = create_token(s, "operator", "olga")
+        tokens["labeller"] = create_token(s, "labeller", "lena")
+
+    now = now_ms()
+    topics = Topics()
+    items = [parse(topics, t, p, now, 86_400_000) for t, p in _seed_messages(now)]
+    bad = [i for i in items if isinstance(i, Reject)]
+    assert not bad, f"seed messages rejected: {bad[:3]}"
+    with sessions() as s, s.begin():
+        write_batch(s, items, BinRegistry(), False, now)
+    engine.dispose()
+    return Seeded(workdir=workdir, config_path=cfg_path, tokens=tokens)
+
+
+class _Server:
+    """create_app(config) under uvicorn in a thread."""
+
+    def __init__(self, config_path: Path, port: int) -> None:
+        import uvicorn
+
+        from binsight.server.app import create_app
+        from binsight.server.config import load_server_config
+
+        app = create_app(load_server_config(config_path))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, port: int) -> None:
+        self.thread.start()
+        wait_port(port, timeout=30)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+class PageErrors(list[str]):
+    """JavaScript errors a page raised; a test fails on any."""
+
+
+def _new_page(browser: Any, **context_args: Any) -> tuple[Any, Any, PageErrors]:
+    ctx = browser.new_context(**context_args)
+    page = ctx.new_page()
+    errors = PageErrors()
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.set_default_timeout(15_000)
+    return ctx, page, errors
+
+
+def login(page: Any, site: Seeded, role: str) -> None:
+    """Sign in through the form, as a person would."""
+    page.goto(site.base_url + "/")
+    page.fill("#token", site.tokens[role])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#nav a")
+
+
+def shot(page: Any, name: str, full_page: bool = False) -> Path:
+    """Save a screenshot under artifacts/screenshots/ (look at them: readable is part of passing)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def wait_until(fn: Any, timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
