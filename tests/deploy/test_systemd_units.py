@@ -149,3 +149,22 @@ def test_server_unit_security_exposure(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr
+
+
+def test_mosquitto_dropin_verifies_with_the_packaged_unit(tmp_path: Path) -> None:
+    """The mosquitto.service drop-in applies cleanly on top of the distribution's unit."""
+    packaged = Path("/lib/systemd/system/mosquitto.service")
+    if shutil.which("systemd-analyze") is None or not packaged.exists():
+        pytest.skip("needs systemd-analyze and the packaged mosquitto.service")
+    units = tmp_path / "units"
+    shutil.copytree(SYSTEMD / "mosquitto.service.d", units / "mosquitto.service.d")
+    shutil.copy(packaged, units)
+    unit = parse_unit((SYSTEMD / "mosquitto.service.d" / "binsight.conf").read_text())
+    assert int(last(unit, "LimitNOFILE") or 0) >= 16384
+    out = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(units / "mosquitto.service")],
+        capture_output=True, text=True, timeout=60,
+        env={"SYSTEMD_UNIT_PATH": f"{units}:", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    ours = [line for line in (out.stdout + out.stderr).splitlines() if str(tmp_path) in line]
+    assert out.returncode == 0 and not ours, out.stdout + out.stderr
