@@ -189,6 +189,8 @@ class Agent:
         next_stats = time.monotonic() + min(stats_every, 5.0)
         watchdog_every = (self.notifier.watchdog_s or 0.0) / 3.0 or None
         next_watchdog = time.monotonic()
+        # Give the link a moment so the first reading goes out live, not as a replay.
+        self.link.wait_connected(min(5.0, self.interval_s))
         self._next_capture = time.monotonic()
         while not self._stop.is_set():
             self._wake.clear()
