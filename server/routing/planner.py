@@ -70,6 +70,7 @@ class Outcome:
 
 def check(inst: Instance, solution: EngineSolution, elapsed_s: float = 0.0) -> Outcome:
     """Schedule every route exactly and collect violations and unserved mandatory clients."""
+    solution.routes = [r.tidy() for r in solution.routes if r.clients]
     schedules = [schedule_route(inst, r) for r in solution.routes if r.visits]
     seen: set[int] = set()
     duplicates = []

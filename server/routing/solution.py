@@ -26,6 +26,16 @@ class RoutePlan:
     vehicle: int
     visits: list[Visit] = field(default_factory=list)
 
+    def tidy(self) -> RoutePlan:
+        """Drop unloadings with nothing to unload: before any bin, or right before another unloading."""
+        out: list[Visit] = []
+        for k, v in enumerate(self.visits):
+            nxt = self.visits[k + 1] if k + 1 < len(self.visits) else None
+            if v.kind == "disposal" and (not out or (nxt is not None and nxt.kind == "disposal")):
+                continue
+            out.append(v)
+        return RoutePlan(self.vehicle, out)
+
     @property
     def clients(self) -> list[int]:
         return [v.index for v in self.visits if v.kind == "client"]
