@@ -1,0 +1,238 @@
+"""Signed model releases: verified, downloaded, checked, swapped; bad ones refused, old model kept."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from device_support import Collector, build_model, load_config, scene, write_config
+
+from binsight.device.agent import Agent
+from binsight.device.config import UpdatesConfig
+from binsight.device.inference import FillModel, load_model
+from binsight.device.outbox import Outbox
+from binsight.device.updates import Updater
+from binsight.protocol import ModelRelease
+from binsight.signing import format_public_key, generate_key, make_release, sign_release
+
+
+class Harness:
+    """An Updater wired to a model slot, as the agent wires it."""
+
+    def __init__(self, tmp: Path, model: Path, base_url: str, public_key: str | None) -> None:
+        self.path = tmp / "model.onnx"
+        shutil.copy(model, self.path)
+        self.model: FillModel | None = FillModel(self.path)
+        self.events: list[tuple[str, str | None, str | None]] = []
+        self.outbox = Outbox(tmp / "state.db")
+        cfg = UpdatesConfig(public_key=public_key, base_url=base_url)
+        self.updater = Updater(
+            cfg,
+            self.path,
+            1,
+            self.outbox,
+            current=lambda: self.model,
+            activate=self._activate,
+            last_frame=lambda: scene(120),
+            report=lambda s, v, d: self.events.append((s, v, d)),
+        )
+
+    def _activate(self, m: FillModel) -> None:
+        self.model = m
+
+    def states(self) -> list[str]:
+        return [s for s, _, _ in self.events]
+
+    def answers(self) -> float | None:
+        assert self.model is not None
+        return self.model.predict([scene(120)])[0].fill
+
+
+@pytest.fixture
+def key():
+    return generate_key()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, model_v1: Path, http_dir, key) -> Harness:
+    _, base = http_dir
+    return Harness(tmp_path, model_v1, base, format_public_key(key.public_key()))
+
+
+def publish_file(http_dir, model: Path, name: str) -> str:
+    folder, _ = http_dir
+    shutil.copy(model, folder / name)
+    return f"/{name}"
+
+
+def test_good_release_is_verified_activated_and_previous_kept(
+    harness: Harness, http_dir, key, model_v2
+) -> None:
+    """A signed release goes downloading -> verified -> active; MODEL.prev holds the old file."""
+    url = publish_file(http_dir, model_v2, "v2.onnx")
+    release = make_release(model_v2, key, "v2", url)
+    assert harness.updater.process(release) is None
+    assert harness.states() == ["downloading", "verified", "active"]
+    assert harness.model is not None and harness.model.version == "v2"
+    assert harness.answers() == pytest.approx(1 - 120 / 255, abs=0.03)
+    assert FillModel(harness.path).version == "v2"
+    assert FillModel(harness.updater.prev_path).version == "v1"
+    assert not harness.updater.download_path.exists()
+
+
+def _refused(harness: Harness, release: ModelRelease, needle: str) -> None:
+    before = harness.path.read_bytes()
+    harness.updater.process(release)
+    assert harness.states()[-1] == "failed", harness.events
+    assert needle in (harness.events[-1][2] or ""), harness.events[-1]
+    assert harness.model is not None and harness.model.version == "v1"
+    assert harness.answers() == pytest.approx(120 / 255, abs=0.03), "the old model must keep answering"
+    assert harness.path.read_bytes() == before
+    assert not harness.updater.download_path.exists()
+
+
+def test_wrong_signature_refused_before_download(harness: Harness, http_dir, model_v2) -> None:
+    """Signed by another key: refused, nothing downloaded."""
+    url = publish_file(http_dir, model_v2, "v2.onnx")
+    release = make_release(model_v2, generate_key(), "v2", url)
+    _refused(harness, release, "signature does not match")
+    assert "downloading" not in harness.states()
+
+
+def test_unsigned_and_relabelled_releases_refused(harness: Harness, http_dir, key, model_v2) -> None:
+    """A garbage signature, or a valid one moved onto another version, is refused."""
+    url = publish_file(http_dir, model_v2, "v2.onnx")
+    good = make_release(model_v2, key, "v2", url)
+    _refused(harness, good.model_copy(update={"signature": "AAAA"}), "signature has 3 bytes")
+    _refused(harness, good.model_copy(update={"version": "v3"}), "signature does not match")
+
+
+def test_wrong_hash_refused(harness: Harness, http_dir, key, model_v2, model_v1) -> None:
+    """The server serves another file than the one signed: the sha256 check refuses it."""
+    url = publish_file(http_dir, model_v1, "v2.onnx")  # wrong bytes behind the URL, same size
+    release = make_release(model_v2, key, "v2", url)
+    if release.size != model_v1.stat().st_size:
+        folder, _ = http_dir
+        data = model_v1.read_bytes()
+        (folder / "v2.onnx").write_bytes((data + b"\0" * release.size)[: release.size])
+    _refused(harness, release, "sha256 of the download")
+
+
+def test_corrupt_model_refused(harness: Harness, http_dir, key, tmp_path: Path) -> None:
+    """Correctly signed and hashed, but not an ONNX model: refused at load."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a protobuf" * 100)
+    url = publish_file(http_dir, junk, "junk.onnx")
+    _refused(harness, make_release(junk, key, "v9", url), "cannot load ONNX model")
+
+
+def test_insane_model_refused(harness: Harness, http_dir, key, tmp_path: Path) -> None:
+    """A model whose output leaves 0..1 on the last frame fails the sanity check."""
+    bad = build_model(tmp_path / "bad.onnx", "bad", scale=4.0)
+    url = publish_file(http_dir, bad, "bad.onnx")
+    _refused(harness, make_release(bad, key, "bad", url), "outside [0, 1]")
+
+
+def test_version_mismatch_and_size_refused(harness: Harness, http_dir, key, model_v2) -> None:
+    """The metadata must carry the release's version; a download larger than announced is cut."""
+    url = publish_file(http_dir, model_v2, "v2.onnx")
+    _refused(harness, make_release(model_v2, key, "other", url), "metadata says version 'v2'")
+    release = make_release(model_v2, key, "v2", url)
+    small = release.size - 10
+    forged = release.model_copy(
+        update={"size": small, "signature": sign_release(key, "v2", release.sha256, small)}
+    )
+    _refused(harness, forged, "larger than the release")
+
+
+def test_no_key_configured_refuses(tmp_path: Path, model_v1: Path, model_v2: Path, http_dir, key) -> None:
+    """Without a trusted public key every release is refused."""
+    _, base = http_dir
+    h = Harness(tmp_path, model_v1, base, None)
+    url = publish_file(http_dir, model_v2, "v2.onnx")
+    _refused(h, make_release(model_v2, key, "v2", url), "no trusted public key")
+
+
+def test_download_error_is_retried(harness: Harness, key, model_v2) -> None:
+    """A missing file (HTTP 404) is a transient failure: a retry delay comes back."""
+    release = make_release(model_v2, key, "v2", "/missing.onnx")
+    retry = harness.updater.process(release)
+    assert retry is not None and retry > 0
+    assert harness.states()[-1] == "failed"
+    assert harness.outbox.get_setting("refused_release") is None
+
+
+def test_refused_release_not_fetched_again(harness: Harness, http_dir, key, tmp_path: Path) -> None:
+    """A permanently refused release is remembered (a retained announcement comes back on restart)."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"x" * 500)
+    release = make_release(junk, key, "v9", publish_file(http_dir, junk, "junk.onnx"))
+    harness.updater.process(release)
+    n = len(harness.events)
+    harness.updater.process(release)
+    assert len(harness.events) == n
+
+
+def test_rollback_at_start_when_model_file_is_broken(tmp_path: Path, model_v1: Path) -> None:
+    """A corrupt MODEL with a good MODEL.prev: the agent starts on the previous model."""
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"corrupt")
+    shutil.copy(model_v1, tmp_path / "model.onnx.prev")
+    cfg = load_config(write_config(tmp_path, bin_id="bin-rb", source="0", model=model, port=1))
+    agent = Agent(cfg)
+    agent.load_initial_model()
+    assert agent.model is not None and agent.model.version == "v1"
+    assert FillModel(model).version == "v1"
+    agent.outbox.close()
+
+
+@pytest.mark.broker
+def test_agent_switches_on_retained_release(
+    tmp_path: Path, mosquitto, scenes: Path, model_v1: Path, model_v2: Path, http_dir, key, collector_factory
+) -> None:
+    """End to end: a retained signed release on the model topic; the agent's readings switch to v2,
+    and a later tampered release is refused while v2 keeps answering."""
+    folder, base = http_dir
+    shutil.copy(model_v2, folder / "v2.onnx")
+    model = tmp_path / "model.onnx"
+    shutil.copy(model_v1, model)
+    extra = f'[updates]\npublic_key = "{format_public_key(key.public_key())}"\nbase_url = "{base}"\n'
+    cfg = load_config(
+        write_config(tmp_path, bin_id="bin-up", source=scenes, model=model, port=mosquitto.port, extra=extra)
+    )
+    col: Collector = collector_factory(mosquitto.port)
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        col.wait_for(lambda: len(col.payloads("reading")) >= 1)
+        release = make_release(model_v2, key, "v2", "/v2.onnx")
+        col.client.publish("binsight/bin-up/model", release.model_dump_json(), qos=1, retain=True)
+        col.wait_for(lambda: any(r["model"] == "v2" for r in col.payloads("reading")))
+        states = [e["state"] for e in col.payloads("event") if e["kind"] == "model"]
+        assert states == ["downloading", "verified", "active"]
+        bad = release.model_copy(update={"version": "v3"})
+        col.client.publish("binsight/bin-up/model", bad.model_dump_json(), qos=1, retain=True)
+        col.wait_for(lambda: any(e["state"] == "failed" for e in col.payloads("event")))
+        n = len(col.payloads("reading"))
+        col.wait_for(lambda: len(col.payloads("reading")) >= n + 2)
+        assert col.payloads("reading")[-1]["model"] == "v2"
+        col.client.publish("binsight/bin-up/model", b"", qos=1, retain=True)
+    finally:
+        agent.stop()
+
+
+def test_load_model_shares_sessions(model_v1: Path, tmp_path: Path) -> None:
+    """Two agents on the same file share one ONNX Runtime session."""
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(model_v1, copy)
+    assert load_model(model_v1) is load_model(copy)
+
+
+def test_offer_reports_malformed_release(harness: Harness) -> None:
+    """A malformed announcement is reported as failed, naming the field."""
+    harness.updater.offer(json.dumps({"version": "v2"}).encode())
+    assert harness.states() == ["failed"] and "url" in (harness.events[0][2] or "")
+    harness.updater.offer(b"")  # a cleared retained message is ignored
+    assert len(harness.events) == 1
