@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 SECTOR_SIZE = 800
 
 
-def sectors(inst: Instance, size: int = SECTOR_SIZE) -> list[tuple[int, list[int], list[int]]]:
-    """``(depot, client indices, physical vehicle indices)`` per sector."""
+def sectors(inst: Instance, size: int | None = None) -> list[tuple[int, list[int], list[int]]]:
+    """``(depot, client indices, physical vehicle indices)`` per sector of about ``size`` clients."""
+    size = size or SECTOR_SIZE
     vehicles = inst.vehicle_list()
     by_depot: dict[int, list[int]] = {}
     for k, v in enumerate(vehicles):
@@ -125,7 +126,7 @@ def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> Engi
         logger.info(
             "sector %d/%d: %d bins, %d trucks, %.0f s", n + 1, len(parts), len(clients), len(trucks), budget
         )
-        outcome = solve_instance(sub, budget, seed=seed)
+        outcome = solve_instance(sub, budget, seed=seed, decompose=False)
         for r in outcome.solution.routes:
             visits = [Visit(v.kind, clients[v.index]) if v.kind == "client" else v for v in r.visits]
             routes.append(RoutePlan(vehicle=trucks[r.vehicle], visits=visits))

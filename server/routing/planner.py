@@ -91,12 +91,18 @@ def _better(a: Outcome, b: Outcome) -> Outcome:
     return a if a.distance + a.penalty <= b.distance + b.penalty else b
 
 
-def solve_instance(inst: Instance, time_limit_s: float, seed: int = 0, engine: Engine = "auto") -> Outcome:
-    """Plan ``inst`` within about ``time_limit_s`` seconds with ``engine`` and check the result."""
+def solve_instance(
+    inst: Instance, time_limit_s: float, seed: int = 0, engine: Engine = "auto", decompose: bool = True
+) -> Outcome:
+    """Plan ``inst`` within about ``time_limit_s`` seconds with ``engine`` and check the result.
+
+    With ``engine="auto"`` and ``decompose``, problems above :data:`DECOMPOSE_ABOVE` clients are
+    solved in sectors.
+    """
     t0 = time.perf_counter()
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if engine == "auto" and len(inst.clients) > DECOMPOSE_ABOVE:
+    if engine == "auto" and decompose and len(inst.clients) > DECOMPOSE_ABOVE:
         from binsight.server.routing.decompose import solve_decomposed
 
         sol = solve_decomposed(inst, time_limit_s, seed)

@@ -75,7 +75,9 @@ def test_nearest_disposal_site_is_chosen_for_the_last_unload() -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_time_windows_split_the_work(engine: str) -> None:
     """Bins 10 km apart on both sides, both due by 06:15: one truck cannot serve both in time."""
-    trucks = [{"id": f"t{i}", "depot": "depot", "capacity_l": 1000, "shift": ["06:00", "14:00"]} for i in (1, 2)]
+    trucks = [
+        {"id": f"t{i}", "depot": "depot", "capacity_l": 1000, "shift": ["06:00", "14:00"]} for i in (1, 2)
+    ]
     bins = [bin_at("east", 10, window=["06:00", "06:15"]), bin_at("west", -10, window=["06:00", "06:15"])]
     r = solve(problem(bins, trucks=trucks), engine)
     assert len(r["routes"]) == 2
@@ -203,7 +205,9 @@ def test_bin_bigger_than_every_truck_is_named() -> None:
 def test_window_outside_every_shift_is_named() -> None:
     """A mandatory bin open only in the evening cannot be served by day shifts."""
     p = problem([bin_at("night-bin", 1, window=["20:00", "21:00"])])
-    with pytest.raises(InfeasibleProblem, match="bin night-bin: no truck can reach it for its window 20:00-21:00"):
+    with pytest.raises(
+        InfeasibleProblem, match="bin night-bin: no truck can reach it for its window 20:00-21:00"
+    ):
         plan(p, 1.0)
 
 
