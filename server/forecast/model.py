@@ -60,6 +60,10 @@ class Forecast:
         cum = float(np.interp(h, np.arange(len(self._cum)), self._cum))
         return float(min(1.0, max(0.0, self.level + self.rate_per_day * cum)))
 
+    def reaches(self, threshold: float) -> int | None:
+        """When the central projection reaches ``threshold`` (now if already there; None: not in 60 days)."""
+        return _crossing(self.level, self.rate_per_day, threshold, self._cum, self.now_ts)
+
     def points(self, until_ts: int | None = None, step_h: float = 1.0) -> list[dict[str, float]]:
         """Projected ``{ts, fill}`` from now to ``until_ts`` (default: past ``high_ts``, at most 14 days)."""
         end = until_ts or min(

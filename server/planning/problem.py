@@ -116,7 +116,7 @@ def build_problem(
         fc = forecasts.get(session, dev, now_ms)
         if fc is not None:
             fill = fc.fill_at(max(day_end, now_ms))
-            full_ts = fc.full_ts
+            full_ts = fc.reaches(threshold)
         else:
             fill = float(dev.fill)
             full_ts = now_ms if fill >= threshold else None

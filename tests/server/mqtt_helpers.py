@@ -26,7 +26,9 @@ def free_port() -> int:
 
 
 def publisher(port: int, client_id: str = "test-pub", host: str = "127.0.0.1") -> mqtt.Client:
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
     c.connect(host, port)
@@ -80,7 +82,9 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, step: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def write_server_toml(path: Path, *, database: str, mqtt_port: int, http_port: int, client_id: str, **ingest: Any) -> Path:
+def write_server_toml(
+    path: Path, *, database: str, mqtt_port: int, http_port: int, client_id: str, **ingest: Any
+) -> Path:
     lines = [
         f'database = "{database}"',
         "[mqtt]",

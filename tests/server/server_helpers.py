@@ -17,7 +17,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def reading(bin_id: str, seq: int, fill: float | None = 0.5, ts: int | None = None, **kw: Any) -> dict[str, Any]:
+def reading(
+    bin_id: str, seq: int, fill: float | None = 0.5, ts: int | None = None, **kw: Any
+) -> dict[str, Any]:
     return {
         "bin_id": bin_id,
         "seq": seq,

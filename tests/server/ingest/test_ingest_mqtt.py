@@ -103,7 +103,9 @@ def test_killed_mid_stream_loses_and_doubles_nothing(mosquitto: object, tmp_path
         _stop(proc)
     engine = make_engine(db)
     with make_sessionmaker(engine)() as s:
-        assert all(d.seq_max - d.seq_min + 1 == d.seq_count == 500 for d in s.execute(select(Device)).scalars())
+        assert all(
+            d.seq_max - d.seq_min + 1 == d.seq_count == 500 for d in s.execute(select(Device)).scalars()
+        )
     engine.dispose()
 
 
@@ -125,7 +127,9 @@ def test_two_servers_share_the_load(mosquitto: object, pg_url: str, tmp_path: Pa
                                      http_port=port, client_id=f"srv-share-{i}", shared_group="g1")  # fmt: skip
             procs.append(start_server(conf, tmp_path / f"s{i}.log"))
         for i in range(2):
-            wait_for(lambda i=i: "connected to MQTT" in (tmp_path / f"s{i}.log").read_text(), 30, f"server {i}")
+            wait_for(
+                lambda i=i: "connected to MQTT" in (tmp_path / f"s{i}.log").read_text(), 30, f"server {i}"
+            )
         time.sleep(0.5)
         pub = publisher(mosquitto.port)  # type: ignore[attr-defined]
         wait_published(publish_readings(pub, [f"s-{i}" for i in range(10)], 500))

@@ -11,7 +11,9 @@ from binsight.server.fleet import missing_readings
 from binsight.server.ingest.store import BinRegistry, BatchResult, write_batch
 
 
-def _write(sessions: sessionmaker[Session], items: list, required: bool = False, reg: BinRegistry | None = None) -> BatchResult:
+def _write(
+    sessions: sessionmaker[Session], items: list, required: bool = False, reg: BinRegistry | None = None
+) -> BatchResult:
     with sessions() as s, s.begin():
         return write_batch(s, items, reg or BinRegistry(), required, now_ms())
 
@@ -73,7 +75,9 @@ def test_stats_availability_events_images(sessions: sessionmaker[Session]) -> No
     """Stats update the device (newest wins); availability changes and events are logged; images stored once."""
     t = now_ms()
     with sessions() as s, s.begin():
-        s.add(DeviceCommand(id="c1", bin_id="b1", action="capture", created_at=t, status="sent", updated_at=t))
+        s.add(
+            DeviceCommand(id="c1", bin_id="b1", action="capture", created_at=t, status="sent", updated_at=t)
+        )
     _write(sessions, [
         item("stats", "b1", stats("b1", ts=t, outbox_depth=5, last_error="lens")),
         item("stats", "b1", stats("b1", ts=t - 5000, outbox_depth=99)),
@@ -87,7 +91,9 @@ def test_stats_availability_events_images(sessions: sessionmaker[Session]) -> No
     with sessions() as s:
         d = s.get(Device, "b1")
         assert d is not None and (d.outbox_depth, d.last_error, d.available) == (5, "lens", "offline")
-        events = [(e.kind, e.state) for e in s.execute(select(DeviceEvent).order_by(DeviceEvent.id)).scalars()]
+        events = [
+            (e.kind, e.state) for e in s.execute(select(DeviceEvent).order_by(DeviceEvent.id)).scalars()
+        ]
         assert events == [("availability", "online"), ("command", "ok"), ("availability", "offline")]
         assert s.get(DeviceCommand, "c1").status == "ok"  # type: ignore[union-attr]
         assert s.execute(select(func.count()).select_from(Image)).scalar_one() == 1

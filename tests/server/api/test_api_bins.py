@@ -1,0 +1,69 @@
+"""/api/bins and /api/bins/{id}/history: latest fill, forecast, health, collections."""
+
+from __future__ import annotations
+
+from conftest import Api
+from server_helpers import item, reading
+
+from binsight.server.bins_import import BinRow, import_bins
+from binsight.server.db.engine import now_ms
+from binsight.server.ingest.store import BinRegistry, write_batch
+
+HOUR = 3_600_000
+
+
+def _seed(api: Api) -> int:
+    """b-fast fills 0.1/h, was emptied 10 h ago; b-slow barely fills; b-dark has only unusable readings."""
+    now = now_ms()
+    rows = [BinRow("b-fast", 52.37, 4.89, 1000, site="north"), BinRow("b-slow", 52.38, 4.9, 1000, site="south"),
+            BinRow("b-dark", 52.39, 4.91, 1000, site="south")]  # fmt: skip
+    items = []
+    seq = 0
+    for h in range(30, 0, -1):
+        t = now - h * HOUR
+        fast = 0.9 + 0.005 * (30 - h) if h > 10 else 0.02 + 0.1 * (10 - h) / 2
+        items.append(item("reading", "b-fast", reading("b-fast", seq, min(fast, 1.0), ts=t)))
+        items.append(item("reading", "b-slow", reading("b-slow", seq, 0.1 + 0.001 * (30 - h), ts=t)))
+        seq += 1
+    items.append(item("reading", "b-dark", reading("b-dark", 0, None, ts=now)))
+    with api.sessions() as s, s.begin():
+        import_bins(s, rows)
+        write_batch(s, items, BinRegistry(), False, now)
+    return now
+
+
+def test_list_bins(api: Api) -> None:
+    """Each bin has position, latest fill, forecast (or null) and health; filters work."""
+    now = _seed(api)
+    r = api.get("/api/bins", "labeller")
+    assert r.status_code == 200
+    bins = {b["id"]: b for b in r.json()}
+    assert set(bins) == {"b-fast", "b-slow", "b-dark"}
+    fast = bins["b-fast"]
+    assert fast["lat"] == 52.37 and fast["site"] == "north" and fast["capacity_l"] == 1000
+    assert abs(fast["fill"] - 0.47) < 1e-9 and fast["fill_ts"] == now - HOUR and fast["quality"] == "ok"
+    fc = fast["forecast"]
+    assert fc["rate_per_day"] > 0.8  # ~0.05 per hour since the collection = 1.2/day
+    assert fc["low_ts"] <= fc["full_ts"] <= fc["high_ts"]
+    assert now + 2 * HOUR < fc["full_ts"] < now + 14 * HOUR  # 0.8 at ~0.05/h from ~0.5
+    slow = bins["b-slow"]["forecast"]
+    assert slow["full_ts"] is None or slow["full_ts"] > now + 100 * 24 * HOUR or slow["rate_per_day"] < 0.05
+    assert bins["b-dark"]["fill"] is None and bins["b-dark"]["quality"] == "dark"
+    assert bins["b-dark"]["forecast"] is None
+    assert all(b["online"] for b in bins.values())
+    assert [b["id"] for b in api.get("/api/bins?site=south").json()] == ["b-dark", "b-slow"]
+    assert [b["id"] for b in api.get("/api/bins?min_fill=0.3").json()] == ["b-fast"]
+    assert api.get("/api/bins?offline=true").json() == []
+
+
+def test_history(api: Api) -> None:
+    """History returns the readings, the collection (sharp drop) and a forecast curve."""
+    now = _seed(api)
+    r = api.get("/api/bins/b-fast/history?days=2", "operator")
+    assert r.status_code == 200
+    h = r.json()
+    assert len(h["readings"]) == 30
+    assert h["collections"] == [now - 10 * HOUR]
+    pts = h["forecast"]["points"]
+    assert pts[0]["ts"] >= now - 1000 and pts[-1]["fill"] >= pts[0]["fill"]
+    assert api.get("/api/bins/nope/history").status_code == 404

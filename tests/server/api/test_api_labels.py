@@ -1,0 +1,64 @@
+"""Labelling: queue (unsure first), image, label with who and when, skip, stats, export zip."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+from conftest import Api
+from server_helpers import JPEG, image, item
+
+from binsight.server.bins_import import BinRow, import_bins
+from binsight.server.db.engine import now_ms
+from binsight.server.ingest.store import BinRegistry, write_batch
+
+
+def _seed(api: Api) -> list[int]:
+    t = now_ms()
+    with api.sessions() as s, s.begin():
+        import_bins(s, [BinRow("L1", 52.0, 4.0, 500, site="west")])
+        write_batch(s, [
+            item("image", "L1", image("L1", 1, "periodic", jpeg=JPEG + b"1", ts=t - 3000)),
+            item("image", "L1", image("L1", 2, "unsure", jpeg=JPEG + b"2", ts=t - 2000)),
+            item("image", "L2", image("L2", 3, "periodic", jpeg=JPEG + b"3", ts=t - 1000)),
+        ], BinRegistry(), False, t)  # fmt: skip
+    return [q["image_id"] for q in api.get("/api/labels/queue", "labeller").json()]
+
+
+def test_queue_label_skip_stats_export(api: Api) -> None:
+    """The whole labelling loop, ending in a zip that is a valid labelled set."""
+    ids = _seed(api)
+    queue = api.get("/api/labels/queue", "labeller").json()
+    assert [q["reason"] for q in queue] == ["unsure", "periodic", "periodic"]
+    assert queue[0]["bin_id"] == "L1" and queue[0]["predicted_fill"] == 0.4
+    img = api.get(f"/api/images/{ids[0]}", "labeller")
+    assert (
+        img.status_code == 200 and img.headers["content-type"] == "image/jpeg" and img.content == JPEG + b"2"
+    )
+
+    assert api.post(f"/api/images/{ids[0]}/label", "labeller", json={"fill": 0.75}).status_code == 200
+    assert api.post(f"/api/images/{ids[1]}/label", "labeller", json={"fill": 1.5}).status_code == 422
+    assert api.post(f"/api/images/{ids[1]}/label", "labeller", json={}).status_code == 422
+    assert api.post("/api/images/999999/label", "labeller", json={"fill": 0.1}).status_code == 404
+    assert api.post(f"/api/images/{ids[1]}/skip", "labeller").status_code == 200
+    mine = [q["image_id"] for q in api.get("/api/labels/queue", "labeller").json()]
+    assert mine == [ids[2]]
+    theirs = [q["image_id"] for q in api.get("/api/labels/queue", "admin").json()]
+    assert theirs == [ids[1], ids[2]]  # a skip hides the image from the skipper only
+    assert queue[1]["bin_id"] == "L2"  # periodic ones newest first
+    assert api.post(f"/api/images/{ids[1]}/label", "admin", json={"fill": 0.2}).status_code == 200
+    assert api.post(f"/api/images/{ids[2]}/label", "admin", json={"unusable": True}).status_code == 200
+    assert api.get("/api/labels/queue", "labeller").json() == []
+
+    stats = api.get("/api/labels/stats", "operator").json()
+    assert stats == {"per_bin": {"L1": 1, "L2": 1}, "per_site": {"west": 1, "(none)": 1}, "total": 2}
+
+    r = api.get("/api/labels/export", "labeller")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    rows = list(csv.DictReader(io.StringIO(z.read("labels.csv").decode())))
+    assert sorted((row["bin_id"], float(row["fill"])) for row in rows) == [("L1", 0.75), ("L2", 0.2)]
+    for row in rows:
+        assert z.read(row["image"]).startswith(b"\xff\xd8")
+        assert row["captured_at"].endswith("Z")
