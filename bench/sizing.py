@@ -300,8 +300,20 @@ def drop_pg_database(admin_url: str, name: str) -> None:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: IPv4 (20) + TCP (20) + TCP timestamps (12): what each MQTT packet costs on the wire beyond itself
+#: when it travels alone (the usual case at one reading per ten minutes); TLS adds its records.
+TCP_IP_BYTES = 52
+
+
 def arithmetic(
-    bins: int, interval_s: float, stats_interval_s: float, row_bytes: dict[str, float]
+    bins: int,
+    interval_s: float,
+    stats_interval_s: float,
+    row_bytes: dict[str, float],
+    *,
+    keepalive_s: float = 30.0,
+    image_every_n: int = 144,
+    image_max_bytes: int = 200_000,
 ) -> dict[str, Any]:
     topics = Topics()
     reading = sample_reading("bin-00001", 1)
@@ -327,6 +339,19 @@ def arithmetic(
     }
     for dialect, per_row in row_bytes.items():
         out[f"{dialect}_bytes_per_year"] = round(readings_day * 365 * per_row)
+    # One device's link per day: each reading (PUBLISH + PUBACK), stats (PUBLISH) and keepalive
+    # (PINGREQ + PINGRESP, 2 bytes each) as its own TCP segments. An estimate for data plans.
+    per_device_day = (
+        86_400 / interval_s * (reading_wire + 2 * TCP_IP_BYTES)
+        + 86_400 / stats_interval_s * (stats_wire + TCP_IP_BYTES)
+        + 86_400 / keepalive_s * 2 * (2 + TCP_IP_BYTES)
+    )
+    out["keepalive_s"] = keepalive_s
+    out["device_wire_bytes_per_day_estimate"] = round(per_device_day)
+    # Labelling images: periodic ones only (unsure ones come on top); the size cap is an upper bound.
+    images_day = bins * 86_400 / interval_s / image_every_n if image_every_n else 0.0
+    out["periodic_images_per_day"] = round(images_day)
+    out["image_bytes_per_day_at_cap"] = round(images_day * image_max_bytes)
     return out
 
 
@@ -337,6 +362,7 @@ def main() -> int:
     p.add_argument(
         "--stats-interval", type=float, default=60.0, help="seconds between stats (device default)"
     )
+    p.add_argument("--keepalive", type=float, default=30.0, help="MQTT keepalive seconds (device default)")
     p.add_argument("--messages", type=int, default=50_000, help="readings per broker measurement")
     p.add_argument("--publishers", default="1,8", help="comma-separated publisher counts to measure")
     p.add_argument("--rows", type=int, default=200_000, help="reading rows to store for the size figure")
@@ -366,7 +392,11 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
     result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["fleet"] = arithmetic(
-        args.bins, args.interval, args.stats_interval, {r["dialect"]: r["bytes_per_row"] for r in rows}
+        args.bins,
+        args.interval,
+        args.stats_interval,
+        {r["dialect"]: r["bytes_per_row"] for r in rows},
+        keepalive_s=args.keepalive,
     )
     if args.json:
         print(json.dumps(result))
