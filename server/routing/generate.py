@@ -54,7 +54,7 @@ def city_problem(
             "id": f"bin-{b + 1:05d}",
             "lat": round(lat, 6),
             "lon": round(lon, 6),
-            "volume_l": float(rng.choice([240, 660, 1100, 2500])),
+            "volume_l": round(float(rng.choice([240, 660, 1100, 2500])) * fill, 1),
             "service_min": 1.5,
             "fill": round(fill, 3),
             "mandatory": not optional,

@@ -103,7 +103,7 @@ def build_instance(problem: RouteProblem, base_dir: Path | None = None) -> Built
     pre_skipped: list[tuple[str, str]] = []
     for k, b in enumerate(problem.bins):
         loc = nd + ns + k
-        demand = math.ceil(b.load_l - 1e-9)
+        demand = math.ceil(b.volume_l - 1e-9)
         early = round(b.window[0] * 60) if b.window else 0
         late = round(b.window[1] * 60) if b.window else INF
         service = round(b.service_min * 60)

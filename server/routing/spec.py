@@ -38,7 +38,7 @@ class DistanceSpec(_Spec):
     """How travel distances and times are obtained."""
 
     method: Literal["haversine", "osrm", "matrix"] = "haversine"
-    detour: float = Field(1.3, ge=1.0, le=5.0, description="road distance / great-circle distance")
+    detour: float = Field(1.3, ge=1.0, description="road distance / great-circle distance")
     speed_kmh: float = Field(30.0, gt=0, le=150, description="average speed (haversine)")
     url: str | None = Field(None, description="OSRM base URL, e.g. http://127.0.0.1:5000")
     profile: str = "driving"
@@ -69,7 +69,7 @@ class DisposalSpec(Place):
 class BreakSpec(_Spec):
     """A break of ``duration_min`` that must start at most ``after_min`` after the shift starts."""
 
-    after_min: float = Field(gt=0)
+    after_min: float = Field(ge=0)
     duration_min: float = Field(ge=0)
 
 
@@ -90,10 +90,10 @@ class TruckSpec(_Spec):
 
 
 class BinSpec(Place):
-    volume_l: float = Field(gt=0)
+    volume_l: float = Field(ge=0, description="litres to collect (what the bin will hold at service)")
     service_min: float = Field(0.0, ge=0)
     window: tuple[Minutes, Minutes] | None = None
-    fill: float | None = Field(None, ge=0, le=2.0, description="forecast fill at service; null = unknown")
+    fill: float | None = Field(None, ge=0, description="forecast fill at service (0..1); null = unknown")
     mandatory: bool = True
 
     @model_validator(mode="after")
@@ -101,11 +101,6 @@ class BinSpec(Place):
         if self.window is not None and self.window[1] < self.window[0]:
             raise ValueError(f"bin {self.id}: window closes before it opens")
         return self
-
-    @property
-    def load_l(self) -> float:
-        """Litres to collect: the forecast fill of the container (full when unknown), at most its volume."""
-        return self.volume_l * min(1.0, 1.0 if self.fill is None else self.fill)
 
 
 class OptionalSpec(_Spec):

@@ -73,7 +73,8 @@ def test_small_instances_reach_the_brute_force_optimum(seed: int, windows: bool,
     """Seven customers, capacity for about three each: both engines find the proven optimum."""
     inst = random_instance(seed, 7, windows)
     optimum = brute_force(inst)
-    out = solve_instance(inst, 1.0, engine=engine)  # type: ignore[arg-type]
+    # OR-Tools' guided local search needs longer than PyVRP here, more so on a busy machine.
+    out = solve_instance(inst, 1.0 if engine == "pyvrp" else 3.0, engine=engine)  # type: ignore[arg-type]
     assert out.feasible
     assert out.distance == optimum
 

@@ -245,6 +245,6 @@ def test_result_has_the_contract_fields() -> None:
     assert {"truck", "stops", "distance_km", "duration_min", "collected_l"} <= set(route)
     stop = route["stops"][1]
     assert {"id", "kind", "lat", "lon", "arrive", "depart", "load_after_l", "volume_l", "fill"} <= set(stop)
-    assert stop["load_after_l"] == 50 and stop["kind"] == "bin"
+    assert stop["load_after_l"] == 100 and stop["kind"] == "bin"
     assert hhmm(stop["depart"]) - hhmm(stop["arrive"]) == 3
     assert r["cost"] == pytest.approx(4.0, abs=0.01)
