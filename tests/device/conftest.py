@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from device_support import Collector, build_model, scene, write_images
+from device_support import Collector, build_model, reconfigure_broker, scene, write_images
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +50,7 @@ def durable_mosquitto(mosquitto: Any) -> Any:
     pytest's 0700 temp folder ("Error saving in-memory database"), so sessions die with a restart.
     """
     if os.geteuid() == 0:
-        mosquitto.stop()
-        mosquitto.extra_conf += "\nuser root\n"
-        mosquitto.start()
+        reconfigure_broker(mosquitto, "")
     return mosquitto
 
 

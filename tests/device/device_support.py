@@ -227,3 +227,16 @@ def distinct_seqs(readings: list[dict[str, Any]]) -> list[int]:
             seen.add(r["seq"])
             out.append(r["seq"])
     return out
+
+
+def reconfigure_broker(broker: Any, extra: str) -> None:
+    """Restart the shared fixture's private Mosquitto with more config lines.
+
+    As root, Mosquitto drops to the ``mosquitto`` user, which can read nothing under pytest's 0700
+    temp folder (password files) nor save its database there; ``user root`` keeps it root.
+    """
+    import os
+
+    broker.stop()
+    broker.extra_conf += "\n" + extra + "\n" + ("user root\n" if os.geteuid() == 0 else "")
+    broker.start()

@@ -1,0 +1,76 @@
+"""The model-file contract as the device reads it: metadata, input, outputs, classification fills."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from device_support import build_model, scene
+
+from binsight.device.inference import FillModel, ModelError, class_fill
+
+
+def test_regression_model_reads_metadata_and_predicts(model_v1: Path) -> None:
+    """Input size and version come from the metadata; frames of any size are resized first."""
+    m = FillModel(model_v1)
+    assert (m.task, m.version, m.input_size) == ("regression", "v1", (32, 32))
+    assert m.warmup_ms > 0
+    preds = m.predict([scene(64), scene(192, size=(480, 640))])
+    assert [p.fill for p in preds] == pytest.approx([64 / 255, 192 / 255], abs=0.03)
+    assert m.prepare(scene(64)).shape == (32, 32, 3)
+
+
+def test_classification_model_gives_label_confidence_and_fill(tmp_path: Path) -> None:
+    """Class names that are fill levels give an expected fill; the top class is the label."""
+    m = FillModel(build_model(tmp_path / "c.onnx", "c1", task="classification"))
+    assert m.classes == ["empty", "half", "full"]
+    (dark_pred,) = m.predict([scene(20)])
+    assert dark_pred.label == "empty" and dark_pred.confidence is not None and dark_pred.confidence > 0.9
+    assert dark_pred.fill is not None and dark_pred.fill < 0.1
+
+
+@pytest.mark.parametrize(
+    ("meta", "needle"),
+    [
+        ({"binsight.task": "segmentation"}, "binsight.task"),
+        ({"binsight.model_version": ""}, "model_version"),
+        ({"binsight.input_size": "[0, 5]"}, "input_size"),
+        ({"binsight.input_size": "oops"}, "input_size"),
+    ],
+)
+def test_contract_violations_are_refused(tmp_path: Path, meta: dict[str, str], needle: str) -> None:
+    """Bad metadata: ModelError naming the key."""
+    with pytest.raises(ModelError, match=needle):
+        FillModel(build_model(tmp_path / "m.onnx", "v", metadata=meta))
+
+
+def test_classes_must_be_listed(tmp_path: Path) -> None:
+    """A classification model without a classes list is refused."""
+    path = build_model(tmp_path / "m.onnx", "v", task="classification", metadata={"binsight.classes": "{}"})
+    with pytest.raises(ModelError, match=r"binsight\.classes"):
+        FillModel(path)
+
+
+def test_not_a_model(tmp_path: Path) -> None:
+    """A file that is not ONNX: ModelError naming the file."""
+    p = tmp_path / "x.onnx"
+    p.write_bytes(b"\x00garbage")
+    with pytest.raises(ModelError, match=r"x\.onnx: cannot load"):
+        FillModel(p)
+
+
+def test_insane_output_refused(tmp_path: Path) -> None:
+    """Fill outside 0..1 is an error, not a reading."""
+    m = FillModel(build_model(tmp_path / "m.onnx", "v", scale=4.0))
+    with pytest.raises(ModelError, match="outside"):
+        m.predict([np.full((32, 32, 3), 200, np.uint8)])
+
+
+@pytest.mark.parametrize(
+    ("name", "fill"),
+    [("0.25", 0.25), ("75%", 0.75), ("Full", 1.0), ("empty", 0.0), ("lots", None), ("150%", None)],
+)
+def test_class_fill(name: str, fill: float | None) -> None:
+    """Class names map to fills when they are numbers, percentages or known words."""
+    assert class_fill(name) == fill
