@@ -194,7 +194,7 @@ class FleetConfig(Section):
 class ModelsConfig(Section):
     """Where model files (served at ``/models/<version>.onnx``) live."""
 
-    dir: Path = Path("models")
+    dir: Path = Field(default=Path("models"), validate_default=True)
 
     @field_validator("dir")
     @classmethod
@@ -216,7 +216,8 @@ class ServerConfig(Section):
     health: HealthConfig = Field(default_factory=HealthConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    # Validated even when absent, so the default folder is resolved next to the config file too.
+    models: ModelsConfig = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
 
     @field_validator("database")
     @classmethod
