@@ -17,6 +17,7 @@ parse_args() {  # usage text in $1, then the script's arguments; sets NAME
       -o|--out) [ $# -ge 2 ] || die "$1 needs a folder"; OUT_DIR=$2; shift 2 ;;
       -r|--rotate) ROTATE=1; shift ;;
       -h|--help) echo "$usage"; exit 0 ;;
+      --) shift; [ $# -le 1 ] || die "one name at a time"; [ $# -eq 0 ] || { NAME=$1; shift; } ;;
       -*) die "unknown option $1 (try --help)" ;;
       *) [ -z "${NAME:-}" ] || die "one name at a time (got '$NAME' and '$1')"; NAME=$1; shift ;;
     esac
