@@ -101,7 +101,7 @@ export class MapView {
   }
 
   allPoints() {
-    const pts = [...this.bins, ...this.places];
+    const pts = [...this.bins.filter((b) => !b.faded || !this.routes.length), ...this.places];
     for (const r of this.routes) pts.push(...r.stops);
     return pts.filter((p) => Number.isFinite(p.lat) && Number.isFinite(p.lon));
   }
@@ -278,12 +278,14 @@ export class MapView {
     const layer = this.layers.bins;
     layer.replaceChildren();
     const r = this.bins.length > 300 ? 5 : 7;
-    for (const bin of this.bins) {
+    // Faded bins (e.g. not on the shown routes) go underneath.
+    const order = this.bins.slice().sort((a, b) => Number(Boolean(b.faded)) - Number(Boolean(a.faded)));
+    for (const bin of order) {
       if (!Number.isFinite(bin.lat) || !Number.isFinite(bin.lon)) continue;
       const [x, y] = this.toScreen(bin.lat, bin.lon);
       if (x < -20 || y < -20 || x > this.width + 20 || y > this.height + 20) continue;
       const offline = bin.online === false;
-      const g = s('g', { class: `bin${offline ? ' bin-offline' : ''}`, 'data-bin': bin.id });
+      const g = s('g', { class: `bin${offline ? ' bin-offline' : ''}${bin.faded ? ' bin-faded' : ''}`, 'data-bin': bin.id });
       if (bin.id === this.selectedId) g.append(s('circle', { class: 'bin-selected', cx: x, cy: y, r: r + 5 }));
       g.append(s('circle', { class: 'bin-dot', cx: x, cy: y, r, fill: fillColor(bin.fill) }));
       if (offline) {

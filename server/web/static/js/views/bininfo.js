@@ -13,11 +13,12 @@ export function stateBadge(bin) {
   return h('span', { class: 'state state-unknown' }, 'no device');
 }
 
-export function timeToFull(forecast) {
+export function timeToFull(forecast, now = Date.now()) {
   if (!forecast || !forecast.full_ts) return 'not forecast';
-  const band = forecast.low_ts && forecast.high_ts
-    ? ` (between ${relative(forecast.low_ts)} and ${relative(forecast.high_ts)})` : '';
-  return forecast.full_ts <= Date.now() ? `full now${band}` : `${relative(forecast.full_ts)}${band}`;
+  if (forecast.full_ts <= now) return `full now (since ${relative(forecast.full_ts, now).replace(' ago', '')})`;
+  const band = forecast.low_ts && forecast.high_ts && forecast.high_ts - forecast.low_ts >= 60_000
+    ? ` (between ${relative(Math.max(now, forecast.low_ts), now)} and ${relative(forecast.high_ts, now)})` : '';
+  return `${relative(forecast.full_ts, now)}${band}`;
 }
 
 export function binDetails(bin) {

@@ -71,7 +71,7 @@ export default {
           { label: 'Labels', value: ([, n]) => String(n), className: 'num' },
         ], Object.entries(obj || {}).sort((a, b) => b[1] - a[1]), { empty: 'None yet.' });
         replace(statsHost,
-          h('p', { id: 'l-total' }, `${st.total} labels in total.`),
+          h('p', { id: 'l-total' }, `${st.total} labelled images (unusable ones not counted).`),
           h('div', { class: 'two-col' },
             h('section', {}, h('h3', {}, 'Per site'), per(st.per_site, 'Site')),
             h('section', {}, h('h3', {}, 'Per bin'), per(st.per_bin, 'Bin'))));

@@ -4,6 +4,7 @@ import { routeColor } from '../colors.js';
 import { download, flash, h, replace, table } from '../dom.js';
 import { clock, dateTime, km, litres, minutes, pct } from '../format.js';
 import { MapView } from '../mapview.js';
+import { binDetails } from './bininfo.js';
 import { tileSettings } from './map.js';
 
 const POLL_MS = 1000;
@@ -24,18 +25,6 @@ export function manifestRows(route) {
   });
 }
 
-function truckRow(truck = {}) {
-  const id = h('input', { type: 'text', value: truck.id || '', 'aria-label': 'Truck id', required: true, class: 'truck-id' });
-  const cap = h('input', { type: 'number', min: 1, step: 100, value: truck.capacity_l || 10000, 'aria-label': 'Capacity (L)', class: 'truck-cap' });
-  const shift = truck.shift || ['06:00', '14:00'];
-  const start = h('input', { type: 'time', value: clock(shift[0]), 'aria-label': 'Shift start', class: 'truck-start' });
-  const end = h('input', { type: 'time', value: clock(shift[1]), 'aria-label': 'Shift end', class: 'truck-end' });
-  const row = h('tr', { class: 'truck-row' },
-    h('td', {}, id), h('td', {}, cap), h('td', {}, start), h('td', {}, end),
-    h('td', {}, h('button', { type: 'button', class: 'btn btn-quiet', onclick: () => row.remove(), 'aria-label': 'Remove truck' }, 'Remove')));
-  return row;
-}
-
 export default {
   id: 'plan',
   title: 'Route plan',
@@ -46,25 +35,35 @@ export default {
     let tickTimer = null;
     let alive = true;
     let onlyTruck = ctx.params[0] || '';
+    let allBins = [];
 
     const date = h('input', { id: 'p-date', type: 'date', value: tomorrow(), required: true });
     const limit = h('input', { id: 'p-limit', type: 'number', min: 1, max: 600, value: 10, inputmode: 'numeric' });
     const threshold = h('input', { id: 'p-threshold', type: 'number', min: 10, max: 100, step: 5, value: 80, inputmode: 'numeric' });
-    const trucksBody = h('tbody', {});
-    const fleetOverride = h('input', { id: 'p-fleet', type: 'checkbox' });
-    const fleetTable = h('div', { class: 'table-wrap', hidden: true },
-      h('table', { class: 'trucks' },
-        h('caption', {}, 'Trucks for this plan'),
-        h('thead', {}, h('tr', {}, ['Truck', 'Capacity (L)', 'Shift start', 'Shift end', ''].map((x) => h('th', { scope: 'col' }, x)))),
-        trucksBody),
-      h('button', { type: 'button', class: 'btn', onclick: () => trucksBody.append(truckRow({ id: `truck-${trucksBody.children.length + 1}` })) }, 'Add truck'));
-    fleetOverride.addEventListener('change', () => {
-      fleetTable.hidden = !fleetOverride.checked;
-      if (fleetOverride.checked && !trucksBody.children.length) {
-        const known = plan && plan.request && Array.isArray(plan.request.trucks) ? plan.request.trucks : [{ id: 'truck-1' }, { id: 'truck-2' }];
-        for (const t of known) trucksBody.append(truckRow(typeof t === 'object' ? t : { id: String(t) }));
-      }
+    // The server plans with its configured fleet (server.toml [[fleet.trucks]]): all of it, the first N,
+    // or the trucks picked here by id.
+    const fleetMode = h('select', { id: 'p-fleet' },
+      h('option', { value: 'all' }, 'All configured trucks'),
+      h('option', { value: 'count' }, 'The first N trucks'),
+      h('option', { value: 'ids' }, 'These trucks'));
+    const truckCount = h('input', { id: 'p-count', type: 'number', min: 1, step: 1, value: 1, inputmode: 'numeric' });
+    const truckIdsInput = h('input', { id: 'p-ids', type: 'text', spellcheck: 'false', placeholder: 'truck-1, truck-2', 'aria-describedby': 'p-ids-hint' });
+    const knownTrucks = h('p', { id: 'p-ids-hint', class: 'hint' });
+    const countField = h('div', { class: 'field', hidden: true }, h('label', { for: 'p-count' }, 'Number of trucks'), truckCount);
+    const idsField = h('div', { class: 'field', hidden: true }, h('label', { for: 'p-ids' }, 'Truck ids (comma-separated)'), truckIdsInput, knownTrucks);
+    fleetMode.addEventListener('change', () => {
+      countField.hidden = fleetMode.value !== 'count';
+      idsField.hidden = fleetMode.value !== 'ids';
     });
+    function rememberTrucks(p) {
+      const ids = new Set(knownTrucks.dataset.ids ? knownTrucks.dataset.ids.split(',') : []);
+      for (const r of (p.result && p.result.routes) || []) ids.add(r.truck);
+      if (p.request && Array.isArray(p.request.trucks)) p.request.trucks.forEach((x) => ids.add(String(x)));
+      const list = [...ids].filter(Boolean).sort();
+      knownTrucks.dataset.ids = list.join(',');
+      knownTrucks.textContent = list.length ? `Used in plans so far: ${list.join(', ')}` : '';
+      if (!truckIdsInput.value && list.length) truckIdsInput.value = list.join(', ');
+    }
     const planBtn = h('button', { id: 'plan-btn', type: 'submit', class: 'btn btn-primary' }, 'Plan routes');
     const progress = h('progress', { id: 'plan-progress', max: 100, value: 0, hidden: true, 'aria-label': 'Solver progress' });
     const status = h('p', { id: 'plan-status', class: 'status', role: 'status', 'aria-live': 'polite' });
@@ -73,8 +72,8 @@ export default {
         h('div', { class: 'field' }, h('label', { for: 'p-date' }, 'Service date'), date),
         h('div', { class: 'field' }, h('label', { for: 'p-threshold' }, 'Collect bins forecast above (%)'), threshold),
         h('div', { class: 'field' }, h('label', { for: 'p-limit' }, 'Solver time limit (s)'), limit)),
-      h('div', { class: 'field check' }, fleetOverride, h('label', { for: 'p-fleet' }, 'Choose the trucks (otherwise the server\'s configured fleet)')),
-      fleetTable,
+      h('div', { class: 'row' },
+        h('div', { class: 'field' }, h('label', { for: 'p-fleet' }, 'Fleet'), fleetMode), countField, idsField),
       h('div', { class: 'row' }, planBtn, progress, status));
 
     const mapHost = h('div', { class: 'map-host map-host-plan' });
@@ -89,7 +88,7 @@ export default {
       h('section', { id: 'plan-result', 'aria-label': 'Planned routes', hidden: true },
         summary, tools, mapHost, manifests, why));
     const result = container.querySelector('#plan-result');
-    const map = new MapView(mapHost, { label: 'Map of planned routes' });
+    const map = new MapView(mapHost, { label: 'Map of planned routes', describe: (bin) => binDetails(bin) });
     const st = tileSettings();
     if (st.on) map.setTiles(st.url);
 
@@ -157,6 +156,9 @@ export default {
         }
       }
       map.setPlaces([...places.values()]);
+      // Every known bin underneath the routes: the ones not visited are faded, so a skipped bin shows where it is.
+      const visited = new Set(shownRoutes.flatMap((r) => r.stops.filter((x) => x.kind === 'bin').map((x) => x.id)));
+      map.setBins(allBins.map((b) => ({ ...b, faded: !visited.has(b.id) })));
       map.setRoutes(shownRoutes.map((r) => ({ truck: r.truck, color: colorOf(r.truck), stops: r.stops })));
       map.fitAll();
 
@@ -187,6 +189,7 @@ export default {
 
     function show(p) {
       plan = p;
+      rememberTrucks(p);
       if (p.status === 'running') {
         busy(true);
         return;
@@ -199,7 +202,7 @@ export default {
         return;
       }
       status.className = 'status';
-      status.textContent = `Plan ${p.id} ready.`;
+      status.textContent = `Plan ${String(p.id).slice(0, 8)} ready.`;
       if (p.result) renderPlan();
     }
 
@@ -225,14 +228,17 @@ export default {
         time_limit_s: Number(limit.value) || undefined,
         threshold: threshold.value ? Number(threshold.value) / 100 : undefined,
       };
-      if (fleetOverride.checked) {
-        body.trucks = [...trucksBody.querySelectorAll('.truck-row')].map((row) => ({
-          id: row.querySelector('.truck-id').value.trim(),
-          capacity_l: Number(row.querySelector('.truck-cap').value),
-          shift: [row.querySelector('.truck-start').value, row.querySelector('.truck-end').value],
-        }));
-        if (!body.trucks.length || body.trucks.some((t) => !t.id)) {
-          status.textContent = 'Give every truck an id, or untick "Choose the trucks".';
+      if (fleetMode.value === 'count') {
+        body.trucks = Math.round(Number(truckCount.value));
+        if (!(body.trucks >= 1)) {
+          status.textContent = 'Number of trucks: give a whole number of at least 1.';
+          status.className = 'status error';
+          return;
+        }
+      } else if (fleetMode.value === 'ids') {
+        body.trucks = truckIdsInput.value.split(/[,\s]+/).map((x) => x.trim()).filter(Boolean);
+        if (!body.trucks.length) {
+          status.textContent = 'Truck ids: name at least one truck, or choose "All configured trucks".';
           status.className = 'status error';
           return;
         }
@@ -261,6 +267,9 @@ export default {
     });
 
     (async () => {
+      try {
+        allBins = await api('/api/bins');
+      } catch { /* the routes still show without the other bins */ }
       try {
         const p = await api('/api/plans/latest');
         if (!alive) return;
