@@ -5,7 +5,10 @@
    sectors of equal count (Gillett and Miller's sweep), never more sectors than the depot's trucks.
 3. The depot's trucks are shared among its sectors in proportion to each sector's load (at least
    one each), and the time limit in proportion to each sector's bin count.
-4. Each sector is an independent problem for the planner (PyVRP; OR-Tools if breaks need it).
+4. Each sector is an independent problem for the planner (PyVRP; OR-Tools if breaks need it),
+   with 85% of the time in all.
+5. Repair: mandatory bins a sector could not fit, with the trucks their depot left unused, form one
+   more problem per depot, solved in the remaining time.
 
 Routes never cross a sector boundary, which costs some distance at the seams; what it buys is a
 time per problem that grows linearly with the number of bins.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +31,7 @@ __all__ = ["SECTOR_SIZE", "sectors", "solve_decomposed"]
 logger = logging.getLogger(__name__)
 
 SECTOR_SIZE = 800
+REPAIR_SHARE = 0.15
 
 
 def sectors(inst: Instance, size: int | None = None) -> list[tuple[int, list[int], list[int]]]:
@@ -54,8 +59,10 @@ def sectors(inst: Instance, size: int | None = None) -> list[tuple[int, list[int
         else:
             order = members
         parts = np.array_split(order, k)
+        # Work per sector: half by load (unloading trips), half by bin count (service and driving).
         demand = np.asarray([sum(inst.clients[i].demand for i in p) for p in parts], dtype=float)
-        share = _apportion(demand, len(trucks))
+        count = np.asarray([len(p) for p in parts], dtype=float)
+        share = _apportion(demand / max(1.0, demand.sum()) + count / count.sum(), len(trucks))
         start = 0
         for p, n_trucks in zip(parts, share, strict=True):
             out.append((d, [int(i) for i in p], trucks[start : start + n_trucks]))
@@ -111,24 +118,60 @@ def _rehomed(v: Vehicle) -> Vehicle:
 
 
 def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> EngineSolution:
-    """Solve each sector in turn with the planner and join the routes."""
+    """Solve each sector in turn with the planner, then a repair round, and join the routes.
+
+    The repair round gets 15% of the time: mandatory bins a sector could not fit go, with the trucks
+    their depot left unused, into one more problem per depot.
+    """
     from binsight.server.routing.planner import solve_instance
 
     t0 = time.perf_counter()
     parts = sectors(inst)
-    total = sum(len(c) for _, c, _ in parts)
+    reserve = REPAIR_SHARE * time_limit_s
     routes: list[RoutePlan] = []
     for n, (depot, clients, trucks) in enumerate(parts):
-        left = time_limit_s - (time.perf_counter() - t0)
+        left = time_limit_s - reserve - (time.perf_counter() - t0)
         remaining = sum(len(c) for _, c, _ in parts[n:])
         budget = max(1.0, left * len(clients) / max(1, remaining))
-        sub = _sub_instance(inst, depot, clients, trucks)
         logger.info(
             "sector %d/%d: %d bins, %d trucks, %.0f s", n + 1, len(parts), len(clients), len(trucks), budget
         )
-        outcome = solve_instance(sub, budget, seed=seed, decompose=False)
-        for r in outcome.solution.routes:
-            visits = [Visit(v.kind, clients[v.index]) if v.kind == "client" else v for v in r.visits]
-            routes.append(RoutePlan(vehicle=trucks[r.vehicle], visits=visits))
-    detail = f"decomposed into {len(parts)} sectors of {total} clients"
+        routes += _solve_part(inst, depot, clients, trucks, budget=budget, seed=seed, solve=solve_instance)
+    served = {i for r in routes for i in r.clients}
+    used = {r.vehicle for r in routes}
+    vehicles = inst.vehicle_list()
+    repairs = 0
+    for depot in sorted({d for d, _, _ in parts}):
+        missing = [
+            i for d, c, _ in parts if d == depot for i in c if i not in served and inst.clients[i].required
+        ]
+        free = [k for k, v in enumerate(vehicles) if v.depot == depot and k not in used]
+        if not missing or not free:
+            continue
+        budget = max(1.0, time_limit_s - (time.perf_counter() - t0))
+        logger.info(
+            "repair at %s: %d mandatory bins, %d free trucks", inst.depots[depot].id, len(missing), len(free)
+        )
+        routes += _solve_part(inst, depot, missing, free, budget=budget, seed=seed, solve=solve_instance)
+        repairs += 1
+    detail = f"decomposed into {len(parts)} sectors of {len(inst.clients)} clients, {repairs} repair rounds"
     return EngineSolution(routes=routes, engine="decomposed", detail=detail)
+
+
+def _solve_part(
+    inst: Instance,
+    depot: int,
+    clients: list[int],
+    trucks: list[int],
+    *,
+    budget: float,
+    seed: int,
+    solve: Any,
+) -> list[RoutePlan]:
+    sub = _sub_instance(inst, depot, clients, trucks)
+    outcome = solve(sub, budget, seed=seed, decompose=False)
+    out = []
+    for r in outcome.solution.routes:
+        visits = [Visit(v.kind, clients[v.index]) if v.kind == "client" else v for v in r.visits]
+        out.append(RoutePlan(vehicle=trucks[r.vehicle], visits=visits))
+    return out
