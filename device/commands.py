@@ -31,11 +31,13 @@ def check_config(cfg: DeviceConfig) -> None:
     ConfigError
         Naming the key at fault.
     """
-    from binsight.signing import SignatureError, load_public_key, parse_public_key
-
     read_secret("mqtt_password", cfg.mqtt.password_file)
     if cfg.mqtt.tls:
         read_secret("mqtt_tls_key", cfg.mqtt.key_file)
+    if cfg.updates.public_key is None and cfg.updates.public_key_file is None:
+        return
+    from binsight.signing import SignatureError, load_public_key, parse_public_key
+
     try:
         if cfg.updates.public_key is not None:
             parse_public_key(cfg.updates.public_key)

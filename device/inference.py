@@ -7,6 +7,8 @@ Input ``image``: uint8 ``[N, H, W, 3]`` BGR. Output ``fill`` ``[N]`` (regression
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import json
 import logging
 import math
@@ -68,6 +70,8 @@ class FillModel:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning worker threads cost a busy 2-core box more than they save.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # One frame every few minutes: no arena holding the peak activations between runs.
+        opts.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own types (Fail, InvalidProtobuf, NoSuchFile...)
@@ -102,6 +106,7 @@ class FillModel:
                 logger.warning("%s: classes %s are not fill levels: readings carry the label only",
                                self.path, self.classes)  # fmt: skip
         self.warmup_ms = self._warmup()
+        _release_free_heap()
 
     def _input_size(self, raw: str | None) -> tuple[int, int]:
         try:
@@ -142,12 +147,15 @@ class FillModel:
         ModelError
             ORT failed, or the output has the wrong shape or values outside their range.
         """
-        batch = np.stack([self.prepare(f) for f in frames])
-        try:
-            (out,) = self.session.run([self.output], {"image": batch})
-        except Exception as exc:  # ORT's own exception types
-            raise ModelError(f"inference failed: {exc}") from exc
-        out = np.asarray(out, dtype=np.float64)
+        # One frame per run: a burst then needs one frame's activations, not three.
+        rows = []
+        for frame in frames:
+            try:
+                (out,) = self.session.run([self.output], {"image": self.prepare(frame)[None]})
+            except Exception as exc:  # ORT's own exception types
+                raise ModelError(f"inference failed: {exc}") from exc
+            rows.append(np.asarray(out, dtype=np.float64))
+        out = np.concatenate(rows) if rows else np.zeros((0,), np.float64)
         n = len(frames)
         if self.task == "regression":
             if out.shape != (n,) or not np.all(np.isfinite(out)) or out.min() < 0.0 or out.max() > 1.0:
@@ -183,6 +191,14 @@ class FillModel:
         return ms
 
 
+def _release_free_heap() -> None:
+    """Hand the heap freed while loading (protobuf copies of the weights) back to the OS (glibc)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
+
+
 _cache: weakref.WeakValueDictionary[tuple[str, int], FillModel] = weakref.WeakValueDictionary()
 _cache_lock = threading.Lock()
 
@@ -193,10 +209,9 @@ def load_model(path: str | Path, threads: int = 1, sha256: str | None = None) ->
     Simulated fleets run many agents on the same file; each would otherwise hold its own copy.
     """
     if sha256 is None:
-        from binsight.signing import file_sha256
-
         try:
-            sha256, _ = file_sha256(path)
+            with open(path, "rb") as fh:
+                sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
         except OSError as exc:
             raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from exc
     key = (sha256, threads)

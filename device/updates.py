@@ -38,7 +38,6 @@ from binsight.device.schedule import Backoff
 from binsight.device.sources import Frame
 from binsight.errors import BinsightError
 from binsight.protocol import ModelRelease
-from binsight.signing import SignatureError, load_public_key, parse_public_key, verify_release
 
 __all__ = ["UpdateError", "Updater"]
 
@@ -103,11 +102,9 @@ class Updater:
         self.activate = activate
         self.last_frame = last_frame
         self.report = report
-        self.public_key = None
-        if cfg.public_key is not None:
-            self.public_key = parse_public_key(cfg.public_key)
-        elif cfg.public_key_file is not None:
-            self.public_key = load_public_key(cfg.public_key_file)
+        # The key is parsed when the first release arrives (``--check`` parses it at install time):
+        # ``cryptography`` costs ~7 MB of resident memory that a device needs only for an update.
+        self.has_key = cfg.public_key is not None or cfg.public_key_file is not None
         self._pending: ModelRelease | None = None
         self._cond = threading.Condition()
         self._stop = False
@@ -194,10 +191,17 @@ class Updater:
     def _fetch_and_check(self, release: ModelRelease) -> FillModel:
         if not self.cfg.enabled:
             raise UpdateError("model updates are disabled in this device's config")
-        if self.public_key is None:
+        if not self.has_key:
             raise UpdateError("no trusted public key configured ([updates] public_key): release refused")
+        from binsight.signing import SignatureError, load_public_key, parse_public_key, verify_release
+
         try:
-            verify_release(self.public_key, release)
+            if self.cfg.public_key is not None:
+                key = parse_public_key(self.cfg.public_key)
+            else:
+                assert self.cfg.public_key_file is not None
+                key = load_public_key(self.cfg.public_key_file)
+            verify_release(key, release)
         except SignatureError as exc:
             raise UpdateError(str(exc)) from exc
         if release.size > self.cfg.max_bytes:

@@ -48,5 +48,5 @@ def test_running_agents_import_nothing_outside_device_extra(
          "--state-dir", str(tmp_path / "sim"), "--interval", "0.2", "--duration", "2"]
     )  # fmt: skip
     assert rc == 0
-    assert {"onnxruntime", "cv2", "paho", "cryptography"} <= modules
+    assert {"onnxruntime", "cv2", "paho", "sqlite3"} <= modules
     assert not modules & set(FORBIDDEN), modules & set(FORBIDDEN)
