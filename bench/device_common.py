@@ -46,7 +46,8 @@ class Broker:
         )
         if shutil.which("mosquitto") is None:
             raise SystemExit("mosquitto is not installed")
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        quiet = subprocess.DEVNULL
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=quiet, stderr=quiet)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

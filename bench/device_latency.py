@@ -72,9 +72,13 @@ def main() -> None:
         broker.stop()
     rows = [r for r in started if r in acked][5:]  # skip the first few (connect, warm caches)
     print(f"model: {desc}")
-    print(f"capture -> stored (read frame, gate, infer, fsync): {percentiles([(stored[r] - started[r]) * 1e3 for r in rows])} ms")
-    print(f"stored -> PUBACK (publish, broker, ack, loopback):  {percentiles([(acked[r] - stored[r]) * 1e3 for r in rows])} ms")
-    print(f"capture -> PUBACK:                                   {percentiles([(acked[r] - started[r]) * 1e3 for r in rows])} ms")
+    spans = [
+        ("capture -> stored (read frame, gate, infer, fsync)", started, stored),
+        ("stored -> PUBACK (publish, broker, ack, loopback)", stored, acked),
+        ("capture -> PUBACK", started, acked),
+    ]
+    for name, a, b in spans:
+        print(f"{name:52s} {percentiles([(b[r] - a[r]) * 1e3 for r in rows])} ms")
 
 
 if __name__ == "__main__":

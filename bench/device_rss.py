@@ -55,8 +55,9 @@ def main() -> None:
     broker = Broker(tmp)
     cfg = tmp / "device.toml"
     cfg.write_text(
-        f'bin_id = "bench-rss"\nmodel = "{model}"\n[camera]\nsource = "{folder}"\ninterval_s = {args.interval}\n'
-        f"jitter = 0.0\n[mqtt]\nport = {broker.port}\n[outbox]\npath = \"{tmp / 'o.db'}\"\n"
+        f'bin_id = "bench-rss"\nmodel = "{model}"\n'
+        f'[camera]\nsource = "{folder}"\ninterval_s = {args.interval}\n'
+        f'jitter = 0.0\n[mqtt]\nport = {broker.port}\n[outbox]\npath = "{tmp / "o.db"}"\n'
         "[stats]\ninterval_s = 5\n[labelling]\nevery_n = 10\n"
     )
     proc = subprocess.Popen([sys.executable, "-m", "binsight", "-q", "device", "run", "--config", str(cfg)])
@@ -75,8 +76,9 @@ def main() -> None:
     ort_only = float(subprocess.run([sys.executable, "-c", _ORT_ONLY, str(model)], capture_output=True,
                                     text=True, check=True).stdout.strip()) / 1024.0  # fmt: skip
     print(f"model: {desc}")
+    median = sorted(samples)[len(samples) // 2]
     print(f"agent RSS over {args.seconds:.0f} s of captures every {args.interval:g} s: "
-          f"median {sorted(samples)[len(samples) // 2]:.1f} MB, max {max(samples):.1f} MB, peak (VmHWM) {peak:.1f} MB")  # fmt: skip
+          f"median {median:.1f} MB, max {max(samples):.1f} MB, peak (VmHWM) {peak:.1f} MB")  # fmt: skip
     print(f"python + numpy + onnxruntime + model alone (5 runs): {ort_only:.1f} MB")
 
 

@@ -7,6 +7,7 @@ Input ``image``: uint8 ``[N, H, W, 3]`` BGR. Output ``fill`` ``[N]`` (regression
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -193,10 +194,8 @@ class FillModel:
 
 def _release_free_heap() -> None:
     """Hand the heap freed while loading (protobuf copies of the weights) back to the OS (glibc)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to do
 
 
 _cache: weakref.WeakValueDictionary[tuple[str, int], FillModel] = weakref.WeakValueDictionary()
