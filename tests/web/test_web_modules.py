@@ -115,3 +115,20 @@ def test_static_files_need_nothing_from_outside(site: Seeded) -> None:
                 path,
                 url,
             )
+
+
+def test_fill_badge_text_contrast(page: Any, site: Seeded) -> None:
+    """Text on a fill badge keeps a WCAG contrast of at least 4.5:1 across the whole scale."""
+    out = _run(
+        page,
+        site,
+        "colors.js",
+        """const worst = [];
+        for (let f = 0; f <= 1.0001; f += 0.01) {
+          const bg = m.fillColor(f).match(/\\d+/g).map(Number);
+          const fg = m.fillTextColor(f) === '#000' ? [0, 0, 0] : [255, 255, 255];
+          worst.push(m.contrast(bg, fg));
+        }
+        return Math.min(...worst);""",
+    )
+    assert out >= 4.5

@@ -131,13 +131,13 @@ def _seed_messages(now: int) -> list[tuple[str, bytes]]:
     msgs: list[tuple[str, bytes]] = []
     for i, b in enumerate(BINS):
         bin_id = b["bin_id"]
-        # Three days of two-hourly readings: a previous cycle that was emptied (a sharp drop),
-        # then the current one rising to today's fill.
-        for seq, h in enumerate(range(72, -1, -2)):
+        # Five days of two-hourly readings rising at the bin's rate; each time a cycle started the
+        # bin was emptied (a sharp drop of 0.9), so fast bins show collections.
+        for seq, h in enumerate(range(120, -1, -2)):
             ts = now - h * HOUR_MS - 5 * 60_000
             fill = b["fill"] - b["rate"] * h
-            if fill < 0.02:
-                fill = min(0.95, fill + 0.9)  # before the collection
+            while fill < 0.02:
+                fill += 0.9
             reading = Reading(
                 bin_id=bin_id, seq=seq, ts=ts, fill=round(fill, 4), quality="ok", model="m-seed"
             )
@@ -246,7 +246,24 @@ def _new_page(browser: Any, **context_args: Any) -> tuple[Any, Any, PageErrors]:
     page = ctx.new_page()
     errors = PageErrors()
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    # Browser network logs ("Failed to load resource") are not script errors: an API 404 such as
+    # "no plan yet" is expected. A missing asset is an error, caught by the response hook.
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(f"console.{m.type}: {m.text}")
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if (r.status >= 500 or (r.status >= 400 and "/static/" in r.url))
+            else None
+        ),
+    )
     page.set_default_timeout(15_000)
     return ctx, page, errors
 

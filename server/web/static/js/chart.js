@@ -133,7 +133,7 @@ export function fillLegend() {
   const item = (cls, text) => h('li', {}, h('span', { class: `swatch ${cls}`, 'aria-hidden': 'true' }), text);
   return h('ul', { class: 'legend' },
     item('sw-reading', 'readings'), item('sw-collection', 'detected collection'),
-    item('sw-forecast', 'forecast'), item('sw-band', 'forecast band'), item('sw-threshold', 'threshold'));
+    item('sw-forecast', 'forecast'), item('sw-full', 'forecast full'), item('sw-band', 'likely full between'));
 }
 
 /** A line chart of y against x: [{name, points: [{x, y}], className}]. */

@@ -25,10 +25,26 @@ export function fillColor(fill) {
   return 'rgb(165, 0, 38)';
 }
 
-/** Dark or light text for a fill colour background. */
+function luminance([r, g, b]) {
+  const lin = (c) => { const v = c / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+}
+
+/** WCAG contrast ratio of two rgb triples. */
+export function contrast(a, b) {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+function rgb(css) {
+  if (css.startsWith('#')) return [1, 3, 5].map((i) => parseInt(css.slice(i, i + 2), 16));
+  return css.match(/\d+/g).slice(0, 3).map(Number);
+}
+
+/** Black or white text, whichever contrasts more with the fill colour. */
 export function fillTextColor(fill) {
-  if (fill === null || fill === undefined) return '#000';
-  return fill > 0.15 && fill < 0.75 ? '#000' : '#fff';
+  const bg = rgb(fillColor(fill));
+  return contrast(bg, [0, 0, 0]) >= contrast(bg, [255, 255, 255]) ? '#000' : '#fff';
 }
 
 // Okabe-Ito plus a few darker extras: distinct in colour and readable on white.

@@ -63,7 +63,7 @@ function route() {
   state.cleanup = view.mount(container, ctx) || null;
 }
 
-async function signIn(token) {
+async function signIn(token, interactive = false) {
   setToken(token);
   try {
     state.me = await api('/api/me');
@@ -76,7 +76,8 @@ async function signIn(token) {
   $('who').hidden = false;
   $('who-name').textContent = `${state.me.name} (${state.me.role})`;
   route();
-  $('main').focus();
+  // After the form, move to the content (the form is gone); on a reload, leave focus where the browser puts it.
+  if (interactive) $('main').focus();
 }
 
 function start() {
@@ -87,7 +88,7 @@ function start() {
       $('login-error').textContent = 'Enter a token.';
       return;
     }
-    signIn(token);
+    signIn(token, true);
   });
   $('logout').addEventListener('click', () => {
     clearToken();

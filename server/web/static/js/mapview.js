@@ -101,7 +101,7 @@ export class MapView {
   }
 
   allPoints() {
-    const pts = [...this.bins.filter((b) => !b.faded || !this.routes.length), ...this.places];
+    const pts = [...this.bins, ...this.places];
     for (const r of this.routes) pts.push(...r.stops);
     return pts.filter((p) => Number.isFinite(p.lat) && Number.isFinite(p.lon));
   }

@@ -1,7 +1,7 @@
 // What an operator wants to know about one bin, as a definition list.
 import { h } from '../dom.js';
 import { fillColor, fillTextColor } from '../colors.js';
-import { dateTime, pct, relative } from '../format.js';
+import { dateTime, duration, pct, relative } from '../format.js';
 
 export function fillBadge(fill) {
   return h('span', { class: 'fill-badge', style: { background: fillColor(fill), color: fillTextColor(fill) } }, pct(fill));
@@ -16,9 +16,10 @@ export function stateBadge(bin) {
 export function timeToFull(forecast, now = Date.now()) {
   if (!forecast || !forecast.full_ts) return 'not forecast';
   if (forecast.full_ts <= now) return `full now (since ${relative(forecast.full_ts, now).replace(' ago', '')})`;
+  // "full in 2 d 3 h (between in 1 d and in 3 d)" reads badly: the band gets plain durations.
   const band = forecast.low_ts && forecast.high_ts && forecast.high_ts - forecast.low_ts >= 60_000
-    ? ` (between ${relative(Math.max(now, forecast.low_ts), now)} and ${relative(forecast.high_ts, now)})` : '';
-  return `${relative(forecast.full_ts, now)}${band}`;
+    ? ` (${duration(Math.max(0, forecast.low_ts - now))} to ${duration(forecast.high_ts - now)})` : '';
+  return `full ${relative(forecast.full_ts, now)}${band}`;
 }
 
 export function binDetails(bin) {
@@ -27,7 +28,7 @@ export function binDetails(bin) {
     h('h3', {}, bin.name && bin.name !== bin.id ? `${bin.name} (${bin.id})` : bin.id),
     h('dl', {},
       row('Fill', fillBadge(bin.fill), bin.quality && bin.quality !== 'ok' ? ` last frame ${bin.quality}` : ''),
-      row('Full', timeToFull(bin.forecast)),
+      row('Forecast', timeToFull(bin.forecast)),
       row('Fill rate', bin.forecast && bin.forecast.rate_per_day !== null && bin.forecast.rate_per_day !== undefined
         ? `${pct(bin.forecast.rate_per_day, 1)} per day` : '–'),
       row('Last reading', bin.fill_ts ? `${relative(bin.fill_ts)} (${dateTime(bin.fill_ts)})` : 'none yet'),

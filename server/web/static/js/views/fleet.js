@@ -61,7 +61,7 @@ export default {
         h('div', { class: 'row' }, h('h2', {}, `Fill history of ${binId}`),
           h('div', { class: 'field' }, h('label', { for: 'h-days' }, 'Period'), days)),
         h('p', {}, `${hist.readings.length} readings (${hist.readings.length - usable} unusable) · `
-          + `${hist.collections.length} collections detected · full ${timeToFull(hist.forecast || (bin && bin.forecast))}`),
+          + `${hist.collections.length} collections detected · ${timeToFull(hist.forecast || (bin && bin.forecast))}`),
         fillChart({ ...hist, title: `Fill of ${binId} over the last ${days.value} days` }),
         fillLegend(),
         ctx.can('commands') && dev ? h('div', { class: 'row commands' }, h('span', {}, 'Commands:'),

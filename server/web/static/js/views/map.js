@@ -104,7 +104,7 @@ export default {
         { label: 'Bin', value: (b) => h('button', { type: 'button', class: 'link', onclick: () => { choose(b); map.centerOn(b.lat, b.lon); } }, b.id) },
         { label: 'Site', value: (b) => b.site || '–' },
         { label: 'Fill', value: (b) => fillBadge(b.fill) },
-        { label: 'Full', value: (b) => timeToFull(b.forecast) },
+        { label: 'Forecast', value: (b) => timeToFull(b.forecast) },
         { label: 'Last reading', value: (b) => (b.fill_ts ? relative(b.fill_ts) : 'none') },
         { label: 'Device', value: (b) => [stateBadge(b), b.online === false && b.offline_reason ? ` ${b.offline_reason}` : ''] },
       ], sorted, { caption: 'Bins, fullest first', rowAttrs: (b) => ({ 'data-bin-row': b.id }), empty: 'No bins match the filters.' }));

@@ -1,0 +1,51 @@
+"""Accessibility basics on every page: names for controls, one h1, keyboard reachability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from web_support import Seeded, login
+
+UNNAMED = """() => {
+  const name = (el) => {
+    if (el.getAttribute('aria-label')) return el.getAttribute('aria-label');
+    if (el.labels && el.labels.length) return [...el.labels].map((l) => l.textContent).join(' ');
+    const by = el.getAttribute('aria-labelledby');
+    if (by) return document.getElementById(by)?.textContent;
+    if (el.tagName === 'IMG') return el.getAttribute('alt') ?? null;
+    return el.textContent;
+  };
+  const visible = (el) => el.offsetParent !== null || el.getClientRects().length > 0;
+  return [...document.querySelectorAll('input, select, button, a[href], img')]
+    .filter(visible)
+    .filter((el) => !(el.tagName === 'IMG' && el.getAttribute('alt') === '' && el.closest('a')))
+    .filter((el) => !(name(el) || '').trim())
+    .map((el) => el.outerHTML.slice(0, 120));
+}"""
+
+
+@pytest.mark.parametrize("view", ["map", "plan", "fleet", "label", "models"])
+def test_every_control_has_a_name_and_the_page_one_h1(page: Any, site: Seeded, view: str) -> None:
+    """Inputs, buttons, links and images all have accessible names; each page has exactly one h1."""
+    login(page, site, "admin")
+    page.goto(f"{site.base_url}/#/{view}")
+    page.wait_for_selector("#view h1")
+    page.wait_for_timeout(500)  # let the view's first data arrive
+    assert page.evaluate(UNNAMED) == []
+    assert page.locator("h1:visible").count() == 1
+
+
+def test_keyboard_reaches_the_skip_link_then_the_pages(page: Any, site: Seeded) -> None:
+    """Tab starts at "Skip to content", then the brand and the page links, in reading order."""
+    login(page, site, "operator")
+    page.goto(site.base_url + "/#/map")
+    page.reload()  # a fresh page: focus starts at the top of the document
+    page.wait_for_selector("[data-bin]")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    seen = []
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("document.activeElement.textContent.trim()"))
+    assert seen == ["binsight", "Map", "Route plan", "Fleet", "Models"]

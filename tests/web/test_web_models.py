@@ -1,0 +1,79 @@
+"""Models: metrics, the active one, the learning curve; promote and roll back offered to admins only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from web_support import Seeded, login, shot
+
+CURVE = [{"n": 20, "mae": 0.142}, {"n": 40, "mae": 0.101}, {"n": 80, "mae": 0.074}, {"n": 160, "mae": 0.061}]
+
+
+@pytest.fixture(scope="module")
+def models(site: Seeded) -> list[str]:
+    """Two rows in the server's models table: an active one with a learning curve, an older one."""
+    from binsight.server.config import load_server_config
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.models import ModelRecord
+
+    engine = make_engine(load_server_config(site.config_path).database)
+    versions = ["20261128T101500Z-aaaa1111", "20261129T221500Z-3fa2c1d0"]
+    try:
+        with make_sessionmaker(engine)() as s, s.begin():
+            s.add(
+                ModelRecord(
+                    version=versions[0],
+                    created_at=1_795_860_000_000,
+                    path="a.onnx",
+                    sha256="a" * 64,
+                    size=1,
+                    precision="fp32",
+                    metrics={"n": 120, "mae": 0.081, "rmse": 0.104, "r2": 0.86},
+                    report={},
+                    active=False,
+                )
+            )
+            s.add(
+                ModelRecord(
+                    version=versions[1],
+                    created_at=1_795_990_000_000,
+                    path="b.onnx",
+                    sha256="b" * 64,
+                    size=1,
+                    precision="int8",
+                    metrics={"n": 160, "mae": 0.061, "rmse": 0.083, "r2": 0.91},
+                    report={"learning_curve": CURVE},
+                    active=True,
+                )
+            )
+    finally:
+        engine.dispose()
+    return versions
+
+
+def test_models_page_shows_metrics_curve_and_admin_actions(
+    page: Any, site: Seeded, models: list[str]
+) -> None:
+    """The list shows both models and the active one; its learning curve is drawn; admins may promote."""
+    login(page, site, "admin")
+    page.goto(site.base_url + "/#/models")
+    page.wait_for_selector(f"[data-model='{models[1]}']")
+    active = page.inner_text(f"[data-model='{models[1]}']")
+    assert "active" in active and "MAE 0.061" in active and "int8" in active
+    older = page.locator(f"[data-model='{models[0]}']")
+    assert "MAE 0.081" in older.inner_text()
+    assert older.locator("button", has_text="Promote").count() == 1
+    assert page.locator("#m-rollback").count() == 1
+    # The active model's learning curve: one dot per point.
+    assert page.locator(".chart .series-dot").count() == len(CURVE)
+    shot(page, "models", full_page=True)
+
+
+def test_operator_sees_models_without_promote(page: Any, site: Seeded, models: list[str]) -> None:
+    """An operator reads the models but is offered neither promote nor roll back."""
+    login(page, site, "operator")
+    page.goto(site.base_url + "/#/models")
+    page.wait_for_selector(f"[data-model='{models[0]}']")
+    assert page.locator("button", has_text="Promote").count() == 0
+    assert page.locator("#m-rollback").count() == 0
