@@ -217,7 +217,7 @@ class ServerConfig(Section):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     # Validated even when absent, so the default folder is resolved next to the config file too.
-    models: ModelsConfig = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    models: ModelsConfig = Field(default_factory=dict, validate_default=True)
 
     @field_validator("database")
     @classmethod

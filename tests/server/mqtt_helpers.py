@@ -44,8 +44,15 @@ def publish_readings(
     for k in range(per_bin):
         for b in bins:
             seq = start_seq + k
-            body = {"bin_id": b, "seq": seq, "ts": base + seq, "fill": (seq % 100) / 100, "quality": "ok",
-                    "model": "m1", **extra}  # fmt: skip
+            body = {
+                "bin_id": b,
+                "seq": seq,
+                "ts": base + seq,
+                "fill": (seq % 100) / 100,
+                "quality": "ok",
+                "model": "m1",
+                **extra,
+            }
             infos.append(c.publish(f"binsight/{b}/reading", json.dumps(body), qos=1))
     return infos
 
@@ -106,7 +113,7 @@ def start_server(config: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "binsight", "-v", "server", "run", "--config", str(config)],
-        stdout=open(log, "ab"),  # noqa: SIM115 - owned by the process
+        stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
         cwd=REPO,
         env=env,

@@ -21,11 +21,25 @@ def test_csv_and_geojson(tmp_path: Path, sessions: sessionmaker[Session]) -> Non
     csv_file = tmp_path / "bins.csv"
     csv_file.write_text(HEADER + "b1,52.37,4.89,1100,Dam 1,centre,3,07:00,11:00\nb2,52.38,4.90,240,,,,,\n")
     gj = tmp_path / "bins.geojson"
-    gj.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [4.91, 52.39]},
-         "properties": {"bin_id": "b3", "capacity_l": 660, "site": "east"}},
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [4.5, 52.0]},
-         "properties": {"bin_id": "b1", "capacity_l": 1200}}]}))  # fmt: skip
+    gj.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [4.91, 52.39]},
+                        "properties": {"bin_id": "b3", "capacity_l": 660, "site": "east"},
+                    },
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [4.5, 52.0]},
+                        "properties": {"bin_id": "b1", "capacity_l": 1200},
+                    },
+                ],
+            }
+        )
+    )
     with sessions() as s, s.begin():
         assert import_bins(s, read_bins(csv_file)) == (2, 0)
     with sessions() as s, s.begin():
@@ -41,21 +55,29 @@ def test_csv_and_geojson(tmp_path: Path, sessions: sessionmaker[Session]) -> Non
 def test_row_errors_all_reported(tmp_path: Path) -> None:
     """Every bad row is reported with file, row and column; the message says nothing was imported."""
     f = tmp_path / "bad.csv"
-    f.write_text(HEADER + "ok1,52,4,100,,,,,\n"
-                 "bad id,52,4,100,,,,,\n"
-                 "b3,91,4,100,,,,,\n"
-                 "b4,52,east,100,,,,,\n"
-                 "b5,52,4,0,,,,,\n"
-                 "b6,52,4,100,,,,25:00,\n"
-                 "b7,52,4,,,,,,\n"
-                 "ok1,52,4,100,,,,,\n")  # fmt: skip
+    f.write_text(
+        HEADER + "ok1,52,4,100,,,,,\n"
+        "bad id,52,4,100,,,,,\n"
+        "b3,91,4,100,,,,,\n"
+        "b4,52,east,100,,,,,\n"
+        "b5,52,4,0,,,,,\n"
+        "b6,52,4,100,,,,25:00,\n"
+        "b7,52,4,,,,,,\n"
+        "ok1,52,4,100,,,,,\n"
+    )
     with pytest.raises(DataError) as err:
         read_bins(f)
     msg = str(err.value)
     assert "nothing imported" in msg
-    for expected in ("row 3, column bin_id", "row 4, column lat: 91 is outside", "row 5, column lon: not a number",
-                     "row 6, column capacity_l", "row 7, column window_start", "row 8, column capacity_l: missing",
-                     "'ok1' appears more than once"):  # fmt: skip
+    for expected in (
+        "row 3, column bin_id",
+        "row 4, column lat: 91 is outside",
+        "row 5, column lon: not a number",
+        "row 6, column capacity_l",
+        "row 7, column window_start",
+        "row 8, column capacity_l: missing",
+        "'ok1' appears more than once",
+    ):
         assert expected in msg, expected
     assert str(f) in msg
 

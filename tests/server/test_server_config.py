@@ -13,8 +13,10 @@ from binsight.server.config import load_server_config
 def test_design_example_and_defaults(tmp_path: Path) -> None:
     """The DESIGN.md example loads; the SQLite path is resolved against the config's folder."""
     p = tmp_path / "server.toml"
-    p.write_text('database = "sqlite:///binsight.db"\n[mqtt]\nhost = "127.0.0.1"\nport = 1883\n'
-                 '[http]\nhost = "127.0.0.1"\nport = 8000\n')  # fmt: skip
+    p.write_text(
+        'database = "sqlite:///binsight.db"\n[mqtt]\nhost = "127.0.0.1"\nport = 1883\n'
+        '[http]\nhost = "127.0.0.1"\nport = 8000\n'
+    )
     cfg = load_server_config(p)
     assert cfg.database == f"sqlite:///{tmp_path.resolve() / 'binsight.db'}"
     assert cfg.ingest.shared_group == "binsight" and cfg.forecast.threshold == 0.8

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import Api
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """Authorization does not depend on the backend: SQLite only (the storage tests cover both)."""
+    return f"sqlite:///{tmp_path / 'auth.db'}"
+
 
 # (method, path, roles admitted besides admin)
 ENDPOINTS = [

@@ -15,16 +15,17 @@ HOUR = 3_600_000
 def _seed(api: Api) -> int:
     """b-fast fills 0.1/h, was emptied 10 h ago; b-slow barely fills; b-dark has only unusable readings."""
     now = now_ms()
-    rows = [BinRow("b-fast", 52.37, 4.89, 1000, site="north"), BinRow("b-slow", 52.38, 4.9, 1000, site="south"),
-            BinRow("b-dark", 52.39, 4.91, 1000, site="south")]  # fmt: skip
+    rows = [
+        BinRow("b-fast", 52.37, 4.89, 1000, site="north"),
+        BinRow("b-slow", 52.38, 4.9, 1000, site="south"),
+        BinRow("b-dark", 52.39, 4.91, 1000, site="south"),
+    ]
     items = []
-    seq = 0
-    for h in range(30, 0, -1):
+    for seq, h in enumerate(range(30, 0, -1)):
         t = now - h * HOUR
         fast = 0.9 + 0.005 * (30 - h) if h > 10 else 0.02 + 0.1 * (10 - h) / 2
         items.append(item("reading", "b-fast", reading("b-fast", seq, min(fast, 1.0), ts=t)))
         items.append(item("reading", "b-slow", reading("b-slow", seq, 0.1 + 0.001 * (30 - h), ts=t)))
-        seq += 1
     items.append(item("reading", "b-dark", reading("b-dark", 0, None, ts=now)))
     with api.sessions() as s, s.begin():
         import_bins(s, rows)

@@ -12,14 +12,22 @@ from binsight.server.ingest.store import BinRegistry, write_batch
 
 
 def test_devices_health_and_gaps(api: Api) -> None:
-    """An online device, one offline by last will and one silent for over 3 intervals, each with its reason."""
+    """An online device, one offline by last will and one silent for 3+ intervals, each with its reason."""
     with api.sessions() as s, s.begin():
-        write_batch(s, [
-            item("reading", "d-ok", reading("d-ok", 0)), item("reading", "d-ok", reading("d-ok", 3)),
-            item("stats", "d-ok", stats("d-ok", interval_s=60, last_error="lens dirty")),
-            item("available", "d-will", "online"), item("available", "d-quiet", "online"),
-            item("stats", "d-quiet", stats("d-quiet", interval_s=60)),
-        ], BinRegistry(), False, now_ms())  # fmt: skip
+        write_batch(
+            s,
+            [
+                item("reading", "d-ok", reading("d-ok", 0)),
+                item("reading", "d-ok", reading("d-ok", 3)),
+                item("stats", "d-ok", stats("d-ok", interval_s=60, last_error="lens dirty")),
+                item("available", "d-will", "online"),
+                item("available", "d-quiet", "online"),
+                item("stats", "d-quiet", stats("d-quiet", interval_s=60)),
+            ],
+            BinRegistry(),
+            False,
+            now_ms(),
+        )
         write_batch(s, [item("available", "d-will", "offline")], BinRegistry(), False, now_ms())
         s.execute(update(Device).where(Device.bin_id == "d-quiet").values(last_seen=now_ms() - 200_000))
     devs = {d["bin_id"]: d for d in api.get("/api/devices", "operator").json()}

@@ -18,11 +18,17 @@ def _seed(api: Api) -> list[int]:
     t = now_ms()
     with api.sessions() as s, s.begin():
         import_bins(s, [BinRow("L1", 52.0, 4.0, 500, site="west")])
-        write_batch(s, [
-            item("image", "L1", image("L1", 1, "periodic", jpeg=JPEG + b"1", ts=t - 3000)),
-            item("image", "L1", image("L1", 2, "unsure", jpeg=JPEG + b"2", ts=t - 2000)),
-            item("image", "L2", image("L2", 3, "periodic", jpeg=JPEG + b"3", ts=t - 1000)),
-        ], BinRegistry(), False, t)  # fmt: skip
+        write_batch(
+            s,
+            [
+                item("image", "L1", image("L1", 1, "periodic", jpeg=JPEG + b"1", ts=t - 3000)),
+                item("image", "L1", image("L1", 2, "unsure", jpeg=JPEG + b"2", ts=t - 2000)),
+                item("image", "L2", image("L2", 3, "periodic", jpeg=JPEG + b"3", ts=t - 1000)),
+            ],
+            BinRegistry(),
+            False,
+            t,
+        )
     return [q["image_id"] for q in api.get("/api/labels/queue", "labeller").json()]
 
 

@@ -16,9 +16,20 @@ def test_healthz_and_openapi(api: Api) -> None:
     r = api.client.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok"
     spec = api.client.get("/openapi.json").json()
-    for path in ("/api/bins", "/api/bins/{bin_id}/history", "/api/devices", "/api/devices/{bin_id}/commands",
-                 "/api/plans", "/api/plans/latest", "/api/plans/{plan_id}", "/api/labels/queue",
-                 "/api/images/{image_id}/label", "/api/labels/export", "/api/models", "/api/me"):  # fmt: skip
+    for path in (
+        "/api/bins",
+        "/api/bins/{bin_id}/history",
+        "/api/devices",
+        "/api/devices/{bin_id}/commands",
+        "/api/plans",
+        "/api/plans/latest",
+        "/api/plans/{plan_id}",
+        "/api/labels/queue",
+        "/api/images/{image_id}/label",
+        "/api/labels/export",
+        "/api/models",
+        "/api/me",
+    ):
         assert path in spec["paths"], path
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
     assert "fill_ts" in spec["components"]["schemas"]["BinOut"]["properties"]
@@ -44,4 +55,4 @@ def test_metrics_reports_devices_and_gaps(api: Api) -> None:
 def test_web_page_served(api: Api) -> None:
     """/ serves the web page (or a pointer to /docs when the static files are not installed)."""
     r = api.client.get("/")
-    assert r.status_code == 200 and "<html" in r.text.lower() or "<title>binsight" in r.text
+    assert (r.status_code == 200 and "<html" in r.text.lower()) or "<title>binsight" in r.text

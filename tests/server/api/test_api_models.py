@@ -16,8 +16,18 @@ def test_models_listing_and_download(api: Api) -> None:
     data = b"onnx-bytes" * 100
     (cfg.models.dir / "v1.onnx").write_bytes(data)
     with api.sessions() as s, s.begin():
-        s.add(ModelRecord(version="v1", created_at=1, path="v1.onnx", sha256=hashlib.sha256(data).hexdigest(),
-                          size=len(data), precision="fp32", metrics={"mae": 0.05}, active=True))  # fmt: skip
+        s.add(
+            ModelRecord(
+                version="v1",
+                created_at=1,
+                path="v1.onnx",
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                precision="fp32",
+                metrics={"mae": 0.05},
+                active=True,
+            )
+        )
         s.add(ModelRecord(version="v0", created_at=0, path="/nowhere/v0.onnx", sha256="0" * 64, size=1))
     listed = api.get("/api/models", "operator").json()
     assert [m["version"] for m in listed] == ["v1", "v0"]

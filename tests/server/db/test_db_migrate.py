@@ -20,8 +20,19 @@ def test_migrations_match_models(db_url: str) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
-    assert {"bins", "devices", "readings", "images", "labels", "plans", "models", "api_tokens",
-            "device_events", "device_commands", "ingest_rejects"} <= set(inspect(engine).get_table_names())  # fmt: skip
+    assert {
+        "bins",
+        "devices",
+        "readings",
+        "images",
+        "labels",
+        "plans",
+        "models",
+        "api_tokens",
+        "device_events",
+        "device_commands",
+        "ingest_rejects",
+    } <= set(inspect(engine).get_table_names())
     engine.dispose()
 
 

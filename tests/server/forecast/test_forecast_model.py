@@ -19,8 +19,12 @@ def test_linear_fill_time_to_full() -> None:
     ts = np.arange(now - 2 * DAY, now + 1, HOUR)
     fill = 0.1 + 0.2 * (ts - ts[0]) / DAY  # 0.5 now
     before = np.full(24, 0.9)
-    f = forecast_bin(np.concatenate([ts[:1] - np.arange(24, 0, -1) * HOUR, ts]), np.concatenate([before, fill]),
-                     now, ForecastConfig())  # fmt: skip
+    f = forecast_bin(
+        np.concatenate([ts[:1] - np.arange(24, 0, -1) * HOUR, ts]),
+        np.concatenate([before, fill]),
+        now,
+        ForecastConfig(),
+    )
     assert f is not None
     assert f.collections == [int(ts[0])]
     assert f.rate_per_day == pytest.approx(0.2, rel=1e-6)

@@ -63,11 +63,17 @@ BAD = [
     ),
     (
         "binsight/bin-1/image",
-        {"bin_id": "bin-1", "seq": 1, "ts": NOW, "reason": "unsure", "model": "m",
-         "jpeg_b64": base64.b64encode(b"GIF89a").decode()},
+        {
+            "bin_id": "bin-1",
+            "seq": 1,
+            "ts": NOW,
+            "reason": "unsure",
+            "model": "m",
+            "jpeg_b64": base64.b64encode(b"GIF89a").decode(),
+        },
         "bad_image",
     ),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("topic", "payload", "reason"), BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])
@@ -86,13 +92,26 @@ def test_good_messages_parse() -> None:
     assert isinstance(r, ReadingMsg) and r.reading.seq == 7
     dark = _p("binsight/bin-1/reading", {**GOOD, "fill": None, "quality": "dark", "historical": True})
     assert isinstance(dark, ReadingMsg) and dark.reading.fill is None
-    stats = {"bin_id": "bin-1", "ts": NOW, "uptime_s": 5, "outbox_depth": 0, "dropped": 0, "model": "m",
-             "interval_s": 600}  # fmt: skip
+    stats = {
+        "bin_id": "bin-1",
+        "ts": NOW,
+        "uptime_s": 5,
+        "outbox_depth": 0,
+        "dropped": 0,
+        "model": "m",
+        "interval_s": 600,
+    }
     assert isinstance(_p("binsight/bin-1/stats", stats), StatsMsg)
     a = _p("binsight/bin-1/available", "offline")
     assert a == Availability("bin-1", online=False)
     jpeg = b"\xff\xd8\xff\xe0" + b"0" * 100
-    img = {"bin_id": "bin-1", "seq": 1, "ts": NOW, "reason": "unsure", "model": "m",
-           "jpeg_b64": base64.b64encode(jpeg).decode()}  # fmt: skip
+    img = {
+        "bin_id": "bin-1",
+        "seq": 1,
+        "ts": NOW,
+        "reason": "unsure",
+        "model": "m",
+        "jpeg_b64": base64.b64encode(jpeg).decode(),
+    }
     im = _p("binsight/bin-1/image", img)
     assert isinstance(im, ImageMsg) and im.jpeg == jpeg

@@ -76,8 +76,13 @@ def test_ingest_end_to_end(mosquitto: object, make_config: Callable[..., ServerC
 def test_killed_mid_stream_loses_and_doubles_nothing(mosquitto: object, tmp_path: Path) -> None:
     """SIGKILL the server while 10,000 readings stream in, restart it: every reading stored exactly once."""
     db = f"sqlite:///{tmp_path / 'kill.db'}"
-    conf = write_server_toml(tmp_path / "server.toml", database=db, mqtt_port=mosquitto.port,  # type: ignore[attr-defined]
-                             http_port=0, client_id="srv-kill")  # fmt: skip
+    conf = write_server_toml(
+        tmp_path / "server.toml",
+        database=db,
+        mqtt_port=mosquitto.port,  # type: ignore[attr-defined]
+        http_port=0,
+        client_id="srv-kill",
+    )
     log = tmp_path / "server.log"
     proc = start_server(conf, log)
     try:
@@ -118,13 +123,19 @@ def _metric(port: int, name: str) -> float:
 
 @pytest.mark.postgres
 def test_two_servers_share_the_load(mosquitto: object, pg_url: str, tmp_path: Path) -> None:
-    """Two server processes in one shared-subscription group: each reading reaches exactly one, stored once."""
+    """Two server processes in one shared-subscription group: each reading reaches one, stored once."""
     ports = [free_port(), free_port()]
     procs = []
     try:
         for i, port in enumerate(ports):
-            conf = write_server_toml(tmp_path / f"s{i}.toml", database=pg_url, mqtt_port=mosquitto.port,  # type: ignore[attr-defined]
-                                     http_port=port, client_id=f"srv-share-{i}", shared_group="g1")  # fmt: skip
+            conf = write_server_toml(
+                tmp_path / f"s{i}.toml",
+                database=pg_url,
+                mqtt_port=mosquitto.port,  # type: ignore[attr-defined]
+                http_port=port,
+                client_id=f"srv-share-{i}",
+                shared_group="g1",
+            )
             procs.append(start_server(conf, tmp_path / f"s{i}.log"))
         for i in range(2):
             wait_for(

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.models import Bin, Device, DeviceCommand, DeviceEvent, Image, IngestReject, Reading
 from binsight.server.fleet import missing_readings
-from binsight.server.ingest.store import BinRegistry, BatchResult, write_batch
+from binsight.server.ingest.store import BatchResult, BinRegistry, write_batch
 
 
 def _write(
@@ -39,8 +39,13 @@ def test_idempotent_and_gaps(sessions: sessionmaker[Session]) -> None:
 def test_latest_fill_and_quality(sessions: sessionmaker[Session]) -> None:
     """The device keeps the newest usable fill and the newest reading's quality, whatever the order."""
     t = now_ms()
-    _write(sessions, [item("reading", "b1", reading("b1", 2, 0.7, ts=t)),
-                      item("reading", "b1", reading("b1", 1, 0.2, ts=t - 1000))])  # fmt: skip
+    _write(
+        sessions,
+        [
+            item("reading", "b1", reading("b1", 2, 0.7, ts=t)),
+            item("reading", "b1", reading("b1", 1, 0.2, ts=t - 1000)),
+        ],
+    )
     _write(sessions, [item("reading", "b1", reading("b1", 3, None, ts=t + 1000))])
     with sessions() as s:
         d = s.get(Device, "b1")
@@ -52,8 +57,11 @@ def test_registration_required(sessions: sessionmaker[Session]) -> None:
     """With registration required, readings of unknown bins are rejected as unknown_bin and counted."""
     with sessions() as s, s.begin():
         s.add(Bin(id="known", registered=True, created_at=0, updated_at=0, lat=1.0, lon=2.0, capacity_l=100))
-    r = _write(sessions, [item("reading", "known", reading("known", 1)),
-                          item("reading", "ghost", reading("ghost", 1))], required=True)  # fmt: skip
+    r = _write(
+        sessions,
+        [item("reading", "known", reading("known", 1)), item("reading", "ghost", reading("ghost", 1))],
+        required=True,
+    )
     assert r.inserted == 1
     assert [x.reason for x in r.rejects] == ["unknown_bin"]
     with sessions() as s:
@@ -72,20 +80,23 @@ def test_rejects_counted_across_batches(sessions: sessionmaker[Session]) -> None
 
 
 def test_stats_availability_events_images(sessions: sessionmaker[Session]) -> None:
-    """Stats update the device (newest wins); availability changes and events are logged; images stored once."""
+    """Stats update the device (newest wins); availability and events are logged; images stored once."""
     t = now_ms()
     with sessions() as s, s.begin():
         s.add(
             DeviceCommand(id="c1", bin_id="b1", action="capture", created_at=t, status="sent", updated_at=t)
         )
-    _write(sessions, [
-        item("stats", "b1", stats("b1", ts=t, outbox_depth=5, last_error="lens")),
-        item("stats", "b1", stats("b1", ts=t - 5000, outbox_depth=99)),
-        item("available", "b1", "online"),
-        item("event", "b1", {"bin_id": "b1", "ts": t, "kind": "command", "state": "ok", "ref": "c1"}),
-        item("image", "b1", image("b1", 1)),
-        item("image", "b1", image("b1", 1)),
-    ])  # fmt: skip
+    _write(
+        sessions,
+        [
+            item("stats", "b1", stats("b1", ts=t, outbox_depth=5, last_error="lens")),
+            item("stats", "b1", stats("b1", ts=t - 5000, outbox_depth=99)),
+            item("available", "b1", "online"),
+            item("event", "b1", {"bin_id": "b1", "ts": t, "kind": "command", "state": "ok", "ref": "c1"}),
+            item("image", "b1", image("b1", 1)),
+            item("image", "b1", image("b1", 1)),
+        ],
+    )
     _write(sessions, [item("available", "b1", "online")])
     _write(sessions, [item("available", "b1", "offline")])
     with sessions() as s:

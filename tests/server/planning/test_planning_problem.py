@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, UTC
+from datetime import UTC, date, datetime
 
 import pytest
 from server_helpers import item, reading
@@ -56,8 +56,12 @@ def test_forecast_makes_bins_mandatory(make_config: Callable[..., ServerConfig],
     assert problem["name"] == "2026-11-30"
     assert bins["rising"]["mandatory"] and bins["rising"]["fill"] < 0.6  # ~0.38 now, 0.6 by Wednesday
     assert not bins["steady"]["mandatory"]
-    assert problem["trucks"][0] == {"id": "truck-1", "depot": "depot", "capacity_l": 12000.0,
-                                    "shift": ["06:00", "14:00"]}  # fmt: skip
+    assert problem["trucks"][0] == {
+        "id": "truck-1",
+        "depot": "depot",
+        "capacity_l": 12000.0,
+        "shift": ["06:00", "14:00"],
+    }
     assert problem["depots"] == [{"id": "depot", "lat": 52.37, "lon": 4.89}]
     assert excluded == []
     with sessions() as s, pytest.raises(PlanningError, match="no trucks"):
