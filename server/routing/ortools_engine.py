@@ -114,6 +114,8 @@ def solve_ortools(
         if not job.required:
             routing.AddDisjunction([index], job.prize)
     solver = routing.solver()
+    # Break constraints want service times by routing index, not node.
+    visit_transit = [svc[manager.IndexToNode(i)] for i in range(routing.Size())]
     for v, veh in enumerate(vehicles):
         load.SlackVar(routing.Start(v)).SetValue(0)
         late = min(veh.tw_late, horizon)
@@ -125,7 +127,7 @@ def solve_ortools(
             interval = solver.FixedDurationIntervalVar(
                 veh.tw_early, max(veh.tw_early, veh.brk.latest_start), veh.brk.duration, False, f"break {v}"
             )
-            time.SetBreakIntervalsOfVehicle([interval], v, svc)
+            time.SetBreakIntervalsOfVehicle([interval], v, visit_transit)
         routing.AddVariableMinimizedByFinalizer(time.CumulVar(routing.End(v)))
         routing.AddVariableMaximizedByFinalizer(time.CumulVar(routing.Start(v)))
 

@@ -64,54 +64,79 @@ def _loc(inst: Instance, kind: str, index: int) -> int:
 
 
 def schedule_route(inst: Instance, route: RoutePlan) -> RouteSchedule:
-    """Time ``route``, insert its break, and list every violated constraint.
+    """Time ``route``, place its break, and list every violated constraint.
 
     The truck leaves as late as it can without making any stop late, so that it waits as little
-    as possible (as PyVRP and OR-Tools' finalizers do). A break is taken before the first stop
-    whose service would end after the break's latest start, and begins as late as allowed, so it
-    overlaps waiting where it can.
+    as possible (as PyVRP and OR-Tools' finalizers do), or at its shift start. A break goes into
+    the leg that leaves the route feasible (tried one by one), as late in that leg as allowed so it
+    overlaps waiting; a route over before the break is due needs none.
     """
     vehicle = inst.vehicle_list()[route.vehicle]
-    first, _, _ = _walk(inst, route, vehicle.tw_early, with_break=False)
+    first, _, _ = _walk(inst, route, vehicle.tw_early, None)
     # Forward time slack (Savelsbergh): the start may move by D if every stop k still starts in
     # time, given that D is first absorbed by the waiting accumulated before k.
     waited = 0
     delay = INF
     for s in first[1:]:
         waited += s.start - s.arrive
-        late = _late(inst, s)
-        delay = min(delay, waited + late - s.start)
+        delay = min(delay, waited + _late(inst, s) - s.start)
     delay = max(0, min(delay, waited, vehicle.tw_late - first[-1].arrive + waited))
-    stops, violations, dist = _walk(inst, route, vehicle.tw_early + delay, with_break=True)
-    end = stops[-1]
-    if inst.disposal and route.visits and route.visits[-1].kind != "disposal":
-        violations.append("last stop before the depot is not a disposal site")
-    if inst.disposal and end.load_after > 0:
-        violations.append("returns to the depot loaded")
-    if end.arrive > vehicle.tw_late:
-        violations.append(f"returns at {end.arrive}, after the shift ends at {vehicle.tw_late}")
-    if end.arrive - stops[0].depart > vehicle.max_duration:
-        violations.append(
-            f"lasts {end.arrive - stops[0].depart}, more than the maximum {vehicle.max_duration}"
-        )
+    starts = sorted({vehicle.tw_early + delay, vehicle.tw_early}, reverse=True)
+    best: tuple[int, int, list[Stop], list[str], int] | None = None
+    for t in starts:
+        # Latest leg first: on a tie the driver works before resting.
+        options: list[int | None] = [None] if vehicle.brk is None else list(range(len(route.visits), -1, -1))
+        if vehicle.brk is not None:
+            plain = _walk(inst, route, t, None)
+            if plain[0][-1].arrive <= vehicle.brk.latest_start:
+                options = [None]
+        for at in options:
+            stops, violations, dist = _walk(inst, route, t, at)
+            violations += _route_checks(inst, route, stops)
+            key = (len(violations), stops[-1].arrive - stops[0].depart)
+            if best is None or key < best[:2]:
+                best = (*key, stops, violations, dist)
+            if not violations and vehicle.brk is None:
+                break
+        if best is not None and best[0] == 0:
+            break
+    assert best is not None
+    _, _, stops, violations, dist = best
     return RouteSchedule(vehicle=route.vehicle, stops=stops, distance=dist, violations=violations)
+
+
+def _route_checks(inst: Instance, route: RoutePlan, stops: list[Stop]) -> list[str]:
+    vehicle = inst.vehicle_list()[route.vehicle]
+    end = stops[-1]
+    out = []
+    if inst.disposal and route.visits and route.visits[-1].kind != "disposal":
+        out.append("last stop before the depot is not a disposal site")
+    if inst.disposal and end.load_after > 0:
+        out.append("returns to the depot loaded")
+    if end.arrive > vehicle.tw_late:
+        out.append(f"returns at {end.arrive}, after the shift ends at {vehicle.tw_late}")
+    if end.arrive - stops[0].depart > vehicle.max_duration:
+        out.append(f"lasts {end.arrive - stops[0].depart}, more than the maximum {vehicle.max_duration}")
+    return out
 
 
 def _late(inst: Instance, stop: Stop) -> int:
     return inst.clients[stop.index].tw_late if stop.kind == "bin" else INF
 
 
-def _walk(inst: Instance, route: RoutePlan, t: int, with_break: bool) -> tuple[list[Stop], list[str], int]:
+def _walk(
+    inst: Instance, route: RoutePlan, t: int, break_at: int | None
+) -> tuple[list[Stop], list[str], int]:
+    """Times from start ``t``; the break, if any, in the leg towards stop ``break_at`` (the depot last)."""
     vehicle = inst.vehicle_list()[route.vehicle]
     home = inst.depots[vehicle.depot]
     stops = [Stop("depot", vehicle.depot, home.loc, t, t, t, 0)]
     violations: list[str] = []
     load = 0
     dist = 0
-    brk = vehicle.brk if with_break else None
-    break_due = brk is not None
+    brk = vehicle.brk if break_at is not None else None
     plan = [(v.kind, v.index) for v in route.visits] + [("depot", vehicle.depot)]
-    for kind, index in plan:
+    for leg, (kind, index) in enumerate(plan):
         prev = stops[-1]
         loc = home.loc if kind == "depot" else _loc(inst, kind, index)
         travel = int(inst.dur[prev.loc, loc])
@@ -122,7 +147,7 @@ def _walk(inst: Instance, route: RoutePlan, t: int, with_break: bool) -> tuple[l
             early, late, service = 0, INF, inst.disposal[index].service
         else:
             early, late, service = 0, INF, 0
-        if break_due and brk is not None and max(prev.depart + travel, early) + service > brk.latest_start:
+        if brk is not None and leg == break_at:
             if prev.depart > brk.latest_start:
                 violations.append(f"break cannot start by {brk.latest_start}")
             # As late as allowed, so that it overlaps any waiting at the next stop.
@@ -130,7 +155,6 @@ def _walk(inst: Instance, route: RoutePlan, t: int, with_break: bool) -> tuple[l
             stops.append(
                 Stop("break", -1, prev.loc, b_start, b_start, b_start + brk.duration, prev.load_after)
             )
-            break_due = False
             prev = stops[-1]
         arrive = prev.depart + travel
         start = max(arrive, early)
