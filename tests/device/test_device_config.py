@@ -92,3 +92,35 @@ def test_check_verifies_secrets_and_key(tmp_path: Path, capsys: pytest.CaptureFi
     p.write_text('bin_id = "b-1"\n[updates]\npublic_key = "ed25519:abc"\n')
     assert main(["device", "run", "--config", str(p), "--check"]) == 1
     assert "updates.public_key" in capsys.readouterr().err
+
+
+def _keys(model: type, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    out = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += _keys(ann, f"{name}.")
+        else:
+            out.append(prefix + name)
+    return out
+
+
+def test_sample_mentions_every_key() -> None:
+    """deploy/device.toml is the config reference: every key appears in it (set or commented)."""
+    text = SAMPLE.read_text()
+    sections: dict[str, str] = {}
+    current = ""
+    for line in text.splitlines():
+        stripped = line.lstrip("# ").strip()
+        if stripped.startswith("[") and "]" in stripped:
+            current = stripped[1 : stripped.index("]")]
+        sections.setdefault(current, "")
+        sections[current] += stripped.split("=")[0].strip() + "\n"
+    missing = []
+    for key in _keys(DeviceConfig):
+        section, _, name = key.rpartition(".")
+        if name not in sections.get(section, "").split():
+            missing.append(key)
+    assert not missing, f"deploy/device.toml lacks {missing}"
