@@ -248,3 +248,16 @@ def test_result_has_the_contract_fields() -> None:
     assert stop["load_after_l"] == 100 and stop["kind"] == "bin"
     assert hhmm(stop["depart"]) - hhmm(stop["arrive"]) == 3
     assert r["cost"] == pytest.approx(4.0, abs=0.01)
+
+
+def test_no_bins_no_routes() -> None:
+    """An empty day is a feasible plan without routes."""
+    r = solve(problem([]))
+    assert r["routes"] == [] and r["included"] == [] and r["skipped"] == []
+
+
+def test_only_worthless_optional_bins_send_no_truck() -> None:
+    """A 10% bin 50 km away is not worth a trip; the reason says so."""
+    r = solve(problem([bin_at("x", 50, fill=0.1, mandatory=False)], disposal=[{"id": "tip", **at_km(1)}]))
+    assert r["routes"] == []
+    assert r["skipped"] == [{"id": "x", "reason": "optional, fill 10%: worth 0.03 km, less than any trip to it"}]
