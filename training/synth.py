@@ -73,6 +73,7 @@ class BinLook:
     """The fixed appearance of one container and its camera."""
 
     depth: float  # container depth / lens-to-rim distance
+    rim: float  # half the rim's apparent size, as a fraction of the frame (camera mount height)
     wall: tuple[float, float, float]  # BGR 0..1
     floor: tuple[float, float, float]
     ribs: int
@@ -97,13 +98,14 @@ def bin_look(bin_index: int, seed: int) -> BinLook:
     floor = wall * rng.uniform(0.5, 0.8)
     shades = rng.uniform(0.55, 1.0, 4)
     return BinLook(
-        depth=float(rng.uniform(1.8, 3.2)),
+        depth=float(rng.uniform(2.35, 2.65)),
+        rim=float(rng.uniform(0.545, 0.595)),
         wall=_triple(np.clip(wall, 0.02, 1.0)),
         floor=_triple(np.clip(floor, 0.02, 1.0)),
         ribs=int(rng.integers(0, 9)),
         tilt_deg=float(rng.uniform(-8.0, 8.0)),
-        vp=(float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.12, 0.12))),
-        falloff=float(rng.uniform(1.2, 2.0)),
+        vp=(float(rng.uniform(-0.08, 0.08)), float(rng.uniform(-0.08, 0.08))),
+        falloff=float(rng.uniform(0.8, 1.4)),
         flash=float(rng.uniform(0.85, 1.15)),
         ambient=float(rng.uniform(0.0, 0.08)),
         cast=_triple(rng.uniform(0.85, 1.15, 3)),
@@ -121,7 +123,7 @@ def _quad(look: BinLook, size: tuple[int, int], scale: float) -> np.ndarray:
     c = np.array([w / 2, h / 2], dtype=np.float64)
     vp = c + np.array([look.vp[0] * w, look.vp[1] * h])
     # The rim overshoots the frame a little: the camera sits under the lid, inside the rim.
-    half = np.array([w * 0.56, h * 0.58])
+    half = np.array([w * look.rim, h * (look.rim + 0.02)])
     corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64) * half
     t = np.deg2rad(look.tilt_deg)
     rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])

@@ -1,0 +1,72 @@
+"""Handlers of ``binsight train synth|fit|eval`` (argument parsing is in :mod:`binsight.training.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from binsight.errors import DataError
+
+__all__ = ["evaluate", "fit", "synth"]
+
+logger = logging.getLogger(__name__)
+
+
+def synth(args: argparse.Namespace) -> int:
+    """Render a synthetic lid-camera set (numpy + OpenCV only)."""
+    from binsight.training.synth import generate
+
+    if args.bins < 1 or args.per_bin < 1:
+        raise DataError(f"--bins and --per-bin must be at least 1 (got {args.bins} and {args.per_bin})")
+    labels = generate(args.out, args.bins, args.per_bin, args.seed)
+    print(labels)
+    return 0
+
+
+def fit(args: argparse.Namespace) -> int:
+    """Fit a model and export it; prints the held-out metrics (and where the report went)."""
+    from binsight.training.pipeline import fit as run_fit
+
+    report = run_fit(
+        args.data,
+        args.out,
+        backbone=args.backbone,
+        int8=args.int8,
+        report_path=args.report,
+        skip_bad=args.skip_bad,
+    )
+    summary = {
+        "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
+        "model_version": report["int8"]["model_version"] if report["int8"] else report["export"]["model_version"],
+        "features": report["features"]["chosen"],
+        "head": report["head"],
+        "test": report["test"],
+        "baselines": report["baselines"],
+        "int8_test": report["int8"]["test"] if report["int8"] else None,
+        "skipped": report["data"]["skipped"],
+        "split": report["split"]["method"],
+        "report": args.report,
+    }
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a model file with ONNX Runtime alone; ``--json`` prints one JSON object."""
+    from binsight.training.evaluate import evaluate as run_eval
+
+    result = run_eval(args.model, args.data, skip_bad=args.skip_bad)
+    if args.json:
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    for key, value in result.items():
+        if key in ("confusion", "classes", "skipped"):
+            continue
+        print(f"{key:>10}: {value}")
+    for s in result["skipped"]:
+        print(f"   skipped: {s['file']} (row {s['row']}): {s['reason']}")
+    return 0

@@ -1,0 +1,113 @@
+"""``binsight train eval``: a model file on a labelled set, with ONNX Runtime alone.
+
+No torch and no scikit-learn: this runs wherever the ``device`` extra is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from binsight.errors import DataError
+from binsight.training.data import Dataset, load_dataset
+from binsight.training.images import decode, to_input_size
+from binsight.training.metrics import classification_metrics, regression_metrics
+from binsight.training.modelfile import ModelInfo, batches, read_info, run
+from binsight.training.runtime import session
+
+__all__ = ["evaluate", "predict_dataset"]
+
+logger = logging.getLogger(__name__)
+
+
+def predict_dataset(
+    sess: Any, info: ModelInfo, ds: Dataset, indices: list[int] | None = None, batch_size: int = 16
+) -> tuple[np.ndarray, list[int]]:
+    """Outputs for ``ds.samples[indices]`` and the indices whose image could not be decoded."""
+    idx = list(range(len(ds.samples))) if indices is None else list(indices)
+    outs: list[np.ndarray] = []
+    unreadable: list[int] = []
+    for chunk in batches(idx, batch_size):
+        imgs = []
+        for i in chunk:
+            try:
+                data = ds.samples[i].path.read_bytes()
+            except OSError:
+                data = b""
+            img = decode(data)
+            if img is None:
+                unreadable.append(i)
+                continue
+            imgs.append(to_input_size(img, info.input_size))
+        if imgs:
+            outs.append(run(sess, info, imgs))
+    empty = np.empty((0,) if info.task == "regression" else (0, len(info.classes)), np.float32)
+    return (np.concatenate(outs) if outs else empty), unreadable
+
+
+def metrics_for(info: ModelInfo, ds: Dataset, kept: list[int], out: np.ndarray) -> dict[str, Any]:
+    """Metrics as ``train eval --json`` prints them, for the rows ``kept`` and outputs ``out``."""
+    if info.task == "regression":
+        if ds.task != "regression":
+            raise DataError(f"{ds.root}: the model predicts fill levels but the set has class labels")
+        y = np.array([ds.samples[i].fill for i in kept], dtype=np.float64)
+        return regression_metrics(y, out.astype(np.float64))
+    if ds.task != "classification":
+        raise DataError(f"{ds.root}: the model predicts classes but the set has fill levels")
+    index = {c: k for k, c in enumerate(info.classes)}
+    y = np.array([index[ds.samples[i].label or ""] for i in kept], dtype=np.int64)
+    return classification_metrics(y, out.argmax(axis=1), info.classes)
+
+
+def evaluate(
+    model_path: str | Path, data_dir: str | Path, skip_bad: bool = False, threads: int | None = None
+) -> dict[str, Any]:
+    """Evaluate a model file on a labelled set.
+
+    Returns
+    -------
+    dict
+        Regression: ``n``, ``mae``, ``rmse``, ``r2``; classification: ``n``, ``accuracy``,
+        ``macro_f1``, ``classes``, ``confusion``. Always ``skipped`` (file, row, reason) and
+        ``model`` (its version and precision).
+
+    Raises
+    ------
+    DataError
+        A bad row or unreadable image without ``skip_bad``; labels the model does not know.
+    """
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise DataError(f"{model_path}: model file does not exist")
+    try:
+        sess = session(model_path, threads)
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise DataError(f"{model_path}: ONNX Runtime cannot load it: {exc}") from exc
+    info = read_info(sess, model_path)
+    ds = load_dataset(data_dir, skip_bad=skip_bad)
+    if info.task == "classification":
+        unknown = [i for i, s in enumerate(ds.samples) if s.label not in info.classes]
+        if unknown and not skip_bad:
+            s = ds.samples[unknown[0]]
+            raise DataError(f"{s.where()}: label {s.label!r} is not one of the model's classes {info.classes}")
+        ds.drop(unknown, "label not known to the model")
+    out, unreadable = predict_dataset(sess, info, ds)
+    if unreadable and not skip_bad:
+        raise DataError(f"{ds.samples[unreadable[0]].where()}: cannot decode the image (use --skip-bad)")
+    kept = [i for i in range(len(ds.samples)) if i not in set(unreadable)]
+    skipped = [s.as_dict() for s in ds.skipped] + [
+        {"file": str(ds.samples[i].path), "row": ds.samples[i].row, "reason": "unreadable image"} for i in unreadable
+    ]
+    result = metrics_for(info, ds, kept, out)
+    result["skipped"] = skipped
+    result["model"] = {
+        "version": info.metadata.get("binsight.model_version"),
+        "precision": info.metadata.get("binsight.precision"),
+        "path": str(model_path),
+    }
+    logger.info("evaluated %s on %s: %s", model_path, data_dir, json.dumps({k: result[k] for k in list(result)[:4]}))
+    return result
