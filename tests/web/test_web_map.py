@@ -65,3 +65,14 @@ def test_map_works_offline_without_tiles(page: Any, site: Seeded) -> None:
     page.wait_for_selector("[data-bin]")
     assert page.locator(".layer-tiles image").count() == 0
     assert outside == []
+
+
+def test_map_on_a_phone(phone: Any, site: Seeded) -> None:
+    """At 390x844 the map, filters and bin list fit the width; nothing scrolls sideways."""
+    login(phone, site, "labeller")
+    phone.wait_for_selector("[data-bin]")
+    assert phone.locator("svg [data-bin]").count() == len(site.bins)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    box = phone.locator(".map").bounding_box()
+    assert box is not None and box["width"] <= 390 and box["height"] >= 300
+    shot(phone, "phone-map", full_page=True)

@@ -90,6 +90,21 @@ def test_plan_exports_download(page: Any, site: Seeded, planned: dict[str, Any])
             assert "<gpx" in body
 
 
+def test_print_view_shows_manifests_without_navigation(
+    page: Any, site: Seeded, planned: dict[str, Any]
+) -> None:
+    """In print media the navigation, form and buttons are gone; the manifests remain."""
+    login(page, site, "operator")
+    page.goto(site.base_url + "/#/plan")
+    page.wait_for_selector(".manifest")
+    page.emulate_media(media="print")
+    assert page.locator(".topbar").is_hidden()
+    assert page.locator(".plan-tools").is_hidden()
+    assert page.locator(".plan-form-box").is_hidden()
+    assert page.locator(".manifest").first.is_visible()
+    shot(page, "plan-print", full_page=True)
+
+
 def test_phone_manifest_is_readable(phone: Any, site: Seeded, planned: dict[str, Any]) -> None:
     """At 390x844 a driver's link opens on one truck's manifest: no sideways scrolling, large text."""
     truck = next(r["truck"] for r in planned["result"]["routes"] if r["stops"])

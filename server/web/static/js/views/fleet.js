@@ -41,7 +41,26 @@ export default {
       }
     }
 
+    async function loadEvents(binId, host) {
+      let events;
+      try {
+        events = await api(`/api/devices/${encodeURIComponent(binId)}/events${query({ limit: 20 })}`);
+      } catch (err) {
+        replace(host, h('p', { class: 'hint' }, `No device events: ${err.message}`));
+        return;
+      }
+      if (!alive || selected !== binId) return;
+      replace(host, h('h3', {}, 'Recent device events'), table([
+        { label: 'When', value: (e) => h('span', { title: dateTime(e.ts) }, relative(e.ts)) },
+        { label: 'Kind', value: (e) => e.kind },
+        { label: 'State', value: (e) => e.state },
+        { label: 'Ref', value: (e) => (e.ref ? h('code', {}, e.ref) : '–') },
+        { label: 'Detail', value: (e) => e.detail || '–', className: 'wrap' },
+      ], (events || []).slice(0, 20), { empty: 'No events reported.' }));
+    }
+
     async function showHistory(binId) {
+      const eventsHost = h('div', { class: 'events' });
       selected = binId;
       history.replaceState(null, '', `#/fleet/${encodeURIComponent(binId)}`);
       chartHost.hidden = false;
@@ -65,7 +84,9 @@ export default {
         fillChart({ ...hist, title: `Fill of ${binId} over the last ${days.value} days` }),
         fillLegend(),
         ctx.can('commands') && dev ? h('div', { class: 'row commands' }, h('span', {}, 'Commands:'),
-          COMMANDS.map(([action, text]) => h('button', { type: 'button', class: 'btn', onclick: () => command(binId, action) }, text))) : null);
+          COMMANDS.map(([action, text]) => h('button', { type: 'button', class: 'btn', onclick: () => command(binId, action) }, text))) : null,
+        eventsHost);
+      loadEvents(binId, eventsHost);
     }
     days.addEventListener('change', () => selected && showHistory(selected));
 

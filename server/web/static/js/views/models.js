@@ -4,6 +4,8 @@ import { lineChart } from '../chart.js';
 import { flash, h, replace, table } from '../dom.js';
 import { dateTime, num } from '../format.js';
 
+const METRIC_NAMES = { mae: 'MAE', val_mae: 'MAE', rmse: 'RMSE', accuracy: 'accuracy', macro_f1: 'macro F1' };
+
 /** The headline metrics of a model, whichever task it was trained for. */
 export function metricText(m) {
   if (!m || typeof m !== 'object') return '–';
@@ -104,7 +106,7 @@ export default {
         lc && lc.points.length
           ? [h('h3', {}, 'Learning curve'),
             lineChart({ series: [{ points: lc.points }], title: `Held-out ${lc.metric} against the number of labels`,
-              xLabel: 'labelled images', yLabel: lc.metric })]
+              xLabel: 'labelled images', yLabel: METRIC_NAMES[lc.metric] || lc.metric })]
           : h('p', { class: 'hint' }, 'This model\'s report has no learning curve.'),
         perSite && typeof perSite === 'object'
           ? [h('h3', {}, 'Per site'), table([
