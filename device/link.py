@@ -98,6 +98,12 @@ class Link:
         self._tls_key = read_secret("mqtt_tls_key", cfg.key_file) if cfg.tls else None
         if self._password is not None and cfg.username is None:
             raise ConfigError("mqtt: a password is configured but mqtt.username is not")
+        self._ssl: ssl.SSLContext | None = None
+        if cfg.tls:
+            try:
+                self._ssl = self._tls_context()
+            except (ssl.SSLError, OSError) as exc:
+                raise ConfigError(f"mqtt: TLS files unusable (ca_file, cert_file, key): {exc}") from exc
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._acks: queue.SimpleQueue[tuple[int, ReasonCode]] = queue.SimpleQueue()
@@ -155,8 +161,8 @@ class Link:
         client.will_set(self.topics.available(self.bin_id), "offline", qos=1, retain=True)
         if self.cfg.username is not None:
             client.username_pw_set(self.cfg.username, self._password)
-        if self.cfg.tls:
-            client.tls_set_context(self._tls_context())
+        if self._ssl is not None:
+            client.tls_set_context(self._ssl)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -225,7 +231,12 @@ class Link:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            delay = self._one_session()
+            try:
+                delay = self._one_session()
+            except Exception as exc:  # the link must outlive any one bad session
+                self.last_error = f"MQTT session failed: {type(exc).__name__}: {exc}"
+                logger.exception("%s: MQTT session failed", self.bin_id)
+                delay = self.backoff.next()
             if delay and not self._stop.is_set():
                 logger.info("%s: reconnecting in %.1f s", self.bin_id, delay)
                 self._sleep(delay)

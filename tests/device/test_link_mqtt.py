@@ -13,6 +13,7 @@ from binsight.device.config import MqttConfig
 from binsight.device.link import Link
 from binsight.device.outbox import Outbox
 from binsight.device.schedule import Backoff, jittered
+from binsight.errors import ConfigError
 from binsight.protocol import Reading
 
 
@@ -119,3 +120,97 @@ def test_jittered_interval_bounds() -> None:
     values = [jittered(600, 0.1, rng) for _ in range(200)]
     assert min(values) >= 540 and max(values) <= 660 and max(values) - min(values) > 60
     assert jittered(10, 0.0) == 10
+
+
+def _tls_files(tmp: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (cryptography)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(subject: str, key, issuer_key, issuer: str, ca: bool, san=None):  # type: ignore[no-untyped-def]
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san is not None:
+            b = b.add_extension(san, critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    files = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("test-ca", ca_key, ca_key, "test-ca", True)
+    srv_key = ec.generate_private_key(ec.SECP256R1())
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    srv = cert("127.0.0.1", srv_key, ca_key, "test-ca", False, san)
+    cli_key = ec.generate_private_key(ec.SECP256R1())
+    cli = cert("b-1", cli_key, ca_key, "test-ca", False)
+    pem = serialization.Encoding.PEM
+    for label, obj in (("ca", ca), ("server", srv), ("client", cli)):
+        files[label] = tmp / f"{label}.crt"
+        files[label].write_bytes(obj.public_bytes(pem))
+    for label, key in (("server_key", srv_key), ("client_key", cli_key)):
+        files[label] = tmp / f"{label}.pem"
+        files[label].write_bytes(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+    return files
+
+
+@pytest.mark.broker
+def test_tls_with_client_certificate(tmp_path: Path, mosquitto, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS to a broker that requires a client certificate; the client key comes as a secret (env)."""
+    import socket
+
+    f = _tls_files(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        tls_port = int(s.getsockname()[1])
+    reconfigure_broker(
+        mosquitto,
+        f"listener {tls_port} 127.0.0.1\ncafile {f['ca']}\ncertfile {f['server']}\n"
+        f"keyfile {f['server_key']}\nrequire_certificate true\nallow_anonymous true",
+    )
+    monkeypatch.setenv("BINSIGHT_MQTT_TLS_KEY", f["client_key"].read_text())
+    box = Outbox(tmp_path / "o.db")
+    box.add_reading(_reading)
+    cfg = MqttConfig(port=tls_port, tls=True, ca_file=f["ca"], cert_file=f["client"])
+    link = Link(cfg, "b-1", box)
+    link.start()
+    try:
+        assert link.wait_connected(10), link.last_error
+        deadline = time.monotonic() + 10
+        while box.depth() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert box.depth() == 0
+    finally:
+        link.stop()
+    # Without the client certificate the broker refuses the handshake: reported, not connected.
+    monkeypatch.delenv("BINSIGHT_MQTT_TLS_KEY")
+    link = Link(
+        MqttConfig(port=tls_port, tls=True, ca_file=f["ca"], backoff_min_s=0.1, backoff_max_s=0.2), "b-1", box
+    )
+    link.start()
+    try:
+        time.sleep(1.0)
+        assert not link.connected and link.last_error
+    finally:
+        link.stop()
+    # A certificate without its key is a config error at start, not a dead thread later.
+    with pytest.raises(ConfigError, match="TLS files unusable"):
+        Link(MqttConfig(port=tls_port, tls=True, ca_file=f["ca"], cert_file=f["client"]), "b-1", box)

@@ -236,3 +236,46 @@ def test_offer_reports_malformed_release(harness: Harness) -> None:
     assert harness.states() == ["failed"] and "url" in (harness.events[0][2] or "")
     harness.updater.offer(b"")  # a cleared retained message is ignored
     assert len(harness.events) == 1
+
+
+def test_rollback_after_repeated_inference_errors(tmp_path: Path, model_v1: Path, http_dir, key) -> None:
+    """A new model that passes the check on the last frame but fails on later ones is rolled back
+    after max_consecutive_errors, and its release is not taken again."""
+    frames = [scene(80)] + [scene(200, i) for i in range(3)] + [scene(90)]
+
+    class Scripted:
+        live = False
+
+        def open(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+        def read_burst(self, n: int, gap_s: float) -> list:
+            return [frames.pop(0)]
+
+    folder, base = http_dir
+    # fill = 2 * mean / 255, unclipped: sane on dim frames, out of range on bright ones.
+    flaky = build_model(folder / "flaky.onnx", "flaky", scale=2.0)
+    model = tmp_path / "model.onnx"
+    shutil.copy(model_v1, model)
+    extra = f'[updates]\npublic_key = "{format_public_key(key.public_key())}"\nbase_url = "{base}"\n'
+    cfg = load_config(write_config(tmp_path, bin_id="bin-fl", source="0", model=model, port=1, extra=extra))
+    agent = Agent(cfg, source=Scripted())
+    agent.load_initial_model()
+    first = agent.capture_and_send()
+    assert first is not None and first.model == "v1"
+    assert agent.updater.process(make_release(flaky, key, "flaky", "/flaky.onnx")) is None
+    assert agent.model is not None and agent.model.version == "flaky"
+    qualities = [agent.capture_and_send().quality for _ in range(3)]  # type: ignore[union-attr]
+    assert qualities == ["inference_error"] * 3
+    assert agent.model.version == "v1", "rolled back to MODEL.prev"
+    assert FillModel(model).version == "v1"
+    last = agent.capture_and_send()
+    assert last is not None and last.model == "v1" and last.quality == "ok"
+    states = [json.loads(r.payload)["state"] for r in agent.outbox.after(0, 100) if r.kind == "event"]
+    assert states == ["downloading", "verified", "active", "rolled_back"]
+    assert agent.updater.process(make_release(flaky, key, "flaky", "/flaky.onnx")) is None
+    assert agent.model.version == "v1", "a rolled-back release is not installed again"
+    agent.outbox.close()
