@@ -76,3 +76,22 @@ def test_map_on_a_phone(phone: Any, site: Seeded) -> None:
     box = phone.locator(".map").bounding_box()
     assert box is not None and box["width"] <= 390 and box["height"] >= 300
     shot(phone, "phone-map", full_page=True)
+
+
+def test_street_tiles_from_a_configured_template(page: Any, site: Seeded) -> None:
+    """Tiles come from the URL template (here the server itself) and are remembered per browser."""
+    login(page, site, "operator")
+    page.wait_for_selector("[data-bin]")
+    page.click(".tiles summary")
+    template = site.base_url + "/static/icons/favicon.svg?z={z}&x={x}&y={y}"
+    page.fill("#tile-url", template)
+    page.check("#tile-on")
+    page.wait_for_selector(".layer-tiles image")
+    hrefs = page.eval_on_selector_all(".layer-tiles image", "els => els.map(e => e.getAttribute('href'))")
+    assert hrefs and all(h.startswith(site.base_url + "/static/icons/favicon.svg?z=") for h in hrefs)
+    assert "configured tile server" in page.inner_text(".map-attribution")
+    page.reload()
+    page.wait_for_selector(".layer-tiles image")  # remembered
+    page.click(".tiles summary")
+    page.uncheck("#tile-on")
+    assert page.locator(".layer-tiles image").count() == 0

@@ -97,7 +97,9 @@ export default {
       const sorted = shown.slice().sort((a, b) => Number(a.online) - Number(b.online) || a.bin_id.localeCompare(b.bin_id));
       replace(listHost, table([
         { label: 'Bin', value: (d) => h('button', { type: 'button', class: 'link', onclick: () => showHistory(d.bin_id), 'aria-label': `Fill history of ${d.bin_id}` }, d.bin_id) },
-        { label: 'State', value: (d) => [h('span', { class: `state ${d.online ? 'state-online' : 'state-offline'}` }, d.online ? 'online' : 'offline'), !d.online && d.reason ? ` ${d.reason}` : ''] },
+        { label: 'State', value: (d) => [h('span', { class: `state ${d.online ? 'state-online' : 'state-offline'}` }, d.online ? 'online' : 'offline'),
+          !d.online && d.reason ? ` ${d.reason}` : '', d.camera_ok === false ? h('span', { class: 'state-offline' }, ' · camera fault') : ''] },
+        { label: 'Readings', value: (d) => (d.readings ?? '–'), className: 'num' },
         { label: 'Last seen', value: (d) => h('span', { title: dateTime(d.last_seen) }, relative(d.last_seen)) },
         { label: 'Model', value: (d) => h('code', {}, d.model || '–') },
         { label: 'Outbox', value: (d) => (d.outbox_depth ?? '–'), className: 'num' },

@@ -87,17 +87,24 @@ export default {
     const st = tileSettings();
     if (st.on) map.setTiles(st.url);
 
+    function detailsOf(bin) {
+      return [binDetails(bin), ctx.can('fleet')
+        ? h('p', {}, h('a', { href: `#/fleet/${encodeURIComponent(bin.id)}` }, `Fill history and device of ${bin.id}`)) : null];
+    }
+
     function choose(bin) {
       selected = bin.id;
       map.select(bin.id);
-      replace(details, binDetails(bin));
+      replace(details, detailsOf(bin));
     }
 
     function render() {
       const shown = filterBins(bins, filters);
       const off = bins.filter((b) => b.online === false).length;
       const full = bins.filter((b) => b.fill !== null && b.fill >= 0.8).length;
-      summary.textContent = `${shown.length} of ${bins.length} bins shown · ${full} at 80% or more · ${off} offline`;
+      const unplaced = shown.filter((b) => !Number.isFinite(b.lat) || !Number.isFinite(b.lon)).length;
+      summary.textContent = `${shown.length} of ${bins.length} bins shown · ${full} at 80% or more · ${off} offline`
+        + (unplaced ? ` · ${unplaced} without a position (import them with bins import)` : '');
       map.setBins(shown);
       const sorted = shown.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1));
       replace(listHost, table([
@@ -110,7 +117,7 @@ export default {
       ], sorted, { caption: 'Bins, fullest first', rowAttrs: (b) => ({ 'data-bin-row': b.id }), empty: 'No bins match the filters.' }));
       if (selected) {
         const b = bins.find((x) => x.id === selected);
-        if (b) replace(details, binDetails(b));
+        if (b) replace(details, detailsOf(b));
       }
     }
 

@@ -9,8 +9,8 @@ import { tileSettings } from './map.js';
 
 const POLL_MS = 1000;
 
-function tomorrow() {
-  const d = new Date(Date.now() + 86_400_000);
+function today() {
+  const d = new Date();
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
 }
 
@@ -36,10 +36,13 @@ export default {
     let alive = true;
     let onlyTruck = ctx.params[0] || '';
     let allBins = [];
+    let requested = false;
 
-    const date = h('input', { id: 'p-date', type: 'date', value: tomorrow(), required: true });
-    const limit = h('input', { id: 'p-limit', type: 'number', min: 1, max: 600, value: 10, inputmode: 'numeric' });
-    const threshold = h('input', { id: 'p-threshold', type: 'number', min: 10, max: 100, step: 5, value: 80, inputmode: 'numeric' });
+    // Left empty, each of these is the server's own setting: the next service day, forecast.threshold
+    // and fleet.plan_time_limit_s from server.toml.
+    const date = h('input', { id: 'p-date', type: 'date', min: today(), 'aria-describedby': 'p-defaults' });
+    const limit = h('input', { id: 'p-limit', type: 'number', min: 1, max: 600, inputmode: 'numeric', placeholder: 'default', 'aria-describedby': 'p-defaults' });
+    const threshold = h('input', { id: 'p-threshold', type: 'number', min: 5, max: 100, step: 5, inputmode: 'numeric', placeholder: 'default', 'aria-describedby': 'p-defaults' });
     // The server plans with its configured fleet (server.toml [[fleet.trucks]]): all of it, the first N,
     // or the trucks picked here by id.
     const fleetMode = h('select', { id: 'p-fleet' },
@@ -72,6 +75,7 @@ export default {
         h('div', { class: 'field' }, h('label', { for: 'p-date' }, 'Service date'), date),
         h('div', { class: 'field' }, h('label', { for: 'p-threshold' }, 'Collect bins forecast above (%)'), threshold),
         h('div', { class: 'field' }, h('label', { for: 'p-limit' }, 'Solver time limit (s)'), limit)),
+      h('p', { id: 'p-defaults', class: 'hint' }, 'Empty fields use the server\'s settings: the next service day, its fill threshold and time limit.'),
       h('div', { class: 'row' },
         h('div', { class: 'field' }, h('label', { for: 'p-fleet' }, 'Fleet'), fleetMode), countField, idsField),
       h('div', { class: 'row' }, planBtn, progress, status));
@@ -125,7 +129,7 @@ export default {
 
       const totals = routes.reduce((a, r) => ({ km: a.km + (r.distance_km || 0), l: a.l + (r.collected_l || 0) }), { km: 0, l: 0 });
       replace(summary,
-        h('h2', {}, `Plan for ${req.date || 'the next service day'}`),
+        h('h2', { id: 'plan-title' }, `Plan for ${req.date || plan.serviceDay || 'the next service day'}`),
         h('p', {}, `${routes.length} route${routes.length === 1 ? '' : 's'} · ${(res.included || []).length} bins collected · `
           + `${(res.skipped || []).length} skipped · ${km(totals.km)} · ${litres(totals.l)} collected`
           + `${res.feasible === false ? ' · NOT FEASIBLE' : ''} · planned ${dateTime(plan.created_at)}`),
@@ -187,6 +191,19 @@ export default {
         h('details', {}, h('summary', {}, `Why ${(res.skipped || []).length} bins were skipped`), reasons(res.skipped)));
     }
 
+    async function serviceDayOf(p) {
+      // A plan asked without a date was made for the server's next service day: the problem names it.
+      if (p.request && p.request.date) return;
+      try {
+        const problem = await api(`/api/plans/${encodeURIComponent(p.id)}/problem`);
+        if (problem && problem.name && plan && plan.id === p.id) {
+          plan.serviceDay = problem.name;
+          const title = container.querySelector('#plan-title');
+          if (title) title.textContent = `Plan for ${problem.name}`;
+        }
+      } catch { /* the title keeps "the next service day" */ }
+    }
+
     function show(p) {
       plan = p;
       rememberTrucks(p);
@@ -203,7 +220,10 @@ export default {
       }
       status.className = 'status';
       status.textContent = `Plan ${String(p.id).slice(0, 8)} ready.`;
-      if (p.result) renderPlan();
+      if (p.result) {
+        renderPlan();
+        serviceDayOf(p);
+      }
     }
 
     async function poll(id) {
@@ -243,6 +263,7 @@ export default {
           return;
         }
       }
+      requested = true;
       stopPolling();
       busy(true);
       status.className = 'status';
@@ -257,30 +278,38 @@ export default {
         return;
       }
       const t0 = Date.now();
-      const budget = (body.time_limit_s || 10) * 1000;
+      const budget = body.time_limit_s ? body.time_limit_s * 1000 : null;
+      if (budget) progress.value = 0;
+      else progress.removeAttribute('value'); // indeterminate: the server's limit is not known here
       tickTimer = setInterval(() => {
         const elapsed = Date.now() - t0;
-        progress.value = Math.min(99, (100 * elapsed) / (budget * 1.2));
-        status.textContent = `Solving… ${Math.round(elapsed / 1000)} s (time limit ${Math.round(budget / 1000)} s)`;
+        if (budget) progress.value = Math.min(99, (100 * elapsed) / (budget * 1.2));
+        status.textContent = `Solving… ${Math.round(elapsed / 1000)} s`
+          + (budget ? ` of at most ${Math.round(budget / 1000)} s` : ' (server time limit)');
       }, 250);
       poll(started.id);
     });
 
+    api('/api/bins').then((bs) => {
+      allBins = bs;
+      if (plan && plan.result && !result.hidden) renderPlan();
+    }).catch(() => { /* the routes still show without the other bins */ });
+
     (async () => {
+      let p;
       try {
-        allBins = await api('/api/bins');
-      } catch { /* the routes still show without the other bins */ }
-      try {
-        const p = await api('/api/plans/latest');
-        if (!alive) return;
-        show(p);
-        if (p.status === 'running') {
-          status.textContent = 'A plan is being solved…';
-          poll(p.id);
-        }
+        p = await api('/api/plans/latest');
       } catch (err) {
-        if (!(err instanceof ApiError && err.status === 404)) status.textContent = `Could not load the latest plan: ${err.message}`;
-        else status.textContent = 'No plan yet.';
+        if (!alive || requested) return;
+        status.textContent = err instanceof ApiError && err.status === 404 ? 'No plan yet.' : `Could not load the latest plan: ${err.message}`;
+        return;
+      }
+      // A plan the user asked for meanwhile wins over the one that was latest when the page opened.
+      if (!alive || requested) return;
+      show(p);
+      if (p.status === 'running') {
+        status.textContent = 'A plan is being solved…';
+        poll(p.id);
       }
     })();
 
