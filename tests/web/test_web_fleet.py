@@ -27,3 +27,14 @@ def test_fleet_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -> 
         assert page.locator(".chart .forecast-line").count() == 1
     assert f"{len(hist['readings'])} readings" in page.inner_text(".chart-panel")
     shot(page, "fleet", full_page=True)
+
+
+def test_a_command_the_server_cannot_send_is_reported(page: Any, site: Seeded) -> None:
+    """An API-only server has no MQTT link: "Capture now" says so instead of pretending it worked."""
+    page.expect_errors = True  # the 503 is the point
+    login(page, site, "operator")
+    page.goto(site.base_url + "/#/fleet/nrd-02")
+    page.wait_for_selector(".commands button")
+    page.click(".commands button:text-is('Capture now')")
+    page.wait_for_selector(".flash-error")
+    assert "no MQTT connection" in page.inner_text("#flash")

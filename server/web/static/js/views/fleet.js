@@ -32,13 +32,25 @@ export default {
       listHost,
       chartHost);
 
-    async function command(binId, action) {
+    async function command(binId, action, extra = {}) {
       try {
-        const res = await api(`/api/devices/${encodeURIComponent(binId)}/commands`, { method: 'POST', body: { action } });
+        const res = await api(`/api/devices/${encodeURIComponent(binId)}/commands`, { method: 'POST', body: { action, ...extra } });
         flash(`Sent "${action}" to ${binId} (command ${res && res.id ? res.id : 'queued'}).`);
       } catch (err) {
         flash(`Command failed: ${err.message}`, 'error');
       }
+    }
+
+    function intervalForm(binId, dev) {
+      const input = h('input', { id: 'c-interval', type: 'number', min: 10, step: 10, value: dev.interval_s || 600, inputmode: 'numeric' });
+      return h('form', { class: 'row inline', onsubmit: (e) => {
+        e.preventDefault();
+        const s = Number(input.value);
+        if (!(s > 0)) { flash('Capture interval: give a number of seconds above 0.', 'error'); return; }
+        command(binId, 'set_interval', { interval_s: s });
+      } },
+      h('label', { for: 'c-interval' }, 'Capture every (s)'), input,
+      h('button', { type: 'submit', class: 'btn' }, 'Set interval'));
     }
 
     async function loadEvents(binId, host) {
@@ -84,7 +96,8 @@ export default {
         fillChart({ ...hist, title: `Fill of ${binId} over the last ${days.value} days` }),
         fillLegend(),
         ctx.can('commands') && dev ? h('div', { class: 'row commands' }, h('span', {}, 'Commands:'),
-          COMMANDS.map(([action, text]) => h('button', { type: 'button', class: 'btn', onclick: () => command(binId, action) }, text))) : null,
+          COMMANDS.map(([action, text]) => h('button', { type: 'button', class: 'btn', onclick: () => command(binId, action) }, text)),
+          intervalForm(binId, dev)) : null,
         eventsHost);
       loadEvents(binId, eventsHost);
     }
