@@ -73,7 +73,9 @@ class BackboneSpec:
 class Backbone(nn.Module):
     """A frozen CNN as a sequence of modules; ``forward`` returns the tapped feature maps in order."""
 
-    def __init__(self, stages: Sequence[nn.Module], taps: dict[str, int], classifier: nn.Module | None) -> None:
+    def __init__(
+        self, stages: Sequence[nn.Module], taps: dict[str, int], classifier: nn.Module | None
+    ) -> None:
         super().__init__()
         self.stages = nn.ModuleList(stages)
         self.tap_names = tuple(taps)
@@ -108,13 +110,17 @@ class Preprocess(nn.Module):
     def __init__(self, spec: BackboneSpec) -> None:
         super().__init__()
         self.size = spec.input_size
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("inv_std", 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.mean_rgb: torch.Tensor
+        self.inv_std_rgb: torch.Tensor
+        self.register_buffer("mean_rgb", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer(
+            "inv_std_rgb", 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
+        )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.to(torch.float32)[..., [2, 1, 0]].permute(0, 3, 1, 2)
         x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=False)
-        return (x - self.mean) * self.inv_std
+        return (x - self.mean_rgb) * self.inv_std_rgb
 
 
 def assert_eval(module: nn.Module) -> None:
@@ -144,7 +150,13 @@ def _file_id(path: Path) -> str:
 
 def _lite0_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename the package's keys (lukemelas naming) to timm's ``tf_efficientnet_lite0``."""
-    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    top = {
+        "_conv_stem": "conv_stem",
+        "_bn0": "bn1",
+        "_conv_head": "conv_head",
+        "_bn1": "bn2",
+        "_fc": "classifier",
+    }
     # Stage lengths of EfficientNet-Lite0: block k of the flat list -> blocks.<stage>.<index>.
     flat = [(s, i) for s, n in enumerate((1, 2, 2, 3, 3, 4, 1)) for i in range(n)]
     first = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
@@ -193,12 +205,13 @@ def _load_lite0(weights: Path | None) -> tuple[Backbone, str]:
     # strict=True: every tensor must land, so a renaming mistake cannot leave random weights behind.
     model.load_state_dict(_lite0_state_dict(sd), strict=True)
     static_same_padding(model, (224, 224))
+    m = model.get_submodule
     stages: list[nn.Module] = [
-        nn.Sequential(model.conv_stem, model.bn1),
-        *model.blocks,
-        nn.Sequential(model.conv_head, model.bn2),
+        nn.Sequential(m("conv_stem"), m("bn1")),
+        *m("blocks").children(),
+        nn.Sequential(m("conv_head"), m("bn2")),
     ]
-    classifier = nn.Sequential(model.global_pool, model.classifier)
+    classifier = nn.Sequential(m("global_pool"), m("classifier"))
     return Backbone(stages, BACKBONES["efficientnet_lite0"], classifier), _file_id(weights)
 
 
@@ -229,9 +242,7 @@ def static_same_padding(model: nn.Module, size: tuple[int, int]) -> int:
         conv = model.get_submodule(name)
         assert isinstance(conv, Conv2dSame)
         pads = []
-        for n_in, k, s, d in zip(
-            (h_in, w_in), conv.kernel_size, conv.stride, conv.dilation, strict=True
-        ):
+        for n_in, k, s, d in zip((h_in, w_in), conv.kernel_size, conv.stride, conv.dilation, strict=True):
             total = max((math.ceil(n_in / s) - 1) * s + (k - 1) * d + 1 - n_in, 0)
             pads.append((total // 2, total - total // 2))
         plain = nn.Conv2d(
@@ -252,7 +263,9 @@ def static_same_padding(model: nn.Module, size: tuple[int, int]) -> int:
     return len(shapes)
 
 
-def _torchvision_weights(name: str, weights: Path | None) -> tuple[dict[str, torch.Tensor], str]:
+def _torchvision_weights(
+    name: str, weights: Path | None, download: bool
+) -> tuple[dict[str, torch.Tensor], str]:
     from torchvision.models import get_model_weights
 
     if weights is not None:
@@ -264,21 +277,25 @@ def _torchvision_weights(name: str, weights: Path | None) -> tuple[dict[str, tor
     cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
     if cached.is_file():
         return torch.load(cached, map_location="cpu", weights_only=True), _file_id(cached)
+    how = (
+        f"Download {url} where there is internet and either put it at {cached} (the torch hub cache; "
+        f"set TORCH_HOME to move it) or pass --backbone {name}=/path/to/{cached.name}"
+    )
+    if not download:
+        raise BackboneUnavailable(f"the ImageNet weights of {name} are not in the cache. {how}")
     try:
         sd = enum.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # urllib raises many kinds; every one means "no weights"
         raise BackboneUnavailable(
-            f"cannot get the ImageNet weights of {name} ({exc.__class__.__name__}: {exc}). Download {url} "
-            f"where there is internet and either put it at {cached} (the torch hub cache; set TORCH_HOME "
-            f"to move it) or pass --backbone {name}=/path/to/{cached.name}"
+            f"cannot get the ImageNet weights of {name} ({exc.__class__.__name__}: {exc}). {how}"
         ) from exc
     return sd, _file_id(cached) if cached.is_file() else f"{cached.name}:download"
 
 
-def _load_torchvision(name: str, weights: Path | None) -> tuple[Backbone, str]:
+def _load_torchvision(name: str, weights: Path | None, download: bool) -> tuple[Backbone, str]:
     from torchvision import models
 
-    sd, wid = _torchvision_weights(name, weights)
+    sd, wid = _torchvision_weights(name, weights, download)
     model = models.get_model(name, weights=None)
     try:
         model.load_state_dict(sd, strict=True)
@@ -295,8 +312,11 @@ def _load_torchvision(name: str, weights: Path | None) -> tuple[Backbone, str]:
     return Backbone(stages, BACKBONES[name], classifier), wid
 
 
-def load_backbone(spec: str = "efficientnet_lite0") -> tuple[Backbone, BackboneSpec]:
+def load_backbone(spec: str = "efficientnet_lite0", download: bool = True) -> tuple[Backbone, BackboneSpec]:
     """Build a pretrained backbone by name (``name`` or ``name=weights.pth``), in eval mode.
+
+    ``download=False`` never touches the network: torchvision weights must then be in the torch
+    hub cache or named as a file.
 
     Raises
     ------
@@ -308,7 +328,7 @@ def load_backbone(spec: str = "efficientnet_lite0") -> tuple[Backbone, BackboneS
         backbone, wid = _load_lite0(weights)
         mean, std = (127.0, 127.0, 127.0), (128.0, 128.0, 128.0)
     else:
-        backbone, wid = _load_torchvision(name, weights)
+        backbone, wid = _load_torchvision(name, weights, download)
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     backbone.eval()
     size = (224, 224)
@@ -324,5 +344,7 @@ def load_backbone(spec: str = "efficientnet_lite0") -> tuple[Backbone, BackboneS
         tap_channels=tuple(int(m.shape[1]) for m in maps),
         tap_hw=tuple((int(m.shape[2]), int(m.shape[3])) for m in maps),
     )
-    logger.info("backbone %s (%s), taps %s", name, wid, dict(zip(spec_.taps, spec_.tap_channels, strict=True)))
+    logger.info(
+        "backbone %s (%s), taps %s", name, wid, dict(zip(spec_.taps, spec_.tap_channels, strict=True))
+    )
     return backbone, spec_

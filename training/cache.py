@@ -30,7 +30,7 @@ CACHE_ENV = "BINSIGHT_CACHE_DIR"
 
 
 def default_cache_dir(explicit: str | Path | None = None) -> Path:
-    """The feature cache folder: ``explicit``, else ``$BINSIGHT_CACHE_DIR``, else ``~/.cache/binsight/features``."""
+    """The feature cache: ``explicit``, else ``$BINSIGHT_CACHE_DIR``, else ``~/.cache/binsight/features``."""
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get(CACHE_ENV)

@@ -39,7 +39,9 @@ def fit(args: argparse.Namespace) -> int:
     )
     summary = {
         "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
-        "model_version": report["int8"]["model_version"] if report["int8"] else report["export"]["model_version"],
+        "model_version": report["int8"]["model_version"]
+        if report["int8"]
+        else report["export"]["model_version"],
         "features": report["features"]["chosen"],
         "head": report["head"],
         "test": report["test"],

@@ -152,7 +152,11 @@ def load_dataset(root: str | Path, skip_bad: bool = False) -> Dataset:
     if ds.task == "classification" and len(ds.classes) < 2:
         raise DataError(f"{root}: classification needs at least two classes, found {ds.classes}")
     logger.info(
-        "%s: %s images, task %s%s", root, len(ds.samples), ds.task, f", {len(ds.skipped)} skipped" * bool(ds.skipped)
+        "%s: %s images, task %s%s",
+        root,
+        len(ds.samples),
+        ds.task,
+        f", {len(ds.skipped)} skipped" * bool(ds.skipped),
     )
     return ds
 
@@ -175,7 +179,9 @@ def _load_csv(root: Path, labels: Path, skip_bad: bool) -> Dataset:
         raise DataError(f"{labels}: duplicate columns {sorted(dupes)}")
     has_fill, has_label = "fill" in header, "label" in header
     if has_fill == has_label:
-        raise DataError(f"{labels}: needs exactly one of the columns 'fill' (regression) or 'label' (classes)")
+        raise DataError(
+            f"{labels}: needs exactly one of the columns 'fill' (regression) or 'label' (classes)"
+        )
     task: Task = "regression" if has_fill else "classification"
     samples: list[Sample] = []
     root_resolved = root.resolve()

@@ -93,14 +93,17 @@ def evaluate(
         unknown = [i for i, s in enumerate(ds.samples) if s.label not in info.classes]
         if unknown and not skip_bad:
             s = ds.samples[unknown[0]]
-            raise DataError(f"{s.where()}: label {s.label!r} is not one of the model's classes {info.classes}")
+            raise DataError(
+                f"{s.where()}: label {s.label!r} is not one of the model's classes {info.classes}"
+            )
         ds.drop(unknown, "label not known to the model")
     out, unreadable = predict_dataset(sess, info, ds)
     if unreadable and not skip_bad:
         raise DataError(f"{ds.samples[unreadable[0]].where()}: cannot decode the image (use --skip-bad)")
     kept = [i for i in range(len(ds.samples)) if i not in set(unreadable)]
     skipped = [s.as_dict() for s in ds.skipped] + [
-        {"file": str(ds.samples[i].path), "row": ds.samples[i].row, "reason": "unreadable image"} for i in unreadable
+        {"file": str(ds.samples[i].path), "row": ds.samples[i].row, "reason": "unreadable image"}
+        for i in unreadable
     ]
     result = metrics_for(info, ds, kept, out)
     result["skipped"] = skipped
@@ -109,5 +112,7 @@ def evaluate(
         "precision": info.metadata.get("binsight.precision"),
         "path": str(model_path),
     }
-    logger.info("evaluated %s on %s: %s", model_path, data_dir, json.dumps({k: result[k] for k in list(result)[:4]}))
+    logger.info(
+        "evaluated %s on %s: %s", model_path, data_dir, json.dumps({k: result[k] for k in list(result)[:4]})
+    )
     return result

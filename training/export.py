@@ -102,7 +102,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: list[np.ndarray]) -> None:
         quantize_static(
             str(pre),
             str(staged),
-            _Calibration(calibration),  # type: ignore[arg-type]
+            _Calibration(calibration),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv"],
             per_channel=True,

@@ -110,8 +110,8 @@ def _extractor_graph(backbone: Backbone, spec: BackboneSpec, cache: FeatureCache
 def baseline_features(img: np.ndarray) -> np.ndarray:
     """Colour histogram (HSV, normalised) and raw pixels (tiny thumbnail, 0..1) of a BGR image."""
     hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
-    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(HIST_BINS), [0, 180, 0, 256, 0, 256]).ravel()
-    hist = hist / max(1.0, float(hist.sum()))
+    counts = cv2.calcHist([hsv], [0, 1, 2], None, list(HIST_BINS), [0, 180, 0, 256, 0, 256]).ravel()
+    hist = np.asarray(counts, dtype=np.float64) / max(1.0, float(counts.sum()))
     thumb = cv2.resize(img, PIXELS_HW[::-1], interpolation=cv2.INTER_AREA).ravel() / 255.0
     return np.concatenate([hist, thumb]).astype(np.float32)
 
@@ -126,6 +126,7 @@ def extract(
     backbone: Backbone,
     spec: BackboneSpec,
     cache_dir: str | Path | None = None,
+    *,
     threads: int | None = None,
     batch_size: int = 32,
     progress: bool = True,

@@ -36,9 +36,7 @@ class FeaturePool(nn.Module):
     def __init__(self, spec: BackboneSpec, parts: tuple[tuple[str, str], ...]) -> None:
         super().__init__()
         self.parts = [(spec.taps.index(t), p) for t, p in parts]
-        self.bounds = {
-            i: (_grid_bounds(h), _grid_bounds(w)) for i, (h, w) in enumerate(spec.tap_hw)
-        }
+        self.bounds = {i: (_grid_bounds(h), _grid_bounds(w)) for i, (h, w) in enumerate(spec.tap_hw)}
 
     def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
         out: list[torch.Tensor] = []
@@ -84,6 +82,7 @@ class FillModel(nn.Module):
         backbone: Backbone,
         spec: BackboneSpec,
         recipe: Recipe,
+        *,
         weight: np.ndarray,
         bias: np.ndarray,
         task: str,
@@ -103,6 +102,5 @@ class FillModel(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         z = self.head(self.pool(self.backbone(self.preprocess(image))))
-        if self.task == "regression":
-            return z[:, 0].clamp(0.0, 1.0)
-        return z.softmax(dim=1)
+        out: torch.Tensor = z[:, 0].clamp(0.0, 1.0) if self.task == "regression" else z.softmax(dim=1)
+        return out

@@ -5,7 +5,8 @@
   accuracy; the SVM's scores become probabilities through one softmax temperature fitted on
   out-of-fold scores, so the model's ``probs`` stay a single linear layer plus softmax.
 
-Every head standardises its inputs (:class:`FlooredScaler`); :class:`LinearHead` folds that into one weight matrix and
+Every head standardises its inputs (:class:`FlooredScaler`); :class:`LinearHead` folds that into one
+weight matrix and
 bias acting on the raw features, which is what the exported graph holds.
 """
 
@@ -16,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.svm import LinearSVC
 
 __all__ = ["ALPHAS", "CS", "HeadKind", "LinearHead", "cv_splits", "fit_fixed", "fit_head"]
@@ -48,7 +49,7 @@ class LinearHead:
         """Fill levels [N] or class probabilities [N, K], exactly as the exported graph computes them."""
         z = np.asarray(x, dtype=np.float64) @ self.weight.T.astype(np.float64) + self.bias
         if self.task == "regression":
-            return np.clip(z[:, 0], 0.0, 1.0)
+            return np.asarray(np.clip(z[:, 0], 0.0, 1.0))
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return np.asarray(e / e.sum(axis=1, keepdims=True))
@@ -134,7 +135,13 @@ def _scores(kind: HeadKind, pipe: Pipeline, x: np.ndarray) -> np.ndarray:
 
 
 def _cv(
-    kind: HeadKind, param: float, x: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], seed: int
+    kind: HeadKind,
+    param: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    seed: int,
 ) -> tuple[float, np.ndarray]:
     """Mean fold score and the out-of-fold scores (for the SVM temperature)."""
     oof: np.ndarray | None = None
@@ -196,7 +203,7 @@ def _full_scores(s: np.ndarray, classes: np.ndarray, k: int) -> np.ndarray:
 
 def _temperature(scores: np.ndarray, y: np.ndarray) -> float:
     """Softmax temperature minimising the log loss of out-of-fold SVM scores."""
-    from scipy.optimize import minimize_scalar
+    from scipy.optimize import minimize_scalar  # type: ignore[import-untyped]
 
     ok = ~np.isnan(scores).any(axis=1)
     s, t = scores[ok], y[ok]
@@ -217,6 +224,7 @@ def fit_head(
     y: np.ndarray,
     task: Literal["regression", "classification"],
     n_classes: int = 0,
+    *,
     groups: np.ndarray | None = None,
     kinds: tuple[HeadKind, ...] | None = None,
     seed: int = 0,
@@ -236,23 +244,27 @@ def fit_head(
     params
         Regularisation values to try (alpha for ridge, C otherwise).
     """
-    if kinds is None:
-        kinds = ("ridge",) if task == "regression" else ("logistic", "linear_svm")
+    default: tuple[HeadKind, ...] = ("ridge",) if task == "regression" else ("logistic", "linear_svm")
+    tried = kinds if kinds is not None else default
     splits = cv_splits(y, groups, task, seed, folds)
     best: tuple[float, HeadKind, float, np.ndarray] | None = None
     table: dict[str, float] = {}
-    for kind in kinds:
+    for kind in tried:
         grid = params or (ALPHAS if kind == "ridge" else CS)
         fast = _ridge_path(x, y, splits, grid) if kind == "ridge" else None
         for k, p in enumerate(grid):
-            score, oof = (float(fast[k]), np.empty((0, 0))) if fast is not None else _cv(kind, p, x, y, splits, seed)
+            score, oof = (
+                (float(fast[k]), np.empty((0, 0)))
+                if fast is not None
+                else _cv(kind, p, x, y, splits, seed=seed)
+            )
             table[f"{kind}:{p:g}"] = score
             better = best is None or (score < best[0] if task == "regression" else score > best[0])
             if better:
                 best = (score, kind, p, oof)
     assert best is not None
     score, kind, p, oof = best
-    head = fit_fixed(x, y, task, kind, p, n_classes, seed, oof=oof)
+    head = fit_fixed(x, y, task, kind, p, n_classes=n_classes, seed=seed, oof=oof)
     head.cv_score, head.cv_scores = score, table
     logger.debug("head %s %s=%s cv %.4f", kind, "alpha" if kind == "ridge" else "C", p, score)
     return head
@@ -264,6 +276,7 @@ def fit_fixed(
     task: Literal["regression", "classification"],
     kind: HeadKind,
     param: float,
+    *,
     n_classes: int = 0,
     seed: int = 0,
     oof: np.ndarray | None = None,
@@ -290,4 +303,6 @@ def fit_fixed(
         full_w[classes] = w
         full_b[classes] = b
         w, b = full_w, full_b
-    return LinearHead(task, kind, param, w.astype(np.float32), b.astype(np.float32), float("nan"), {}, temperature)
+    return LinearHead(
+        task, kind, param, w.astype(np.float32), b.astype(np.float32), float("nan"), {}, temperature
+    )

