@@ -82,7 +82,7 @@ def test_server_unit_hardening(key: str, expected: str) -> None:
 def test_server_unit_state_and_secrets() -> None:
     """State lives in a StateDirectory; the MQTT password arrives as a systemd credential."""
     unit = parse_unit(SERVER.read_text())
-    assert last(unit, "StateDirectory") == "binsight-server"
+    assert last(unit, "StateDirectory") == "binsight"
     creds = dict(v.split(":", 1) for v in values(unit, "LoadCredential"))
     # binsight.secrets reads $CREDENTIALS_DIRECTORY/<name>; the server asks for "mqtt_password".
     assert "mqtt_password" in creds
@@ -92,6 +92,28 @@ def test_server_unit_state_and_secrets() -> None:
     assert not values(unit, "Environment") or all(
         "PASSWORD" not in v.upper() for v in values(unit, "Environment")
     )
+
+
+def test_sample_server_toml_writes_only_into_the_state_directory() -> None:
+    """deploy/server.toml, run by this unit, keeps everything it writes under its StateDirectory.
+
+    ProtectSystem=strict makes every other path read-only, so a models folder or SQLite file
+    elsewhere would fail at the first write.
+    """
+    config_mod = pytest.importorskip("binsight.server.config")
+    sample = SYSTEMD.parent / "server.toml"
+    if not sample.exists():
+        pytest.skip("deploy/server.toml not written yet")
+    cfg = config_mod.load_server_config(sample)
+    unit = parse_unit(SERVER.read_text())
+    state = Path("/var/lib") / (last(unit, "StateDirectory") or "?")
+    assert cfg.models.dir.is_relative_to(state), f"[models] dir {cfg.models.dir} is outside {state}"
+    if cfg.database.startswith("sqlite"):
+        path = Path(cfg.database.split(":///", 1)[1])
+        assert path.is_relative_to(state), f"database {path} is outside {state}"
+    exec_start = last(unit, "ExecStart") or ""
+    assert exec_start.endswith("--config /etc/binsight/server.toml")
+    assert last(unit, "ConfigurationDirectory") == "binsight"
 
 
 def test_postgresql_dropin_passes_password_as_credential() -> None:
