@@ -95,3 +95,27 @@ def test_street_tiles_from_a_configured_template(page: Any, site: Seeded) -> Non
     page.click(".tiles summary")
     page.uncheck("#tile-on")
     assert page.locator(".layer-tiles image").count() == 0
+
+
+def test_map_pans_and_zooms(page: Any, site: Seeded) -> None:
+    """Dragging moves the bins with the pointer; the wheel and the + key zoom, and the scale bar follows."""
+    login(page, site, "operator")
+    page.wait_for_selector("[data-bin]")
+    dot = "[data-bin='ctr-01'] .bin-dot"
+    x0 = float(page.get_attribute(dot, "cx"))
+    box = page.locator(".map-svg").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 50, box["y"] + 50)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 100, box["y"] + 60, steps=5)
+    page.mouse.up()
+    assert abs(float(page.get_attribute(dot, "cx")) - (x0 + 50)) < 1.5
+    metres = float(page.get_attribute(".map-scale", "data-meters"))
+    page.mouse.move(box["x"] + 200, box["y"] + 200)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"Number(document.querySelector('.map-scale').dataset.meters) < {metres}")
+    zoomed = float(page.get_attribute(".map-scale", "data-meters"))
+    page.focus(".map-svg")
+    page.keyboard.press("-")
+    page.keyboard.press("-")
+    page.wait_for_function(f"Number(document.querySelector('.map-scale').dataset.meters) > {zoomed}")

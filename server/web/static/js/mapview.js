@@ -39,8 +39,13 @@ export class MapView {
     this.svg = s('svg', {
       class: 'map-svg', role: 'application', tabindex: '0',
       'aria-label': `${label}. Drag or use the arrow keys to pan, + and - to zoom.`,
-    }, s('rect', { class: 'map-bg', x: 0, y: 0, width: '100%', height: '100%' }),
-    this.layers.tiles, this.layers.routes, this.layers.bins, this.layers.stops, this.layers.places);
+    }, s('rect', { class: 'map-bg', x: 0, y: 0, width: '100%', height: '100%' }));
+    // While dragging, only this group's transform changes; the layers are redrawn when the drag ends.
+    this.view = s('g', { class: 'map-view' },
+      this.layers.tiles, this.layers.routes, this.layers.bins, this.layers.stops, this.layers.places);
+    this.svg.append(this.view);
+    this.dragOffset = [0, 0];
+    this.frame = null;
     this.tooltip = h('div', { class: 'map-tooltip', role: 'tooltip', hidden: true });
     this.scale = h('div', { class: 'map-scale', 'aria-hidden': 'true' }, h('div', { class: 'map-scale-bar' }), h('span'));
     this.attribution = h('div', { class: 'map-attribution', hidden: true });
@@ -129,12 +134,27 @@ export class MapView {
     return [x - cx + this.width / 2, y - cy + this.height / 2];
   }
 
-  panBy(dx, dy) {
+  panBy(dx, dy, live = false) {
     this.userMoved = true;
     const [cx, cy] = project(this.center.lat, this.center.lon, this.zoom);
     const [lat, lon] = unproject(cx + dx, cy + dy, this.zoom);
     this.center = { lat, lon };
-    this.render();
+    if (live) {
+      this.dragOffset = [this.dragOffset[0] - dx, this.dragOffset[1] - dy];
+      this.view.setAttribute('transform', `translate(${this.dragOffset[0]} ${this.dragOffset[1]})`);
+      this.renderScale();
+    } else {
+      this.render();
+    }
+  }
+
+  /** Redraw at the next animation frame (wheel zoom fires faster than a big map redraws). */
+  requestRender() {
+    if (this.frame !== null) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = null;
+      this.render();
+    });
   }
 
   zoomBy(delta, anchor = null) {
@@ -151,7 +171,7 @@ export class MapView {
       this.center = { lat, lon };
     }
     this.zoom = z;
-    this.render();
+    this.requestRender();
   }
 
   bindEvents() {
@@ -170,12 +190,13 @@ export class MapView {
       drag.x = e.clientX;
       drag.y = e.clientY;
       this.hideTooltip();
-      this.panBy(-dx, -dy);
+      this.panBy(-dx, -dy, true);
     });
     const end = (e) => {
       if (drag && drag.moved && this.svg.hasPointerCapture(e.pointerId)) this.svg.releasePointerCapture(e.pointerId);
       const wasDrag = drag && drag.moved;
       drag = null;
+      if (wasDrag) this.render();
       if (!wasDrag && e.type === 'pointerup') {
         const target = e.target.closest('[data-bin]');
         if (target && this.onSelect) {
@@ -232,6 +253,12 @@ export class MapView {
   }
 
   render() {
+    if (this.frame !== null) {
+      cancelAnimationFrame(this.frame);
+      this.frame = null;
+    }
+    this.dragOffset = [0, 0];
+    this.view.removeAttribute('transform');
     this.renderTiles();
     this.renderRoutes();
     this.renderBins();
