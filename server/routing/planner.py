@@ -3,8 +3,8 @@
 ``auto``: PyVRP for everything it models. When trucks take breaks, PyVRP solves a conservatively
 tightened problem (see :func:`~binsight.server.routing.pyvrp_engine.break_safe_windows`) with 70% of
 the time; if its routes are not exactly feasible, OR-Tools, which models breaks exactly, starts from
-them for the rest. Problems above :data:`DECOMPOSE_ABOVE` clients are split first
-(:mod:`binsight.server.routing.decompose`).
+them for the rest; if they are, PyVRP continues from them for the rest. Problems above
+:data:`DECOMPOSE_ABOVE` clients are split first (:mod:`binsight.server.routing.decompose`).
 """
 
 from __future__ import annotations
@@ -119,12 +119,20 @@ def solve_instance(
     share = 0.7 if engine == "auto" and has_breaks else 1.0
     budget = share * time_limit_s - (time.perf_counter() - t0)
     outcome = check(inst, solve_pyvrp(net, budget, seed), time.perf_counter() - t0)
-    if engine == "pyvrp" or outcome.feasible or not has_breaks:
+    if engine == "pyvrp" or not has_breaks:
+        return outcome
+    rest = time_limit_s - (time.perf_counter() - t0)
+    if outcome.feasible:
+        # The exact check agrees: spend the time kept for OR-Tools searching on from PyVRP's best.
+        if rest > 0.5:
+            more = check(inst, solve_pyvrp(net, rest, seed + 1, initial=outcome.solution.raw), 0.0)
+            outcome = _better(more, outcome)
+        outcome.elapsed_s = time.perf_counter() - t0
         return outcome
     from binsight.server.routing.ortools_engine import solve_ortools
 
     logger.info("PyVRP plan breaks %d constraints; polishing with OR-Tools", len(outcome.violations))
-    rest = max(1.0, time_limit_s - (time.perf_counter() - t0))
+    rest = max(1.0, rest)
     polished = check(inst, solve_ortools(net, rest, seed, initial=outcome.solution), 0.0)
     best = _better(polished, outcome)
     best.elapsed_s = time.perf_counter() - t0

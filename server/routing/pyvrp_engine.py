@@ -112,8 +112,13 @@ def break_safe_windows_off(inst: Instance) -> tuple[list[int], list[tuple[int, i
     return [c.tw_late for c in inst.clients], [(v.tw_late, v.max_duration) for v in inst.vehicles]
 
 
-def solve_pyvrp(net: Network, time_limit_s: float, seed: int = 0, safe_breaks: bool = True) -> EngineSolution:
+def solve_pyvrp(
+    net: Network, time_limit_s: float, seed: int = 0, safe_breaks: bool = True, initial: Any = None
+) -> EngineSolution:
     """Solve with PyVRP for ``time_limit_s`` seconds; routes come back in instance terms.
+
+    ``initial`` is a PyVRP solution of the same data (``EngineSolution.raw`` of an earlier call)
+    to continue from.
 
     An infeasible best solution is returned as is (the caller checks it): PyVRP penalises, rather
     than forbids, violated capacity and windows while it searches.
@@ -123,7 +128,13 @@ def solve_pyvrp(net: Network, time_limit_s: float, seed: int = 0, safe_breaks: b
 
     inst = net.inst
     data = to_problem_data(net, safe_breaks=safe_breaks)
-    result = pyvrp.solve(data, stop=MaxRuntime(max(0.05, time_limit_s)), seed=seed, collect_stats=False)
+    result = pyvrp.solve(
+        data,
+        stop=MaxRuntime(max(0.05, time_limit_s)),
+        seed=seed,
+        collect_stats=False,
+        initial_solution=initial,
+    )
     best = result.best
     logger.debug(
         "pyvrp: %s iterations, cost %s, feasible %s", result.num_iterations, result.cost(), best.is_feasible()
@@ -152,7 +163,7 @@ def solve_pyvrp(net: Network, time_limit_s: float, seed: int = 0, safe_breaks: b
             visits.append(Visit("disposal", int(net.final_site[last_node, inst.vehicles[vt].depot])))
         routes.append(RoutePlan(vehicle=vehicle, visits=visits))
     detail = f"pyvrp {result.num_iterations} iterations, feasible={best.is_feasible()}"
-    return EngineSolution(routes=routes, engine="pyvrp", detail=detail)
+    return EngineSolution(routes=routes, engine="pyvrp", detail=detail, raw=best)
 
 
 def _first_vehicle_of_type(vehicles: list[Vehicle]) -> list[int]:

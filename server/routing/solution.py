@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["EngineSolution", "RoutePlan", "Visit"]
 
@@ -48,3 +48,4 @@ class EngineSolution:
     routes: list[RoutePlan]
     engine: str
     detail: str = ""
+    raw: Any = None  # the engine's own solution object, to continue from
