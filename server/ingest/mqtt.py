@@ -26,6 +26,7 @@ from binsight.protocol import Command, Topics
 from binsight.secrets import read_secret
 from binsight.server.config import IngestConfig, MqttConfig
 from binsight.server.db.engine import now_ms
+from binsight.server.ingest.fastclient import BufferedClient
 from binsight.server.ingest.messages import parse
 from binsight.server.ingest.writer import Queued
 
@@ -46,7 +47,7 @@ class MqttIngest:
         self.paused = threading.Event()
         self._generation = 0
         self._gen_lock = threading.Lock()
-        self.client = mqtt.Client(
+        self.client = BufferedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=mqtt_cfg.client_id,
             protocol=mqtt.MQTTv5,

@@ -9,15 +9,15 @@ number of readings that never arrived.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, Float, String, Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from binsight.protocol import Reading as Reading_
 from binsight.server.db.models import (
     Bin,
     Device,
@@ -64,6 +64,7 @@ class BinRegistry:
     def __init__(self, negative_ttl_s: float = 5.0) -> None:
         self.registered: set[str] = set()
         self.present: set[str] = set()
+        self.devices: set[str] = set()
         self._negative: dict[str, float] = {}
         self._negative_ttl_s = negative_ttl_s
 
@@ -99,43 +100,90 @@ class BatchResult:
     live_ts: list[int] = field(default_factory=list)
 
 
-def _touch_devices(session: Session, last_seen: dict[str, int]) -> None:
-    if not last_seen:
+@dataclass
+class _DeviceDelta:
+    """What one batch changes on one device row (sentinels: -1 / "" mean 'nothing new')."""
+
+    seen: int = 0
+    n: int = 0
+    mn: int = 0
+    mx: int = 0
+    rts: int = -1
+    q: str = ""
+    fts: int = -1
+    fill: float = 0.0
+    model: str = ""
+
+
+def _ensure_devices(session: Session, registry: BinRegistry, bin_ids: set[str]) -> None:
+    new = bin_ids - registry.devices
+    if new:
+        session.execute(
+            _insert(session, Device).on_conflict_do_nothing(index_elements=["bin_id"]),
+            [{"bin_id": b, "seq_count": 0} for b in sorted(new)],
+        )
+        registry.devices |= new
+
+
+def _update_devices(session: Session, deltas: dict[str, _DeviceDelta]) -> None:
+    """One UPDATE per device per batch (executemany): every SET sees the old row, as SQL defines."""
+    if not deltas:
         return
-    session.execute(
-        _insert(session, Device).on_conflict_do_nothing(index_elements=["bin_id"]),
-        [{"bin_id": b, "seq_count": 0} for b in sorted(last_seen)],
-    )
     t = Device.__table__
     assert isinstance(t, Table)
-    session.execute(
+    n = bindparam("d_n", type_=BigInteger)
+    mn = bindparam("d_mn", type_=BigInteger)
+    mx = bindparam("d_mx", type_=BigInteger)
+    rts = bindparam("d_rts", type_=BigInteger)
+    fts = bindparam("d_fts", type_=BigInteger)
+    newer_reading = (rts >= 0) & (rts >= func.coalesce(t.c.reading_ts, -1))
+    newer_fill = (fts >= 0) & (fts >= func.coalesce(t.c.fill_ts, -1))
+    model = bindparam("d_model", type_=String)
+    stmt = (
         update(t)
-        .where(t.c.bin_id == bindparam("b_id"))
-        .values(last_seen=_greatest(session, func.coalesce(t.c.last_seen, 0), bindparam("b_seen"))),
-        [{"b_id": b, "b_seen": ts} for b, ts in sorted(last_seen.items())],
-    )
-
-
-def _write_readings(session: Session, msgs: Sequence[ReadingMsg], now_ms: int, result: BatchResult) -> None:
-    unique: dict[tuple[str, int], dict[str, Any]] = {}
-    for m in msgs:
-        r = m.reading
-        unique.setdefault(
-            (r.bin_id, r.seq),
-            {
-                "bin_id": r.bin_id,
-                "seq": r.seq,
-                "ts": r.ts,
-                "received_at": now_ms,
-                "fill": r.fill,
-                "quality": r.quality,
-                "model": r.model,
-                "historical": r.historical,
-                "spread": r.spread,
-                "infer_ms": r.infer_ms,
-                "label": r.label,
-            },
+        .where(t.c.bin_id == bindparam("d_bin", type_=String))
+        .values(
+            last_seen=_greatest(
+                session, func.coalesce(t.c.last_seen, 0), bindparam("d_seen", type_=BigInteger)
+            ),
+            seq_count=t.c.seq_count + n,
+            seq_min=case((n > 0, _least(session, func.coalesce(t.c.seq_min, mn), mn)), else_=t.c.seq_min),
+            seq_max=case((n > 0, _greatest(session, func.coalesce(t.c.seq_max, mx), mx)), else_=t.c.seq_max),
+            reading_ts=case((newer_reading, rts), else_=t.c.reading_ts),
+            quality=case((newer_reading, bindparam("d_q", type_=String)), else_=t.c.quality),
+            fill_ts=case((newer_fill, fts), else_=t.c.fill_ts),
+            fill=case((newer_fill, bindparam("d_fill", type_=Float)), else_=t.c.fill),
+            model=case((model != "", model), else_=t.c.model),
         )
+    )
+    params = [
+        {
+            "d_bin": b,
+            "d_seen": d.seen,
+            "d_n": d.n,
+            "d_mn": d.mn,
+            "d_mx": d.mx,
+            "d_rts": d.rts,
+            "d_q": d.q,
+            "d_fts": d.fts,
+            "d_fill": d.fill,
+            "d_model": d.model,
+        }
+        for b, d in sorted(deltas.items())
+    ]
+    session.execute(stmt, params)
+
+
+def _write_readings(
+    session: Session,
+    msgs: Sequence[ReadingMsg],
+    now_ms: int,
+    result: BatchResult,
+    deltas: dict[str, _DeviceDelta],
+) -> None:
+    unique: dict[tuple[str, int], Reading_] = {}
+    for m in msgs:
+        unique.setdefault((m.reading.bin_id, m.reading.seq), m.reading)
     if not unique:
         return
     stmt = (
@@ -143,58 +191,39 @@ def _write_readings(session: Session, msgs: Sequence[ReadingMsg], now_ms: int, r
         .on_conflict_do_nothing(index_elements=["bin_id", "seq"])
         .returning(Reading.bin_id, Reading.seq)
     )
-    rows = list(unique.values())
+    rows = [
+        {
+            "bin_id": r.bin_id,
+            "seq": r.seq,
+            "ts": r.ts,
+            "received_at": now_ms,
+            "fill": r.fill,
+            "quality": r.quality,
+            "model": r.model,
+            "historical": r.historical,
+            "spread": r.spread,
+            "infer_ms": r.infer_ms,
+            "label": r.label,
+        }
+        for r in unique.values()
+    ]
     inserted = session.execute(stmt, rows).all()
     result.inserted += len(inserted)
     result.duplicates += len(msgs) - len(inserted)
-    per_bin: dict[str, list[int]] = defaultdict(list)
     for bin_id, seq in inserted:
-        per_bin[bin_id].append(seq)
-    if not per_bin:
-        return
-    t = Device.__table__
-    assert isinstance(t, Table)
-    session.execute(
-        update(t)
-        .where(t.c.bin_id == bindparam("b_id"))
-        .values(
-            seq_count=t.c.seq_count + bindparam("b_n"),
-            seq_min=_least(session, func.coalesce(t.c.seq_min, bindparam("b_min")), bindparam("b_min")),
-            seq_max=_greatest(session, func.coalesce(t.c.seq_max, bindparam("b_max")), bindparam("b_max")),
-        ),
-        [{"b_id": b, "b_n": len(s), "b_min": min(s), "b_max": max(s)} for b, s in sorted(per_bin.items())],
-    )
-    newest: dict[str, dict[str, Any]] = {}
-    newest_ok: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        b = row["bin_id"]
-        if b not in newest or row["ts"] >= newest[b]["ts"]:
-            newest[b] = row
-        if row["fill"] is not None and (b not in newest_ok or row["ts"] >= newest_ok[b]["ts"]):
-            newest_ok[b] = row
-    session.execute(
-        update(t)
-        .where(t.c.bin_id == bindparam("b_id"), func.coalesce(t.c.reading_ts, -1) <= bindparam("b_ts"))
-        .values(reading_ts=bindparam("b_ts"), quality=bindparam("b_q")),
-        [{"b_id": b, "b_ts": r["ts"], "b_q": r["quality"]} for b, r in sorted(newest.items())],
-    )
-    if newest_ok:
-        session.execute(
-            update(t)
-            .where(t.c.bin_id == bindparam("b_id"), func.coalesce(t.c.fill_ts, -1) <= bindparam("b_ts"))
-            .values(fill_ts=bindparam("b_ts"), fill=bindparam("b_fill")),
-            [{"b_id": b, "b_ts": r["ts"], "b_fill": r["fill"]} for b, r in sorted(newest_ok.items())],
-        )
-    live_models: dict[str, str] = {}
-    for row in rows:
-        if not row["historical"]:
-            live_models[row["bin_id"]] = row["model"]
-            result.live_ts.append(row["ts"])
-    if live_models:
-        session.execute(
-            update(t).where(t.c.bin_id == bindparam("b_id")).values(model=bindparam("b_model")),
-            [{"b_id": b, "b_model": m} for b, m in sorted(live_models.items())],
-        )
+        d = deltas[bin_id]
+        d.mn = seq if d.n == 0 else min(d.mn, seq)
+        d.mx = seq if d.n == 0 else max(d.mx, seq)
+        d.n += 1
+    for r in unique.values():
+        d = deltas[r.bin_id]
+        if r.ts >= d.rts:
+            d.rts, d.q = r.ts, r.quality
+        if r.fill is not None and r.ts >= d.fts:
+            d.fts, d.fill = r.ts, r.fill
+        if not r.historical:
+            d.model = r.model
+            result.live_ts.append(r.ts)
 
 
 def _write_stats(session: Session, msgs: Sequence[StatsMsg]) -> None:
@@ -339,12 +368,14 @@ def write_batch(
     else:
         registry.ensure_present(session, {bin_of(i) for i in good}, now_ms)
 
-    last_seen: dict[str, int] = {}
+    deltas: dict[str, _DeviceDelta] = {}
     for i in good:
+        d = deltas.setdefault(bin_of(i), _DeviceDelta())
         if not (isinstance(i, Availability) and not i.online):
-            last_seen[bin_of(i)] = now_ms
-    _touch_devices(session, {**{bin_of(i): 0 for i in good}, **last_seen})
-    _write_readings(session, [i for i in good if isinstance(i, ReadingMsg)], now_ms, result)
+            d.seen = now_ms
+    _ensure_devices(session, registry, set(deltas))
+    _write_readings(session, [i for i in good if isinstance(i, ReadingMsg)], now_ms, result, deltas)
+    _update_devices(session, deltas)
     if stats := [i for i in good if isinstance(i, StatsMsg)]:
         _write_stats(session, stats)
     if avail := [i for i in good if isinstance(i, Availability)]:
