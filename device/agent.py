@@ -119,7 +119,9 @@ class Agent:
         )
         self.last_frame: Frame | None = None
         self.last_infer_ms: float | None = None
-        self.last_error: str | None = None
+        # Open problems by source ("camera", "model", "inference", "update", "loop"); each is
+        # cleared when its source works again, so stats never show a problem fixed days ago.
+        self._errors: dict[str, str] = {}
         self.camera_ok = True
         self.captures = 0
         self.unusable = 0
@@ -139,7 +141,7 @@ class Agent:
         """Load ``cfg.model``; if it is broken, fall back to ``MODEL.prev``; else run without one."""
         path = self.cfg.model
         if not path.exists():
-            self._set_error(f"model file {path} does not exist: waiting for a model release")
+            self._set_error("model", f"model file {path} does not exist: waiting for a model release")
             logger.warning("%s: %s", self.bin_id, self.last_error)
         else:
             try:
@@ -148,7 +150,7 @@ class Agent:
                             self.model.task, self.model.warmup_ms)  # fmt: skip
                 return
             except ModelError as exc:
-                self._set_error(str(exc))
+                self._set_error("model", str(exc))
                 logger.error("%s: %s", self.bin_id, exc)
         if self.updater.prev_path.exists():
             self.updater.rollback(f"model file unusable at start: {self.last_error}")
@@ -190,7 +192,7 @@ class Agent:
         watchdog_every = (self.notifier.watchdog_s or 0.0) / 3.0 or None
         next_watchdog = time.monotonic()
         # Give the link a moment so the first reading goes out live, not as a replay.
-        self.link.wait_connected(min(5.0, self.interval_s))
+        self.link.wait_connected(5.0)
         self._next_capture = time.monotonic()
         while not self._stop.is_set():
             self._wake.clear()
@@ -210,7 +212,7 @@ class Agent:
                 self._drain_then_stop()
                 return
             except Exception as exc:  # never let one bad capture kill an unattended agent
-                self._set_error(f"capture loop: {type(exc).__name__}: {exc}")
+                self._set_error("loop", f"capture loop: {type(exc).__name__}: {exc}")
                 logger.exception("%s: capture loop error", self.bin_id)
             if watchdog_every is not None and time.monotonic() >= next_watchdog:
                 if self.link.alive:  # a dead link thread means no data leaves: let systemd restart us
@@ -240,14 +242,12 @@ class Agent:
         except CameraError as exc:
             self._camera_failed(exc)
             return
-        if not self.cfg.camera.keep_open:
-            self.source.close()
         logger.info("%s: camera works again; capturing now", self.bin_id)
         self.capture_and_send()
 
     def _camera_failed(self, exc: CameraError) -> None:
         self.camera_ok = False
-        self._set_error(str(exc))
+        self._set_error("camera", str(exc))
         delay = self._camera_backoff.next()
         self._camera_retry_at = time.monotonic() + delay
         logger.warning("%s: %s; retrying in %.0f s", self.bin_id, exc, delay)
@@ -267,6 +267,7 @@ class Agent:
         if not self.camera_ok:
             logger.info("%s: camera works again", self.bin_id)
         self.camera_ok = True
+        self._clear_error("camera")
         self._camera_backoff.reset()
         self._camera_retry_at = None
         checks = [assess(f, self.cfg.quality) for f in frames]
@@ -293,6 +294,8 @@ class Agent:
             return CaptureResult(self._reading(ts, None, "inference_error", version), chosen)
         self.last_infer_ms = (time.perf_counter() - t0) * 1000.0
         self._consecutive_errors = 0
+        self._clear_error("inference")
+        self._clear_error("loop")
         return self._combine(ts, preds, version, chosen)
 
     def _combine(self, ts: int, preds: list[Prediction], version: str, frame: Frame) -> CaptureResult:
@@ -332,7 +335,7 @@ class Agent:
 
     def _inference_failed(self, exc: ModelError) -> None:
         self._consecutive_errors += 1
-        self._set_error(str(exc))
+        self._set_error("inference", str(exc))
         logger.error("%s: %s", self.bin_id, exc)
         if self._consecutive_errors >= self.cfg.inference.max_consecutive_errors:
             self._consecutive_errors = 0
@@ -344,7 +347,7 @@ class Agent:
         """Capture, store the reading (numbered) in the outbox, maybe an image too; wake the link."""
         result = self.capture()
         if result.reading is None:
-            self._set_error("no model loaded: waiting for a model release")
+            self._set_error("model", "no model loaded: waiting for a model release")
             return None
         base = result.reading
         reading = self.outbox.add_reading(lambda seq: base.model_copy(update={"seq": seq}))
@@ -416,17 +419,30 @@ class Agent:
 
     def _report_model(self, state: str, version: str | None, detail: str | None) -> None:
         if state == "failed":
-            self._set_error(f"model update {version or ''}: {detail}".strip())
+            self._set_error("update", f"model update {version or ''}: {detail}".strip())
+        elif state in ("active", "rolled_back"):
+            self._clear_error("update")
         self._event("model", state, version, detail)
 
     def _activate(self, model: FillModel) -> None:
         # One reference assignment: the capture loop reads self.model once per capture.
         self.model = model
         self._consecutive_errors = 0
+        self._clear_error("model")
+        self._clear_error("inference")
         logger.info("%s: model %s active", self.bin_id, model.version)
 
-    def _set_error(self, message: str) -> None:
-        self.last_error = message[:500]
+    @property
+    def last_error(self) -> str | None:
+        """The most recent open problem, or None."""
+        return next(reversed(self._errors.values()), None)
+
+    def _set_error(self, source: str, message: str) -> None:
+        self._errors.pop(source, None)  # re-insert: most recent last
+        self._errors[source] = message[:500]
+
+    def _clear_error(self, source: str) -> None:
+        self._errors.pop(source, None)
 
     def _queue_command(self, payload: bytes) -> None:
         self._commands.put(payload)

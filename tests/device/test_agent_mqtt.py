@@ -182,6 +182,7 @@ def test_camera_failure_is_retried_and_reported(
     write_images(folder, [scene(120)])
     col.wait_for(lambda: any(r["quality"] == "ok" for r in col.payloads("reading")))
     assert agent.running and agent.camera_ok
+    assert agent.last_error is None, "a fixed camera is no longer reported as an error"
 
 
 def test_commands_capture_image_interval_stats(
