@@ -9,6 +9,7 @@ checked exactly afterwards by :mod:`binsight.server.routing.schedule`.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import defaultdict
 from typing import Any
 
@@ -128,13 +129,19 @@ def solve_pyvrp(
 
     inst = net.inst
     data = to_problem_data(net, safe_breaks=safe_breaks)
-    result = pyvrp.solve(
-        data,
-        stop=MaxRuntime(max(0.05, time_limit_s)),
-        seed=seed,
-        collect_stats=False,
-        initial_solution=initial,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        # PyVRP warns (PenaltyBoundWarning) when feasibility is hard to reach; the exact check
+        # reports what matters, so the warning goes to the log rather than to stderr.
+        warnings.simplefilter("always")
+        result = pyvrp.solve(
+            data,
+            stop=MaxRuntime(max(0.05, time_limit_s)),
+            seed=seed,
+            collect_stats=False,
+            initial_solution=initial,
+        )
+    for w in caught:
+        logger.info("pyvrp: %s", str(w.message).strip().splitlines()[0])
     best = result.best
     logger.debug(
         "pyvrp: %s iterations, cost %s, feasible %s", result.num_iterations, result.cost(), best.is_feasible()
