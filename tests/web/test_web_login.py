@@ -57,3 +57,43 @@ def test_admin_is_offered_every_page(page: Any, site: Seeded) -> None:
     """An admin sees all five pages."""
     login(page, site, "admin")
     assert page.locator("#nav a").all_inner_texts() == ["Map", "Route plan", "Fleet", "Labelling", "Models"]
+
+
+def test_sign_in_link_takes_the_token_out_of_the_address(page: Any, site: Seeded) -> None:
+    """/#token=... signs in and leaves neither the address nor the history holding the token."""
+    page.goto(site.base_url + "/#token=" + site.tokens["admin"])
+    page.wait_for_selector("#nav a")
+    assert site.tokens["admin"] not in page.url
+    # The new tab's about:blank and this page: the token's entry was replaced, not added to.
+    assert page.evaluate("history.length") == 2
+    assert page.inner_text("#who-name") == "ada (admin)"
+    page.go_back()
+    assert page.url == "about:blank"
+
+
+def test_revoked_token_ends_the_session(page: Any, site: Seeded) -> None:
+    """When the server stops accepting the token, the next call signs out with a message."""
+    from sqlalchemy import update
+
+    from binsight.server.auth import create_token, hash_token
+    from binsight.server.config import load_server_config
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.models import ApiToken
+
+    engine = make_engine(load_server_config(site.config_path).database)
+    sessions = make_sessionmaker(engine)
+    try:
+        with sessions() as s, s.begin():
+            token = create_token(s, "operator", "temp")
+        page.goto(site.base_url + "/")
+        page.fill("#token", token)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("[data-bin]")
+        with sessions() as s, s.begin():
+            s.execute(update(ApiToken).where(ApiToken.token_hash == hash_token(token)).values(revoked_at=1))
+    finally:
+        engine.dispose()
+    page.click("#nav a[data-view='fleet']")
+    page.wait_for_selector("#login:not([hidden])")
+    assert "session ended" in page.inner_text("#login-error")
+    assert page.evaluate("sessionStorage.getItem('binsight.token')") is None

@@ -132,3 +132,22 @@ def test_fill_badge_text_contrast(page: Any, site: Seeded) -> None:
         return Math.min(...worst);""",
     )
     assert out >= 4.5
+
+
+def test_formatting_for_people(page: Any, site: Seeded) -> None:
+    """Durations, route clocks, percentages and the time-to-full wording."""
+    out = _run(
+        page,
+        site,
+        "format.js",
+        """const b = await import('/static/js/views/bininfo.js');
+        const now = 1_800_000_000_000, H = 3_600_000;
+        return [m.duration(40_000), m.duration(90_000), m.duration(2 * H + 5 * 60_000), m.duration(50 * H),
+                m.clock(395), m.clock('07:05'), m.pct(0.934), m.pct(null), m.relative(now - 2 * H, now),
+                b.timeToFull(null, now), b.timeToFull({full_ts: now - H}, now),
+                b.timeToFull({full_ts: now + 30 * H, low_ts: now + 20 * H, high_ts: now + 40 * H}, now)];""",
+    )
+    assert out == [
+        "40 s", "2 min", "2 h 5 min", "2 d 2 h", "06:35", "07:05", "93%", "–", "2 h ago",
+        "not forecast", "full now (since 1 h)", "full in 1 d 6 h (20 h to 1 d 16 h)",
+    ]  # fmt: skip

@@ -96,6 +96,14 @@ function start() {
   });
   window.addEventListener('hashchange', route);
   window.addEventListener('binsight:unauthorized', () => showLogin('Your session ended: sign in again.'));
+  // A sign-in link (`/#token=...`, e.g. printed by `binsight demo`): take the token and drop it from the
+  // address at once, so it stays in neither the address bar nor the history.
+  const linked = /^#token=([^&]+)/.exec(location.hash);
+  if (linked) {
+    history.replaceState(null, '', `${location.pathname}${location.search}#/map`);
+    signIn(decodeURIComponent(linked[1]), true);
+    return;
+  }
   const token = getToken();
   if (token) signIn(token);
   else showLogin();
