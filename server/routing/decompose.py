@@ -7,8 +7,9 @@
    one each), and the time limit in proportion to each sector's bin count.
 4. Each sector is an independent problem for the planner (PyVRP; OR-Tools if breaks need it),
    with 85% of the time in all.
-5. Repair: mandatory bins a sector could not fit, with the trucks their depot left unused, form one
-   more problem per depot, solved in the remaining time.
+5. Repair: routes the exact check rejects are dissolved; their mandatory bins and those the sectors
+   could not fit, with every truck left unused (each from its own depot), form one more problem,
+   solved in the remaining time.
 
 Routes never cross a sector boundary, which costs some distance at the seams; what it buys is a
 time per problem that grows linearly with the number of bins.
@@ -19,11 +20,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from binsight.server.routing.instance import Instance, Job, Site, Vehicle
+from binsight.server.routing.instance import Instance
+from binsight.server.routing.schedule import schedule_route
 from binsight.server.routing.solution import EngineSolution, RoutePlan, Visit
 
 __all__ = ["SECTOR_SIZE", "sectors", "solve_decomposed"]
@@ -84,44 +87,38 @@ def _apportion(weights: np.ndarray, total: int) -> list[int]:
     return [int(x) for x in base]
 
 
-def _sub_instance(inst: Instance, depot: int, clients: list[int], trucks: list[int]) -> Instance:
+def _sub_instance(inst: Instance, clients: list[int], trucks: list[int]) -> Instance:
+    """The problem of ``clients`` for ``trucks``, with the depots those trucks start from."""
     vehicles = inst.vehicle_list()
-    home = inst.depots[depot]
-    locs = [home.loc, *(s.loc for s in inst.disposal), *(inst.clients[i].loc for i in clients)]
+    depots = sorted({vehicles[t].depot for t in trucks})
+    new_depot = {d: k for k, d in enumerate(depots)}
+    nd, ns = len(depots), len(inst.disposal)
+    locs = [
+        *(inst.depots[d].loc for d in depots),
+        *(s.loc for s in inst.disposal),
+        *(inst.clients[i].loc for i in clients),
+    ]
     idx = np.asarray(locs)
-    ns = len(inst.disposal)
     return Instance(
-        name=f"{inst.name}/{home.id}",
+        name=f"{inst.name}/{'+'.join(inst.depots[d].id for d in depots)}",
         kind=inst.kind,
         dist=inst.dist[np.ix_(idx, idx)],
         dur=inst.dur[np.ix_(idx, idx)],
-        depots=[Site(home.id, 0, home.service, home.lat, home.lon)],
-        clients=[_relocated(inst.clients[i], 1 + ns + k) for k, i in enumerate(clients)],
-        vehicles=[_rehomed(vehicles[t]) for t in trucks],
-        disposal=[Site(s.id, 1 + k, s.service, s.lat, s.lon) for k, s in enumerate(inst.disposal)],
+        depots=[replace(inst.depots[d], loc=k) for k, d in enumerate(depots)],
+        clients=[replace(inst.clients[i], loc=nd + ns + k) for k, i in enumerate(clients)],
+        vehicles=[replace(vehicles[t], depot=new_depot[vehicles[t].depot], count=1) for t in trucks],
+        disposal=[replace(s, loc=nd + k) for k, s in enumerate(inst.disposal)],
         cost_scale=inst.cost_scale,
         time_unit_s=inst.time_unit_s,
         xy=inst.xy[idx] if inst.xy is not None else None,
     )
 
 
-def _relocated(job: Job, loc: int) -> Job:
-    from dataclasses import replace
-
-    return replace(job, loc=loc)
-
-
-def _rehomed(v: Vehicle) -> Vehicle:
-    from dataclasses import replace
-
-    return replace(v, depot=0, count=1)
-
-
 def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> EngineSolution:
     """Solve each sector in turn with the planner, then a repair round, and join the routes.
 
-    The repair round gets 15% of the time: mandatory bins a sector could not fit go, with the trucks
-    their depot left unused, into one more problem per depot.
+    The repair round gets 15% of the time: mandatory bins the sectors could not fit go, with every
+    truck left unused (from whichever depot), into one more problem.
     """
     from binsight.server.routing.planner import solve_instance
 
@@ -129,38 +126,32 @@ def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> Engi
     parts = sectors(inst)
     reserve = REPAIR_SHARE * time_limit_s
     routes: list[RoutePlan] = []
-    for n, (depot, clients, trucks) in enumerate(parts):
+    for n, (_, clients, trucks) in enumerate(parts):
         left = time_limit_s - reserve - (time.perf_counter() - t0)
         remaining = sum(len(c) for _, c, _ in parts[n:])
         budget = max(1.0, left * len(clients) / max(1, remaining))
         logger.info(
             "sector %d/%d: %d bins, %d trucks, %.0f s", n + 1, len(parts), len(clients), len(trucks), budget
         )
-        routes += _solve_part(inst, depot, clients, trucks, budget=budget, seed=seed, solve=solve_instance)
-    served = {i for r in routes for i in r.clients}
-    used = {r.vehicle for r in routes}
-    vehicles = inst.vehicle_list()
-    repairs = 0
-    for depot in sorted({d for d, _, _ in parts}):
-        missing = [
-            i for d, c, _ in parts if d == depot for i in c if i not in served and inst.clients[i].required
-        ]
-        free = [k for k, v in enumerate(vehicles) if v.depot == depot and k not in used]
-        if not missing or not free:
-            continue
+        routes += _solve_part(inst, clients, trucks, budget=budget, seed=seed, solve=solve_instance)
+    # Routes the exact check rejects are dissolved: their bins and trucks join the repair.
+    kept = [r for r in routes if not schedule_route(inst, r).violations]
+    served = {i for r in kept for i in r.clients}
+    used = {r.vehicle for r in kept}
+    missing = [i for _, c, _ in parts for i in c if i not in served and inst.clients[i].required]
+    free = [k for k in range(inst.num_vehicles) if k not in used]
+    repaired = 0
+    if missing and free:
         budget = max(1.0, time_limit_s - (time.perf_counter() - t0))
-        logger.info(
-            "repair at %s: %d mandatory bins, %d free trucks", inst.depots[depot].id, len(missing), len(free)
-        )
-        routes += _solve_part(inst, depot, missing, free, budget=budget, seed=seed, solve=solve_instance)
-        repairs += 1
-    detail = f"decomposed into {len(parts)} sectors of {len(inst.clients)} clients, {repairs} repair rounds"
+        logger.info("repair: %d mandatory bins, %d free trucks, %.0f s", len(missing), len(free), budget)
+        routes = kept + _solve_part(inst, missing, free, budget=budget, seed=seed, solve=solve_instance)
+        repaired = len(missing)
+    detail = f"decomposed into {len(parts)} sectors of {len(inst.clients)} clients, {repaired} bins repaired"
     return EngineSolution(routes=routes, engine="decomposed", detail=detail)
 
 
 def _solve_part(
     inst: Instance,
-    depot: int,
     clients: list[int],
     trucks: list[int],
     *,
@@ -168,7 +159,7 @@ def _solve_part(
     seed: int,
     solve: Any,
 ) -> list[RoutePlan]:
-    sub = _sub_instance(inst, depot, clients, trucks)
+    sub = _sub_instance(inst, clients, trucks)
     outcome = solve(sub, budget, seed=seed, decompose=False)
     out = []
     for r in outcome.solution.routes:

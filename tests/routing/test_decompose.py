@@ -32,3 +32,19 @@ def test_decomposed_plan_is_feasible(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result["feasible"], result["violations"]
     served = {i["id"] for i in result["included"]} | {s["id"] for s in result["skipped"]}
     assert len(served) == 120
+
+
+def test_repair_round_uses_trucks_the_sectors_left_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sector given one 1000 l truck for 1200 l: its route is dissolved and a free truck helps."""
+    from binsight.server.routing import decompose
+
+    from .conftest import bin_at, problem
+
+    trucks = [{"id": f"t{i}", "depot": "depot", "capacity_l": 1000} for i in (1, 2)]
+    p = problem([bin_at("a", 1, volume_l=600), bin_at("b", -1, volume_l=600)], trucks=trucks)
+    monkeypatch.setattr(planner, "DECOMPOSE_ABOVE", 1)
+    monkeypatch.setattr(decompose, "sectors", lambda inst: [(0, [0, 1], [0])])
+    result = plan_problem(p, 3.0)
+    assert result["feasible"], result["violations"]
+    assert "2 bins repaired" in result["engine_detail"]
+    assert sorted(r["truck"] for r in result["routes"]) == ["t1", "t2"]

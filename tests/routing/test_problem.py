@@ -260,4 +260,6 @@ def test_only_worthless_optional_bins_send_no_truck() -> None:
     """A 10% bin 50 km away is not worth a trip; the reason says so."""
     r = solve(problem([bin_at("x", 50, fill=0.1, mandatory=False)], disposal=[{"id": "tip", **at_km(1)}]))
     assert r["routes"] == []
-    assert r["skipped"] == [{"id": "x", "reason": "optional, fill 10%: worth 0.03 km, less than any trip to it"}]
+    assert r["skipped"] == [
+        {"id": "x", "reason": "optional, fill 10%: worth 0.03 km, less than any trip to it"}
+    ]
