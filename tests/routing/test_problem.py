@@ -263,3 +263,37 @@ def test_only_worthless_optional_bins_send_no_truck() -> None:
     assert r["skipped"] == [
         {"id": "x", "reason": "optional, fill 10%: worth 0.03 km, less than any trip to it"}
     ]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_disposal_trips_reach_the_brute_force_optimum(engine: str) -> None:
+    """Six bins, two tips, one truck holding two bins: the plan's distance is the proven optimum."""
+    import itertools
+
+    from binsight.server.routing.problem import build_instance, parse_problem
+
+    xy = [(3, 1), (-2, 4), (5, -3), (-4, -2), (1, 6), (6, 3)]
+    p = problem(
+        [bin_at(f"b{k}", x, y, volume_l=400) for k, (x, y) in enumerate(xy)],
+        trucks=[{"id": "t1", "depot": "depot", "capacity_l": 800}],
+        disposal=[{"id": "tip-e", **at_km(4, 0)}, {"id": "tip-w", **at_km(-3, 2)}],
+    )
+    inst = build_instance(parse_problem(p)).inst
+    d = inst.dist
+    tips = [s.loc for s in inst.disposal]
+    bins = [c.loc for c in inst.clients]
+
+    def via(a: int, b: int) -> int:
+        return min(int(d[a, s] + d[s, b]) for s in tips)
+
+    best = 10**12
+    for perm in itertools.permutations(bins):
+        f = [0] + [10**12] * len(perm)  # f[j]: best cost with perm[:j] collected, truck at perm[j-1]
+        for j in range(1, len(perm) + 1):
+            for i in range(max(0, j - 2), j):  # a trip holds at most two bins
+                link = d[0, perm[i]] if i == 0 else via(perm[i - 1], perm[i])
+                inner = sum(int(d[perm[k], perm[k + 1]]) for k in range(i, j - 1))
+                f[j] = min(f[j], f[i] + int(link) + inner)
+        best = min(best, f[-1] + via(perm[-1], 0))
+    r = solve(p, engine, limit=2.0)
+    assert round(r["cost"] * 1000) == best
