@@ -114,28 +114,38 @@ def break_safe_windows_off(inst: Instance) -> tuple[list[int], list[tuple[int, i
 
 
 def solve_pyvrp(
-    net: Network, time_limit_s: float, seed: int = 0, safe_breaks: bool = True, initial: Any = None
+    net: Network,
+    time_limit_s: float,
+    seed: int = 0,
+    *,
+    safe_breaks: bool = True,
+    initial: Any = None,
+    stall: int | None = None,
 ) -> EngineSolution:
     """Solve with PyVRP for ``time_limit_s`` seconds; routes come back in instance terms.
 
     ``initial`` is a PyVRP solution of the same data (``EngineSolution.raw`` of an earlier call)
-    to continue from.
+    to continue from. ``stall`` also stops the search after that many iterations without a better
+    solution.
 
     An infeasible best solution is returned as is (the caller checks it): PyVRP penalises, rather
     than forbids, violated capacity and windows while it searches.
     """
     import pyvrp
-    from pyvrp.stop import MaxRuntime
+    from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement
 
     inst = net.inst
     data = to_problem_data(net, safe_breaks=safe_breaks)
+    stop: Any = MaxRuntime(max(0.05, time_limit_s))
+    if stall is not None:
+        stop = MultipleCriteria([stop, NoImprovement(stall)])
     with warnings.catch_warnings(record=True) as caught:
         # PyVRP warns (PenaltyBoundWarning) when feasibility is hard to reach; the exact check
         # reports what matters, so the warning goes to the log rather than to stderr.
         warnings.simplefilter("always")
         result = pyvrp.solve(
             data,
-            stop=MaxRuntime(max(0.05, time_limit_s)),
+            stop=stop,
             seed=seed,
             collect_stats=False,
             initial_solution=initial,
