@@ -489,6 +489,9 @@ class Agent:
 
 def run_agent(cfg: DeviceConfig, stop: threading.Event) -> int:
     """Run one agent until ``stop`` is set or its source ends; the CLI's ``device run``."""
+    from binsight.device.inference import tune_malloc
+
+    tune_malloc()
     agent = Agent(cfg)
     agent.start()
     try:

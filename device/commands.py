@@ -99,7 +99,10 @@ def _bin_folders(images: Path, n: int) -> tuple[list[tuple[str, Path]], dict[str
 
 
 def simulate(args: argparse.Namespace) -> int:
+    from binsight.device.inference import tune_malloc
     from binsight.device.simulate import SimulatedFleet
+
+    tune_malloc()
 
     if args.bins < 1:
         raise ConfigError("--bins must be at least 1")
