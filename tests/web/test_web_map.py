@@ -14,14 +14,15 @@ def test_map_shows_the_seeded_bins_with_details(page: Any, site: Seeded) -> None
     ids = sorted(page.eval_on_selector_all("svg [data-bin]", "els => els.map(e => e.dataset.bin)"))
     assert ids == sorted(b["bin_id"] for b in site.bins)
     # Colour follows fill: the fullest and emptiest seeded bins differ.
-    full = page.get_attribute("[data-bin='nrd-06'] .bin-dot", "fill")
-    empty = page.get_attribute("[data-bin='nrd-05'] .bin-dot", "fill")
+    full = page.get_attribute("circle[data-bin='nrd-06']", "fill")
+    empty = page.get_attribute("circle[data-bin='nrd-05']", "fill")
     assert full != empty
     # Offline bins are crossed out, not only coloured.
     crossed = sorted(page.eval_on_selector_all(".bin-offline", "els => els.map(e => e.dataset.bin)"))
     assert crossed == sorted(OFFLINE)
+    assert page.get_attribute(".bin-cross", "d").count("M") == len(OFFLINE)
 
-    page.hover("[data-bin='nrd-01'] .bin-dot")
+    page.hover("circle[data-bin='nrd-01']")
     tip = page.locator(".map-tooltip")
     tip.wait_for(state="visible")
     text = tip.inner_text()
@@ -30,7 +31,7 @@ def test_map_shows_the_seeded_bins_with_details(page: Any, site: Seeded) -> None
     assert "online" in text
     shot(page, "map-hover")
 
-    page.click("[data-bin='nrd-05'] .bin-dot")
+    page.click("circle[data-bin='nrd-05']")
     details = page.inner_text(".details")
     assert "nrd-05" in details and "offline" in details
 
@@ -101,7 +102,7 @@ def test_map_pans_and_zooms(page: Any, site: Seeded) -> None:
     """Dragging moves the bins with the pointer; the wheel and the + key zoom, and the scale bar follows."""
     login(page, site, "operator")
     page.wait_for_selector("[data-bin]")
-    dot = "[data-bin='ctr-01'] .bin-dot"
+    dot = "circle[data-bin='ctr-01']"
     x0 = float(page.get_attribute(dot, "cx"))
     box = page.locator(".map-svg").bounding_box()
     assert box is not None

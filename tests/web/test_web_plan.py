@@ -66,9 +66,14 @@ def test_plan_a_route_and_see_it_drawn_and_listed(page: Any, site: Seeded, plann
             assert "Disposal" in text
     # The depot and disposal site are marked.
     assert page.locator(".place-depot").count() >= 1
-    # Why bins were taken or skipped.
+    # Why bins were taken or skipped: in the lists and on the map.
     included = planned["result"]["included"]
     assert f"Why these {len(included)} bins were taken" in page.inner_text(".why")
+    skipped = planned["result"]["skipped"]
+    if skipped:
+        page.hover(f"circle[data-bin='{skipped[0]['id']}']", force=True)
+        page.wait_for_selector(".map-tooltip .plan-why-skipped")
+        assert skipped[0]["reason"] in page.inner_text(".map-tooltip")
     shot(page, "plan-drawn", full_page=True)
 
 

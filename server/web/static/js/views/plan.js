@@ -92,7 +92,13 @@ export default {
       h('section', { id: 'plan-result', 'aria-label': 'Planned routes', hidden: true },
         summary, tools, mapHost, manifests, why));
     const result = container.querySelector('#plan-result');
-    const map = new MapView(mapHost, { label: 'Map of planned routes', describe: (bin) => binDetails(bin) });
+    // The tooltip of a bin on the plan map says why the planner took or skipped it.
+    const whyOf = new Map();
+    const describe = (bin) => {
+      const w = whyOf.get(bin.id);
+      return [binDetails(bin), w ? h('p', { class: `plan-why plan-why-${w.kind}` }, `${w.kind === 'taken' ? 'Taken' : 'Skipped'}: ${w.reason || 'no reason given'}`) : null];
+    };
+    const map = new MapView(mapHost, { label: 'Map of planned routes', describe });
     const st = tileSettings();
     if (st.on) map.setTiles(st.url);
 
@@ -120,6 +126,9 @@ export default {
     function renderPlan() {
       const res = plan.result;
       result.hidden = false;
+      whyOf.clear();
+      for (const x of res.included || []) whyOf.set(x.id, { kind: 'taken', reason: x.reason });
+      for (const x of res.skipped || []) whyOf.set(x.id, { kind: 'skipped', reason: x.reason });
       const routes = (res.routes || []).filter((r) => r.stops && r.stops.length);
       const req = plan.request || {};
       const truckIds = routes.map((r) => r.truck);
