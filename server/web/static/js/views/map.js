@@ -8,6 +8,7 @@ import { binDetails, fillBadge, stateBadge, timeToFull } from './bininfo.js';
 
 export const OSM_TEMPLATE = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png';
 const TILE_KEY = 'binsight.tiles';
+const LIST_MAX = 300;
 
 /** Tile settings live in this browser: {on, url}. Off by default: the page must work offline. */
 export function tileSettings() {
@@ -106,7 +107,8 @@ export default {
       summary.textContent = `${shown.length} of ${bins.length} bins shown · ${full} at 80% or more · ${off} offline`
         + (unplaced ? ` · ${unplaced} without a position (import them with bins import)` : '');
       map.setBins(shown);
-      const sorted = shown.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1));
+      // The list is for reading and keyboard access; past a few hundred rows the filters serve better.
+      const sorted = shown.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1)).slice(0, LIST_MAX);
       replace(listHost, table([
         { label: 'Bin', value: (b) => h('button', { type: 'button', class: 'link', onclick: () => { choose(b); map.centerOn(b.lat, b.lon); } }, b.id) },
         { label: 'Site', value: (b) => b.site || '–' },
@@ -114,7 +116,7 @@ export default {
         { label: 'Forecast', value: (b) => timeToFull(b.forecast) },
         { label: 'Last reading', value: (b) => (b.fill_ts ? relative(b.fill_ts) : 'none') },
         { label: 'Device', value: (b) => [stateBadge(b), b.online === false && b.offline_reason ? ` ${b.offline_reason}` : ''] },
-      ], sorted, { caption: 'Bins, fullest first', rowAttrs: (b) => ({ 'data-bin-row': b.id }), empty: 'No bins match the filters.' }));
+      ], sorted, { caption: shown.length > LIST_MAX ? `The ${LIST_MAX} fullest of ${shown.length} bins (filter to see others)` : 'Bins, fullest first', rowAttrs: (b) => ({ 'data-bin-row': b.id }), empty: 'No bins match the filters.' }));
       if (selected) {
         const b = bins.find((x) => x.id === selected);
         if (b) replace(details, detailsOf(b));
