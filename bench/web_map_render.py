@@ -47,8 +47,13 @@ SCRIPT = """async (n) => {
 }"""
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
 def main() -> None:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(STATIC_DIR.parent))
+    handler = functools.partial(_QuietHandler, directory=str(STATIC_DIR.parent))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -59,7 +64,7 @@ def main() -> None:
             page.goto(base + "/static/index.html")
             for n in (1000, 5000):
                 r = page.evaluate(SCRIPT, n)
-                print(f"{n:>5} bins: full redraw {r['full']:.1f} ms, drag step {r['drag']:.2f} ms (median of 15)")
+                print(f"{n:>5} bins: full redraw {r['full']:.1f} ms, drag step {r['drag']:.2f} ms", "(median of 15)")
             browser.close()
     finally:
         httpd.shutdown()
