@@ -45,10 +45,12 @@ def mosquitto(workdir: Path) -> Iterator[int]:
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "mosquitto.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\n"
-        f"max_connections -1\npersistence false\n"
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
+        "max_inflight_messages 1000\nmax_connections -1\npersistence false\n"
     )
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_port(port)
         yield port
@@ -75,12 +77,14 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server(db_url: str, mqtt_port: int, workdir: Path, client_id: str = "bench-server") -> Iterator[subprocess.Popen[bytes]]:
+def server(
+    db_url: str, mqtt_port: int, workdir: Path, client_id: str = "bench-server"
+) -> Iterator[subprocess.Popen[bytes]]:
     """``binsight server run`` in its own process, connected and subscribed."""
     conf = workdir / f"{client_id}.toml"
     conf.write_text(
         f'database = "{db_url}"\n[mqtt]\nport = {mqtt_port}\nclient_id = "{client_id}"\n'
-        f'[http]\nport = {free_port()}\n'
+        f"[http]\nport = {free_port()}\n"
     )
     log = workdir / f"{client_id}.log"
     proc = subprocess.Popen(
@@ -106,7 +110,9 @@ def server(db_url: str, mqtt_port: int, workdir: Path, client_id: str = "bench-s
 
 
 def client(port: int, client_id: str) -> mqtt.Client:
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port, keepalive=60)
@@ -114,8 +120,17 @@ def client(port: int, client_id: str) -> mqtt.Client:
 
 
 def payload(bin_id: str, seq: int, ts: int, historical: bool = False) -> str:
-    return json.dumps({"bin_id": bin_id, "seq": seq, "ts": ts, "fill": (seq % 97) / 97, "quality": "ok",
-                       "model": "bench", "historical": historical})
+    return json.dumps(
+        {
+            "bin_id": bin_id,
+            "seq": seq,
+            "ts": ts,
+            "fill": (seq % 97) / 97,
+            "quality": "ok",
+            "model": "bench",
+            "historical": historical,
+        }
+    )
 
 
 def publish_range(port: int, bins: list[str], per_bin: int, client_id: str) -> float:
@@ -142,7 +157,9 @@ def stored(db_url: str) -> tuple[int, int]:
     try:
         with eng.connect() as conn:
             rows = conn.execute(text("SELECT count(*) FROM readings")).scalar_one()
-            distinct = conn.execute(text("SELECT count(*) FROM (SELECT DISTINCT bin_id, seq FROM readings) d")).scalar_one()
+            distinct = conn.execute(
+                text("SELECT count(*) FROM (SELECT DISTINCT bin_id, seq FROM readings) d")
+            ).scalar_one()
             return int(rows), int(distinct)
     finally:
         eng.dispose()
@@ -156,6 +173,17 @@ def wait_stored(db_url: str, n: int, timeout: float) -> float:
             return time.perf_counter() - t0
         time.sleep(0.1)
     raise TimeoutError(f"only {stored(db_url)[0]} of {n} readings stored after {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc), to report figures that contention
+    on a shared machine does not distort as much as wall time does."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
 
 
 def tmpdir() -> Path:
