@@ -206,3 +206,13 @@ def test_new_device_usable_after_reload(broker: DeployBroker, sessions: list[Ses
         pytest.fail("a device was admitted before the broker reloaded its password file")
     broker.reload()
     login(broker, sessions, "bin-new")
+
+
+def test_one_account_is_one_session(broker: DeployBroker, sessions: list[Session]) -> None:
+    """Two connections on one account displace each other whatever client ids they ask for.
+
+    Why each server process needs its own account (docs/deploy.md, scale-out).
+    """
+    first = login(broker, sessions, "binsight-server", client_id="binsight-server-1")
+    login(broker, sessions, "binsight-server", client_id="binsight-server-2")
+    assert first.disconnected.wait(TIMEOUT)
