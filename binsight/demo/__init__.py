@@ -1,0 +1,254 @@
+"""``binsight demo``: the whole system on embedded defaults, in one process.
+
+What runs, in order (each step prints a line so a newcomer sees progress):
+
+1. an MQTT broker: the one at 127.0.0.1:1883 if something listens there, else amqtt in-process;
+2. a fill model trained on a synthetic lid-camera set (cached in the data folder after the first run);
+3. a synthetic city (bins, depot, disposal site, trucks) and each bin's camera frames, rendered once;
+4. the server (SQLite in the data folder, ingest, forecasts, API, web page), with the bins imported and
+   an admin token created;
+5. one real camera agent per bin (``SimulatedFleet``) replaying its frames over an accelerated clock
+   (one capture every 2 s of wall time is 20 minutes of simulated time), with collections emptying bins;
+6. a route plan requested through the HTTP API every ``--plan-every`` seconds.
+
+``--duration S`` runs headless for S seconds and exits 1 if no plan was made (CI runs that); without it the
+demo runs until Ctrl-C, then stops every part cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from binsight.demo.assets import ensure_frames, ensure_model
+from binsight.demo.broker import EmbeddedBroker, broker_reachable
+from binsight.demo.world import DemoCity, make_city
+from binsight.errors import BinsightError
+
+__all__ = ["run_demo"]
+
+logger = logging.getLogger(__name__)
+
+#: Wall seconds between captures, and simulated seconds per wall second.
+CAPTURE_INTERVAL_S = 2.0
+TIME_SCALE = 600.0
+#: The simulated clock starts this far in the past, so forecasts have history at once.
+HISTORY_S = 2 * 86_400
+
+
+class _Progress:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.step = 0
+        self.t0 = time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        self.step += 1
+        print(f"[{self.step}/{self.total}] {what} (t+{time.monotonic() - self.t0:.0f}s)", flush=True)
+
+
+def _server_toml(data: Path, city: DemoCity, http_port: int, mqtt_port: int, protocol: str) -> str:
+    trucks = "\n".join(
+        f'[[fleet.trucks]]\nid = "truck-{i + 1}"\ndepot = "depot"\ncapacity_l = {city.truck_capacity_l}\n'
+        f'shift = ["06:00", "14:00"]\nbreak = {{ after_min = 240, duration_min = 30 }}\n'
+        for i in range(city.trucks)
+    )
+    return f"""# Written by `binsight demo`: the server config of the demo (synthetic city).
+database = "sqlite:///{data / "binsight.db"}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+root = "binsight-demo"
+{"" if protocol == "5" else f'protocol = "{protocol}"'}
+
+[http]
+host = "127.0.0.1"
+port = {http_port}
+
+[ingest]
+# The demo's clock runs {TIME_SCALE:.0f}x faster than wall time: readings soon carry future timestamps.
+max_future_s = 31536000
+
+[health]
+default_interval_s = {CAPTURE_INTERVAL_S}
+
+[models]
+dir = "{data / "models"}"
+
+[[fleet.depots]]
+id = "depot"
+lat = {city.depot[0]:.6f}
+lon = {city.depot[1]:.6f}
+
+[[fleet.disposal_sites]]
+id = "transfer-station"
+lat = {city.disposal[0]:.6f}
+lon = {city.disposal[1]:.6f}
+service_min = 20
+
+{trucks}
+[fleet]
+plan_time_limit_s = 5
+service_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+"""
+
+
+def _post_json(url: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method="GET" if body is None else "POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+def _plan(base: str, token: str, stop: threading.Event, time_limit_s: float) -> dict[str, Any] | None:
+    """Ask the server for a plan and wait for it; None when it failed or the demo is stopping."""
+    started = _post_json(f"{base}/api/plans", token, {"time_limit_s": time_limit_s})
+    while not stop.wait(0.5):
+        plan = _post_json(f"{base}/api/plans/{started['id']}", token)
+        if plan["status"] == "done":
+            return plan
+        if plan["status"] == "failed":
+            logger.warning("plan %s failed: %s", plan["id"], plan.get("error"))
+            return None
+    return None
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """The demo prints its own progress; per-connection and per-migration INFO lines would bury it."""
+    if verbose:
+        return
+    for name in ("alembic", "binsight.device", "binsight.training", "binsight.server.ingest", "amqtt"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    _quiet_libraries(bool(getattr(args, "verbose", 0)))
+    data = Path(args.data).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    say = _Progress(total=6)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    city = make_city(args.bins)
+
+    with ExitStack() as stack:
+        mqtt_port = args.mqtt_port
+        if broker_reachable("127.0.0.1", mqtt_port):
+            protocol = "5"
+            say(f"MQTT broker: using the one at 127.0.0.1:{mqtt_port}")
+        else:
+            broker = EmbeddedBroker("127.0.0.1", mqtt_port)
+            broker.start()
+            stack.callback(broker.stop)
+            protocol = "3.1.1"  # amqtt speaks 3.1.1 only
+            say(f"MQTT broker: embedded amqtt on 127.0.0.1:{mqtt_port}")
+
+        say("fill model: training on a synthetic lid-camera set (cached after the first run)")
+        model = ensure_model(data / "model")
+
+        say(f"synthetic city: {len(city.bins)} bins, {city.trucks} trucks; rendering camera frames")
+        folders = ensure_frames(city, data / "frames")
+
+        say("server: database, ingest, forecasts, API, web page")
+        from binsight.config import load_toml
+        from binsight.server.auth import create_token
+        from binsight.server.bins_import import import_bins, read_bins
+        from binsight.server.config import ServerConfig
+        from binsight.server.runtime import ServerRuntime
+
+        conf_path = data / "server.toml"
+        conf_path.write_text(_server_toml(data, city, args.port, mqtt_port, protocol))
+        server = ServerRuntime(load_toml(conf_path, ServerConfig))
+        server.start()
+        stack.callback(server.stop)
+        with server.sessions.begin() as session:
+            import_bins(session, read_bins(city.write_bins_csv(data / "bins.csv")))
+            token = create_token(session, "admin", name="demo admin")
+
+        say(
+            f"cameras: {len(city.bins)} agents (real agent code), one capture every {CAPTURE_INTERVAL_S:.0f}s"
+        )
+        from binsight.device.config import DeviceConfig
+        from binsight.device.simulate import SimulatedFleet
+
+        template = DeviceConfig.model_validate(
+            {
+                "bin_id": city.bins[0].bin_id,
+                "model": str(model),
+                "camera": {"source": str(folders[city.bins[0].bin_id]), "burst": 1, "jitter": 0.0},
+                "mqtt": {
+                    "host": "127.0.0.1",
+                    "port": mqtt_port,
+                    "root": "binsight-demo",
+                    "protocol": protocol,
+                },
+                "stats": {"interval_s": 10.0},
+                "labelling": {"every_n": 12},
+                "watchdog": {"enabled": False},
+            }
+        )
+        fleet = SimulatedFleet(
+            folders,
+            template=template,
+            state_dir=data / "devices",
+            interval_s=CAPTURE_INTERVAL_S,
+            time_scale=TIME_SCALE,
+            start_ms=int((time.time() - HISTORY_S) * 1000),
+        )
+        fleet.start()
+        stack.callback(fleet.stop)
+
+        base = server.http_url
+        print(f"\nbinsight demo is running: {base}/  (synthetic data)")
+        print(f"admin token: {token}")
+        print(
+            "Ctrl-C stops it.\n" if args.duration is None else f"running for {args.duration:.0f}s\n",
+            flush=True,
+        )
+
+        plans = 0
+        t0 = time.monotonic()
+        next_plan = t0 + args.first_plan_after
+        while not stop.wait(0.5):
+            now = time.monotonic()
+            if args.duration is not None and now - t0 >= args.duration:
+                break
+            if now < next_plan:
+                continue
+            next_plan = now + args.plan_every
+            try:
+                plan = _plan(base, token, stop, time_limit_s=5.0)
+            except (urllib.error.URLError, OSError, KeyError) as exc:
+                logger.warning("plan request failed: %s", exc)
+                continue
+            if plan is not None:
+                plans += 1
+                result = plan.get("result") or {}
+                routes = result.get("routes", [])
+                stops = sum(sum(1 for s in r.get("stops", []) if s.get("kind") == "bin") for r in routes)
+                print(
+                    f"plan {plan['id']}: {len(routes)} routes, {stops} bins collected, "
+                    f"{len(result.get('skipped', []))} skipped",
+                    flush=True,
+                )
+        print("stopping...", flush=True)
+
+    if args.duration is not None and plans == 0:
+        raise BinsightError(f"no route plan was made in {args.duration:.0f}s")
+    return 0
