@@ -1,4 +1,4 @@
-"""Forecasts per bin, recomputed only when the bin got new readings (or the forecast is an hour old)."""
+"""Forecasts per bin, recomputed when the bin got new readings (at most once a minute) or every hour."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from binsight.server.forecast.model import Forecast, forecast_bin
 __all__ = ["ForecastCache", "load_series"]
 
 _MAX_AGE_MS = 3_600_000
+#: New readings refresh a forecast at most this often (a fleet sends readings all the time).
+_MIN_AGE_MS = 60_000
 
 
 def load_series(session: Session, bin_id: str, since_ms: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,8 +43,12 @@ class ForecastCache:
         key = (device.seq_count, device.fill_ts)
         with self._lock:
             hit = self._cache.get(device.bin_id)
-        if hit is not None and hit[0] == key and (hit[1] is None or now_ms - hit[1].now_ts < _MAX_AGE_MS):
-            return hit[1]
+        if hit is not None and hit[1] is not None:
+            age = now_ms - hit[1].now_ts
+            if age < _MIN_AGE_MS or (hit[0] == key and age < _MAX_AGE_MS):
+                return hit[1]
+        elif hit is not None and hit[0] == key:
+            return None
         since = now_ms - int(self.cfg.history_days * 86_400_000)
         ts, fill = load_series(session, device.bin_id, since)
         fc = forecast_bin(ts, fill, now_ms, self.cfg)

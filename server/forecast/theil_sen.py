@@ -31,7 +31,9 @@ class LineFit:
         return self.intercept + self.slope * x
 
 
-def theil_sen(x: NDArray[np.float64], y: NDArray[np.float64], confidence: float = 0.9) -> LineFit:
+def theil_sen(
+    x: NDArray[np.float64], y: NDArray[np.float64], confidence: float = 0.9, max_points: int = _MAX_POINTS
+) -> LineFit:
     """Fit ``y = intercept + slope * x`` robustly.
 
     Parameters
@@ -40,6 +42,8 @@ def theil_sen(x: NDArray[np.float64], y: NDArray[np.float64], confidence: float 
         Same length, at least 2 points with distinct ``x``.
     confidence
         Two-sided level of the slope interval ``[slope_low, slope_high]``.
+    max_points
+        Longer series are subsampled evenly to this many points (pairwise slopes grow as n^2).
 
     Raises
     ------
@@ -48,8 +52,8 @@ def theil_sen(x: NDArray[np.float64], y: NDArray[np.float64], confidence: float 
     """
     if len(x) != len(y):
         raise ValueError("x and y differ in length")
-    if len(x) > _MAX_POINTS:
-        idx = np.linspace(0, len(x) - 1, _MAX_POINTS).round().astype(int)
+    if len(x) > max_points:
+        idx = np.linspace(0, len(x) - 1, max_points).round().astype(int)
         x, y = x[idx], y[idx]
     n = len(x)
     i, j = np.triu_indices(n, k=1)

@@ -30,14 +30,17 @@ def daily_rates(
     local_day = ((ts_ms + offset) // _DAY_MS).astype(np.int64)
     out: list[tuple[int, float, int]] = []
     keys = local_day * 10_000 + segment
-    for key in np.unique(keys):
-        sel = keys == key
-        if sel.sum() < 6:
+    # Readings are in time order, so each (day, cycle) key is one contiguous run.
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(keys)]]), strict=True):
+        if hi - lo < 6:
             continue
+        key = keys[lo]
+        sel = slice(lo, hi)
         t = ts_ms[sel]
         if t[-1] - t[0] < _DAY_MS / 2:
             continue
-        fit = theil_sen((t - t[0]) / _DAY_MS, fill[sel])
+        fit = theil_sen((t - t[0]) / _DAY_MS, fill[sel], max_points=48)
         weekday = (int(key // 10_000) + 3) % 7  # 1970-01-01 was a Thursday (3)
         out.append((weekday, fit.slope, int(key % 10_000)))
     return out
