@@ -47,6 +47,9 @@ class MqttConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     root: str = DEFAULT_ROOT
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5", description="3.1.1 for brokers without MQTT 5 (no shared subscriptions then)"
+    )
     client_id: str = Field(
         default_factory=lambda: f"binsight-server-{socket.gethostname()}"[:64],
         min_length=1,

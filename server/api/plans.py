@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
@@ -84,8 +85,6 @@ def get_plan(plan_id: str, _who: Operator, state: State) -> PlanOut:
 @router.get("/{plan_id}/problem")
 def get_problem(plan_id: str, _who: Operator, state: State) -> Response:
     """The route problem JSON exactly as handed to the planner (``binsight route solve`` reads it)."""
-    import json
-
     p = _get(state, plan_id)
     return Response(json.dumps(p.problem), media_type="application/json")
 

@@ -44,7 +44,7 @@ def detect_collections(fill: NDArray[np.float64], min_drop: float, window: int =
     candidates = np.nonzero((before - after >= min_drop) & (step >= min_drop / 2))[0]
     found: list[int] = []
     next_allowed = 1
-    for j in candidates:
+    for j in candidates.tolist():
         if j < next_allowed:
             continue
         # Among the next few steps, take the biggest single drop.

@@ -47,12 +47,22 @@ class MqttIngest:
         self.paused = threading.Event()
         self._generation = 0
         self._gen_lock = threading.Lock()
-        self.client = BufferedClient(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=mqtt_cfg.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
+        self.v5 = mqtt_cfg.protocol == "5"
+        if self.v5:
+            self.client = BufferedClient(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=mqtt_cfg.client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            self.client = BufferedClient(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=mqtt_cfg.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,  # the 3.1.1 persistent session
+                manual_ack=True,
+            )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -70,16 +80,25 @@ class MqttIngest:
     def subscriptions(self) -> list[str]:
         group = self.ingest_cfg.shared_group
         shared = [self.topics.wildcard(k) for k in ("reading", "stats", "event", "image")]
-        if group:
+        if group and self.v5:
             shared = [f"$share/{group}/{t}" for t in shared]
         return [*shared, self.topics.wildcard("available")]
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.cfg.session_expiry_s
-        self.client.connect_async(
-            self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s, clean_start=False, properties=props
-        )
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.cfg.session_expiry_s
+            self.client.connect_async(
+                self.cfg.host,
+                self.cfg.port,
+                keepalive=self.cfg.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            if self.ingest_cfg.shared_group:
+                logger.info("MQTT 3.1.1: no shared subscription; run one server per broker")
+            self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
         self.client.loop_start()
 
     def stop(self) -> None:

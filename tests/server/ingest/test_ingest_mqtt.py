@@ -73,6 +73,26 @@ def test_ingest_end_to_end(mosquitto: object, make_config: Callable[..., ServerC
     engine.dispose()
 
 
+def test_mqtt_311_broker(mosquitto: object, make_config: Callable[..., ServerConfig]) -> None:
+    """With protocol 3.1.1 (brokers without MQTT 5, like the demo's amqtt) ingest works, unshared."""
+    cfg = make_config(mqtt={"port": mosquitto.port, "client_id": "srv-311", "protocol": "3.1.1"})  # type: ignore[attr-defined]
+    engine = make_engine(cfg.database)
+    upgrade(engine)
+    ingest = Ingest(cfg, make_sessionmaker(engine))
+    assert not any(t.startswith("$share") for t in ingest.mqtt.subscriptions())
+    ingest.start()
+    try:
+        assert ingest.mqtt.connected.wait(10)
+        time.sleep(0.3)
+        pub = publisher(mosquitto.port)  # type: ignore[attr-defined]
+        wait_published(publish_readings(pub, ["v311"], 50))
+        wait_for(lambda: count_readings(cfg.database)[0] == 50, 20, "50 readings")
+        pub.disconnect()
+    finally:
+        ingest.stop()
+        engine.dispose()
+
+
 def test_killed_mid_stream_loses_and_doubles_nothing(mosquitto: object, tmp_path: Path) -> None:
     """SIGKILL the server while 10,000 readings stream in, restart it: every reading stored exactly once."""
     db = f"sqlite:///{tmp_path / 'kill.db'}"
