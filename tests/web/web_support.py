@@ -79,12 +79,12 @@ service_min = 15
 id = "truck-1"
 depot = "depot"
 capacity_l = 3000
-shift = ["06:00", "14:00"]
+shift = ["06:00", "07:30"]
 [[fleet.trucks]]
 id = "truck-2"
 depot = "depot"
 capacity_l = 3000
-shift = ["06:00", "14:00"]
+shift = ["06:00", "07:30"]
 """
 
 

@@ -241,12 +241,12 @@ export class MapView {
     const [x, y] = this.toScreen(bin.lat, bin.lon);
     const tw = this.tooltip.offsetWidth;
     const th = this.tooltip.offsetHeight;
-    let left = x + 12;
-    let top = y - th - 8;
-    if (left + tw > this.width - 4) left = x - tw - 12;
-    if (top < 4) top = y + 12;
+    // Beside the bin (never over it), vertically centred on it and kept inside the map.
+    let left = x + 14;
+    if (left + tw > this.width - 4) left = x - tw - 14;
+    const top = Math.min(Math.max(4, y - th / 2), Math.max(4, this.height - th - 4));
     this.tooltip.style.left = `${Math.max(4, left)}px`;
-    this.tooltip.style.top = `${Math.max(4, top)}px`;
+    this.tooltip.style.top = `${top}px`;
   }
 
   hideTooltip() {
@@ -260,6 +260,8 @@ export class MapView {
     }
     this.dragOffset = [0, 0];
     this.view.removeAttribute('transform');
+    // Positions change on a redraw: a tooltip left open would point at nothing.
+    this.hideTooltip();
     this.renderTiles();
     this.renderRoutes();
     this.renderBins();
