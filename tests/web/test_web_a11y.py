@@ -51,3 +51,13 @@ def test_keyboard_reaches_the_skip_link_then_the_pages(page: Any, site: Seeded) 
         page.keyboard.press("Tab")
         seen.append(page.evaluate("document.activeElement.textContent.trim()"))
     assert seen == ["binsight", "Map", "Route plan", "Fleet", "Models"]
+
+
+def test_refreshing_the_bin_list_keeps_keyboard_focus(page: Any, site: Seeded) -> None:
+    """The map's list is rebuilt on every refresh; a keyboard user's focus stays on the same bin."""
+    login(page, site, "operator")
+    page.wait_for_selector("[data-bin-row='ctr-02'] button")
+    page.focus("[data-bin-row='ctr-02'] button")
+    # A refresh re-renders the list, as the periodic reload does.
+    page.evaluate("document.querySelector('#f-offline').dispatchEvent(new Event('change'))")
+    assert page.evaluate("document.activeElement.closest('[data-bin-row]')?.dataset.binRow") == "ctr-02"

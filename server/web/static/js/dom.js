@@ -78,3 +78,23 @@ export function download(blob, filename) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
+
+/**
+ * Re-render `host` with `render()` without losing keyboard focus: if focus was inside a row carrying
+ * `rowAttr` (e.g. data-bin-row), the same control in the re-rendered row gets it back.
+ */
+export function keepFocus(host, rowAttr, render) {
+  const active = document.activeElement;
+  const row = active && host.contains(active) ? active.closest(`[${rowAttr}]`) : null;
+  let key = null;
+  let index = -1;
+  if (row) {
+    key = row.getAttribute(rowAttr);
+    index = [...row.querySelectorAll('button, a[href], input, select')].indexOf(active);
+  }
+  render();
+  if (key === null || index < 0) return;
+  const again = [...host.querySelectorAll(`[${rowAttr}]`)].find((r) => r.getAttribute(rowAttr) === key);
+  const target = again && again.querySelectorAll('button, a[href], input, select')[index];
+  if (target) target.focus();
+}

@@ -1,7 +1,7 @@
 // Fleet: which cameras are online (and why not), their health, and one bin's fill history with its forecast.
 import { api, query } from '../api.js';
 import { fillChart, fillLegend } from '../chart.js';
-import { flash, h, replace, table } from '../dom.js';
+import { flash, h, keepFocus, replace, table } from '../dom.js';
 import { dateTime, duration, relative } from '../format.js';
 import { timeToFull } from './bininfo.js';
 
@@ -108,7 +108,7 @@ export default {
       const off = devices.filter((d) => !d.online).length;
       summary.textContent = `${devices.length} devices · ${devices.length - off} online · ${off} offline`;
       const sorted = shown.slice().sort((a, b) => Number(a.online) - Number(b.online) || a.bin_id.localeCompare(b.bin_id));
-      replace(listHost, table([
+      keepFocus(listHost, 'data-device', () => replace(listHost, table([
         { label: 'Bin', value: (d) => h('button', { type: 'button', class: 'link', onclick: () => showHistory(d.bin_id), 'aria-label': `Fill history of ${d.bin_id}` }, d.bin_id) },
         { label: 'State', value: (d) => [h('span', { class: `state ${d.online ? 'state-online' : 'state-offline'}` }, d.online ? 'online' : 'offline'),
           !d.online && d.reason ? ` ${d.reason}` : '', d.camera_ok === false ? h('span', { class: 'state-offline' }, ' · camera fault') : ''] },
@@ -121,7 +121,7 @@ export default {
         { label: 'Uptime', value: (d) => (d.uptime_s ? duration(d.uptime_s * 1000) : '–') },
         { label: 'Inference', value: (d) => (d.last_infer_ms ? `${Math.round(d.last_infer_ms)} ms` : '–'), className: 'num' },
         { label: 'Last error', value: (d) => d.last_error || '–', className: 'wrap' },
-      ], sorted, { caption: 'Devices, offline first', rowAttrs: (d) => ({ 'data-device': d.bin_id, class: d.online ? '' : 'row-offline' }), empty: 'No devices have reported yet.' }));
+      ], sorted, { caption: 'Devices, offline first', rowAttrs: (d) => ({ 'data-device': d.bin_id, class: d.online ? '' : 'row-offline' }), empty: 'No devices have reported yet.' })));
     }
     offlineOnly.addEventListener('change', render);
 

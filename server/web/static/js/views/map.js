@@ -1,7 +1,7 @@
 // Map: every bin coloured by its latest fill; filters; details on hover or click; a sortable list.
 import { api } from '../api.js';
 import { fillColor } from '../colors.js';
-import { h, replace, table } from '../dom.js';
+import { h, keepFocus, replace, table } from '../dom.js';
 import { relative } from '../format.js';
 import { MapView } from '../mapview.js';
 import { binDetails, fillBadge, stateBadge, timeToFull } from './bininfo.js';
@@ -109,14 +109,14 @@ export default {
       map.setBins(shown);
       // The list is for reading and keyboard access; past a few hundred rows the filters serve better.
       const sorted = shown.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1)).slice(0, LIST_MAX);
-      replace(listHost, table([
+      keepFocus(listHost, 'data-bin-row', () => replace(listHost, table([
         { label: 'Bin', value: (b) => h('button', { type: 'button', class: 'link', onclick: () => { choose(b); map.centerOn(b.lat, b.lon); } }, b.id) },
         { label: 'Site', value: (b) => b.site || '–' },
         { label: 'Fill', value: (b) => fillBadge(b.fill) },
         { label: 'Forecast', value: (b) => timeToFull(b.forecast) },
         { label: 'Last reading', value: (b) => (b.fill_ts ? relative(b.fill_ts) : 'none') },
         { label: 'Device', value: (b) => [stateBadge(b), b.online === false && b.offline_reason ? ` ${b.offline_reason}` : ''] },
-      ], sorted, { caption: shown.length > LIST_MAX ? `The ${LIST_MAX} fullest of ${shown.length} bins (filter to see others)` : 'Bins, fullest first', rowAttrs: (b) => ({ 'data-bin-row': b.id }), empty: 'No bins match the filters.' }));
+      ], sorted, { caption: shown.length > LIST_MAX ? `The ${LIST_MAX} fullest of ${shown.length} bins (filter to see others)` : 'Bins, fullest first', rowAttrs: (b) => ({ 'data-bin-row': b.id }), empty: 'No bins match the filters.' })));
       if (selected) {
         const b = bins.find((x) => x.id === selected);
         if (b) replace(details, detailsOf(b));
