@@ -86,6 +86,8 @@ class StatsMsg:
 class Availability:
     bin_id: str
     online: bool
+    #: Delivered from the broker's retained store (on subscribe): says nothing about "now".
+    retained: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,9 @@ def _validation_reject(exc: ValidationError, topic: str) -> Reject:
     return Reject("invalid_fields", detail, topic)
 
 
-def parse(topics: Topics, topic: str, payload: bytes, now_ms: int, max_future_ms: int) -> Item:
+def parse(
+    topics: Topics, topic: str, payload: bytes, now_ms: int, max_future_ms: int, *, retained: bool = False
+) -> Item:
     """Validate one message. Returns the typed item, or a :class:`Reject` naming the reason."""
     parsed = topics.parse(topic)
     if parsed is None or parsed[1] in ("cmd", "model"):
@@ -135,7 +139,7 @@ def parse(topics: Topics, topic: str, payload: bytes, now_ms: int, max_future_ms
             return Reject(
                 "invalid_fields", f"availability must be online or offline, not {text[:20]!r}", topic
             )
-        return Availability(bin_id, text == "online")
+        return Availability(bin_id, text == "online", retained)
     text = _decode(topic, payload, _MAX_IMAGE_PAYLOAD if kind == "image" else MAX_PAYLOAD_BYTES)
     if isinstance(text, Reject):
         return text

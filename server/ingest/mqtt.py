@@ -150,7 +150,12 @@ class MqttIngest:
             return  # shutting down: left unacknowledged, the broker redelivers it after the restart
         now = now_ms()
         item = parse(
-            self.topics, msg.topic, bytes(msg.payload), now, int(self.ingest_cfg.max_future_s * 1000)
+            self.topics,
+            msg.topic,
+            bytes(msg.payload),
+            now,
+            int(self.ingest_cfg.max_future_s * 1000),
+            retained=msg.retain,
         )
         # Blocking here (queue full) is the backpressure: the broker holds the rest for us.
         self.inbox.put(Queued(item, self._ack_for(msg)))

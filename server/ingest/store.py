@@ -139,12 +139,13 @@ def _update_devices(session: Session, deltas: dict[str, _DeviceDelta]) -> None:
     newer_reading = (rts >= 0) & (rts >= func.coalesce(t.c.reading_ts, -1))
     newer_fill = (fts >= 0) & (fts >= func.coalesce(t.c.fill_ts, -1))
     model = bindparam("d_model", type_=String)
+    seen = bindparam("d_seen", type_=BigInteger)
     stmt = (
         update(t)
         .where(t.c.bin_id == bindparam("d_bin", type_=String))
         .values(
-            last_seen=_greatest(
-                session, func.coalesce(t.c.last_seen, 0), bindparam("d_seen", type_=BigInteger)
+            last_seen=case(
+                (seen > 0, _greatest(session, func.coalesce(t.c.last_seen, 0), seen)), else_=t.c.last_seen
             ),
             seq_count=t.c.seq_count + n,
             seq_min=case((n > 0, _least(session, func.coalesce(t.c.seq_min, mn), mn)), else_=t.c.seq_min),
@@ -371,7 +372,8 @@ def write_batch(
     deltas: dict[str, _DeviceDelta] = {}
     for i in good:
         d = deltas.setdefault(bin_of(i), _DeviceDelta())
-        if not (isinstance(i, Availability) and not i.online):
+        # An offline will, or a retained "online" replayed when we subscribe, is no sign of life.
+        if not (isinstance(i, Availability) and (not i.online or i.retained)):
             d.seen = now_ms
     _ensure_devices(session, registry, set(deltas))
     _write_readings(session, [i for i in good if isinstance(i, ReadingMsg)], now_ms, result, deltas)

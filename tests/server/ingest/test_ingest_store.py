@@ -108,3 +108,19 @@ def test_stats_availability_events_images(sessions: sessionmaker[Session]) -> No
         assert events == [("availability", "online"), ("command", "ok"), ("availability", "offline")]
         assert s.get(DeviceCommand, "c1").status == "ok"  # type: ignore[union-attr]
         assert s.execute(select(func.count()).select_from(Image)).scalar_one() == 1
+
+
+def test_retained_online_is_not_a_sign_of_life(sessions: sessionmaker[Session]) -> None:
+    """A retained 'online' replayed on subscribe sets availability but not last_seen; a live one does."""
+    from server_helpers import T
+
+    from binsight.server.ingest.messages import parse
+
+    retained = parse(T, "binsight/r1/available", b"online", now_ms(), 1000, retained=True)
+    _write(sessions, [retained])
+    with sessions() as s:
+        d = s.get(Device, "r1")
+        assert d is not None and d.available == "online" and d.last_seen is None
+    _write(sessions, [item("available", "r1", "online")])
+    with sessions() as s:
+        assert s.get(Device, "r1").last_seen is not None  # type: ignore[union-attr]
