@@ -65,6 +65,8 @@ def test_plan_a_route_and_see_it_drawn_and_listed(page: Any, site: Seeded, plann
         assert "Depot" in text
         if any(s["kind"] == "disposal" for s in r["stops"]):
             assert "Disposal" in text
+    # Earlier plans can be chosen; the one shown is selected.
+    assert page.input_value("#p-history") == planned["id"]
     # The depot and disposal site are marked.
     assert page.locator(".place-depot").count() >= 1
     # Why bins were taken or skipped: in the lists and on the map.

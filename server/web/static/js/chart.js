@@ -122,7 +122,10 @@ export function fillChart({ readings, collections = [], forecast = null, thresho
   const dots = s('g', { class: 'reading-dots' });
   const every = Math.max(1, Math.ceil(sorted.length / 300));
   sorted.forEach((r, i) => {
-    if (i % every === 0) dots.append(s('circle', { cx: x(r.ts), cy: y(r.fill), r: 2.2, class: r.historical ? 'historical' : '' }));
+    if (i % every === 0) {
+      dots.append(s('circle', { cx: x(r.ts), cy: y(r.fill), r: 2.2, class: r.historical ? 'historical' : '' },
+        s('title', { text: `${new Date(r.ts).toLocaleString()}: ${Math.round(r.fill * 100)}%${r.historical ? ' (replayed)' : ''}` })));
+    }
   });
   svg.append(dots);
   return svg;

@@ -2,7 +2,7 @@
 import { ApiError, api } from '../api.js';
 import { routeColor } from '../colors.js';
 import { download, flash, h, replace, table } from '../dom.js';
-import { clock, dateTime, km, litres, minutes, pct } from '../format.js';
+import { clock, dateTime, km, litres, minutes, pct, shortDateTime } from '../format.js';
 import { MapView } from '../mapview.js';
 import { binDetails } from './bininfo.js';
 import { tileSettings } from './map.js';
@@ -92,6 +92,29 @@ export default {
       h('section', { id: 'plan-result', 'aria-label': 'Planned routes', hidden: true },
         summary, tools, mapHost, manifests, why));
     const result = container.querySelector('#plan-result');
+    // Earlier plans (GET /api/plans), to look back at what was planned and why.
+    const historySel = h('select', { id: 'p-history' });
+    historySel.addEventListener('change', async () => {
+      try {
+        const p = await api(`/api/plans/${encodeURIComponent(historySel.value)}`);
+        requested = true;
+        stopPolling();
+        show(p);
+      } catch (err) {
+        flash(`Could not load that plan: ${err.message}`, 'error');
+      }
+    });
+    async function loadHistory() {
+      let plans;
+      try {
+        plans = await api('/api/plans?limit=20');
+      } catch {
+        return;
+      }
+      const current = plan ? plan.id : '';
+      replace(historySel, plans.map((p) => h('option', { value: p.id, selected: p.id === current },
+        `${shortDateTime(p.created_at)} · ${p.request && p.request.date ? p.request.date : 'next day'} · ${p.status}`)));
+    }
     // The tooltip of a bin on the plan map says why the planner took or skipped it.
     const whyOf = new Map();
     const describe = (bin) => {
@@ -155,6 +178,7 @@ export default {
         renderPlan();
       });
       replace(tools,
+        h('div', { class: 'field' }, h('label', { for: 'p-history' }, 'Plan'), historySel),
         h('div', { class: 'field' }, h('label', { for: 'p-truck' }, 'Show'), truckSel),
         h('button', { type: 'button', class: 'btn', onclick: () => window.print() }, 'Print manifests'),
         h('button', { type: 'button', class: 'btn', onclick: () => exportAs('csv', 'text/csv') }, 'CSV'),
@@ -232,6 +256,7 @@ export default {
       if (p.result) {
         renderPlan();
         serviceDayOf(p);
+        loadHistory();
       }
     }
 
