@@ -82,14 +82,17 @@ class CameraConfig(Section):
 class QualityConfig(Section):
     """Thresholds of the quality gate, on a grey image scaled to 320 px wide (0..255)."""
 
-    dark_mean: float = Field(default=28.0, ge=0.0, le=255.0, description="mean below this: dark")
+    dark_mean: float = Field(default=10.0, ge=0.0, le=255.0, description="mean below this: dark")
     overexposed_fraction: float = Field(
-        default=0.5, gt=0.0, le=1.0, description="share of pixels >= 250 above this: overexposed"
+        default=0.6, gt=0.0, le=1.0, description="share of pixels >= 250 above this: overexposed"
     )
     blocked_std: float = Field(
-        default=6.0, ge=0.0, description="standard deviation below this: blocked (uniform view)"
+        default=4.0, ge=0.0, description="standard deviation below this: blocked (uniform view)"
     )
-    blur_var: float = Field(default=12.0, ge=0.0, description="variance of the Laplacian below this: blurred")
+    blur_var: float = Field(default=4.0, ge=0.0, description="variance of the Laplacian below this...")
+    blur_ratio: float = Field(
+        default=0.02, ge=0.0, description="...and below this times the grey variance: blurred"
+    )
     min_usable: int | None = Field(
         default=None, ge=1, description="usable burst frames needed (default: a majority)"
     )

@@ -6,7 +6,10 @@ resolution. Checks run in this order, first failure wins:
 ``dark``         mean brightness below ``dark_mean``;
 ``overexposed``  more than ``overexposed_fraction`` of the pixels saturated (>= 250);
 ``blocked``      a uniform view (standard deviation below ``blocked_std``): lens covered or blank;
-``blurred``      variance of the Laplacian below ``blur_var``: out of focus, fogged or smeared.
+``blurred``      variance of the Laplacian below ``blur_var`` and below ``blur_ratio`` times the grey
+                 variance: little fine detail, in absolute terms and relative to the frame's
+                 contrast (a dim, smooth, empty bin has little detail but also little contrast,
+                 and is not blurred): out of focus, fogged or smeared.
 """
 
 from __future__ import annotations
@@ -64,6 +67,6 @@ def assess(frame: Frame, cfg: QualityConfig) -> FrameQuality:
         reason = "overexposed"
     elif std < cfg.blocked_std:
         reason = "blocked"
-    elif sharp < cfg.blur_var:
+    elif sharp < cfg.blur_var and sharp < cfg.blur_ratio * std * std:
         reason = "blurred"
     return FrameQuality(reason=reason, mean=mean, saturated=saturated, std=std, sharpness=sharp)

@@ -124,7 +124,7 @@ def scene(brightness: float, seed: int = 0, size: tuple[int, int] = (240, 320)) 
 
 
 def dark(seed: int = 0) -> np.ndarray:
-    return (scene(128, seed).astype(np.float32) * 0.08).astype(np.uint8)
+    return (scene(128, seed).astype(np.float32) * 0.04).astype(np.uint8)
 
 
 def blurred(seed: int = 0) -> np.ndarray:
