@@ -85,11 +85,16 @@ class SimulatedFleet:
         home = self.state_dir / bin_id
         home.mkdir(parents=True, exist_ok=True)
         model = home / template.model.name
-        if not model.exists() and template.model.exists():
+        if template.model.exists() and not (model.exists() and os.path.samefile(model, template.model)):
+            # Each bin has its own file (model updates replace it per bin); a fleet always starts
+            # on the template's model, not on a stale copy from an earlier run.
+            tmp = model.with_name(model.name + ".tmp")
+            tmp.unlink(missing_ok=True)
             try:
-                os.link(template.model, model)
+                os.link(template.model, tmp)
             except OSError:
-                shutil.copy2(template.model, model)
+                shutil.copy2(template.model, tmp)
+            os.replace(tmp, model)
         data = template.model_dump()
         data["bin_id"] = bin_id
         data["model"] = model

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from device_support import load_config, scene, write_config, write_images
+from device_support import build_model, load_config, scene, write_config, write_images
 
 from binsight.cli import main
 from binsight.device.simulate import SimulatedFleet
@@ -42,6 +42,15 @@ def test_fleet_per_bin_folders_and_time_scale(
     assert (tmp_path / "sim" / "bin-low" / "outbox.db").exists()
     assert fleet.agents[0].model is fleet.agents[1].model, "one ONNX session shared by the fleet"
     assert {p.decode() for p in col.raw("available")} >= {"online", "offline"}
+    # A second fleet on another template model starts on that model, not on the stale copy.
+    other = tmp_path / "other.onnx"
+    build_model(other, "v-other")
+    template2 = load_config(write_config(tmp_path, bin_id="tpl2", source="0", model=other, port=1))
+    fleet2 = SimulatedFleet(folders, template=template2, state_dir=tmp_path / "sim")
+    fleet2.agents[0].load_initial_model()
+    assert fleet2.agents[0].model is not None and fleet2.agents[0].model.version == "v-other"
+    for a in fleet2.agents:
+        a.outbox.close()
 
 
 def test_simulate_command(
