@@ -77,3 +77,30 @@ def test_operator_sees_models_without_promote(page: Any, site: Seeded, models: l
     page.wait_for_selector(f"[data-model='{models[0]}']")
     assert page.locator("button", has_text="Promote").count() == 0
     assert page.locator("#m-rollback").count() == 0
+
+
+def test_promote_and_rollback_send_the_contract_requests(page: Any, site: Seeded, models: list[str]) -> None:
+    """Promote asks for a reason and posts it; roll back asks to confirm and posts. (The server's side of
+    promotion is the retraining issue's; this checks the page's half of docs/contracts.md.)"""
+    page.expect_errors = True  # the server may refuse these seeded models (no real files behind them)
+    login(page, site, "admin")
+    page.goto(site.base_url + "/#/models")
+    page.wait_for_selector(f"[data-model='{models[0]}'] button")
+
+    def on_dialog(d: Any) -> None:
+        if d.type == "prompt":
+            d.accept("canary looked fine")
+        elif d.type == "confirm" and "Roll every camera back" in d.message:
+            d.accept()
+        else:
+            d.dismiss()  # e.g. "force it anyway?": not here
+
+    page.on("dialog", on_dialog)
+    with page.expect_request(lambda r: r.method == "POST" and "/promote" in r.url) as req:
+        page.click(f"[data-model='{models[0]}'] button:text-is('Promote')")
+    assert req.value.url.endswith(f"/api/models/{models[0]}/promote")
+    assert req.value.post_data_json == {"reason": "canary looked fine"}
+    assert req.value.headers["authorization"] == f"Bearer {site.tokens['admin']}"
+    page.wait_for_selector("#flash:not([hidden])")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/models/rollback")):
+        page.click("#m-rollback")
