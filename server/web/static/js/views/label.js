@@ -153,8 +153,8 @@ export default {
       const typing = t instanceof HTMLElement && (t.isContentEditable || (t.tagName === 'INPUT' && t.type !== 'range') || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT');
       if (typing) return;
       if (e.key === 'Enter') {
-        // A focused button handles Enter itself; do not double-act.
-        if (t instanceof HTMLButtonElement) return;
+        // A focused button, link or disclosure handles Enter itself (a link in the menu must still navigate).
+        if (t instanceof HTMLElement && t.closest('button, a[href], summary')) return;
         e.preventDefault();
         act('save');
         return;
