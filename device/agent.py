@@ -161,10 +161,10 @@ class Agent:
         self.link.start()
         self.updater.start()
         self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, name=f"agent-{self.bin_id}", daemon=True)
-        self._thread.start()
         version = self.model.version if self.model else _NO_MODEL
         self.notifier.ready(f"bin {self.bin_id}, model {version}, interval {self.interval_s:g} s")
+        self._thread = threading.Thread(target=self._loop, name=f"agent-{self.bin_id}", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self.notifier.stopping()
@@ -191,15 +191,19 @@ class Agent:
         next_stats = time.monotonic() + min(stats_every, 5.0)
         watchdog_every = (self.notifier.watchdog_s or 0.0) / 3.0 or None
         next_watchdog = time.monotonic()
-        # Give the link a moment so the first reading goes out live, not as a replay.
-        self.link.wait_connected(5.0)
-        self._next_capture = time.monotonic()
+        # The first capture waits up to 5 s for the broker, so it goes out live, not as a replay
+        # (the loop keeps running meanwhile: watchdog, commands).
+        self._next_capture = time.monotonic() + 5.0
+        first = True
         while not self._stop.is_set():
             self._wake.clear()
             now = time.monotonic()
             try:
                 self._handle_commands()
+                if first and self.link.connected:
+                    self._next_capture = now
                 if now >= self._next_capture:
+                    first = False
                     self._scheduled_capture(now)
                 elif self._camera_retry_at is not None and now >= self._camera_retry_at:
                     self._retry_camera()
@@ -223,7 +227,7 @@ class Agent:
                 deadlines.append(self._camera_retry_at)
             if watchdog_every is not None:
                 deadlines.append(next_watchdog)
-            self._wake.wait(max(0.0, min(min(deadlines) - time.monotonic(), 1.0)))
+            self._wake.wait(max(0.0, min(min(deadlines) - time.monotonic(), 0.1 if first else 1.0)))
 
     def _drain_then_stop(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
