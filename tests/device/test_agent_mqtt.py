@@ -241,3 +241,23 @@ def test_periodic_and_unsure_label_images_are_capped(
         assert msg.reason == "periodic" and (msg.seq + 1) % 3 == 0
         jpeg = base64.b64decode(msg.jpeg_b64)
         assert jpeg[:2] == b"\xff\xd8" and len(jpeg) <= 10000
+
+
+def test_folder_without_loop_replays_once_then_exits(
+    tmp_path: Path, mosquitto, model_v1: Path, collector_factory
+) -> None:
+    """Back-testing: camera.loop = false reads each image once, drains the outbox and returns 0."""
+    import threading
+
+    from binsight.device.agent import run_agent
+
+    folder = write_images(tmp_path / "bt", [scene(60 + 30 * i, i) for i in range(4)])
+    col = collector_factory(mosquitto.port)
+    port = mosquitto.port
+    cfg = load_config(
+        write_config(tmp_path, bin_id="bin-bt", source=folder, model=model_v1, port=port, loop=False)
+    )
+    assert run_agent(cfg, threading.Event()) == 0
+    col.wait_for(lambda: len(col.payloads("reading")) >= 4)
+    fills = [r["fill"] for r in col.payloads("reading")]
+    assert len(fills) == 4 and fills == sorted(fills)
