@@ -101,8 +101,7 @@ class Agent:
                 "event": cfg.outbox.max_events,
             },
         )
-        saved = self.outbox.get_setting("interval_s")
-        self.interval_s = float(saved) if saved else cam.interval_s
+        self.interval_s = self._saved_interval(cam.interval_s)
         self.model: FillModel | None = None
         self.link = Link(
             cfg.mqtt, self.bin_id, self.outbox, on_command=self._queue_command, on_release=self._queue_release
@@ -135,6 +134,20 @@ class Agent:
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
         self._next_capture = 0.0
+
+    def _saved_interval(self, configured: float) -> float:
+        """The interval a command set, kept across restarts until device.toml's own value changes."""
+        saved = self.outbox.get_setting("interval_s")
+        if saved is None:
+            return configured
+        value, _, when_configured = saved.partition("@")
+        try:
+            if float(when_configured) == configured:
+                return float(value)
+        except ValueError:
+            pass
+        self.outbox.set_setting("interval_s", None)  # the operator edited the config since: it wins
+        return configured
 
     # ----------------------------------------------------------------- lifecycle
     def load_initial_model(self) -> None:
@@ -476,7 +489,7 @@ class Agent:
                 self._event("command", "failed", cmd.id, "set_interval needs interval_s")
                 return
             self.interval_s = cmd.interval_s
-            self.outbox.set_setting("interval_s", repr(cmd.interval_s))
+            self.outbox.set_setting("interval_s", f"{cmd.interval_s!r}@{self.cfg.camera.interval_s!r}")
             self._next_capture = time.monotonic() + jittered(self.interval_s, self.cfg.camera.jitter)
             self._event("command", "ok", cmd.id, f"interval {cmd.interval_s:g} s")
         elif cmd.action == "send_stats":

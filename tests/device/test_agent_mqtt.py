@@ -215,8 +215,16 @@ def test_commands_capture_image_interval_stats(
     image = LabelImage.model_validate(col.payloads("image")[0])
     assert image.reason == "coverage" and image.model == "v1"
     assert agent.interval_s == 3600
-    assert agent.outbox.get_setting("interval_s") == "3600.0"
     assert len(col.payloads("reading")) >= 3
+    assert agent.outbox.get_setting("interval_s") == "3600.0@60.0"
+    agent.stop()
+    again = Agent(cfg)
+    assert again.interval_s == 3600, "the commanded interval survives a restart"
+    again.outbox.close()
+    edited = cfg.model_copy(update={"camera": cfg.camera.model_copy(update={"interval_s": 30.0})})
+    again = Agent(edited)
+    assert again.interval_s == 30, "until device.toml's own interval changes"
+    again.outbox.close()
 
 
 def test_periodic_and_unsure_label_images_are_capped(
