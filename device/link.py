@@ -23,6 +23,7 @@ import queue
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,8 @@ __all__ = ["Link", "LinkCounters"]
 logger = logging.getLogger(__name__)
 
 _CONNACK_TIMEOUT_S = 15.0
+#: A session that lasted this long resets the reconnect backoff.
+_STABLE_S = 30.0
 
 
 @dataclass
@@ -256,6 +259,8 @@ class Link:
         client.loop_start()
         try:
             session.connack.wait(_CONNACK_TIMEOUT_S)
+            if not session.ok and self._stop.is_set():
+                return 0.0
             if not session.ok:
                 if session.refused is not None:
                     self.counters.refused += 1
@@ -268,7 +273,7 @@ class Link:
                 logger.warning("%s: %s", self.bin_id, self.last_error)
                 client.disconnect()
                 return self.backoff.next()
-            self.backoff.reset()
+            connected_at = time.monotonic()
             self.counters.sessions += 1
             self._connected.set()
             logger.info("%s: connected to %s:%s (MQTT %s)", self.bin_id, cfg.host, cfg.port, cfg.protocol)
@@ -282,6 +287,8 @@ class Link:
             client.loop_stop()
         if self._stop.is_set():
             return 0.0
+        if time.monotonic() - connected_at >= _STABLE_S:
+            self.backoff.reset()  # a flapping broker keeps the delays growing; a stable one resets them
         self.last_error = f"connection to {cfg.host}:{cfg.port} lost: {session.close_reason}"
         logger.warning("%s: %s", self.bin_id, self.last_error)
         return self.backoff.next()
