@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -21,12 +22,13 @@ from mqtt_helpers import (
     wait_published,
     write_server_toml,
 )
+from server_helpers import JPEG, image
 from sqlalchemy import select
 
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
-from binsight.server.db.models import Device, IngestReject
+from binsight.server.db.models import Device, Image, IngestReject
 from binsight.server.ingest.service import Ingest
 
 pytestmark = pytest.mark.broker
@@ -56,9 +58,19 @@ def test_ingest_end_to_end(mosquitto: object, make_config: Callable[..., ServerC
         infos = publish_readings(pub, [f"bin-{i}" for i in range(5)], 200)
         infos.append(pub.publish("binsight/bin-0/reading", b"{broken", qos=1))
         infos.append(pub.publish("binsight/bin-0/available", b"online", qos=1, retain=True))
+        # A 400 KB image spans several socket reads: the buffered reader must reassemble it.
+        big = image("bin-1", 3, jpeg=JPEG + bytes(400_000))
+        infos.append(pub.publish("binsight/bin-1/image", json.dumps(big), qos=1))
         wait_published(infos)
         wait_for(lambda: count_readings(cfg.database)[0] == 1000, 30, "1000 readings")
         wait_for(lambda: ingest.rejects.snapshot().get("invalid_json") == 1, 10, "the reject")
+        sessions = make_sessionmaker(engine)
+
+        def image_stored() -> bool:
+            with sessions() as s:
+                return s.execute(select(Image.id)).first() is not None
+
+        wait_for(image_stored, 10, "the image")
         pub.disconnect()
     finally:
         ingest.stop()
@@ -69,6 +81,8 @@ def test_ingest_end_to_end(mosquitto: object, make_config: Callable[..., ServerC
         assert all(d.seq_count == 200 and d.seq_max == 199 for d in devs.values())
         assert devs["bin-0"].available == "online"
         assert s.get(IngestReject, "invalid_json").count == 1  # type: ignore[union-attr]
+        stored_image = s.execute(select(Image)).scalar_one()
+        assert stored_image.size == len(JPEG) + 400_000 and stored_image.jpeg[:4] == JPEG[:4]
     assert ingest.writer.stats.readings_ingested == 1000
     engine.dispose()
 
