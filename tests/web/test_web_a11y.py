@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from web_support import Seeded, login
+from web_support import Seeded, login, signed_in
 
 UNNAMED = """() => {
   const name = (el) => {
@@ -40,8 +40,7 @@ def test_every_control_has_a_name_and_each_page_one_h1(page: Any, site: Seeded) 
 
 def test_keyboard_reaches_the_skip_link_then_the_pages(page: Any, site: Seeded) -> None:
     """Tab starts at "Skip to content", then the brand and the page links, in reading order."""
-    login(page, site, "operator")
-    page.goto(site.base_url + "/#/map")
+    signed_in(page, site, "operator", "map")
     page.reload()  # a fresh page: focus starts at the top of the document
     page.wait_for_selector("[data-bin]")
     page.keyboard.press("Tab")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from web_support import OFFLINE, Seeded, login, shot
+from web_support import OFFLINE, Seeded, login, shot, signed_in
 
 
 def test_fleet_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -> None:
@@ -32,8 +32,7 @@ def test_fleet_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -> 
 def test_a_command_the_server_cannot_send_is_reported(page: Any, site: Seeded) -> None:
     """An API-only server has no MQTT link: "Capture now" says so instead of pretending it worked."""
     page.expect_errors = True  # the 503 is the point
-    login(page, site, "operator")
-    page.goto(site.base_url + "/#/fleet/nrd-02")
+    signed_in(page, site, "operator", "fleet/nrd-02")
     page.wait_for_selector(".commands button")
     page.click(".commands button:text-is('Capture now')")
     page.wait_for_selector(".flash-error")

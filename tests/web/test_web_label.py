@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from web_support import Seeded, login, shot
+from web_support import Seeded, login, shot, signed_in
 
 
 def test_label_three_images_by_keyboard(page: Any, site: Seeded) -> None:
@@ -74,8 +74,7 @@ def test_label_three_images_by_keyboard(page: Any, site: Seeded) -> None:
 def test_skip_moves_on_without_a_label(page: Any, site: Seeded) -> None:
     """S skips an image: the next one shows and the labelled total does not change."""
     before = site.api("/api/labels/stats", "labeller")["total"]
-    login(page, site, "labeller")
-    page.goto(site.base_url + "/#/label")
+    signed_in(page, site, "labeller", "label")
     page.wait_for_function("document.querySelector('#l-image')?.dataset.imageId")
     first = page.get_attribute("#l-image", "data-image-id")
     page.keyboard.press("s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from web_support import Seeded, login, shot
+from web_support import Seeded, shot, signed_in
 
 CURVE = [{"n": 20, "mae": 0.142}, {"n": 40, "mae": 0.101}, {"n": 80, "mae": 0.074}, {"n": 160, "mae": 0.061}]
 
@@ -56,8 +56,7 @@ def test_models_page_shows_metrics_curve_and_admin_actions(
     page: Any, site: Seeded, models: list[str]
 ) -> None:
     """The list shows both models and the active one; its learning curve is drawn; admins may promote."""
-    login(page, site, "admin")
-    page.goto(site.base_url + "/#/models")
+    signed_in(page, site, "admin", "models")
     page.wait_for_selector(f"[data-model='{models[1]}']")
     active = page.inner_text(f"[data-model='{models[1]}']")
     assert "active" in active and "MAE 0.061" in active and "int8" in active
@@ -72,8 +71,7 @@ def test_models_page_shows_metrics_curve_and_admin_actions(
 
 def test_operator_sees_models_without_promote(page: Any, site: Seeded, models: list[str]) -> None:
     """An operator reads the models but is offered neither promote nor roll back."""
-    login(page, site, "operator")
-    page.goto(site.base_url + "/#/models")
+    signed_in(page, site, "operator", "models")
     page.wait_for_selector(f"[data-model='{models[0]}']")
     assert page.locator("button", has_text="Promote").count() == 0
     assert page.locator("#m-rollback").count() == 0
@@ -83,8 +81,7 @@ def test_promote_and_rollback_send_the_contract_requests(page: Any, site: Seeded
     """Promote asks for a reason and posts it; roll back asks to confirm and posts. (The server's side of
     promotion is the retraining issue's; this checks the page's half of docs/contracts.md.)"""
     page.expect_errors = True  # the server may refuse these seeded models (no real files behind them)
-    login(page, site, "admin")
-    page.goto(site.base_url + "/#/models")
+    signed_in(page, site, "admin", "models")
     page.wait_for_selector(f"[data-model='{models[0]}'] button")
 
     def on_dialog(d: Any) -> None:

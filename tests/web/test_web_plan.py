@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import Seeded, login, shot
+from web_support import Seeded, login, shot, signed_in
 
 
 def _plan_through_the_page(page: Any, site: Seeded) -> dict[str, Any]:
@@ -40,8 +40,7 @@ def planned(browser: Any, site: Seeded) -> dict[str, Any]:
 
 def test_plan_a_route_and_see_it_drawn_and_listed(page: Any, site: Seeded, planned: dict[str, Any]) -> None:
     """Every route of the plan is a coloured line with numbered stops and a manifest listing its bins."""
-    login(page, site, "operator")
-    page.goto(site.base_url + "/#/plan")
+    signed_in(page, site, "operator", "plan")
     page.wait_for_selector(".manifest")
     routes = [r for r in planned["result"]["routes"] if r["stops"]]
     # Two trucks with 90-minute shifts: the seeded full bins need both.
@@ -82,8 +81,7 @@ def test_plan_a_route_and_see_it_drawn_and_listed(page: Any, site: Seeded, plann
 
 def test_plan_exports_download(page: Any, site: Seeded, planned: dict[str, Any]) -> None:
     """CSV, GeoJSON and GPX buttons download the server's exports with the token."""
-    login(page, site, "operator")
-    page.goto(site.base_url + "/#/plan")
+    signed_in(page, site, "operator", "plan")
     page.wait_for_selector(".manifest")
     for label, ext in (("CSV", "csv"), ("GeoJSON", "geojson"), ("GPX", "gpx")):
         with page.expect_download() as dl:
@@ -102,8 +100,7 @@ def test_print_view_shows_manifests_without_navigation(
     page: Any, site: Seeded, planned: dict[str, Any]
 ) -> None:
     """In print media the navigation, form and buttons are gone; the manifests remain."""
-    login(page, site, "operator")
-    page.goto(site.base_url + "/#/plan")
+    signed_in(page, site, "operator", "plan")
     page.wait_for_selector(".manifest")
     page.emulate_media(media="print")
     assert page.locator(".topbar").is_hidden()
@@ -116,8 +113,7 @@ def test_print_view_shows_manifests_without_navigation(
 def test_phone_manifest_is_readable(phone: Any, site: Seeded, planned: dict[str, Any]) -> None:
     """At 390x844 a driver's link opens on one truck's manifest: no sideways scrolling, large text."""
     truck = next(r["truck"] for r in planned["result"]["routes"] if r["stops"])
-    login(phone, site, "operator")
-    phone.goto(site.base_url + f"/#/plan/{truck}")
+    signed_in(phone, site, "operator", f"plan/{truck}")
     phone.wait_for_selector(f".manifest[data-truck='{truck}']")
     assert phone.locator(".manifest").count() == 1
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390

@@ -112,12 +112,21 @@ class Seeded:
         return r.json()
 
 
-def _binsight(*args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "binsight", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+def _binsight(*args: str) -> subprocess.Popen[str]:
+    """Start ``binsight ARGS`` (the real CLI, in its own process); the caller waits with :func:`_done`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "binsight", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert proc.returncode == 0, f"binsight {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+
+
+def _done(proc: subprocess.Popen[str]) -> str:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, f"{' '.join(map(str, proc.args))} failed:\n{out}\n{err}"
+    return out
 
 
 def _seed_messages(now: int) -> list[tuple[str, bytes]]:
@@ -193,7 +202,11 @@ def seed(workdir: Path, port: int) -> Seeded:
             for b in BINS
         )
     )
-    _binsight("server", "bins", "import", str(csv), "--config", str(cfg_path))
+    importing = _binsight("server", "bins", "import", str(csv), "--config", str(cfg_path))
+    # Render the camera frames and build the payloads while the CLI imports the bins.
+    now = now_ms()
+    messages = _seed_messages(now)
+    _done(importing)
 
     cfg = load_server_config(cfg_path)
     engine = make_engine(cfg.database)
@@ -204,9 +217,8 @@ def seed(workdir: Path, port: int) -> Seeded:
         tokens["operator"] = create_token(s, "operator", "olga")
         tokens["labeller"] = create_token(s, "labeller", "lena")
 
-    now = now_ms()
     topics = Topics()
-    items = [parse(topics, t, p, now, 86_400_000) for t, p in _seed_messages(now)]
+    items = [parse(topics, t, p, now, 86_400_000) for t, p in messages]
     bad = [i for i in items if isinstance(i, Reject)]
     assert not bad, f"seed messages rejected: {bad[:3]}"
     with sessions() as s, s.begin():
@@ -273,6 +285,15 @@ def login(page: Any, site: Seeded, role: str) -> None:
     page.goto(site.base_url + "/")
     page.fill("#token", site.tokens[role])
     page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#nav a")
+
+
+def signed_in(page: Any, site: Seeded, role: str, view: str = "map") -> None:
+    """Open ``#/view`` already signed in (the token placed in this tab's sessionStorage, as the form
+    does), for tests about what comes after the form; the form itself is tested in test_web_login."""
+    page.goto(site.base_url + "/static/icons/favicon.svg")
+    page.evaluate("t => sessionStorage.setItem('binsight.token', t)", site.tokens[role])
+    page.goto(f"{site.base_url}/#/{view}")
     page.wait_for_selector("#nav a")
 
 
