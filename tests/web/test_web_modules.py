@@ -151,3 +151,17 @@ def test_formatting_for_people(page: Any, site: Seeded) -> None:
         "40 s", "2 min", "2 h 5 min", "2 d 2 h", "06:35", "07:05", "93%", "–", "2 h ago",
         "not forecast", "full now (since 1 h)", "full in 1 d 6 h (20 h to 1 d 16 h)",
     ]  # fmt: skip
+
+
+def test_stop_numbers_readable_on_every_route_colour(page: Any, site: Seeded) -> None:
+    """Stop numbers are drawn in black or white, whichever gives at least 4.5:1 on the route's colour."""
+    out = _run(
+        page,
+        site,
+        "colors.js",
+        """return m.ROUTE_COLORS.map((c) => {
+          const bg = c.match(/[0-9a-f]{2}/gi).map((x) => parseInt(x, 16));
+          return m.contrast(bg, m.textOn(c) === '#000' ? [0, 0, 0] : [255, 255, 255]);
+        });""",
+    )
+    assert len(out) == 10 and min(out) >= 4.5, out

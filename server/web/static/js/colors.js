@@ -41,10 +41,15 @@ function rgb(css) {
   return css.match(/\d+/g).slice(0, 3).map(Number);
 }
 
+/** Black or white text, whichever contrasts more with a CSS colour (#rrggbb or rgb(...)). */
+export function textOn(color) {
+  const bg = rgb(color);
+  return contrast(bg, [0, 0, 0]) >= contrast(bg, [255, 255, 255]) ? '#000' : '#fff';
+}
+
 /** Black or white text, whichever contrasts more with the fill colour. */
 export function fillTextColor(fill) {
-  const bg = rgb(fillColor(fill));
-  return contrast(bg, [0, 0, 0]) >= contrast(bg, [255, 255, 255]) ? '#000' : '#fff';
+  return textOn(fillColor(fill));
 }
 
 // Okabe-Ito plus a few darker extras: distinct in colour and readable on white.

@@ -1,7 +1,7 @@
 // An SVG map in Web Mercator: bins, routes, depots and disposal sites on a plain background with a scale bar,
 // and an optional raster tile layer. Pan by dragging or arrow keys, zoom with the wheel, +/- or the buttons.
 import { h, replace, s } from './dom.js';
-import { fillColor, routeColor } from './colors.js';
+import { fillColor, routeColor, textOn } from './colors.js';
 import { bounds, fit, project, scaleBar, tileUrl, unproject } from './geo.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -357,7 +357,7 @@ export class MapView {
         const [x, y] = this.toScreen(p.lat, p.lon);
         stops.append(s('g', { class: 'route-stop', 'data-truck': route.truck, 'data-stop': p.id },
           s('circle', { cx: x, cy: y, r: 9, fill: color }),
-          s('text', { x, y, dy: '0.35em', 'text-anchor': 'middle', text: String(n) }),
+          s('text', { x, y, dy: '0.35em', 'text-anchor': 'middle', fill: textOn(color), text: String(n) }),
           s('title', { text: `${route.truck} stop ${n}: ${p.id}` })));
       }
     });
