@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from binsight import __version__
-from binsight.server.api import bins, devices, labels, meta, models, plans
+from binsight.server.api import bins, devices, labels, meta, models, plans, rollout
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
@@ -74,7 +74,7 @@ def create_app(
         "Everything under /api needs `Authorization: Bearer <token>` (`binsight server token create`).",
     )
     app.state.binsight = state
-    for module in (meta, bins, devices, plans, labels, models):
+    for module in (meta, bins, devices, plans, labels, models, rollout):
         app.include_router(module.router)
     if state.web_dir is not None:
         index = state.web_dir / "index.html"

@@ -25,6 +25,7 @@ __all__ = [
     "HttpConfig",
     "IngestConfig",
     "MqttConfig",
+    "RolloutConfig",
     "ServerConfig",
     "TruckConfig",
     "load_server_config",
@@ -206,6 +207,43 @@ class ModelsConfig(Section):
         return (base / value).resolve() if base is not None and not value.is_absolute() else value
 
 
+class RolloutConfig(Section):
+    """``[rollout]``: signing, the canary stage, its automatic halt, drift and coverage sampling."""
+
+    signing_key: Path | None = Field(
+        default=None, description="Ed25519 PEM key (`binsight model keygen`); or secret model_signing_key"
+    )
+    canary_bins: list[str] = Field(default_factory=list, description="bins that get a new model first")
+    canary_fraction: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="without canary_bins: this share of bins (at least one)"
+    )
+    min_canary_readings: int = Field(default=3, ge=1, description="readings per canary on the new model")
+    canary_soak_s: float = Field(default=600.0, ge=0.0, description="least time in the canary stage")
+    max_jump: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="halt when a canary's fill jumps more than expected + this"
+    )
+    max_mae_increase: float = Field(
+        default=0.0, ge=0.0, description="a candidate whose held-out MAE is higher by more than this is worse"
+    )
+    check_interval_s: float = Field(default=30.0, gt=0.0, description="how often the rollout is checked")
+    drift_recent_s: float = Field(default=86_400.0, gt=0.0, description="recent window of drift checks")
+    drift_baseline_s: float = Field(default=7 * 86_400.0, gt=0.0, description="baseline before it")
+    drift_min_readings: int = Field(default=12, ge=2, description="readings each window needs")
+    drift_unusable_increase: float = Field(default=0.3, gt=0.0, le=1.0)
+    drift_ks: float = Field(default=0.6, gt=0.0, le=1.0, description="KS of fills, recent vs baseline")
+    coverage_interval_s: float = Field(default=0.0, ge=0.0, description="ask for coverage images (0: never)")
+    coverage_per_round: int = Field(default=5, ge=1)
+    coverage_target: int = Field(default=20, ge=1, description="labels wanted per bin")
+
+    @field_validator("signing_key")
+    @classmethod
+    def _resolve_key(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = _base_dir(info)
+        if value is None or value.is_absolute() or base is None:
+            return value
+        return (base / value).resolve()
+
+
 _SQLITE_REL = re.compile(r"^sqlite(\+\w+)?:///(?!/)(.+)$")
 
 
@@ -221,6 +259,7 @@ class ServerConfig(Section):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     # Validated even when absent, so the default folder is resolved next to the config file too.
     models: ModelsConfig = Field(default_factory=dict, validate_default=True)
+    rollout: RolloutConfig = Field(default_factory=dict, validate_default=True)
 
     @field_validator("database")
     @classmethod

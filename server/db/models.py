@@ -34,9 +34,11 @@ __all__ = [
     "Image",
     "IngestReject",
     "Label",
+    "ModelAnnouncement",
     "ModelRecord",
     "Plan",
     "Reading",
+    "Rollout",
 ]
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -240,3 +242,37 @@ class IngestReject(Base):
     last_at: Mapped[int] = mapped_column(BigInteger)
     last_topic: Mapped[str | None] = mapped_column(String(300))
     last_detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class Rollout(Base):
+    """One promotion or rollback of a model: who, why, the gate's comparison and how far it got.
+
+    ``state``: ``canary`` (announced to the canary bins only), ``all`` (announced to every bin),
+    ``halted`` (a canary failed; canaries were sent back to ``previous``), ``superseded`` (a later
+    rollout replaced it), ``rolled_back``.
+    """
+
+    __tablename__ = "rollouts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(String(128), index=True)
+    previous: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    canary_bins: Mapped[list[Any]] = mapped_column(JSON)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    halt_reason: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelAnnouncement(Base):
+    """The release last announced (retained) to each bin, so the server knows what every camera was told."""
+
+    __tablename__ = "model_announcements"
+    bin_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(128))
+    rollout_id: Mapped[int | None] = mapped_column(BigInteger)
+    announced_at: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,169 @@
+"""Model registration, promotion (gated), rollback, rollout state, drift and coverage sampling.
+
+``POST /api/models`` (admin, multipart: ``file`` = the ONNX model, ``report`` = its training report
+JSON), ``POST /api/models/{version}/promote`` ``{force?, reason?}`` (admin; 409 when the gate refuses),
+``POST /api/models/rollback`` (admin), ``GET /api/rollout``, ``GET /api/drift``,
+``GET /api/coverage`` and ``POST /api/coverage`` (operator). See docs/retraining.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from binsight.server.api.schemas import ModelOut
+from binsight.server.auth import Principal, require
+from binsight.server.db.engine import now_ms
+from binsight.server.rollout.announce import IngestPublisher, Publisher
+from binsight.server.rollout.coverage import coverage_plan
+from binsight.server.rollout.drift import drift_report
+from binsight.server.rollout.errors import RolloutError
+from binsight.server.rollout.monitor import RolloutMonitor
+from binsight.server.rollout.registry import register_model
+from binsight.server.rollout.service import RolloutService
+from binsight.server.state import AppState, get_state
+
+logger = logging.getLogger(__name__)
+
+_LOCK = threading.Lock()
+
+
+def _monitor(app: Any) -> RolloutMonitor:
+    """The app's rollout service and monitor thread, made on first use (or at startup)."""
+    with _LOCK:
+        mon: RolloutMonitor | None = getattr(app.state, "binsight_rollout", None)
+        if mon is None:
+            state: AppState = app.state.binsight
+
+            def publisher() -> Publisher | None:
+                return IngestPublisher(state.ingest.mqtt) if state.ingest is not None else None
+
+            mon = RolloutMonitor(RolloutService(state.config, state.sessions, publisher), state.ingest)
+            app.state.binsight_rollout = mon
+            mon.start()
+        return mon
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Resume watching a rollout that was live when the server stopped.
+    mon = _monitor(app)
+    yield
+    mon.stop()
+
+
+router = APIRouter(tags=["rollout"], lifespan=_lifespan)
+
+Admin = Annotated[Principal, Depends(require("admin"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+State = Annotated[AppState, Depends(get_state)]
+
+
+def monitor(request: Request) -> RolloutMonitor:
+    return _monitor(request.app)
+
+
+Monitor = Annotated[RolloutMonitor, Depends(monitor)]
+
+
+class PromoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force: bool = False
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+def _fail(exc: RolloutError) -> HTTPException:
+    return HTTPException(exc.status, str(exc))
+
+
+@router.post("/api/models", status_code=201, response_model=ModelOut)
+async def upload_model(
+    _who: Admin,
+    state: State,
+    file: Annotated[UploadFile, File(description="the ONNX model file")],
+    report: Annotated[str | None, Form(description="the training report (JSON)")] = None,
+) -> ModelOut:
+    """Register a candidate model with its training report; it is not announced until promoted."""
+    parsed: dict[str, Any] | None = None
+    if report:
+        try:
+            parsed = json.loads(report)
+        except json.JSONDecodeError as exc:
+            raise HTTPException(422, f"report is not JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise HTTPException(422, "report must be a JSON object")
+    models_dir = state.config.models.dir
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=models_dir, prefix=".upload-", suffix=".onnx", delete=False) as tmp:
+        while chunk := await file.read(1 << 20):
+            tmp.write(chunk)
+    path = Path(tmp.name)
+    try:
+        record = register_model(state.sessions, models_dir, path, parsed)
+    except RolloutError as exc:
+        raise _fail(exc) from None
+    finally:
+        path.unlink(missing_ok=True)
+    return ModelOut.model_validate(record, from_attributes=True)
+
+
+@router.post("/api/models/rollback")
+def rollback(who: Admin, mon: Monitor, body: RollbackIn | None = None) -> dict[str, Any]:
+    """Make the previous model active again and announce it to every bin, in one action."""
+    try:
+        return mon.service.rollback(who=who.name, reason=body.reason if body else None)
+    except RolloutError as exc:
+        raise _fail(exc) from None
+
+
+@router.post("/api/models/{version}/promote")
+def promote(version: str, who: Admin, mon: Monitor, body: PromoteIn | None = None) -> dict[str, Any]:
+    """Promote ``version``: refused (409) when worse on held-out labels unless ``force`` with a ``reason``."""
+    body = body or PromoteIn()
+    try:
+        return mon.service.promote(version, force=body.force, reason=body.reason, who=who.name)
+    except RolloutError as exc:
+        raise _fail(exc) from None
+
+
+@router.get("/api/rollout")
+def rollout_state(_who: Operator, mon: Monitor) -> dict[str, Any]:
+    """The active model, the latest rollout (stage, canaries, halt reason), history and each bin's model."""
+    return mon.service.status()
+
+
+@router.get("/api/drift")
+def drift(_who: Operator, state: State, flagged: bool = False) -> list[dict[str, Any]]:
+    """Bins whose stream changed (unusable share, fill distribution), flagged ones first."""
+    report = drift_report(state.sessions, state.config.rollout, now_ms())
+    return [d for d in report if d["flagged"]] if flagged else report
+
+
+@router.get("/api/coverage")
+def coverage(_who: Operator, state: State) -> list[dict[str, Any]]:
+    """Online bins that need labels, most needed first, and why."""
+    now = now_ms()
+    drifted = {d["bin_id"] for d in drift_report(state.sessions, state.config.rollout, now) if d["flagged"]}
+    return coverage_plan(state.sessions, state.config, now, drifted)
+
+
+@router.post("/api/coverage", status_code=202)
+def request_coverage(_who: Operator, state: State, mon: Monitor) -> list[dict[str, Any]]:
+    """Send one round of ``send_image`` (reason ``coverage``) commands now."""
+    if state.ingest is None:
+        raise HTTPException(503, "this process has no MQTT connection (API only)")
+    return mon.coverage()

@@ -1,0 +1,108 @@
+"""Signed, retained model announcements on ``<root>/<bin_id>/model`` (docs/contracts.md, "Model releases")."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from binsight.protocol import ModelRelease, Topics
+from binsight.secrets import read_secret
+from binsight.server.rollout.errors import RolloutError
+from binsight.signing import make_release
+
+if TYPE_CHECKING:
+    from binsight.server.config import RolloutConfig
+    from binsight.server.db.models import ModelRecord
+    from binsight.server.ingest.mqtt import MqttIngest
+
+__all__ = ["IngestPublisher", "Publisher", "load_signing_key", "release_for"]
+
+logger = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """Where retained announcements go (the ingest's MQTT connection in a server)."""
+
+    def publish_retained(self, topic: str, payload: bytes) -> None: ...
+
+
+class IngestPublisher:
+    """Publishes through the ingest's MQTT client, QoS 1, retained; RolloutError (503) when it cannot."""
+
+    def __init__(self, mqtt_ingest: MqttIngest, timeout_s: float = 10.0) -> None:
+        self.mqtt = mqtt_ingest
+        self.timeout_s = timeout_s
+
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        if not self.mqtt.connected.is_set():
+            raise RolloutError("not connected to the MQTT broker: nothing announced", 503)
+        info = self.mqtt.client.publish(topic, payload, qos=1, retain=True)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RolloutError(f"announcement on {topic} failed: {mqtt.error_string(info.rc)}", 503)
+        info.wait_for_publish(self.timeout_s)
+        if not info.is_published():
+            raise RolloutError(f"the broker did not acknowledge the announcement on {topic}", 503)
+
+
+def load_signing_key(cfg: RolloutConfig) -> Ed25519PrivateKey:
+    """The release signing key: secret ``model_signing_key`` or ``[rollout] signing_key``.
+
+    Raises
+    ------
+    RolloutError
+        (503) none configured, unreadable, or not an unencrypted Ed25519 PEM key.
+    """
+    try:
+        text = read_secret("model_signing_key", cfg.signing_key)
+    except Exception as exc:  # ConfigError naming the file
+        raise RolloutError(str(exc), 503) from exc
+    if text is None:
+        raise RolloutError(
+            "no model signing key: set [rollout] signing_key (binsight model keygen) or "
+            "BINSIGHT_MODEL_SIGNING_KEY(_FILE)",
+            503,
+        )
+    try:
+        key = serialization.load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise RolloutError(
+            f"the model signing key is not an unencrypted PEM private key: {exc}", 503
+        ) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise RolloutError(f"the model signing key is {type(key).__name__}, expected Ed25519", 503)
+    return key
+
+
+def model_file(record: ModelRecord, models_dir: Path) -> Path:
+    path = Path(record.path)
+    return path if path.is_absolute() else models_dir / path
+
+
+def release_for(record: ModelRecord, models_dir: Path, key: Ed25519PrivateKey) -> ModelRelease:
+    """Sign a release of ``record``; its URL is the server's ``/models/<version>.onnx`` (relative).
+
+    Raises
+    ------
+    RolloutError
+        (410) the file is gone or no longer matches the sha256 it was registered with.
+    """
+    path = model_file(record, models_dir)
+    if not path.is_file():
+        raise RolloutError(f"model {record.version} is registered but its file {path} is gone", 410)
+    release = make_release(path, key, record.version)
+    if release.sha256 != record.sha256 or release.size != record.size:
+        raise RolloutError(f"model file {path} changed since {record.version} was registered", 410)
+    return release
+
+
+def announce(publisher: Publisher, topics: Topics, bins: list[str], release: ModelRelease | None) -> None:
+    """Retain ``release`` on each bin's model topic (None clears it)."""
+    payload = release.model_dump_json().encode() if release is not None else b""
+    for bin_id in bins:
+        publisher.publish_retained(topics.model(bin_id), payload)
+    logger.info("model %s announced to %d bins", release.version if release else "(cleared)", len(bins))

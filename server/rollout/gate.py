@@ -1,0 +1,82 @@
+"""The promotion gate: never ship a model that is worse on the held-out labels than the active one.
+
+The comparison is made by ``binsight train fit --from-server``: both models run on the *same*
+held-out labels (whole bins the candidate never saw) and the report's ``comparison`` holds both
+scores, overall and per site. The gate refuses a candidate whose report lacks that comparison,
+whose comparison was made against another model than the one active now, or that is worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["GateResult", "judge"]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    ok: bool
+    reason: str
+    comparison: dict[str, Any] | None
+
+
+def _score(side: Any, metric: str) -> float | None:
+    if not isinstance(side, dict):
+        return None
+    value = side.get(metric)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def judge(
+    candidate_version: str,
+    report: dict[str, Any] | None,
+    active_version: str | None,
+    tolerance: float = 0.0,
+) -> GateResult:
+    """Whether ``candidate_version`` may replace ``active_version``.
+
+    Parameters
+    ----------
+    report
+        The candidate's training report; its ``comparison`` is ``{metric, lower_is_better, n,
+        test_bins, candidate: {version, <metric>, per_site}, active: {version, <metric>, per_site}}``.
+    tolerance
+        How much worse (in the metric's units) still counts as not worse.
+    """
+    if active_version is None:
+        return GateResult(True, "no model is active: nothing to compare against", None)
+    if candidate_version == active_version:
+        return GateResult(False, f"{candidate_version} is already the active model", None)
+    comp = (report or {}).get("comparison")
+    if not isinstance(comp, dict):
+        return GateResult(
+            False,
+            f"{candidate_version} has no comparison with the active model {active_version} on held-out "
+            "labels (train it with `binsight train fit --from-server`)",
+            None,
+        )
+    compared = (comp.get("active") or {}).get("version")
+    if compared != active_version:
+        return GateResult(
+            False,
+            f"{candidate_version} was compared with {compared or 'no model'}, but {active_version} is active "
+            "now: retrain or re-evaluate against the active model",
+            comp,
+        )
+    metric = str(comp.get("metric", "mae"))
+    lower = bool(comp.get("lower_is_better", metric in ("mae", "rmse")))
+    cand, act = _score(comp.get("candidate"), metric), _score(comp.get("active"), metric)
+    n = int(comp.get("n") or 0)
+    if cand is None or act is None or n == 0:
+        return GateResult(False, f"the comparison holds no {metric} on held-out labels (n={n})", comp)
+    worse = cand > act + tolerance if lower else cand < act - tolerance
+    where = f"{n} held-out labels from bins {', '.join(map(str, comp.get('test_bins') or [])) or '?'}"
+    if worse:
+        return GateResult(
+            False,
+            f"candidate {candidate_version} is worse than the active {active_version}: {metric} "
+            f"{cand:.4f} vs {act:.4f} on {where}",
+            comp,
+        )
+    return GateResult(True, f"{metric} {cand:.4f} vs active {act:.4f} on {where}", comp)

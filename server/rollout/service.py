@@ -1,0 +1,367 @@
+"""Promotion, staged rollout (canary, then all) with automatic halt, and rollback.
+
+A promotion passes the gate (:mod:`~binsight.server.rollout.gate`) or is forced with a recorded
+reason; its signed release is then retained on the canary bins' model topics only. :meth:`tick`
+(run by the monitor thread) watches the canaries: a ``failed`` model event, or readings on the new
+model that jump from the old model's by more than the offline comparison predicted plus
+``max_jump``, halts the rollout, re-announces the previous model to the canaries and makes it
+active again; the other bins are never told about the candidate. Once every canary has sent
+``min_canary_readings`` readings on the new model and ``canary_soak_s`` has passed, the release
+goes to every bin. Rollback re-announces the previous model to every bin in one action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from collections.abc import Callable
+from statistics import median
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from binsight.protocol import Topics
+from binsight.server.config import ServerConfig
+from binsight.server.db.engine import now_ms
+from binsight.server.db.models import (
+    Bin,
+    Device,
+    DeviceEvent,
+    ModelAnnouncement,
+    ModelRecord,
+    Reading,
+    Rollout,
+)
+from binsight.server.rollout.announce import Publisher, announce, load_signing_key, release_for
+from binsight.server.rollout.errors import RolloutError
+from binsight.server.rollout.gate import judge
+
+__all__ = ["RolloutService", "pick_canaries"]
+
+logger = logging.getLogger(__name__)
+
+LIVE = ("canary", "all")
+
+
+def pick_canaries(bins: list[str], version: str, listed: list[str], fraction: float) -> list[str]:
+    """The configured canaries that exist, else a stable pseudo-random ``fraction`` of bins (at least one)."""
+    if listed:
+        chosen = [b for b in listed if b in set(bins)]
+        if chosen:
+            return sorted(chosen)
+    if not bins:
+        return []
+    n = max(1, math.ceil(fraction * len(bins)))
+    ranked = sorted(bins, key=lambda b: hashlib.sha256(f"{version}/{b}".encode()).hexdigest())
+    return sorted(ranked[:n])
+
+
+def rollout_dict(r: Rollout) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "kind": r.kind,
+        "version": r.version,
+        "previous": r.previous,
+        "state": r.state,
+        "canary_bins": list(r.canary_bins),
+        "forced": r.forced,
+        "reason": r.reason,
+        "comparison": r.comparison,
+        "halt_reason": r.halt_reason,
+        "created_by": r.created_by,
+        "started_at": r.started_at,
+        "updated_at": r.updated_at,
+    }
+
+
+class RolloutService:
+    """The rollout state machine over the database; one per server process.
+
+    Parameters
+    ----------
+    publisher
+        Returns the publisher for retained announcements, or None when this process has no MQTT.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        sessions: sessionmaker[Session],
+        publisher: Callable[[], Publisher | None],
+    ) -> None:
+        self.config = config
+        self.cfg = config.rollout
+        self.sessions = sessions
+        self.publisher = publisher
+        self.topics = Topics(config.mqtt.root)
+        self.lock = threading.RLock()
+
+    # ------------------------------------------------------------------ helpers
+    def _publisher(self) -> Publisher:
+        pub = self.publisher()
+        if pub is None:
+            raise RolloutError(
+                "this process has no MQTT connection (API only): nothing can be announced", 503
+            )
+        return pub
+
+    def _bins(self, s: Session) -> list[str]:
+        ids = set(s.execute(select(Device.bin_id)).scalars()) | set(s.execute(select(Bin.id)).scalars())
+        return sorted(ids)
+
+    def _announce(self, s: Session, bins: list[str], record: ModelRecord | None, rollout_id: int) -> None:
+        if not bins:
+            return
+        release = None
+        if record is not None:
+            release = release_for(record, self.config.models.dir, load_signing_key(self.cfg))
+        announce(self._publisher(), self.topics, bins, release)
+        now = now_ms()
+        for b in bins:
+            row = s.get(ModelAnnouncement, b)
+            version = record.version if record is not None else ""
+            if row is None:
+                s.add(ModelAnnouncement(bin_id=b, version=version, rollout_id=rollout_id, announced_at=now))
+            else:
+                row.version, row.rollout_id, row.announced_at = version, rollout_id, now
+
+    def _activate(self, s: Session, version: str | None) -> None:
+        now = now_ms()
+        for m in s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars():
+            m.active = False
+        if version is not None:
+            rec = s.get(ModelRecord, version)
+            if rec is not None:
+                rec.active, rec.activated_at = True, now
+
+    def _live(self, s: Session) -> list[Rollout]:
+        return list(s.execute(select(Rollout).where(Rollout.state.in_(LIVE)).order_by(Rollout.id)).scalars())
+
+    # ------------------------------------------------------------------ actions
+    def promote(self, version: str, *, force: bool, reason: str | None, who: str) -> dict[str, Any]:
+        """Gate, record and start the canary stage of ``version``.
+
+        Raises
+        ------
+        RolloutError
+            404 unknown version; 409 refused by the gate (unless forced); 422 forced without a
+            reason; 503 no signing key or no broker; 410 the file is gone.
+        """
+        reason = (reason or "").strip() or None
+        with self.lock, self.sessions() as s, s.begin():
+            record = s.get(ModelRecord, version)
+            if record is None:
+                raise RolloutError(f"no model {version!r} is registered", 404)
+            active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
+            gate = judge(
+                version, record.report, active.version if active else None, self.cfg.max_mae_increase
+            )
+            if not gate.ok:
+                if active is not None and active.version == version:
+                    raise RolloutError(gate.reason, 409)
+                if not force:
+                    raise RolloutError(f"promotion refused: {gate.reason}", 409)
+                if reason is None:
+                    raise RolloutError(
+                        "forcing a promotion the gate refused needs a reason (it is recorded)", 422
+                    )
+                logger.warning(
+                    "promotion of %s forced by %s: %s (gate: %s)", version, who, reason, gate.reason
+                )
+            bins = self._bins(s)
+            canaries = pick_canaries(bins, version, self.cfg.canary_bins, self.cfg.canary_fraction)
+            now = now_ms()
+            for old in self._live(s):
+                old.state, old.updated_at = "superseded", now
+            comparison = {"gate": gate.reason, "gate_ok": gate.ok, **(gate.comparison or {})}
+            rollout = Rollout(
+                kind="promote",
+                version=version,
+                previous=active.version if active else None,
+                state="canary",
+                canary_bins=canaries,
+                forced=not gate.ok,
+                reason=reason,
+                comparison=comparison,
+                created_by=who,
+                started_at=now,
+                updated_at=now,
+            )
+            s.add(rollout)
+            s.flush()
+            self._announce(s, canaries, record, rollout.id)
+            self._activate(s, version)
+            logger.info("model %s promoted by %s: canary stage on %s", version, who, ", ".join(canaries))
+            return rollout_dict(rollout)
+
+    def rollback(self, *, who: str, reason: str | None = None) -> dict[str, Any]:
+        """Make the model that was active before the current one active again, on every bin at once.
+
+        Raises
+        ------
+        RolloutError
+            409 when there is no previous model to go back to.
+        """
+        with self.lock, self.sessions() as s, s.begin():
+            active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
+            if active is None:
+                raise RolloutError("no model is active: nothing to roll back", 409)
+            last = (
+                s.execute(
+                    select(Rollout)
+                    .where(Rollout.version == active.version, Rollout.state != "halted")
+                    .order_by(Rollout.id.desc())
+                )
+                .scalars()
+                .first()
+            )
+            previous = s.get(ModelRecord, last.previous) if last is not None and last.previous else None
+            if previous is None:
+                raise RolloutError(f"{active.version} has no previous model to roll back to", 409)
+            now = now_ms()
+            for old in self._live(s):
+                old.state, old.updated_at = "rolled_back", now
+            rollout = Rollout(
+                kind="rollback",
+                version=previous.version,
+                previous=active.version,
+                state="all",
+                canary_bins=[],
+                forced=False,
+                reason=reason,
+                comparison=None,
+                created_by=who,
+                started_at=now,
+                updated_at=now,
+            )
+            s.add(rollout)
+            s.flush()
+            self._announce(s, self._bins(s), previous, rollout.id)
+            self._activate(s, previous.version)
+            logger.warning("rolled back from %s to %s by %s", active.version, previous.version, who)
+            return rollout_dict(rollout)
+
+    # ------------------------------------------------------------------ monitoring
+    def _canary_verdict(self, s: Session, r: Rollout, now: int) -> tuple[str | None, bool]:
+        """``(halt reason or None, ready for all)`` for a rollout in its canary stage."""
+        failed = (
+            s.execute(
+                select(DeviceEvent)
+                .where(
+                    DeviceEvent.bin_id.in_(r.canary_bins),
+                    DeviceEvent.kind == "model",
+                    DeviceEvent.state.in_(("failed", "rolled_back")),
+                    DeviceEvent.received_at >= r.started_at,
+                )
+                .order_by(DeviceEvent.id)
+            )
+            .scalars()
+            .all()
+        )
+        for ev in failed:
+            if (ev.state == "failed" and ev.ref in (r.version, None)) or ev.state == "rolled_back":
+                return f"canary {ev.bin_id} reported model {ev.state}: {ev.detail or ''}".strip(), False
+        k = self.cfg.min_canary_readings
+        expected = float((r.comparison or {}).get("expected_shift") or 0.0)
+        ready = now - r.started_at >= self.cfg.canary_soak_s * 1000
+        for b in r.canary_bins:
+            new = [
+                f
+                for f in s.execute(
+                    select(Reading.fill)
+                    .where(
+                        Reading.bin_id == b,
+                        Reading.model == r.version,
+                        Reading.quality == "ok",
+                        Reading.historical.is_(False),
+                    )
+                    .order_by(Reading.ts)
+                    .limit(k)
+                ).scalars()
+                if f is not None
+            ]
+            if len(new) < k:
+                ready = False
+                continue
+            if r.previous is None:
+                continue
+            first_new_ts = s.execute(
+                select(Reading.ts).where(Reading.bin_id == b, Reading.model == r.version).order_by(Reading.ts)
+            ).scalar()
+            old = [
+                f
+                for f in s.execute(
+                    select(Reading.fill)
+                    .where(
+                        Reading.bin_id == b,
+                        Reading.model == r.previous,
+                        Reading.quality == "ok",
+                        Reading.ts < (first_new_ts or now),
+                    )
+                    .order_by(Reading.ts.desc())
+                    .limit(k)
+                ).scalars()
+                if f is not None
+            ]
+            if not old:
+                continue
+            jump = abs(median(new) - median(old))
+            if jump > expected + self.cfg.max_jump:
+                return (
+                    f"canary {b}: readings jumped from {median(old):.2f} ({r.previous}) to "
+                    f"{median(new):.2f} ({r.version}), more than the expected {expected:.2f} + "
+                    f"max_jump {self.cfg.max_jump:.2f}",
+                    False,
+                )
+        return None, ready
+
+    def _halt(self, s: Session, r: Rollout, why: str, now: int) -> None:
+        r.state, r.halt_reason, r.updated_at = "halted", why[:500], now
+        previous = s.get(ModelRecord, r.previous) if r.previous else None
+        self._announce(s, list(r.canary_bins), previous, r.id)
+        self._activate(s, previous.version if previous else None)
+        logger.error("rollout of %s halted: %s", r.version, why)
+
+    def tick(self) -> None:
+        """Advance or halt the live rollout; announce the active model to bins that appeared since."""
+        with self.lock, self.sessions() as s, s.begin():
+            now = now_ms()
+            for r in self._live(s):
+                if r.state == "canary":
+                    why, ready = self._canary_verdict(s, r, now)
+                    if why is not None:
+                        self._halt(s, r, why, now)
+                        continue
+                    if not ready:
+                        continue
+                    r.state, r.updated_at = "all", now
+                    logger.info("canaries of %s are healthy: announcing to every bin", r.version)
+                record = s.get(ModelRecord, r.version)
+                told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
+                todo = [b for b in self._bins(s) if told.get(b) != r.version]
+                if record is not None and todo:
+                    self._announce(s, todo, record, r.id)
+
+    def status(self) -> dict[str, Any]:
+        """``{active, rollout, history, bins: [{bin_id, announced, running}]}``."""
+        with self.sessions() as s:
+            active = s.execute(select(ModelRecord.version).where(ModelRecord.active.is_(True))).scalar()
+            history = [
+                rollout_dict(r)
+                for r in s.execute(select(Rollout).order_by(Rollout.id.desc()).limit(20)).scalars()
+            ]
+            told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
+            running = dict(s.execute(select(Device.bin_id, Device.model)).tuples().all())
+            bins = [
+                {"bin_id": b, "announced": told.get(b) or None, "running": running.get(b)}
+                for b in self._bins(s)
+            ]
+        return {
+            "active": active,
+            "rollout": history[0] if history else None,
+            "history": history,
+            "bins": bins,
+        }
