@@ -18,8 +18,9 @@ export class MapView {
   constructor(host, { label = 'Map', onSelect = null, describe = null } = {}) {
     this.onSelect = onSelect;
     this.describe = describe;
-    this.center = { lat: 52.37, lon: 4.89 };
-    this.zoom = 12;
+    // The whole world until there is something to fit.
+    this.center = { lat: 20, lon: 0 };
+    this.zoom = 2;
     this.width = 800;
     this.height = 500;
     this.bins = [];

@@ -104,6 +104,12 @@ export default {
       const off = bins.filter((b) => b.online === false).length;
       const full = bins.filter((b) => b.fill !== null && b.fill >= 0.8).length;
       const unplaced = shown.filter((b) => !Number.isFinite(b.lat) || !Number.isFinite(b.lon)).length;
+      if (!bins.length) {
+        summary.textContent = 'No bins yet: import them with `binsight server bins import FILE --config server.toml`.';
+        map.setBins([]);
+        replace(listHost);
+        return;
+      }
       summary.textContent = `${shown.length} of ${bins.length} bins shown · ${full} at 80% or more · ${off} offline`
         + (unplaced ? ` · ${unplaced} without a position (import them with bins import)` : '');
       map.setBins(shown);
