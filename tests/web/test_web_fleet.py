@@ -18,6 +18,9 @@ def test_fleet_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -> 
     off = page.inner_text("[data-device='nrd-05']")
     assert "offline" in off and "camera timeout" in off
     assert "m-seed" in page.inner_text("[data-device='nrd-01']")
+    ingest = site.api("/api/ingest", "operator")
+    page.wait_for_selector("#ingest:has-text('readings stored')")
+    assert f"{ingest['readings']:,} readings stored" in page.inner_text("#ingest")
 
     page.click("[data-device='nrd-01'] button.link")
     page.wait_for_selector(".chart .reading-line")

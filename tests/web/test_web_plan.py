@@ -28,7 +28,7 @@ def _plan_through_the_page(page: Any, site: Seeded) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def planned(browser: Any, site: Seeded) -> dict[str, Any]:
     """One plan made through the page (shared by this module's tests)."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
     page = ctx.new_page()
     try:
         plan = _plan_through_the_page(page, site)

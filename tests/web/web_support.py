@@ -254,7 +254,7 @@ class PageErrors(list[str]):
 
 
 def _new_page(browser: Any, **context_args: Any) -> tuple[Any, Any, PageErrors]:
-    ctx = browser.new_context(**context_args)
+    ctx = browser.new_context(locale="en-US", **context_args)
     page = ctx.new_page()
     errors = PageErrors()
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))

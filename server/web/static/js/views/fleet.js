@@ -22,12 +22,14 @@ export default {
     let alive = true;
     const offlineOnly = h('input', { id: 'd-offline', type: 'checkbox' });
     const summary = h('p', { class: 'summary', 'aria-live': 'polite' });
+    const ingestHost = h('p', { id: 'ingest', class: 'summary' });
     const listHost = h('div', {});
     const days = h('select', { id: 'h-days' }, [3, 7, 14, 30, 90].map((d) => h('option', { value: d, selected: d === 14 }, `${d} days`)));
     const chartHost = h('section', { class: 'panel chart-panel', 'aria-label': 'Fill history', hidden: true });
 
     replace(container,
       h('div', { class: 'page-head' }, h('h1', {}, 'Fleet'), summary),
+      ingestHost,
       h('div', { class: 'filters' }, h('div', { class: 'field check' }, offlineOnly, h('label', { for: 'd-offline' }, 'Offline only'))),
       listHost,
       chartHost);
@@ -125,7 +127,23 @@ export default {
     }
     offlineOnly.addEventListener('change', render);
 
+    async function loadIngest() {
+      // Loss is reported, never hidden: missing readings (gaps in each camera's seq) and rejected messages.
+      try {
+        const ing = await api('/api/ingest');
+        const rejects = Object.entries(ing.rejects || {}).filter(([, n]) => n > 0);
+        replace(ingestHost, `Ingest: ${ing.readings.toLocaleString()} readings stored · `,
+          h('span', { class: ing.seq_gaps ? 'state-offline' : '' }, `${ing.seq_gaps.toLocaleString()} missing (seq gaps)`),
+          ' · ', rejects.length
+            ? h('span', { class: 'state-offline' }, `rejected: ${rejects.map(([r, n]) => `${r} ${n}`).join(', ')}`)
+            : 'no messages rejected');
+      } catch (err) {
+        replace(ingestHost, `Ingest figures unavailable: ${err.message}`);
+      }
+    }
+
     async function load() {
+      loadIngest();
       try {
         const [devs, bs] = await Promise.all([api('/api/devices'), api('/api/bins')]);
         devices = devs;
