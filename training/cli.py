@@ -18,12 +18,21 @@ def register(sub: Any) -> None:
     s.set_defaults(func=_synth)
 
     f = tsub.add_parser("fit", help="fit a head on deep features and export one ONNX model")
-    f.add_argument("data", help="labelled set: folder with labels.csv, or one subfolder per class")
+    f.add_argument("data", nargs="?", help="labelled set: folder with labels.csv, or one subfolder per class")
     f.add_argument("--out", required=True, help="output MODEL.onnx")
     f.add_argument("--backbone", default="efficientnet_lite0")
     f.add_argument("--int8", action="store_true", help="also static-quantize (per channel) to int8")
     f.add_argument("--report", help="write the JSON report here (and a PNG figure beside it)")
     f.add_argument("--skip-bad", action="store_true", help="skip bad rows and list them in the report")
+    f.add_argument(
+        "--from-server",
+        metavar="URL|DB|DIR",
+        help="train on every human label of a server (token: BINSIGHT_TOKEN) or its database; "
+        "compare with the active model on the same held-out labels (docs/retraining.md)",
+    )
+    f.add_argument("--active", help="with --from-server DIR or DB: the active model file to compare with")
+    f.add_argument("--models-dir", help="with --from-server DB: the server's models folder")
+    f.add_argument("--upload", action="store_true", help="with --from-server URL: register the candidate")
     f.set_defaults(func=_fit)
 
     e = tsub.add_parser("eval", help="evaluate a model file on a labelled set with ONNX Runtime alone")
@@ -41,6 +50,12 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    if args.from_server:
+        from binsight.training.from_server import command
+
+        return command(args)
+    if args.data is None:
+        raise SystemExit("binsight train fit: give DATA or --from-server")
     from binsight.training.commands import fit
 
     return fit(args)

@@ -354,7 +354,7 @@ class RolloutService:
                 for r in s.execute(select(Rollout).order_by(Rollout.id.desc()).limit(20)).scalars()
             ]
             told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
-            running = dict(s.execute(select(Device.bin_id, Device.model)).tuples().all())
+            running: dict[str, str | None] = {b: m for b, m in s.execute(select(Device.bin_id, Device.model))}
             bins = [
                 {"bin_id": b, "announced": told.get(b) or None, "running": running.get(b)}
                 for b in self._bins(s)

@@ -1,0 +1,95 @@
+"""Retraining-loop fixtures: signing keys, synthetic lid frames, a live server with real agents."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from retrain_support import Api, Stack
+
+from binsight.signing import format_public_key, generate_key
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """An Ed25519 key file for the server and the one-line public key for devices."""
+    key = generate_key()
+    path = tmp_path_factory.mktemp("keys") / "release.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return path, format_public_key(key.public_key())
+
+
+@pytest.fixture
+def make_stack(
+    mosquitto: Any, tmp_path: Path, signing_key: tuple[Path, str]
+) -> Iterator[Callable[..., Stack]]:
+    """``make_stack(canary_bins=[...], **rollout)``: a started ServerRuntime with admin and labeller tokens."""
+    from binsight.server.auth import create_token
+    from binsight.server.config import config_from_dict
+    from binsight.server.runtime import ServerRuntime
+
+    stacks: list[Stack] = []
+
+    def make(**rollout: Any) -> Stack:
+        cfg = config_from_dict(
+            {
+                "database": f"sqlite:///{tmp_path / 'server.db'}",
+                "mqtt": {"port": mosquitto.port, "client_id": f"retrain-{_free_port()}"},
+                "http": {"port": _free_port()},
+                "models": {"dir": str(tmp_path / "models")},
+                "rollout": {
+                    "signing_key": str(signing_key[0]),
+                    "min_canary_readings": 2,
+                    "canary_soak_s": 0.0,
+                    "check_interval_s": 0.2,
+                    **rollout,
+                },
+            }
+        )
+        runtime = ServerRuntime(cfg)
+        runtime.start()
+        with runtime.sessions() as s, s.begin():
+            admin = create_token(s, "admin", "admin-test")
+            labeller = create_token(s, "labeller", "labeller-test")
+        stack = Stack(
+            runtime,
+            Api(runtime.http_url, admin),
+            Api(runtime.http_url, labeller),
+            signing_key[1],
+            mosquitto.port,
+            tmp_path,
+        )
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="session")
+def lite0() -> Any:
+    """The real EfficientNet-Lite0 backbone, loaded once."""
+    pytest.importorskip("torch")
+    from binsight.training.backbone import load_backbone
+
+    return load_backbone("efficientnet_lite0")

@@ -1,0 +1,116 @@
+"""Staged rollout on a live server, private broker and three real agents (tiny models, no torch):
+canary first, automatic halt on a canary's ``failed`` event or on jumping readings (the other bins
+are never told), and rollback in one action."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from retrain_support import ModelTopics, Stack, scene, tiny_model, wait_until, write_frames
+
+from binsight.training.from_server import upload_model
+
+pytestmark = pytest.mark.broker
+
+BINS = ("bin-a", "bin-b", "bin-c")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("tiny")
+    return {
+        "v1": tiny_model(d / "v1.onnx", "v1-brightness", a=1.0, b=0.0),
+        "bad": tiny_model(d / "bad.onnx", "v2-insane", a=5.0, b=0.0, clip=False),
+        "jump": tiny_model(d / "jump.onnx", "v3-inverted", a=-1.0, b=1.0),
+        "ok": tiny_model(d / "ok.onnx", "v4-brightness", a=1.0, b=0.0),
+    }
+
+
+@pytest.fixture
+def fleet(
+    make_stack: Callable[..., Stack], models: dict[str, Path], tmp_path: Path
+) -> Iterator[tuple[Stack, ModelTopics]]:
+    """Server with canary bin-a; three agents on v1 looking at dim scenes (v1 reads ~0.25)."""
+    stack = make_stack(canary_bins=["bin-a"])
+    frames = write_frames(tmp_path / "frames", [scene(60, seed=i) for i in range(6)])
+    for b in BINS:
+        stack.start_agent(b, frames, models["v1"])
+    for b in BINS:
+        wait_until(lambda b=b: stack.latest_model(b) == "v1-brightness", 30, f"{b} reading on v1")
+    topics = ModelTopics(stack.port)
+    try:
+        yield stack, topics
+    finally:
+        topics.close()
+
+
+def _register(stack: Stack, model: Path) -> str:
+    version = str(upload_model(stack.admin.base, stack.admin.token, model, {})["version"])
+    return version
+
+
+def _rollout(stack: Stack) -> dict[str, object]:
+    code, body = stack.admin.call("GET", "/api/rollout")
+    assert code == 200
+    rollout: dict[str, object] = body["rollout"]
+    return rollout
+
+
+def test_canary_failure_and_jump_halt_and_rollback(
+    fleet: tuple[Stack, ModelTopics], models: dict[str, Path]
+) -> None:
+    """v1 goes canary -> all; a broken model fails on the canary and a jumping one moves its readings:
+    both halt, only the canary is ever told, and it is sent back to v1; rollback re-announces v1."""
+    stack, topics = fleet
+    v1 = _register(stack, models["v1"])
+    code, body = stack.admin.call("POST", f"/api/models/{v1}/promote", {})
+    assert code == 200 and body["state"] == "canary" and body["canary_bins"] == ["bin-a"]
+    wait_until(lambda: _rollout(stack)["state"] == "all", 30, "v1 rollout reaching all bins")
+    wait_until(lambda: all(topics.told(b)[-1:] == [v1] for b in BINS), 10, "v1 retained on every bin")
+
+    # 1. A model the device refuses (unclipped output): the canary reports `failed`.
+    bad = _register(stack, models["bad"])
+    code, body = stack.admin.call("POST", f"/api/models/{bad}/promote", {})
+    assert code == 409 and "no comparison" in body["detail"]
+    code, body = stack.admin.call("POST", f"/api/models/{bad}/promote", {"force": True})
+    assert code == 422 and "reason" in body["detail"]
+    code, body = stack.admin.call(
+        "POST", f"/api/models/{bad}/promote", {"force": True, "reason": "test the canary halt"}
+    )
+    assert code == 200 and body["forced"] is True and body["reason"] == "test the canary halt"
+    halted = wait_until(lambda: (r := _rollout(stack))["state"] == "halted" and r, 30, "halt on failure")
+    assert halted["version"] == bad and "failed" in str(halted["halt_reason"])
+    code, state = stack.admin.call("GET", "/api/rollout")
+    assert state["active"] == v1
+    wait_until(lambda: topics.told("bin-a")[-1:] == [v1], 10, "bin-a sent back to v1")
+
+    # 2. A model whose readings jump on the canary (inverted: ~0.75 where v1 reads ~0.25).
+    jump = _register(stack, models["jump"])
+    code, body = stack.admin.call(
+        "POST", f"/api/models/{jump}/promote", {"force": True, "reason": "jump test"}
+    )
+    assert code == 200
+    halted = wait_until(lambda: (r := _rollout(stack))["state"] == "halted" and r, 60, "halt on jump")
+    assert halted["version"] == jump and "jumped" in str(halted["halt_reason"])
+    wait_until(lambda: stack.latest_model("bin-a") == v1, 60, "bin-a running v1 again")
+    for b in ("bin-b", "bin-c"):
+        assert bad not in topics.told(b) and jump not in topics.told(b), topics.told(b)
+        assert {m for _, _, m in stack.readings(b)} == {v1}
+    assert jump in topics.told("bin-a") and bad in topics.told("bin-a")
+
+    # 3. Rollback: v1 has no previous model; after a healthy v4 reached every bin, one call goes back.
+    code, body = stack.admin.call("POST", "/api/models/rollback")
+    assert code == 409 and "no previous model" in body["detail"]
+    ok = _register(stack, models["ok"])
+    code, _ = stack.admin.call("POST", f"/api/models/{ok}/promote", {"force": True, "reason": "same output"})
+    assert code == 200
+    wait_until(lambda: _rollout(stack)["state"] == "all", 60, "v4 reaching all bins")
+    wait_until(lambda: all(stack.latest_model(b) == ok for b in BINS), 60, "every bin on v4")
+    code, body = stack.admin.call("POST", "/api/models/rollback", {"reason": "test"})
+    assert code == 200 and body["version"] == v1 and body["kind"] == "rollback"
+    assert all(topics.told(b)[-1] == v1 for b in BINS)
+    wait_until(lambda: all(stack.latest_model(b) == v1 for b in BINS), 60, "every bin back on v1")
+    code, listing = stack.admin.call("GET", "/api/models")
+    assert [m["version"] for m in listing if m["active"]] == [v1]

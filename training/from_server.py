@@ -1,0 +1,398 @@
+"""``binsight train fit --from-server URL|DB|DIR``: retrain on all human labels; compare with the active one.
+
+The labelled set comes from
+
+- a server URL: ``GET /api/labels/export`` (a zip in the DESIGN.md layout) with the bearer token
+  ``BINSIGHT_TOKEN`` (read through :mod:`binsight.secrets`); the active model from ``GET /api/models``
+  and ``GET /models/<version>.onnx``; sites from ``GET /api/bins``;
+- a database URL (``sqlite:///...``, ``postgresql://...``): the same export written from the tables;
+  the active model's file is looked up in ``--models-dir``;
+- a folder already in the DESIGN.md layout, with ``--active MODEL`` to compare against.
+
+The candidate is fitted with :func:`binsight.training.pipeline.fit_dataset` (features come from the
+feature cache, so images seen by an earlier retrain are not run through the backbone again). The
+candidate and the active model then run on the *same* held-out labels (whole bins held out), and
+the report's ``comparison`` holds both, overall and per site: the server's promotion gate reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import logging
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from binsight.errors import BinsightError, DataError
+from binsight.secrets import read_secret
+
+__all__ = [
+    "compare_models",
+    "export_from_db",
+    "fetch_export",
+    "fit_from_server",
+    "upload_model",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ServerError(BinsightError):
+    """The server refused or could not be reached; the message names the URL and the reason."""
+
+
+# --------------------------------------------------------------------------- HTTP
+def _request(
+    url: str, token: str | None, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> bytes:
+    req = urllib.request.Request(url, data=data, headers=dict(headers or {}))
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            body: bytes = resp.read()
+            return body
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:500]
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = str(json.loads(detail).get("detail", detail))
+        raise ServerError(f"{url}: HTTP {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServerError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _token(token: str | None) -> str:
+    token = token or read_secret("token")
+    if not token:
+        raise ServerError(
+            "no API token: set BINSIGHT_TOKEN (or BINSIGHT_TOKEN_FILE) to a labeller or admin token"
+        )
+    return token
+
+
+def _safe_extract(data: bytes, dest: Path) -> None:
+    """Unzip an export, refusing members that would land outside ``dest``."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ServerError(f"the label export is not a zip file: {exc}") from None
+    root = dest.resolve()
+    with zf:
+        for name in zf.namelist():
+            target = (dest / name).resolve()
+            if not target.is_relative_to(root):
+                raise ServerError(f"the label export holds an unsafe path {name!r}")
+        zf.extractall(dest)
+
+
+def fetch_export(base_url: str, token: str, dest: Path) -> Path:
+    """Download ``GET /api/labels/export`` into ``dest`` (created); returns ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    _safe_extract(_request(base_url.rstrip("/") + "/api/labels/export?kind=fill", token), dest)
+    if not (dest / "labels.csv").is_file():
+        raise ServerError("the label export has no labels.csv")
+    return dest
+
+
+def _fetch_active(base_url: str, token: str, dest: Path) -> Path | None:
+    models = json.loads(_request(base_url.rstrip("/") + "/api/models", token))
+    active = next((m for m in models if m.get("active")), None)
+    if active is None:
+        return None
+    version = str(active["version"])
+    path = dest / f"active-{version}.onnx"
+    path.write_bytes(_request(f"{base_url.rstrip('/')}/models/{urllib.parse.quote(version)}.onnx", None))
+    return path
+
+
+def _fetch_sites(base_url: str, token: str) -> dict[str, str]:
+    try:
+        bins = json.loads(_request(base_url.rstrip("/") + "/api/bins", token))
+    except ServerError as exc:
+        logger.warning("sites unknown (%s): the per-site table has one row", exc)
+        return {}
+    return {str(b["id"]): str(b["site"]) for b in bins if b.get("site")}
+
+
+def upload_model(base_url: str, token: str, model: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """``POST /api/models`` (multipart: ``file``, ``report``); needs an admin token."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{model.name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + model.read_bytes()
+        + b"\r\n",
+        f'--{boundary}\r\nContent-Disposition: form-data; name="report"\r\n'
+        "Content-Type: application/json\r\n\r\n".encode()
+        + json.dumps(report).encode()
+        + b"\r\n",
+        f"--{boundary}--\r\n".encode(),
+    ]
+    body = _request(
+        base_url.rstrip("/") + "/api/models",
+        token,
+        b"".join(parts),
+        {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    result: dict[str, Any] = json.loads(body)
+    return result
+
+
+# --------------------------------------------------------------------------- database
+def export_from_db(db_url: str, dest: Path, models_dir: Path | None) -> tuple[Path | None, dict[str, str]]:
+    """Write the labelled set from the server's tables into ``dest`` (the export's layout).
+
+    Returns the active model's file (or None) and the site of each bin.
+    """
+    from sqlalchemy import select
+
+    from binsight.server.config import ServerConfig
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.models import Bin, Image, Label, ModelRecord
+
+    url = ServerConfig(database=db_url).database
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            rows = s.execute(
+                select(Image.id, Image.bin_id, Image.ts, Label.fill, Label.unusable)
+                .join(Label, Label.image_id == Image.id)
+                .where(Label.skipped.is_(False))
+                .order_by(Image.id, Label.created_at, Label.id)
+            ).all()
+            latest: dict[int, tuple[str, int, float | None, bool]] = {}
+            for image_id, bin_id, ts, fill, unusable in rows:
+                latest[image_id] = (bin_id, ts, fill, unusable)
+            table = io.StringIO()
+            w = csv.writer(table, lineterminator="\n")
+            w.writerow(["image", "fill", "bin_id", "captured_at"])
+            import datetime as dt
+
+            for image_id, (bin_id, ts, fill, unusable) in latest.items():
+                if unusable or fill is None:
+                    continue
+                rel = f"images/{bin_id}/{image_id}.jpg"
+                (dest / "images" / bin_id).mkdir(parents=True, exist_ok=True)
+                jpeg = s.execute(select(Image.jpeg).where(Image.id == image_id)).scalar_one()
+                (dest / rel).write_bytes(jpeg)
+                when = dt.datetime.fromtimestamp(ts / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+                w.writerow([rel, fill, bin_id, when])
+            (dest / "labels.csv").write_text(table.getvalue(), encoding="utf-8")
+            sites = {b: site for b, site in s.execute(select(Bin.id, Bin.site)) if site}
+            active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
+    finally:
+        engine.dispose()
+    if active is None:
+        return None, sites
+    path = Path(active.path)
+    if not path.is_absolute():
+        if models_dir is None:
+            raise DataError(f"the active model's file is {path} (relative): give --models-dir")
+        path = models_dir / path
+    if not path.is_file():
+        raise DataError(f"the active model {active.version}'s file {path} does not exist")
+    return path, sites
+
+
+# --------------------------------------------------------------------------- comparison
+def compare_models(
+    candidate: Path,
+    active: Path | None,
+    data_dir: Path,
+    test_bins: list[str],
+    sites: dict[str, str],
+    *,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Both models on the same held-out labels (the images of ``test_bins``), overall and per site.
+
+    Returns
+    -------
+    dict
+        ``{metric, lower_is_better, n, test_bins, expected_shift, candidate: {version, <metrics>,
+        per_site}, active: {...} | None}``; ``expected_shift`` is the 90th percentile of
+        ``|candidate - active|`` over those images: how far readings may move at the switch.
+    """
+    from binsight.training.data import load_dataset
+    from binsight.training.evaluate import metrics_for, predict_dataset
+    from binsight.training.modelfile import read_info
+    from binsight.training.runtime import session
+
+    ds = load_dataset(data_dir, skip_bad=True)
+    held = set(test_bins)
+    idx = [i for i, s in enumerate(ds.samples) if s.bin_id in held]
+    if not idx:
+        raise DataError(f"no labelled images of the held-out bins {sorted(held)} in {data_dir}")
+    by_site: dict[str, list[int]] = defaultdict(list)
+    for k, i in enumerate(idx):
+        by_site[sites.get(ds.samples[i].bin_id or "", "(none)")].append(k)
+
+    def run(path: Path) -> tuple[dict[str, Any], np.ndarray]:
+        sess = session(path, threads)
+        info = read_info(sess, path)
+        out, unreadable = predict_dataset(sess, info, ds, idx)
+        if unreadable:
+            raise DataError(f"{ds.samples[unreadable[0]].where()}: cannot decode the image")
+        side: dict[str, Any] = {"version": info.metadata.get("binsight.model_version"), "path": str(path)}
+        side.update(metrics_for(info, ds, idx, out))
+        side["per_site"] = {
+            site: metrics_for(info, ds, [idx[k] for k in ks], out[ks]) for site, ks in sorted(by_site.items())
+        }
+        return side, out
+
+    cand, cand_out = run(candidate)
+    task = ds.task
+    metric = "mae" if task == "regression" else "accuracy"
+    result: dict[str, Any] = {
+        "metric": metric,
+        "lower_is_better": task == "regression",
+        "n": len(idx),
+        "test_bins": sorted(held),
+        "candidate": cand,
+        "active": None,
+        "expected_shift": None,
+    }
+    if active is not None:
+        act, act_out = run(active)
+        result["active"] = act
+        if task == "regression":
+            result["expected_shift"] = float(np.percentile(np.abs(cand_out - act_out), 90))
+    return result
+
+
+# --------------------------------------------------------------------------- the command
+def fit_from_server(
+    source: str,
+    out: Path,
+    *,
+    token: str | None = None,
+    active: Path | None = None,
+    models_dir: Path | None = None,
+    work_dir: Path | None = None,
+    backbone: Any = "efficientnet_lite0",
+    int8: bool = False,
+    report_path: Path | None = None,
+    cache_dir: Path | None = None,
+    upload: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fetch every human label, fit a candidate, compare it with the active model; optionally upload it.
+
+    Returns
+    -------
+    dict
+        The training report with ``source``, ``comparison`` and (with ``upload``) ``uploaded``.
+    """
+    from binsight.training.data import load_dataset
+    from binsight.training.pipeline import fit_dataset
+
+    is_url = source.startswith(("http://", "https://"))
+    is_db = source.startswith(("sqlite:", "postgresql:", "postgresql+"))
+    if upload and not is_url:
+        raise DataError("--upload needs a server URL as --from-server")
+    own_tmp = None
+    if work_dir is None:
+        own_tmp = tempfile.TemporaryDirectory(prefix="binsight-retrain-")
+        work_dir = Path(own_tmp.name)
+    try:
+        sites: dict[str, str] = {}
+        if is_url:
+            tok = _token(token)
+            data_dir = fetch_export(source, tok, work_dir / "labels")
+            active = active or _fetch_active(source, tok, work_dir)
+            sites = _fetch_sites(source, tok)
+        elif is_db:
+            data_dir = work_dir / "labels"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            db_active, sites = export_from_db(source, data_dir, models_dir)
+            active = active or db_active
+        else:
+            data_dir = Path(source)
+            if not (data_dir / "labels.csv").is_file():
+                raise DataError(
+                    f"{source}: neither a server URL, a database URL nor a folder with labels.csv"
+                )
+        ds = load_dataset(data_dir, skip_bad=True)
+        if not ds.has_bins:
+            raise DataError(f"{data_dir}: labels without bin_id: the held-out split must keep bins apart")
+        if len({s.bin_id for s in ds.samples}) < 2:
+            raise DataError(f"{data_dir}: labels from one bin only: need two bins to hold one out")
+        report = fit_dataset(
+            ds,
+            Path(out),
+            backbone=backbone,
+            int8=int8,
+            report_path=None,
+            skip_bad=True,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+        model_path = Path(report["int8"]["path"] if report["int8"] else report["export"]["path"])
+        report["source"] = {"from": source if not is_url else source.rstrip("/"), "labels": len(ds.samples)}
+        report["comparison"] = compare_models(
+            model_path, active, data_dir, report["split"]["test_bins"], sites
+        )
+        if report_path is not None:
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        if upload:
+            report["uploaded"] = upload_model(source, _token(token), model_path, report)
+        return report
+    finally:
+        if own_tmp is not None:
+            own_tmp.cleanup()
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    comp = report["comparison"]
+    metric = comp["metric"]
+
+    def side(x: dict[str, Any] | None) -> dict[str, Any] | None:
+        if x is None:
+            return None
+        return {
+            "version": x["version"],
+            metric: x[metric],
+            "per_site": {k: v[metric] for k, v in x["per_site"].items()},
+        }
+
+    return {
+        "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
+        "labels": report["source"]["labels"],
+        "held_out": {"n": comp["n"], "bins": comp["test_bins"]},
+        "candidate": side(comp["candidate"]),
+        "active": side(comp["active"]),
+        "uploaded": (report.get("uploaded") or {}).get("version"),
+    }
+
+
+def command(args: argparse.Namespace) -> int:
+    """``binsight train fit --from-server SOURCE --out MODEL.onnx``: prints both models' scores per site."""
+    if args.data is not None:
+        raise DataError("give either DATA or --from-server, not both")
+    report = fit_from_server(
+        args.from_server,
+        Path(args.out),
+        active=Path(args.active) if args.active else None,
+        models_dir=Path(args.models_dir) if args.models_dir else None,
+        backbone=args.backbone,
+        int8=args.int8,
+        report_path=Path(args.report) if args.report else None,
+        upload=args.upload,
+    )
+    json.dump(_summary(report), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
