@@ -9,6 +9,7 @@ them for the rest; if they are, PyVRP continues from them for the rest. Problems
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from dataclasses import dataclass, field
@@ -137,6 +138,12 @@ def solve_instance(
             )
             outcome = _better(more, outcome)
         outcome.elapsed_s = time.perf_counter() - t0
+        return outcome
+    if importlib.util.find_spec("ortools") is None:  # binsight[server] installs it; be clear if not
+        logger.warning(
+            "OR-Tools is not installed: keeping PyVRP's plan, which breaks %d constraints",
+            len(outcome.violations),
+        )
         return outcome
     from binsight.server.routing.ortools_engine import solve_ortools
 
