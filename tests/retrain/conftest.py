@@ -37,7 +37,7 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def make_stack(
     mosquitto: Any, tmp_path: Path, signing_key: tuple[Path, str]
 ) -> Iterator[Callable[..., Stack]]:
-    """``make_stack(canary_bins=[...], **rollout)``: a started ServerRuntime with admin and labeller tokens."""
+    """``make_stack(canary_bins=[...], **rollout)``: a started ServerRuntime, admin and labeller tokens."""
     from binsight.server.auth import create_token
     from binsight.server.config import config_from_dict
     from binsight.server.runtime import ServerRuntime

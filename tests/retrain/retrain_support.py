@@ -150,7 +150,8 @@ class Stack:
             f'[outbox]\npath = "{self.tmp / (bin_id + ".db")}"\n'
             f"[stats]\ninterval_s = 1.0\n"
             f"[labelling]\nevery_n = {every_n}\nunsure = false\n"
-            f'[updates]\npublic_key = "{public_key or self.public_key}"\nbase_url = "{self.runtime.http_url}"\n'
+            f'[updates]\npublic_key = "{public_key or self.public_key}"\n'
+            f'base_url = "{self.runtime.http_url}"\n'
         )
         agent = Agent(load_toml(cfg_path, DeviceConfig))
         agent.start()
