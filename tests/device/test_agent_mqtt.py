@@ -272,3 +272,34 @@ def test_folder_without_loop_replays_once_then_exits(
     col.wait_for(lambda: len(col.payloads("reading")) >= 4)
     fills = [r["fill"] for r in col.payloads("reading")]
     assert len(fills) == 4 and fills == sorted(fills)
+
+
+def test_classification_model_gives_label_and_fill(tmp_path: Path) -> None:
+    """With a classification model the reading carries the majority label and the expected fill;
+    a burst whose frames disagree makes the capture an "unsure" labelling image."""
+    from device_support import build_model
+
+    class Burst:
+        live = True
+
+        def open(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+        def read_burst(self, n: int, gap_s: float) -> list:
+            return [scene(30, 1), scene(35, 2), scene(128, 3)][:n]
+
+    model = build_model(tmp_path / "c.onnx", "c1", task="classification")
+    cfg = load_config(
+        write_config(tmp_path, bin_id="bin-cl", source="0", model=model, port=1, burst=3, burst_gap_s=0.0)
+    )
+    agent = Agent(cfg, source=Burst())
+    agent.load_initial_model()
+    reading = agent.capture_and_send()
+    assert reading is not None and reading.quality == "ok" and reading.model == "c1"
+    assert reading.label == "empty" and reading.fill is not None and reading.fill < 0.2
+    images = [r for r in agent.outbox.after(0, 10) if r.kind == "image"]
+    assert len(images) == 1 and LabelImage.model_validate_json(images[0].payload).reason == "unsure"
+    agent.outbox.close()
