@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from binsight.protocol import Topics
+from binsight.protocol import ModelRelease, Topics
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import (
@@ -112,17 +112,22 @@ class RolloutService:
         ids = set(s.execute(select(Device.bin_id)).scalars()) | set(s.execute(select(Bin.id)).scalars())
         return sorted(ids)
 
-    def _announce(self, s: Session, bins: list[str], record: ModelRecord | None, rollout_id: int) -> None:
+    def _release(self, record: ModelRecord | None) -> ModelRelease | None:
+        """The signed release of ``record`` (None clears); fails before anything changes."""
+        if record is None:
+            return None
+        return release_for(record, self.config.models.dir, load_signing_key(self.cfg))
+
+    def _announce(
+        self, s: Session, bins: list[str], release: ModelRelease | None, rollout_id: int, pub: Publisher
+    ) -> None:
         if not bins:
             return
-        release = None
-        if record is not None:
-            release = release_for(record, self.config.models.dir, load_signing_key(self.cfg))
-        announce(self._publisher(), self.topics, bins, release)
+        announce(pub, self.topics, bins, release)
         now = now_ms()
+        version = release.version if release is not None else ""
         for b in bins:
             row = s.get(ModelAnnouncement, b)
-            version = record.version if record is not None else ""
             if row is None:
                 s.add(ModelAnnouncement(bin_id=b, version=version, rollout_id=rollout_id, announced_at=now))
             else:
@@ -171,6 +176,8 @@ class RolloutService:
                 logger.warning(
                     "promotion of %s forced by %s: %s (gate: %s)", version, who, reason, gate.reason
                 )
+            # Sign and find the broker first: a refusal here changes nothing.
+            release, pub = self._release(record), self._publisher()
             bins = self._bins(s)
             canaries = pick_canaries(bins, version, self.cfg.canary_bins, self.cfg.canary_fraction)
             now = now_ms()
@@ -192,7 +199,7 @@ class RolloutService:
             )
             s.add(rollout)
             s.flush()
-            self._announce(s, canaries, record, rollout.id)
+            self._announce(s, canaries, release, rollout.id, pub)
             self._activate(s, version)
             logger.info("model %s promoted by %s: canary stage on %s", version, who, ", ".join(canaries))
             return rollout_dict(rollout)
@@ -221,6 +228,7 @@ class RolloutService:
             previous = s.get(ModelRecord, last.previous) if last is not None and last.previous else None
             if previous is None:
                 raise RolloutError(f"{active.version} has no previous model to roll back to", 409)
+            release, pub = self._release(previous), self._publisher()
             now = now_ms()
             for old in self._live(s):
                 old.state, old.updated_at = "rolled_back", now
@@ -239,7 +247,7 @@ class RolloutService:
             )
             s.add(rollout)
             s.flush()
-            self._announce(s, self._bins(s), previous, rollout.id)
+            self._announce(s, self._bins(s), release, rollout.id, pub)
             self._activate(s, previous.version)
             logger.warning("rolled back from %s to %s by %s", active.version, previous.version, who)
             return rollout_dict(rollout)
@@ -321,7 +329,12 @@ class RolloutService:
     def _halt(self, s: Session, r: Rollout, why: str, now: int) -> None:
         r.state, r.halt_reason, r.updated_at = "halted", why[:500], now
         previous = s.get(ModelRecord, r.previous) if r.previous else None
-        self._announce(s, list(r.canary_bins), previous, r.id)
+        try:
+            self._announce(s, list(r.canary_bins), self._release(previous), r.id, self._publisher())
+        except RolloutError as exc:
+            # The halt itself must stick (nothing more is announced); the canaries' way back is retried
+            # by hand with rollback once the broker or the file is back.
+            r.halt_reason = f"{why}; canaries not sent back: {exc}"[:500]
         self._activate(s, previous.version if previous else None)
         logger.error("rollout of %s halted: %s", r.version, why)
 
@@ -343,7 +356,7 @@ class RolloutService:
                 told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
                 todo = [b for b in self._bins(s) if told.get(b) != r.version]
                 if record is not None and todo:
-                    self._announce(s, todo, record, r.id)
+                    self._announce(s, todo, self._release(record), r.id, self._publisher())
 
     def status(self) -> dict[str, Any]:
         """``{active, rollout, history, bins: [{bin_id, announced, running}]}``."""

@@ -1,0 +1,66 @@
+"""The promotion gate: refuses worse candidates, comparisons against another model, and missing ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from binsight.server.rollout.gate import judge
+
+
+def _report(cand: float, act: float, active: str = "a1", n: int = 12) -> dict[str, Any]:
+    return {
+        "comparison": {
+            "metric": "mae",
+            "lower_is_better": True,
+            "n": n,
+            "test_bins": ["bin-9"],
+            "candidate": {"version": "c1", "mae": cand},
+            "active": {"version": active, "mae": act},
+        }
+    }
+
+
+def test_first_model_needs_no_comparison() -> None:
+    """With nothing active there is nothing to be worse than."""
+    assert judge("c1", None, None).ok
+
+
+def test_better_or_equal_passes_and_says_why() -> None:
+    """Equal or lower MAE on the same held-out labels passes; the reason quotes both figures."""
+    res = judge("c1", _report(0.05, 0.08), "a1")
+    assert res.ok and "0.0500 vs active 0.0800" in res.reason and "bin-9" in res.reason
+    assert judge("c1", _report(0.08, 0.08), "a1").ok
+
+
+@pytest.mark.parametrize(
+    ("report", "active", "words"),
+    [
+        (_report(0.09, 0.08), "a1", "worse"),
+        (_report(0.05, 0.08, active="a0"), "a1", "compared with a0"),
+        ({}, "a1", "no comparison"),
+        (None, "a1", "no comparison"),
+        (_report(0.05, 0.08, n=0), "a1", "n=0"),
+        (_report(0.05, 0.08), "c1", "already the active"),
+    ],
+)
+def test_refusals(report: dict[str, Any] | None, active: str, words: str) -> None:
+    """Worse, compared with another model, no comparison, empty held-out set, already active: refused."""
+    res = judge("c1", report, active)
+    assert not res.ok and words in res.reason
+
+
+def test_tolerance_and_accuracy_direction() -> None:
+    """``tolerance`` admits a slightly worse MAE; for accuracy, higher is better."""
+    assert judge("c1", _report(0.085, 0.08), "a1", tolerance=0.01).ok
+    acc = {
+        "comparison": {
+            "metric": "accuracy",
+            "lower_is_better": False,
+            "n": 5,
+            "candidate": {"version": "c1", "accuracy": 0.7},
+            "active": {"version": "a1", "accuracy": 0.8},
+        }
+    }
+    assert not judge("c1", acc, "a1").ok
