@@ -70,15 +70,29 @@ def test_learning_curve_shapes_and_metrics(page: Any, site: Seeded) -> None:
         site,
         "views/models.js",
         """return [m.learningCurve({learning_curve: [{n: 10, mae: 0.2}, {n: 20, mae: 0.1}]}),
+                   m.learningCurve({learning_curve: [{n: 8, test: {mae: 0.3, r2: 0.5}}],
+                                    baselines: {mean: {mae: 0.4}, hog: {accuracy: 0.5}}}),
+                   m.comparisonRows({metric: 'mae', n: 9,
+                                     candidate: {version: 'b', mae: 0.05, per_site: {n: {mae: 0.04}}},
+                                     active: {version: 'a', mae: 0.07, per_site: {n: {mae: 0.06}}}}),
                    m.learningCurve({learning_curve: {n_labels: [5, 10], mae: [0.3, null]}}),
                    m.learningCurve({}), m.metricText({n: 3, mae: 0.05, rmse: 0.07, r2: 0.9}),
                    m.metricText({accuracy: 0.9, macro_f1: 0.8})];""",
     )
-    assert out[0] == {"metric": "mae", "points": [{"x": 10, "y": 0.2}, {"x": 20, "y": 0.1}]}
-    assert out[1] == {"metric": "mae", "points": [{"x": 5, "y": 0.3}]}
-    assert out[2] is None
-    assert out[3] == "MAE 0.050 · RMSE 0.070 · R² 0.90 · n=3"
-    assert out[4].startswith("accuracy 0.900")
+    assert out[0] == {"metric": "mae", "points": [{"x": 10, "y": 0.2}, {"x": 20, "y": 0.1}], "baselines": []}
+    assert out[1] == {
+        "metric": "mae",
+        "points": [{"x": 8, "y": 0.3}],
+        "baselines": [{"name": "mean", "y": 0.4}],
+    }
+    assert out[2] == [
+        {"scope": "all held-out labels", "candidate": 0.05, "active": 0.07},
+        {"scope": "n", "candidate": 0.04, "active": 0.06},
+    ]
+    assert out[3] == {"metric": "mae", "points": [{"x": 5, "y": 0.3}], "baselines": []}
+    assert out[4] is None
+    assert out[5] == "MAE 0.050 · RMSE 0.070 · R² 0.90 · n=3"
+    assert out[6].startswith("accuracy 0.900")
 
 
 def test_map_filter_and_fill_colour(page: Any, site: Seeded) -> None:

@@ -140,7 +140,7 @@ export function fillLegend() {
 }
 
 /** A line chart of y against x: [{name, points: [{x, y}], className}]. */
-export function lineChart({ series, title, xLabel, yLabel, yFmt = (v) => String(v) }) {
+export function lineChart({ series, title, xLabel, yLabel, yFmt = (v) => String(+v.toFixed(4)) }) {
   const svg = frame(title);
   const pts = series.flatMap((se) => se.points);
   if (!pts.length) {
@@ -158,9 +158,13 @@ export function lineChart({ series, title, xLabel, yLabel, yFmt = (v) => String(
   axes(svg, x, y, niceTicks(x0, x1, 6), (v) => String(v), niceTicks(y0, y1, 5), yFmt, xLabel, yLabel);
   series.forEach((se, i) => {
     const sorted = se.points.slice().sort((a, b) => a.x - b.x);
-    svg.append(s('path', { class: `series series-${i}`,
+    svg.append(s('path', { class: `series series-${i}${se.dashed ? ' series-baseline' : ''}`,
       d: sorted.map((p, k) => `${k ? 'L' : 'M'}${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join('') }));
-    for (const p of sorted) svg.append(s('circle', { class: `series-dot series-${i}`, cx: x(p.x), cy: y(p.y), r: 3.5 }));
+    if (se.dashed) return;
+    for (const p of sorted) {
+      svg.append(s('circle', { class: `series-dot series-${i}`, cx: x(p.x), cy: y(p.y), r: 3.5 },
+        s('title', { text: `${p.x}: ${yFmt(p.y)}` })));
+    }
   });
   return svg;
 }

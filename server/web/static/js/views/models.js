@@ -1,10 +1,13 @@
-// Models: what was trained, how well, which one the cameras run; admins promote or roll back.
+// Models: what was trained, how well, which one the cameras run, how the rollout goes; admins promote or
+// roll back (POST /api/models/{version}/promote, POST /api/models/rollback; GET /api/rollout).
 import { api } from '../api.js';
 import { lineChart } from '../chart.js';
 import { flash, h, replace, table } from '../dom.js';
-import { dateTime, num } from '../format.js';
+import { dateTime, num, relative } from '../format.js';
 
 const METRIC_NAMES = { mae: 'MAE', val_mae: 'MAE', rmse: 'RMSE', accuracy: 'accuracy', macro_f1: 'macro F1' };
+const X_KEYS = ['n', 'n_labels', 'labels', 'n_train', 'train_size'];
+const Y_KEYS = ['mae', 'val_mae', 'rmse', 'accuracy', 'macro_f1'];
 
 /** The headline metrics of a model, whichever task it was trained for. */
 export function metricText(m) {
@@ -15,29 +18,51 @@ export function metricText(m) {
 }
 
 /**
- * Learning-curve points from a training report, in the shapes the trainer may write:
- * `learning_curve: [{n|n_labels|labels, mae|accuracy|...}]` or `{n: [...], mae: [...]}`.
- * Returns {metric, points: [{x, y}]} or null.
+ * Learning-curve points from a training report. The trainer writes
+ * `learning_curve: [{n, test: {mae, rmse, r2, ...}}]` (held-out metrics of the head refitted on n labels);
+ * flat `[{n, mae}]` and column `{n: [...], mae: [...]}` forms are read too.
+ * Returns {metric, points: [{x, y}], baselines: [{name, y}]} or null.
  */
 export function learningCurve(report) {
   if (!report || typeof report !== 'object') return null;
   const lc = report.learning_curve || report.learningCurve;
   if (!lc) return null;
-  const xKeys = ['n', 'n_labels', 'labels', 'n_train', 'train_size'];
-  const yKeys = ['mae', 'val_mae', 'rmse', 'accuracy', 'macro_f1'];
+  let out = null;
   if (Array.isArray(lc) && lc.length && typeof lc[0] === 'object') {
-    const xk = xKeys.find((k) => k in lc[0]);
-    const yk = yKeys.find((k) => k in lc[0]);
+    const row = (p) => (p.test && typeof p.test === 'object' ? { ...p, ...p.test } : p);
+    const rows = lc.map(row);
+    const xk = X_KEYS.find((k) => k in rows[0]);
+    const yk = Y_KEYS.find((k) => k in rows[0]);
     if (!xk || !yk) return null;
-    return { metric: yk, points: lc.filter((p) => p[yk] !== null).map((p) => ({ x: p[xk], y: p[yk] })) };
-  }
-  if (!Array.isArray(lc) && typeof lc === 'object') {
-    const xk = xKeys.find((k) => Array.isArray(lc[k]));
-    const yk = yKeys.find((k) => Array.isArray(lc[k]));
+    out = { metric: yk, points: rows.filter((p) => typeof p[yk] === 'number').map((p) => ({ x: p[xk], y: p[yk] })) };
+  } else if (!Array.isArray(lc) && typeof lc === 'object') {
+    const xk = X_KEYS.find((k) => Array.isArray(lc[k]));
+    const yk = Y_KEYS.find((k) => Array.isArray(lc[k]));
     if (!xk || !yk) return null;
-    return { metric: yk, points: lc[xk].map((x, i) => ({ x, y: lc[yk][i] })).filter((p) => p.y !== null) };
+    out = { metric: yk, points: lc[xk].map((x, i) => ({ x, y: lc[yk][i] })).filter((p) => typeof p.y === 'number') };
   }
-  return null;
+  if (!out) return null;
+  // What the curve should beat: e.g. predicting the mean fill, or a head on simpler features.
+  out.baselines = Object.entries(report.baselines || {})
+    .filter(([, m]) => m && typeof m[out.metric] === 'number')
+    .map(([name, m]) => ({ name, y: m[out.metric] }));
+  return out;
+}
+
+/** Rows of a candidate-vs-active comparison: overall and per site. */
+export function comparisonRows(comp) {
+  if (!comp || typeof comp !== 'object' || !comp.candidate || !comp.active) return [];
+  const metric = comp.metric || 'mae';
+  const rows = [{ scope: 'all held-out labels', candidate: comp.candidate[metric], active: comp.active[metric] }];
+  const sites = new Set([...Object.keys(comp.candidate.per_site || {}), ...Object.keys(comp.active.per_site || {})]);
+  for (const site of [...sites].sort()) {
+    const pick = (side) => {
+      const v = (comp[side].per_site || {})[site];
+      return v && typeof v === 'object' ? v[metric] : v;
+    };
+    rows.push({ scope: site, candidate: pick('candidate'), active: pick('active') });
+  }
+  return rows;
 }
 
 export default {
@@ -47,36 +72,45 @@ export default {
   mount(container, ctx) {
     let models = [];
     let selected = null;
+    let alive = true;
     const isAdmin = ctx.can('promote');
     const listHost = h('div', {});
+    const rolloutHost = h('section', { class: 'panel rollout', 'aria-label': 'Rollout', hidden: true });
     const detail = h('section', { class: 'panel', hidden: true, 'aria-label': 'Model details' });
     const status = h('p', { class: 'summary', 'aria-live': 'polite' });
     replace(container,
       h('div', { class: 'page-head' }, h('h1', {}, 'Models'), status),
       isAdmin ? h('div', { class: 'row' },
         h('button', { type: 'button', id: 'm-rollback', class: 'btn btn-warn', onclick: rollback }, 'Roll back to the previous model')) : null,
-      listHost, detail);
+      rolloutHost, listHost, detail);
 
     async function promote(m) {
-      const reason = window.prompt(`Promote ${m.version} to every camera?\nReason (recorded):`, '');
+      const reason = window.prompt(`Promote ${m.version}? Canary cameras get it first, then every camera.\nReason (recorded):`, '');
       if (reason === null) return;
+      const url = `/api/models/${encodeURIComponent(m.version)}/promote`;
       try {
-        await api(`/api/models/${encodeURIComponent(m.version)}/promote`, { method: 'POST', body: { reason: reason || undefined } });
-        flash(`Promoted ${m.version}.`);
+        await api(url, { method: 'POST', body: { reason: reason || undefined } });
+        flash(`Promoting ${m.version}.`);
       } catch (err) {
-        if (err.status === 409 || err.status === 422 || err.status === 400) {
-          const force = window.confirm(`The server refused: ${err.message}\n\nForce it anyway? The reason is recorded.`);
-          if (!force) return;
-          if (!reason) { flash('Forcing a promotion needs a reason.', 'error'); return; }
-          try {
-            await api(`/api/models/${encodeURIComponent(m.version)}/promote`, { method: 'POST', body: { force: true, reason } });
-            flash(`Promoted ${m.version} (forced).`);
-          } catch (err2) {
-            flash(`Promotion failed: ${err2.message}`, 'error');
-            return;
-          }
-        } else {
+        if (![400, 409, 422].includes(err.status)) {
           flash(`Promotion failed: ${err.message}`, 'error');
+          return;
+        }
+        // The gate refused (e.g. worse on held-out labels): say why; forcing needs a reason, recorded.
+        const force = window.confirm(`The server refused: ${err.message}\n\nForce it anyway? The reason is recorded.`);
+        if (!force) {
+          flash(`Not promoted: ${err.message}`, 'error');
+          return;
+        }
+        if (!reason) {
+          flash('Forcing a promotion needs a reason.', 'error');
+          return;
+        }
+        try {
+          await api(url, { method: 'POST', body: { force: true, reason } });
+          flash(`Promoting ${m.version} (forced).`);
+        } catch (err2) {
+          flash(`Promotion failed: ${err2.message}`, 'error');
           return;
         }
       }
@@ -84,10 +118,11 @@ export default {
     }
 
     async function rollback() {
-      if (!window.confirm('Roll every camera back to the previous model?')) return;
+      const reason = window.prompt('Roll every camera back to the previous model?\nReason (recorded):', '');
+      if (reason === null) return;
       try {
-        await api('/api/models/rollback', { method: 'POST' });
-        flash('Rolled back.');
+        await api('/api/models/rollback', { method: 'POST', body: { reason: reason || undefined } });
+        flash('Rolling back.');
       } catch (err) {
         flash(`Rollback failed: ${err.message}`, 'error');
       }
@@ -99,20 +134,53 @@ export default {
       const lc = learningCurve(m.report);
       detail.hidden = false;
       const report = m.report && typeof m.report === 'object' ? m.report : {};
-      const perSite = report.per_site || report.sites;
+      const comp = comparisonRows(report.comparison);
+      const metric = (report.comparison && report.comparison.metric) || 'mae';
+      const yName = lc ? METRIC_NAMES[lc.metric] || lc.metric : '';
+      let curve = h('p', { class: 'hint' }, 'This model\'s report has no learning curve.');
+      if (lc && lc.points.length) {
+        const xs = lc.points.map((p) => p.x);
+        const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+        curve = [h('h3', {}, 'Learning curve'),
+          lineChart({ series: [{ points: lc.points },
+            ...lc.baselines.map((b) => ({ points: [{ x: x0, y: b.y }, { x: x1, y: b.y }], dashed: true }))],
+          title: `Held-out ${yName} against the number of labelled images`, xLabel: 'labelled images', yLabel: yName }),
+          h('ul', { class: 'legend' }, h('li', {}, h('span', { class: 'swatch sw-curve', 'aria-hidden': 'true' }), 'this model\'s head on n labels'),
+            lc.baselines.map((b) => h('li', {}, h('span', { class: 'swatch sw-baseline', 'aria-hidden': 'true' }), `baseline: ${b.name} (${num(b.y)})`)))];
+      }
       replace(detail,
         h('h2', {}, `Model ${m.version}`),
-        h('p', {}, `${m.active ? 'Active. ' : ''}Created ${dateTime(Date.parse(m.created_at) || m.created_at)} · ${m.precision || ''} · ${metricText(m.metrics)}`),
-        lc && lc.points.length
-          ? [h('h3', {}, 'Learning curve'),
-            lineChart({ series: [{ points: lc.points }], title: `Held-out ${lc.metric} against the number of labels`,
-              xLabel: 'labelled images', yLabel: METRIC_NAMES[lc.metric] || lc.metric })]
-          : h('p', { class: 'hint' }, 'This model\'s report has no learning curve.'),
-        perSite && typeof perSite === 'object'
-          ? [h('h3', {}, 'Per site'), table([
-            { label: 'Site', value: ([k]) => k },
-            { label: 'Metrics', value: ([, v]) => metricText(v) },
-          ], Object.entries(perSite))] : null);
+        h('p', {}, `${m.active ? 'Active. ' : ''}Created ${dateTime(m.created_at)} · ${m.precision || ''} · ${metricText(m.metrics)}`),
+        curve,
+        comp.length ? [h('h3', {}, `Against the model that was active (${METRIC_NAMES[metric] || metric}, ${report.comparison.n || '?'} held-out labels)`),
+          table([
+            { label: 'Where', value: (r) => r.scope },
+            { label: 'This model', value: (r) => num(r.candidate), className: 'num' },
+            { label: `Active then (${report.comparison.active.version || '?'})`, value: (r) => num(r.active), className: 'num' },
+          ], comp)] : null);
+    }
+
+    function renderRollout(st) {
+      if (!st) { rolloutHost.hidden = true; return; }
+      rolloutHost.hidden = false;
+      const r = st.rollout;
+      const bins = st.bins || [];
+      const onActive = bins.filter((b) => st.active && b.running === st.active).length;
+      replace(rolloutHost,
+        h('h2', {}, 'Rollout'),
+        h('p', { id: 'm-rollout' }, `Active: ${st.active || 'none'} · ${onActive} of ${bins.length} cameras run it`),
+        r ? h('p', {}, h('strong', {}, `${r.kind} ${r.version}: ${r.state}`),
+          r.canary_bins && r.canary_bins.length ? ` · canaries ${r.canary_bins.join(', ')}` : '',
+          r.forced ? ' · forced' : '', r.reason ? ` · reason: ${r.reason}` : '',
+          r.halt_reason ? h('span', { class: 'error' }, ` · halted: ${r.halt_reason}`) : '',
+          r.comparison && r.comparison.gate ? ` · gate: ${r.comparison.gate}` : '',
+          ` · ${relative(r.updated_at)} by ${r.created_by || '?'}`) : h('p', { class: 'hint' }, 'No rollout yet.'),
+        (st.history || []).length > 1 ? h('details', {}, h('summary', {}, 'Earlier rollouts'), table([
+          { label: 'When', value: (x) => dateTime(x.started_at) },
+          { label: 'What', value: (x) => `${x.kind} ${x.version}` },
+          { label: 'State', value: (x) => x.state },
+          { label: 'Why', value: (x) => x.halt_reason || x.reason || '–', className: 'wrap' },
+        ], st.history.slice(1))) : null);
     }
 
     function render() {
@@ -120,7 +188,7 @@ export default {
       status.textContent = `${models.length} models · active: ${active ? active.version : 'none'}`;
       replace(listHost, table([
         { label: 'Version', value: (m) => h('button', { type: 'button', class: 'link', onclick: () => showDetail(m) }, m.version) },
-        { label: 'Created', value: (m) => dateTime(Date.parse(m.created_at) || m.created_at) },
+        { label: 'Created', value: (m) => dateTime(m.created_at) },
         { label: 'Precision', value: (m) => m.precision || '–' },
         { label: 'Held-out metrics', value: (m) => metricText(m.metrics) },
         { label: 'State', value: (m) => (m.active ? h('span', { class: 'state state-online' }, 'active') : '') },
@@ -137,10 +205,17 @@ export default {
         status.textContent = `Could not load models: ${err.message}`;
         return;
       }
-      models.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+      if (!alive) return;
+      models.sort((a, b) => Number(b.created_at) - Number(a.created_at));
       render();
+      try {
+        renderRollout(await api('/api/rollout'));
+      } catch {
+        renderRollout(null); // a server without rollouts: the list still shows
+      }
     }
     load();
-    return null;
+    const timer = setInterval(load, 30_000);
+    return () => { alive = false; clearInterval(timer); };
   },
 };
