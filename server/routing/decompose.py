@@ -5,8 +5,7 @@
    sectors of equal count (Gillett and Miller's sweep), never more sectors than the depot's trucks.
 3. The depot's trucks are shared among its sectors in proportion to each sector's load (at least
    one each), and the time limit in proportion to each sector's bin count.
-4. Each sector is an independent problem for the planner (PyVRP; OR-Tools if breaks need it),
-   with 85% of the time in all.
+4. Each sector is an independent problem for PyVRP, with 85% of the time in all.
 5. Repair: routes the exact check rejects are dissolved; their mandatory bins and those the sectors
    could not fit, with every truck left unused (each from its own depot), form one more problem,
    solved in the remaining time.
@@ -160,7 +159,9 @@ def _solve_part(
     solve: Any,
 ) -> list[RoutePlan]:
     sub = _sub_instance(inst, clients, trucks)
-    outcome = solve(sub, budget, seed=seed, decompose=False)
+    # PyVRP alone: in a sector's few seconds OR-Tools could not even start from scratch, and the
+    # exact check below dissolves whatever routes still break a constraint.
+    outcome = solve(sub, budget, seed=seed, engine="pyvrp", decompose=False)
     out = []
     for r in outcome.solution.routes:
         visits = [Visit(v.kind, clients[v.index]) if v.kind == "client" else v for v in r.visits]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,10 @@ def plan_problem(
 
     if engine not in ENGINES:
         raise DataError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    t0 = time.perf_counter()
     parsed = parse_problem(problem)
     built = build_instance(parsed, base_dir)
-    outcome = solve_instance(built.inst, time_limit_s, seed=seed, engine=engine)
+    # The limit covers the whole call: distances first, and a little kept for checking and reasons.
+    left = time_limit_s - (time.perf_counter() - t0) - min(2.0, 0.03 * time_limit_s)
+    outcome = solve_instance(built.inst, max(0.1, left), seed=seed, engine=engine)
     return plan_result(built, outcome)
