@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import socket
+import subprocess
 import time
 from typing import Any
 
@@ -216,3 +217,24 @@ def test_one_account_is_one_session(broker: DeployBroker, sessions: list[Session
     first = login(broker, sessions, "binsight-server", client_id="binsight-server-1")
     login(broker, sessions, "binsight-server", client_id="binsight-server-2")
     assert first.disconnected.wait(TIMEOUT)
+
+
+def test_revoked_device(broker: DeployBroker, sessions: list[Session]) -> None:
+    """The revocation in docs/deploy.md: clear the retained availability, delete, reload: gone."""
+    broker.add_device("bin-gone")
+    broker.reload()
+    device = login(broker, sessions, "bin-gone")
+    device.publish("binsight/bin-gone/available", "online", retain=True)
+    device.publish("binsight/bin-gone/available", "", retain=True)  # step 1: clear it
+    device.close()
+    subprocess.run(
+        ["mosquitto_passwd", "-D", str(broker.etc / "passwd"), "bin-gone"], check=True, capture_output=True
+    )
+    broker.reload()
+    again = Session(broker.port, "bin-gone", broker.passwords["bin-gone"])
+    sessions.append(again)
+    assert not again.connect()
+    server = login(broker, sessions, "binsight-server")
+    server.subscribe("binsight/bin-gone/available")
+    with pytest.raises(queue.Empty):
+        server.received(timeout=0.3)

@@ -123,6 +123,12 @@ def test_postgresql_dropin_passes_password_as_credential() -> None:
     assert "PGPASSFILE=%d/pgpass" in values(unit, "Environment")
 
 
+def test_model_signing_dropin_passes_key_as_credential() -> None:
+    """The signing drop-in hands the server its release key under the name binsight.secrets reads."""
+    unit = parse_unit((SYSTEMD / "binsight-server.service.d" / "model-signing.conf").read_text())
+    assert [v.split(":", 1)[0] for v in values(unit, "LoadCredential")] == ["model_signing_key"]
+
+
 def test_agent_unit_hardening() -> None:
     """The agent unit (written with the device agent) runs unprivileged on a read-only system."""
     if not AGENT.exists():
