@@ -64,6 +64,9 @@ class Mosquitto:
             "max_inflight_messages 1000\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
+            # Run as root, Mosquitto drops to the `mosquitto` user, which cannot enter pytest's private
+            # temp folders: it would then neither save its database nor read password files.
+            f"{'user root' if os.geteuid() == 0 else ''}\n"
             f"{self.extra_conf}\n"
         )
 

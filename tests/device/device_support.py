@@ -230,15 +230,9 @@ def distinct_seqs(readings: list[dict[str, Any]]) -> list[int]:
 
 
 def reconfigure_broker(broker: Any, extra: str) -> None:
-    """Restart the shared fixture's private Mosquitto with more config lines.
-
-    As root, Mosquitto drops to the ``mosquitto`` user, which can read nothing under pytest's 0700
-    temp folder (password files) nor save its database there; ``user root`` keeps it root.
-    """
-    import os
-
+    """Restart the shared fixture's private Mosquitto with more config lines."""
     broker.stop()
-    broker.extra_conf += "\n" + extra + "\n" + ("user root\n" if os.geteuid() == 0 else "")
+    broker.extra_conf += "\n" + extra + "\n"
     broker.start()
 
 
