@@ -8,12 +8,25 @@ number of readings that never arrived.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Float, String, Table, bindparam, case, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -125,9 +138,56 @@ def _ensure_devices(session: Session, registry: BinRegistry, bin_ids: set[str]) 
         registry.devices |= new
 
 
+_PG_LOCK_DEVICES = text("SELECT 1 FROM devices WHERE bin_id = ANY(:b) ORDER BY bin_id FOR UPDATE")
+_PG_UPDATE_DEVICES = text(
+    """
+UPDATE devices AS d SET
+  last_seen = CASE WHEN v.seen > 0 THEN GREATEST(COALESCE(d.last_seen, 0), v.seen) ELSE d.last_seen END,
+  seq_count = d.seq_count + v.n,
+  seq_min = CASE WHEN v.n > 0 THEN LEAST(COALESCE(d.seq_min, v.mn), v.mn) ELSE d.seq_min END,
+  seq_max = CASE WHEN v.n > 0 THEN GREATEST(COALESCE(d.seq_max, v.mx), v.mx) ELSE d.seq_max END,
+  reading_ts = CASE WHEN v.rts >= 0 AND v.rts >= COALESCE(d.reading_ts, -1) THEN v.rts ELSE d.reading_ts END,
+  quality = CASE WHEN v.rts >= 0 AND v.rts >= COALESCE(d.reading_ts, -1) THEN v.q ELSE d.quality END,
+  fill_ts = CASE WHEN v.fts >= 0 AND v.fts >= COALESCE(d.fill_ts, -1) THEN v.fts ELSE d.fill_ts END,
+  fill = CASE WHEN v.fts >= 0 AND v.fts >= COALESCE(d.fill_ts, -1) THEN v.fill ELSE d.fill END,
+  model = CASE WHEN v.model <> '' THEN v.model ELSE d.model END
+FROM unnest(CAST(:b AS varchar[]), CAST(:seen AS bigint[]), CAST(:n AS bigint[]), CAST(:mn AS bigint[]),
+            CAST(:mx AS bigint[]), CAST(:rts AS bigint[]), CAST(:q AS varchar[]), CAST(:fts AS bigint[]),
+            CAST(:fill AS float8[]), CAST(:model AS varchar[]))
+     AS v(bin_id, seen, n, mn, mx, rts, q, fts, fill, model)
+WHERE d.bin_id = v.bin_id
+"""
+)
+_PG_INSERT_READINGS = text(
+    """
+INSERT INTO readings (bin_id, seq, ts, received_at, fill, quality, model, historical, spread, infer_ms, label)
+SELECT * FROM unnest(CAST(:bin_id AS varchar[]), CAST(:seq AS bigint[]), CAST(:ts AS bigint[]),
+                     CAST(:received_at AS bigint[]), CAST(:fill AS float8[]), CAST(:quality AS varchar[]),
+                     CAST(:model AS varchar[]), CAST(:historical AS boolean[]), CAST(:spread AS float8[]),
+                     CAST(:infer_ms AS float8[]), CAST(:label AS varchar[]))
+ON CONFLICT (bin_id, seq) DO NOTHING
+RETURNING bin_id, seq
+"""
+)
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
 def _update_devices(session: Session, deltas: dict[str, _DeviceDelta]) -> None:
-    """One UPDATE per device per batch (executemany): every SET sees the old row, as SQL defines."""
+    """One UPDATE per device per batch: every SET sees the old row, as SQL defines.
+
+    PostgreSQL gets one statement over arrays (``unnest``), after locking the rows in id order so
+    that two servers writing overlapping devices cannot deadlock; SQLite an executemany.
+    """
     if not deltas:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        items = sorted(deltas.items())
+        cols = _columns([{"b": b, **dataclasses.asdict(d)} for b, d in items])
+        session.execute(_PG_LOCK_DEVICES, {"b": cols["b"]})
+        session.execute(_PG_UPDATE_DEVICES, cols)
         return
     t = Device.__table__
     assert isinstance(t, Table)
@@ -208,7 +268,11 @@ def _write_readings(
         }
         for r in unique.values()
     ]
-    inserted = session.execute(stmt, rows).all()
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement over arrays: far less per-row work than a multi-row VALUES (measured ~3x).
+        inserted = session.execute(_PG_INSERT_READINGS, _columns(rows)).all()
+    else:
+        inserted = session.execute(stmt, rows).all()
     result.inserted += len(inserted)
     result.duplicates += len(msgs) - len(inserted)
     for bin_id, seq in inserted:

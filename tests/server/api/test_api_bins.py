@@ -13,7 +13,7 @@ HOUR = 3_600_000
 
 
 def _seed(api: Api) -> int:
-    """b-fast fills 0.1/h, was emptied 10 h ago; b-slow barely fills; b-dark has only unusable readings."""
+    """b-fast fills 0.05/h since emptied 10 h ago; b-slow barely fills; b-dark has only unusable readings."""
     now = now_ms()
     rows = [
         BinRow("b-fast", 52.37, 4.89, 1000, site="north"),
@@ -21,11 +21,12 @@ def _seed(api: Api) -> int:
         BinRow("b-dark", 52.39, 4.91, 1000, site="south"),
     ]
     items = []
-    for seq, h in enumerate(range(30, 0, -1)):
+    # 8 h before the collection: too short to count as a day of history, so the rate is the cycle's own.
+    for seq, h in enumerate(range(18, 0, -1)):
         t = now - h * HOUR
-        fast = 0.9 + 0.005 * (30 - h) if h > 10 else 0.02 + 0.1 * (10 - h) / 2
+        fast = 0.9 + 0.005 * (18 - h) if h > 10 else 0.02 + 0.1 * (10 - h) / 2
         items.append(item("reading", "b-fast", reading("b-fast", seq, min(fast, 1.0), ts=t)))
-        items.append(item("reading", "b-slow", reading("b-slow", seq, 0.1 + 0.001 * (30 - h), ts=t)))
+        items.append(item("reading", "b-slow", reading("b-slow", seq, 0.1 + 0.001 * (18 - h), ts=t)))
     items.append(item("reading", "b-dark", reading("b-dark", 0, None, ts=now)))
     with api.sessions() as s, s.begin():
         import_bins(s, rows)
@@ -63,7 +64,7 @@ def test_history(api: Api) -> None:
     r = api.get("/api/bins/b-fast/history?days=2", "operator")
     assert r.status_code == 200
     h = r.json()
-    assert len(h["readings"]) == 30
+    assert len(h["readings"]) == 18
     assert h["collections"] == [now - 10 * HOUR]
     pts = h["forecast"]["points"]
     assert pts[0]["ts"] >= now - 1000 and pts[-1]["fill"] >= pts[0]["fill"]
