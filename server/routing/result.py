@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from binsight.server.routing.instance import INF
 
 if TYPE_CHECKING:
@@ -101,6 +103,9 @@ def _reasons(
         for k, s in enumerate(locs):
             if s.kind == "bin":
                 prev_next[s.index] = (locs[k - 1].loc, locs[k + 1].loc)
+    arc_a = np.asarray([a for a, _ in arcs], dtype=np.int64)
+    arc_b = np.asarray([b for _, b in arcs], dtype=np.int64)
+    base = dist[arc_a, arc_b]
     included, skipped = [], []
     for i, job in enumerate(inst.clients):
         fill = "unknown" if job.fill is None else f"{job.fill:.0%}"
@@ -119,7 +124,7 @@ def _reasons(
         if job.required:
             skipped.append({"id": job.id, "reason": "mandatory, but no feasible route was found for it"})
             continue
-        cheapest = min((int(dist[a, job.loc] + dist[job.loc, b] - dist[a, b]) for a, b in arcs), default=INF)
+        cheapest = int((dist[arc_a, job.loc] + dist[job.loc, arc_b] - base).min()) if arcs else INF
         if cheapest >= INF:
             reason = f"optional, fill {fill}: worth {job.prize / 1000:.2f} km, less than any trip to it"
         elif cheapest > job.prize:
