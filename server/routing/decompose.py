@@ -122,6 +122,8 @@ def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> Engi
     from binsight.server.routing.planner import solve_instance
 
     t0 = time.perf_counter()
+    # Building sub-problems, re-checking every route and the last search iterations overrun a little.
+    time_limit_s *= 0.95
     parts = sectors(inst)
     reserve = REPAIR_SHARE * time_limit_s
     routes: list[RoutePlan] = []

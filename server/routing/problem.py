@@ -195,6 +195,6 @@ def plan_problem(
     parsed = parse_problem(problem)
     built = build_instance(parsed, base_dir)
     # The limit covers the whole call: distances first, and a little kept for checking and reasons.
-    left = time_limit_s - (time.perf_counter() - t0) - min(2.0, 0.03 * time_limit_s)
+    left = time_limit_s - (time.perf_counter() - t0) - 0.05 * time_limit_s
     outcome = solve_instance(built.inst, max(0.1, left), seed=seed, engine=engine)
     return plan_result(built, outcome)
