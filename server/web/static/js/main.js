@@ -49,6 +49,12 @@ function route() {
   if (!state.me) return;
   const [id, ...rest] = location.hash.replace(/^#\/?/, '').split('/');
   const views = allowed();
+  if (!views.length) {
+    // A role this page does not know (a newer server?): say so rather than show an empty shell.
+    unmount();
+    replace($('view'), h('p', { class: 'error' }, `This page offers nothing to the role "${state.me.role}".`));
+    return;
+  }
   const view = views.find((v) => v.id === id);
   if (!view) {
     if (id && VIEWS.some((v) => v.id === id)) flash(`Your role (${state.me.role}) cannot open that page.`, 'error');
