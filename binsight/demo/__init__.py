@@ -217,6 +217,7 @@ def run_demo(args: argparse.Namespace) -> int:
         base = server.http_url
         print(f"\nbinsight demo is running: {base}/  (synthetic data)")
         print(f"admin token: {token}")
+        print(f"one-click sign-in: {base}/#token={token}")
         print(
             "Ctrl-C stops it.\n" if args.duration is None else f"running for {args.duration:.0f}s\n",
             flush=True,
