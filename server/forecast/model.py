@@ -10,7 +10,9 @@ Method, per bin:
    cycle's slope is divided by the mean multiplier over the cycle, and the future is integrated
    hour by hour with each weekday's multiplier.
 4. The threshold crossing is solved for the central rate and level and for the band's ends
-   (fast rate and high level -> ``low_ts``; slow rate and low level -> ``high_ts``).
+   (fast rate and high level -> ``low_ts``; slow rate and low level -> ``high_ts``). The rate's
+   interval combines the fit's (Sen) with the day-to-day spread of daily rates in history, averaged
+   over the horizon; it is at least +-15%, and the band at least +-6 h.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ _HOUR_MS = 3_600_000
 _DAY_MS = 86_400_000
 _HORIZON_H = 60 * 24
 #: Rates are never known better than this, whatever the fit says: the next days are not the last.
-REL_RATE_FLOOR = 0.3
+REL_RATE_FLOOR = 0.15
+#: Day-to-day relative spread of the fill rate assumed until a bin has history.
+DEFAULT_DAY_CV = 0.25
 #: Fill comes in by day, not evenly: a crossing is never placed more precisely than this.
 MIN_HALF_BAND_MS = 6 * _HOUR_MS
 
@@ -110,6 +114,17 @@ def _mean_multiplier(start_ts: int, end_ts: int, mult: NDArray[np.float64] | Non
     offset = _tz_offset_ms(tz, end_ts)
     hours = np.arange(start_ts, end_ts, _HOUR_MS) + offset
     return float(mult[((hours // _DAY_MS).astype(np.int64) + 3) % 7].mean())
+
+
+def _day_to_day_cv(rates: list[tuple[int, float, int]], mult: NDArray[np.float64] | None) -> float:
+    """Robust relative spread of daily fill rates (weekday effect removed); 0.25 without history."""
+    if len(rates) < 5:
+        return DEFAULT_DAY_CV
+    r = np.array([rate / (mult[w] if mult is not None else 1.0) for w, rate, _ in rates])
+    med = float(np.median(r))
+    if med <= 0:
+        return DEFAULT_DAY_CV
+    return float(1.4826 * np.median(np.abs(r - med)) / med)
 
 
 def _crossing(
@@ -188,11 +203,18 @@ def forecast_bin(
         return None
     if mult is not None:
         method += "+weekday"
-    lo = min(lo, rate * (1 - REL_RATE_FLOOR))
-    hi = max(hi, rate * (1 + REL_RATE_FLOOR))
+    cv = _day_to_day_cv(rates, mult)
     level = float(min(1.0, max(0.0, level)))
     cum = _cumulative(now_ts, mult, tz)
     full = _crossing(level, rate, thr, cum, now_ts)
+    if rate > 0:
+        # The coming days' rate varies around the fitted one: widen the fit's interval by the
+        # day-to-day spread seen in history, averaged over the horizon (sd / sqrt(days)).
+        horizon_d = max(0.5, ((full or now_ts + _DAY_MS) - now_ts) / _DAY_MS)
+        rel_fit = max(rate - lo, hi - rate) / (z * rate)
+        rel = float(np.hypot(rel_fit, cv / np.sqrt(horizon_d)))
+        lo = min(lo, rate * (1 - max(z * rel, REL_RATE_FLOOR)))
+        hi = max(hi, rate * (1 + max(z * rel, REL_RATE_FLOOR)))
     low = _crossing(level + z * level_sd, hi, thr, cum, now_ts)
     high = _crossing(level - z * level_sd, max(lo, 0.0), thr, cum, now_ts)
     if full is not None:
