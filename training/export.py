@@ -83,7 +83,9 @@ class _Calibration:
         raise NotImplementedError
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: list[np.ndarray]) -> None:
+def quantize_int8(
+    fp32: Path, out: Path, calibration: list[np.ndarray], *, keep_metadata: bool = True
+) -> None:
     """Static int8 quantization (QDQ, per-channel weights, uint8 activations) calibrated on images.
 
     Only the convolutions are quantized: the preprocessing, pooling and the linear head stay in
@@ -99,23 +101,29 @@ def quantize_int8(fp32: Path, out: Path, calibration: list[np.ndarray]) -> None:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         staged = Path(tmp) / "int8.onnx"
-        quantize_static(
-            str(pre),
-            str(staged),
-            _Calibration(calibration),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv"],
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-        )
+        # The quantizer logs one INFO line per adjusted channel on the root logger; keep it quiet.
+        previous = logging.root.manager.disable
+        logging.disable(logging.INFO)
+        try:
+            quantize_static(
+                str(pre),
+                str(staged),
+                _Calibration(calibration),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["Conv"],
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        finally:
+            logging.disable(previous)
         proto = onnx.load(str(staged))
-        # Carry the float model's metadata over; the caller then updates precision and metrics.
-        src = onnx.load(str(fp32), load_external_data=False)
-        del proto.metadata_props[:]
-        proto.metadata_props.extend(src.metadata_props)
+        if keep_metadata:  # the caller then updates precision and metrics
+            src = onnx.load(str(fp32), load_external_data=False)
+            del proto.metadata_props[:]
+            proto.metadata_props.extend(src.metadata_props)
         onnx.checker.check_model(proto)
         final_tmp = out.with_name(f".{out.name}.tmp")
         onnx.save(proto, str(final_tmp))

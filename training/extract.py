@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from binsight.training.runtime import session
 
 __all__ = [
     "EXTRACTOR_VERSION",
+    "FLIPS",
     "Features",
     "baseline_features",
     "export_onnx",
@@ -54,7 +55,8 @@ class Features:
     baseline: dict[str, np.ndarray]  # name -> [N, d]
     layout: Layout
     unreadable: list[int]  # sample indices that could not be decoded (already removed from the rows)
-    extracted: int  # images that went through the backbone (the rest came from the cache)
+    extracted: int  # images (mirror images included) that went through the backbone, not the cache
+    flipped: dict[str, np.ndarray] = field(default_factory=dict)  # flip -> [N, layout.dim]
 
 
 def extractor_settings(spec: BackboneSpec) -> dict[str, Any]:
@@ -121,21 +123,33 @@ def _baseline_split(vectors: np.ndarray) -> dict[str, np.ndarray]:
     return {"colour_histogram": vectors[:, :n_hist], "raw_pixels": vectors[:, n_hist:]}
 
 
+#: Mirror images used as extra training rows: name -> numpy slicing of an HWC image.
+FLIPS = {
+    "hflip": (slice(None), slice(None, None, -1)),
+    "vflip": (slice(None, None, -1), slice(None)),
+    "hvflip": (slice(None, None, -1), slice(None, None, -1)),
+}
+
+
 def extract(
     dataset: Dataset,
     backbone: Backbone,
     spec: BackboneSpec,
     cache_dir: str | Path | None = None,
     *,
+    flips: tuple[str, ...] = (),
     threads: int | None = None,
     batch_size: int = 32,
     progress: bool = True,
 ) -> Features:
-    """Features of every sample; images already in the cache are not decoded again.
+    """Features of every sample (and of its mirror images in ``flips``); cached images are not decoded.
 
     Unreadable images are listed in :attr:`Features.unreadable` (by sample index) and have no row;
     the caller decides whether that is an error.
     """
+    unknown = [f for f in flips if f not in FLIPS]
+    if unknown:
+        raise ValueError(f"unknown flips {unknown}; known: {sorted(FLIPS)}")
     root = default_cache_dir(cache_dir)
     cache = FeatureCache(root, extractor_settings(spec))
     base_cache = FeatureCache(
@@ -144,10 +158,15 @@ def extract(
     layout = layout_of(spec)
     base_dim = int(np.prod(HIST_BINS)) + PIXELS_HW[0] * PIXELS_HW[1] * 3
     n = len(dataset.samples)
-    deep: list[np.ndarray | None] = [cache.get(s.digest, layout.dim) for s in dataset.samples]
+    variants = ("", *flips)
+    # A mirrored image's features are cached under "<content sha256>-<flip>".
+    deep: dict[str, list[np.ndarray | None]] = {
+        v: [cache.get(s.digest + (f"-{v}" if v else ""), layout.dim) for s in dataset.samples]
+        for v in variants
+    }
     base: list[np.ndarray | None] = [base_cache.get(s.digest, base_dim) for s in dataset.samples]
-    todo = [i for i in range(n) if deep[i] is None or base[i] is None]
-    need_deep = sum(deep[i] is None for i in todo)
+    todo = [i for i in range(n) if base[i] is None or any(deep[v][i] is None for v in variants)]
+    need_deep = sum(deep[v][i] is None for v in variants for i in todo)
     logger.info("features: %s of %s images cached, extracting %s", n - len(todo), n, len(todo))
     unreadable: list[int] = []
     sess = None
@@ -158,41 +177,47 @@ def extract(
     try:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            imgs: list[np.ndarray] = []
-            idx: list[int] = []
+            imgs: dict[int, np.ndarray] = {}
             for i in chunk:
-                s = dataset.samples[i]
                 try:
-                    data = s.path.read_bytes()
+                    data = dataset.samples[i].path.read_bytes()
                 except OSError:
                     data = b""
                 img = decode(data)
                 if img is None:
                     unreadable.append(i)
                     continue
-                imgs.append(to_input_size(img, spec.input_size))
-                idx.append(i)
-            for i, img in zip(idx, imgs, strict=True):
+                imgs[i] = to_input_size(img, spec.input_size)
                 if base[i] is None:
-                    vec = baseline_features(img)
+                    vec = baseline_features(imgs[i])
                     base_cache.put(dataset.samples[i].digest, vec)
                     base[i] = vec
-            run = [k for k, i in enumerate(idx) if deep[i] is None]
-            if run and sess is not None:
-                x = np.stack([imgs[k] for k in run])
+            run = [(i, v) for i in imgs for v in variants if deep[v][i] is None]
+            for part in range(0, len(run), batch_size):
+                jobs = run[part : part + batch_size]
+                x = np.stack([imgs[i] if not v else np.ascontiguousarray(imgs[i][FLIPS[v]]) for i, v in jobs])
+                assert sess is not None
                 (out,) = sess.run(["features"], {"image": x})
-                for k, vec in zip(run, np.asarray(out, dtype=np.float32), strict=True):
-                    i = idx[k]
-                    cache.put(dataset.samples[i].digest, vec)
-                    deep[i] = vec
+                for (i, v), vec in zip(jobs, np.asarray(out, dtype=np.float32), strict=True):
+                    cache.put(dataset.samples[i].digest + (f"-{v}" if v else ""), vec)
+                    deep[v][i] = vec
             bar.update(len(chunk))
     finally:
         bar.close()
-    keep = [i for i in range(n) if i not in set(unreadable)]
-    deep_rows = [deep[i] for i in keep]
-    base_rows = [base[i] for i in keep]
-    if any(v is None for v in deep_rows) or any(v is None for v in base_rows):  # pragma: no cover
-        raise RuntimeError("feature extraction left rows empty")
-    deep_m = np.stack(deep_rows) if keep else np.empty((0, layout.dim), np.float32)  # type: ignore[arg-type]
-    base_m = np.stack(base_rows) if keep else np.empty((0, base_dim), np.float32)  # type: ignore[arg-type]
-    return Features(deep_m, _baseline_split(base_m), layout, unreadable, need_deep)
+    bad = set(unreadable)
+    keep = [i for i in range(n) if i not in bad]
+
+    def stack(rows: list[np.ndarray | None], dim: int) -> np.ndarray:
+        kept = [rows[i] for i in keep]
+        if any(r is None for r in kept):  # pragma: no cover - every kept row was filled above
+            raise RuntimeError("feature extraction left rows empty")
+        return np.stack(kept) if kept else np.empty((0, dim), np.float32)  # type: ignore[arg-type]
+
+    return Features(
+        stack(deep[""], layout.dim),
+        _baseline_split(stack(base, base_dim)),
+        layout,
+        unreadable,
+        need_deep,
+        {v: stack(deep[v], layout.dim) for v in flips},
+    )

@@ -71,3 +71,23 @@ def test_unreadable_images_are_listed(synth_dir: Path, tmp_path: Path, lite0: An
     feats = extract(load_dataset(data), backbone, spec, cache_dir, progress=False)
     assert feats.unreadable == [5]
     assert feats.deep.shape[0] == 5
+
+
+def test_mirror_features_are_those_of_the_mirrored_image(synth_dir: Path, tmp_path: Path, lite0: Any) -> None:
+    """A flip's cached row equals the features of the mirrored picture itself; flips are cached too."""
+    import cv2
+
+    backbone, spec = lite0
+    data = copy_set(synth_dir, tmp_path / "d")
+    rows = read_rows(data / "labels.csv")[:3]
+    img = to_input_size(decode((data / rows[0]["image"]).read_bytes()), spec.input_size)
+    cv2.imwrite(str(data / "mirror.png"), np.ascontiguousarray(img[:, ::-1]))  # lossless
+    cv2.imwrite(str(data / "orig.png"), img)
+    write_rows(data / "labels.csv", [{**rows[0], "image": "orig.png"}, {**rows[0], "image": "mirror.png"}])
+    cache = tmp_path / "cache"
+    feats = extract(load_dataset(data), backbone, spec, cache, flips=("hflip",), progress=False)
+    assert feats.extracted == 4
+    np.testing.assert_allclose(feats.flipped["hflip"][0], feats.deep[1], atol=1e-5)
+    assert extract(load_dataset(data), backbone, spec, cache, flips=("hflip",), progress=False).extracted == 0
+    with pytest.raises(ValueError, match="unknown flips"):
+        extract(load_dataset(data), backbone, spec, cache, flips=("rot90",))

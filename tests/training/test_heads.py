@@ -29,9 +29,10 @@ def test_ridge_recovers_signal_and_clips() -> None:
     }
 
 
-def test_fast_ridge_path_matches_sklearn() -> None:
-    """The one-decomposition alpha path equals fitting Ridge once per alpha."""
-    x, y, g = _data(80, 200)
+@pytest.mark.parametrize("d", [200, 20])
+def test_fast_ridge_path_matches_sklearn(d: int) -> None:
+    """The one-decomposition alpha path (dual and primal forms) equals fitting Ridge per alpha."""
+    x, y, g = _data(80, d)
     splits = cv_splits(y, g[:80], "regression", 0)
     fast = _ridge_path(x, y, splits, (0.1, 10.0, 1000.0))
     slow = [_cv("ridge", a, x, y, splits, seed=0)[0] for a in (0.1, 10.0, 1000.0)]
