@@ -12,7 +12,7 @@ Method, per bin:
 4. The threshold crossing is solved for the central rate and level and for the band's ends
    (fast rate and high level -> ``low_ts``; slow rate and low level -> ``high_ts``). The rate's
    interval combines the fit's (Sen) with the day-to-day spread of daily rates in history, averaged
-   over the horizon; it is at least +-15%, and the band at least +-6 h.
+   over the horizon; it is at least +-30%, and the band at least +-6 h.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _HOUR_MS = 3_600_000
 _DAY_MS = 86_400_000
 _HORIZON_H = 60 * 24
 #: Rates are never known better than this, whatever the fit says: the next days are not the last.
-REL_RATE_FLOOR = 0.15
+REL_RATE_FLOOR = 0.3
 #: Day-to-day relative spread of the fill rate assumed until a bin has history.
 DEFAULT_DAY_CV = 0.25
 #: Fill comes in by day, not evenly: a crossing is never placed more precisely than this.
