@@ -104,7 +104,7 @@ def main() -> None:
             "promoted": promoted,
             "active_mae": round(active_mae, 4),
             "fit_s": round(secs, 1),
-            "from_cache": report["features"]["extraction"]["from_cache"],
+            "backbone_runs": report["features"]["extraction"]["extracted"],
         }
         rows.append(row)
         print(

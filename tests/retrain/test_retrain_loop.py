@@ -58,6 +58,7 @@ def _label_what_you_see(
     return done
 
 
+@pytest.mark.timeout(600)  # ~2 min alone; several times that when the shared machine is saturated
 def test_label_retrain_promote_switch_refuse_rollback(
     make_stack: Any, tmp_path: Path, lite0: Any, feature_cache: Path
 ) -> None:
