@@ -1,7 +1,7 @@
 """Scale: generated city problems planned end to end (matrix, solve, exact check) against a time limit.
 
     nice .venv/bin/python bench/routing_scale.py --bins 1000 --trucks 20 --time-limit 60
-    nice .venv/bin/python bench/routing_scale.py --bins 5000 --trucks 60 --depots 3 --time-limit 240
+    nice .venv/bin/python bench/routing_scale.py --bins 5000 --trucks 100 --depots 3 --time-limit 240
 
 Prints wall time (including the distance matrix and the exact check), feasibility, distance and
 how many bins were taken. Problems above 1,500 bins are decomposed (docs/routing.md).
