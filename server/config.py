@@ -86,8 +86,8 @@ class IngestConfig(Section):
     )
     shared_group: str | None = Field(
         default="binsight",
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="MQTT 5 shared subscription group; several servers in one group split the load",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description='MQTT 5 shared subscription group ("" for none); servers in one group split the load',
     )
     max_future_s: float = Field(default=86_400.0, gt=0, description="reject capture times this far ahead")
     queue_size: int = Field(default=20_000, ge=100, description="messages held between network and writer")
