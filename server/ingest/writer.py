@@ -80,7 +80,8 @@ class BatchWriter:
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop."""
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def _take(self) -> list[Queued]:
         try:
