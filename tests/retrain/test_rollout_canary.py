@@ -114,3 +114,19 @@ def test_canary_failure_and_jump_halt_and_rollback(
     wait_until(lambda: all(stack.latest_model(b) == v1 for b in BINS), 60, "every bin back on v1")
     code, listing = stack.admin.call("GET", "/api/models")
     assert [m["version"] for m in listing if m["active"]] == [v1]
+
+
+def test_coverage_requests_reach_the_cameras(fleet: tuple[Stack, ModelTopics]) -> None:
+    """Bins short of labels are asked for an image (send_image, reason coverage); it reaches the queue."""
+    stack, _ = fleet
+    code, plan = stack.admin.call("GET", "/api/coverage")
+    assert code == 200 and sorted(p["bin_id"] for p in plan) == sorted(BINS)
+    assert all("0 labels" in p["reasons"][0] for p in plan)
+    code, sent = stack.admin.call("POST", "/api/coverage")
+    assert code == 202 and len(sent) == len(BINS)
+
+    def coverage_images() -> set[str]:
+        _, queue = stack.labeller.call("GET", "/api/labels/queue?limit=100")
+        return {q["bin_id"] for q in queue if q["reason"] == "coverage"}
+
+    wait_until(lambda: coverage_images() == set(BINS), 30, "a coverage image from every bin")
