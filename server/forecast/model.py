@@ -13,6 +13,8 @@ Method, per bin:
    (fast rate and high level -> ``low_ts``; slow rate and low level -> ``high_ts``). The rate's
    interval combines the fit's (Sen) with the day-to-day spread of daily rates in history, averaged
    over the horizon; it is at least +-30%, and the band at least +-6 h.
+5. With a week of cycles of two days or more, an hour-of-day profile (residuals of each cycle's line
+   as a time offset, medianed per local hour) shapes the projection within the day.
 """
 
 from __future__ import annotations
@@ -57,16 +59,19 @@ class Forecast:
     method: str
     collections: list[int] = field(default_factory=list)
     _cum: NDArray[np.float64] = field(default_factory=lambda: np.zeros(1), repr=False)
+    _day: NDArray[np.float64] = field(default_factory=lambda: np.zeros(1), repr=False)
 
     def fill_at(self, ts: int) -> float:
         """Projected fill at ``ts`` (clipped to 0..1)."""
         h = min(max((ts - self.now_ts) / _HOUR_MS, 0.0), len(self._cum) - 1.0)
-        cum = float(np.interp(h, np.arange(len(self._cum)), self._cum))
-        return float(min(1.0, max(0.0, self.level + self.rate_per_day * cum)))
+        grid = np.arange(len(self._cum))
+        cum = float(np.interp(h, grid, self._cum))
+        day = float(np.interp(h, np.arange(len(self._day)), self._day)) if len(self._day) > 1 else 0.0
+        return float(min(1.0, max(0.0, self.level + self.rate_per_day * (cum + day))))
 
     def reaches(self, threshold: float) -> int | None:
         """When the central projection reaches ``threshold`` (now if already there; None: not in 60 days)."""
-        return _crossing(self.level, self.rate_per_day, threshold, self._cum, self.now_ts)
+        return _crossing(self.level, self.rate_per_day, threshold, self._cum, self.now_ts, day=self._day)
 
     def points(self, until_ts: int | None = None, step_h: float = 1.0) -> list[dict[str, float]]:
         """Projected ``{ts, fill}`` from now to ``until_ts`` (default: past ``high_ts``, at most 14 days)."""
@@ -128,17 +133,85 @@ def _day_to_day_cv(rates: list[tuple[int, float, int]], mult: NDArray[np.float64
 
 
 def _crossing(
-    level: float, rate: float, threshold: float, cum: NDArray[np.float64], now_ts: int
+    level: float,
+    rate: float,
+    threshold: float,
+    cum: NDArray[np.float64],
+    now_ts: int,
+    *,
+    day: NDArray[np.float64] | None = None,
 ) -> int | None:
+    """First time ``level + rate * (cum + day)`` reaches ``threshold`` (hourly grid, linear in between)."""
     if level >= threshold:
         return now_ts
     if rate <= 0:
         return None
-    need = (threshold - level) / rate
-    if need > cum[-1]:
+    path = level + rate * (cum + (day if day is not None and len(day) == len(cum) else 0.0))
+    above = np.nonzero(path >= threshold)[0]
+    if len(above) == 0:
         return None
-    h = float(np.interp(need, cum, np.arange(len(cum))))
-    return now_ts + int(h * _HOUR_MS)
+    k = int(above[0])
+    if k == 0:
+        return now_ts
+    frac = (threshold - path[k - 1]) / max(path[k] - path[k - 1], 1e-12)
+    return now_ts + int((k - 1 + frac) * _HOUR_MS)
+
+
+def _diurnal_profile(
+    t: NDArray[np.int64], y: NDArray[np.float64], segment: NDArray[np.int64], tz: ZoneInfo
+) -> NDArray[np.float64] | None:
+    """Hour-of-day shape of filling, as a time offset (days) from a straight line: 24 values, mean 0.
+
+    Residuals of each cycle's Theil–Sen line (cycles of at least 2 days), divided by the cycle's
+    rate, medianed per local hour and smoothed over 3 hours. None without a week of such cycles.
+    """
+    offset = _tz_offset_ms(tz, int(t[-1])) if len(t) else 0
+    hours: list[NDArray[np.float64]] = []
+    shifts: list[NDArray[np.float64]] = []
+    covered = 0.0
+    for seg in np.unique(segment):
+        sel = segment == seg
+        ts, ys = t[sel], y[sel]
+        if len(ts) < 24 or ts[-1] - ts[0] < 2 * _DAY_MS:
+            continue
+        fit = theil_sen((ts - ts[0]) / _DAY_MS, ys, max_points=120)
+        if fit.slope < 0.02:
+            continue
+        covered += (ts[-1] - ts[0]) / _DAY_MS
+        shifts.append((ys - fit.at(0.0) - fit.slope * (ts - ts[0]) / _DAY_MS) / fit.slope)
+        hours.append((((ts + offset) % _DAY_MS) / _HOUR_MS).astype(np.float64))
+    if covered < 7:
+        return None
+    h = np.concatenate(hours).astype(int) % 24
+    r = np.concatenate(shifts)
+    prof = np.zeros(24)
+    for k in range(24):
+        v = r[h == k]
+        if len(v) < 5:
+            return None
+        prof[k] = float(np.median(v))
+    smooth = (np.roll(prof, 1) + prof + np.roll(prof, -1)) / 3
+    out: NDArray[np.float64] = smooth - smooth.mean()
+    return out
+
+
+def _diurnal_offsets(now_ts: int, prof: NDArray[np.float64] | None, tz: ZoneInfo) -> NDArray[np.float64]:
+    """Per hour from now: the diurnal time offset there minus the one now (days of filling)."""
+    if prof is None:
+        return np.zeros(1)
+    offset = _tz_offset_ms(tz, now_ts)
+    ext = np.concatenate([prof, prof[:1]])
+
+    def at(ts: NDArray[np.float64]) -> NDArray[np.float64]:
+        hod = ((ts + offset) % _DAY_MS) / _HOUR_MS
+        # The profile's value k describes hour k..k+1; interpolate between hour midpoints.
+        x = (hod - 0.5) % 24
+        out: NDArray[np.float64] = np.interp(x, np.arange(25), ext)
+        return out
+
+    grid: NDArray[np.float64] = (now_ts + np.arange(_HORIZON_H + 1) * float(_HOUR_MS)).astype(np.float64)
+    out: NDArray[np.float64] = at(grid) - at(np.array([float(now_ts)]))[0]
+    return out
 
 
 def forecast_bin(
@@ -206,7 +279,11 @@ def forecast_bin(
     cv = _day_to_day_cv(rates, mult)
     level = float(min(1.0, max(0.0, level)))
     cum = _cumulative(now_ts, mult, tz)
-    full = _crossing(level, rate, thr, cum, now_ts)
+    prof = _diurnal_profile(t, y, segment, tz)
+    day = _diurnal_offsets(now_ts, prof, tz)
+    if prof is not None:
+        method += "+hourly"
+    full = _crossing(level, rate, thr, cum, now_ts, day=day)
     if rate > 0:
         # The coming days' rate varies around the fitted one: widen the fit's interval by the
         # day-to-day spread seen in history, averaged over the horizon (sd / sqrt(days)).
@@ -215,8 +292,8 @@ def forecast_bin(
         rel = float(np.hypot(rel_fit, cv / np.sqrt(horizon_d)))
         lo = min(lo, rate * (1 - max(z * rel, REL_RATE_FLOOR)))
         hi = max(hi, rate * (1 + max(z * rel, REL_RATE_FLOOR)))
-    low = _crossing(level + z * level_sd, hi, thr, cum, now_ts)
-    high = _crossing(level - z * level_sd, max(lo, 0.0), thr, cum, now_ts)
+    low = _crossing(level + z * level_sd, hi, thr, cum, now_ts, day=day)
+    high = _crossing(level - z * level_sd, max(lo, 0.0), thr, cum, now_ts, day=day)
     if full is not None:
         low = min(low if low is not None else full, max(now_ts, full - MIN_HALF_BAND_MS))
         high = max(high if high is not None else full, full + MIN_HALF_BAND_MS) if high is not None else None
@@ -235,4 +312,5 @@ def forecast_bin(
         method=method,
         collections=[int(t[c]) for c in cuts],
         _cum=cum,
+        _day=day,
     )

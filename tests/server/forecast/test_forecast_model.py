@@ -80,3 +80,26 @@ def test_backtest_beats_least_squares() -> None:
     assert r.mae_h < r.baseline_mae_h
     assert r.mae_h < 24
     assert 0.4 < r.coverage <= 1.0
+
+
+def test_hour_of_day_profile_puts_crossings_in_busy_hours() -> None:
+    """A bin that fills only 08:00-20:00 is forecast to reach the threshold in those hours."""
+    ts = np.arange(T0, T0 + 21 * DAY, HOUR // 2)
+    hour = (ts % DAY) // HOUR
+    fill = np.empty(len(ts))
+    level = 0.05
+    for i in range(len(ts)):
+        if hour[i] == 6 and ts[i] % HOUR == 0 and level > 0.7:
+            level = 0.05
+        if 8 <= hour[i] < 20:
+            level += 0.02 / 2  # 0.02 per busy hour
+        fill[i] = level
+    crossings = []
+    for day in range(15, 20):
+        now = T0 + day * DAY + 21 * HOUR
+        f = forecast_bin(ts[ts <= now], fill[ts <= now], now, ForecastConfig(threshold=0.95))
+        assert f is not None and "hourly" in f.method
+        if f.full_ts is not None and f.full_ts > now:
+            crossings.append((f.full_ts % DAY) / HOUR)
+    assert crossings, "no forecast crossed in the future"
+    assert all(7.5 <= h <= 20.5 for h in crossings), crossings
