@@ -56,6 +56,11 @@ def judge(
             "labels (train it with `binsight train fit --from-server`)",
             None,
         )
+    about = (comp.get("candidate") or {}).get("version")
+    if about != candidate_version:
+        return GateResult(
+            False, f"the report's comparison is about {about or 'no model'}, not {candidate_version}", comp
+        )
     compared = (comp.get("active") or {}).get("version")
     if compared != active_version:
         return GateResult(

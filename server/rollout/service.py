@@ -37,7 +37,8 @@ from binsight.server.db.models import (
 )
 from binsight.server.rollout.announce import Publisher, announce, load_signing_key, release_for
 from binsight.server.rollout.errors import RolloutError
-from binsight.server.rollout.gate import judge
+from binsight.server.rollout.gate import GateResult, judge
+from binsight.server.rollout.verify import recheck
 
 __all__ = ["RolloutService", "pick_canaries"]
 
@@ -145,6 +146,24 @@ class RolloutService:
     def _live(self, s: Session) -> list[Rollout]:
         return list(s.execute(select(Rollout).where(Rollout.state.in_(LIVE)).order_by(Rollout.id)).scalars())
 
+    def _recheck(
+        self, s: Session, record: ModelRecord, active: ModelRecord, gate: GateResult
+    ) -> tuple[dict[str, Any], GateResult]:
+        """Re-run both models on the stored held-out labels; a worse result there overrides the report."""
+        comp = gate.comparison or {}
+        check = recheck(
+            s, self.config.models.dir, record, active, [str(b) for b in comp.get("test_bins") or []]
+        )
+        if check["checked"] and check["candidate_mae"] > check["active_mae"] + self.cfg.max_mae_increase:
+            gate = GateResult(
+                False,
+                f"candidate {record.version} is worse than the active {active.version} on the "
+                f"{check['n']} held-out labels stored here: MAE {check['candidate_mae']:.4f} vs "
+                f"{check['active_mae']:.4f}",
+                comp,
+            )
+        return check, gate
+
     # ------------------------------------------------------------------ actions
     def promote(self, version: str, *, force: bool, reason: str | None, who: str) -> dict[str, Any]:
         """Gate, record and start the canary stage of ``version``.
@@ -164,6 +183,9 @@ class RolloutService:
             gate = judge(
                 version, record.report, active.version if active else None, self.cfg.max_mae_increase
             )
+            server_check: dict[str, Any] | None = None
+            if gate.ok and active is not None and (gate.comparison or {}).get("metric") == "mae":
+                server_check, gate = self._recheck(s, record, active, gate)
             if not gate.ok:
                 if active is not None and active.version == version:
                     raise RolloutError(gate.reason, 409)
@@ -183,7 +205,12 @@ class RolloutService:
             now = now_ms()
             for old in self._live(s):
                 old.state, old.updated_at = "superseded", now
-            comparison = {"gate": gate.reason, "gate_ok": gate.ok, **(gate.comparison or {})}
+            comparison = {
+                "gate": gate.reason,
+                "gate_ok": gate.ok,
+                "server_check": server_check,
+                **(gate.comparison or {}),
+            }
             rollout = Rollout(
                 kind="promote",
                 version=version,

@@ -43,10 +43,16 @@ def test_better_or_equal_passes_and_says_why() -> None:
         (None, "a1", "no comparison"),
         (_report(0.05, 0.08, n=0), "a1", "n=0"),
         (_report(0.05, 0.08), "c1", "already the active"),
+        (
+            {"comparison": {**_report(0.05, 0.08)["comparison"], "candidate": {"version": "x", "mae": 0.0}}},
+            "a1",
+            "about x",
+        ),
     ],
 )
 def test_refusals(report: dict[str, Any] | None, active: str, words: str) -> None:
-    """Worse, compared with another model, no comparison, empty held-out set, already active: refused."""
+    """Worse, compared with another model, no comparison, empty held-out set, already active, a
+    comparison about another candidate: refused."""
     res = judge("c1", report, active)
     assert not res.ok and words in res.reason
 

@@ -120,6 +120,10 @@ def test_label_retrain_promote_switch_refuse_rollback(
         code, body = stack.admin.call("POST", f"/api/models/{v2}/promote", {})
         assert code == 200, body
         assert body["comparison"]["gate_ok"] is True and body["canary_bins"] == [BINS[0]]
+        check = body["comparison"]["server_check"]  # the server re-ran both models on its own labels
+        assert check["checked"] and check["n"] == LABELS_PER_BIN
+        assert check["candidate_mae"] == pytest.approx(comp["candidate"]["mae"], abs=0.02)
+        assert check["active_mae"] == pytest.approx(comp["active"]["mae"], abs=0.02)
         switched = time.time() * 1000
         wait_until(lambda: stack.latest_model(BINS[0]) == v2, 90, "canary reading on the new model")
         wait_until(lambda: all(stack.latest_model(b) == v2 for b in BINS), 90, "every bin on the new model")
@@ -139,6 +143,13 @@ def test_label_retrain_promote_switch_refuse_rollback(
         v3 = upload_model(stack.admin.base, stack.admin.token, worse, {"comparison": worse_comp})["version"]
         code, body = stack.admin.call("POST", f"/api/models/{v3}/promote", {})
         assert code == 409 and "worse" in body["detail"]
+        # A report that lies (claims the worse model is better) is caught by the server's own re-run.
+        liar = tiny_model(tmp_path / "liar.onnx", "v3-liar", a=-1.0, b=1.0)
+        forged = json.loads(json.dumps(worse_comp))
+        forged["candidate"].update(version="v3-liar", mae=0.001)
+        v3b = upload_model(stack.admin.base, stack.admin.token, liar, {"comparison": forged})["version"]
+        code, body = stack.admin.call("POST", f"/api/models/{v3b}/promote", {})
+        assert code == 409 and "labels stored here" in body["detail"]
         code, body = stack.admin.call("POST", f"/api/models/{v3}/promote", {"force": True})
         assert code == 422
         code, body = stack.admin.call(
