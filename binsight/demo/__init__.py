@@ -69,7 +69,7 @@ database = "sqlite:///{data / "binsight.db"}"
 host = "127.0.0.1"
 port = {mqtt_port}
 root = "binsight-demo"
-{"" if protocol == "5" else f'protocol = "{protocol}"'}
+protocol = "{protocol}"
 
 [http]
 host = "127.0.0.1"
@@ -133,7 +133,14 @@ def _quiet_libraries(verbose: bool) -> None:
     """The demo prints its own progress; per-connection and per-migration INFO lines would bury it."""
     if verbose:
         return
-    for name in ("alembic", "binsight.device", "binsight.training", "binsight.server.ingest", "amqtt"):
+    for name in (
+        "alembic",
+        "binsight.device",
+        "binsight.training",
+        "binsight.server.ingest",
+        "amqtt",
+        "transitions",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -215,6 +222,7 @@ def run_demo(args: argparse.Namespace) -> int:
         stack.callback(fleet.stop)
 
         base = server.http_url
+        say(f"route plans: the first in {args.first_plan_after:.0f}s, then every {args.plan_every:.0f}s")
         print(f"\nbinsight demo is running: {base}/  (synthetic data)")
         print(f"admin token: {token}")
         print(f"one-click sign-in: {base}/#token={token}")

@@ -34,15 +34,16 @@ def _stamp_ok(stamp: Path, key: dict[str, object]) -> bool:
 
 def ensure_model(folder: Path) -> Path:
     """Train the demo's fill model unless a model made with the same recipe is already there."""
-    from binsight.training.pipeline import fit
-    from binsight.training.synth import generate
-
     model = folder / "model.onnx"
     stamp = folder / "stamp.json"
     key: dict[str, object] = {"train": TRAIN, "binsight": __version__}
     if model.exists() and _stamp_ok(stamp, key):
         logger.info("using the cached demo model %s", model)
         return model
+    # Imported only when training is needed: torch takes tens of seconds to import on a busy machine.
+    from binsight.training.pipeline import fit
+    from binsight.training.synth import generate
+
     folder.mkdir(parents=True, exist_ok=True)
     generate(folder / "train-set", TRAIN["bins"], TRAIN["per_bin"], TRAIN["seed"])
     fit(folder / "train-set", model, report_path=folder / "report.json", cache_dir=folder / "features")
