@@ -103,6 +103,27 @@ service_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 """
 
 
+def _register_model(server: Any, model: Path) -> None:
+    """List the demo's model on the Models page as the active one (the cameras start on it)."""
+    from binsight.server.db.models import ModelRecord
+    from binsight.server.rollout.errors import RolloutError
+    from binsight.server.rollout.registry import read_metadata, register_model
+
+    version = read_metadata(model).get("binsight.model_version")
+    report_file = model.parent / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else None
+    try:
+        register_model(server.sessions, server.config.models.dir, model, report)
+    except RolloutError as exc:
+        if exc.status != 409:  # 409: registered by an earlier run of the demo on this data folder
+            raise
+    with server.sessions.begin() as session:
+        record = session.get(ModelRecord, version)
+        if record is not None and not record.active:
+            record.active = True
+            record.activated_at = int(time.time() * 1000)
+
+
 def _post_json(url: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
@@ -187,6 +208,7 @@ def run_demo(args: argparse.Namespace) -> int:
         with server.sessions.begin() as session:
             import_bins(session, read_bins(city.write_bins_csv(data / "bins.csv")))
             token = create_token(session, "admin", name="demo admin")
+        _register_model(server, model)
 
         say(
             f"cameras: {len(city.bins)} agents (real agent code), one capture every {CAPTURE_INTERVAL_S:.0f}s"

@@ -49,6 +49,7 @@ def test_demo_headless_makes_a_plan(tmp_path: Path, mosquitto: object) -> None:
     ).fetchone()
     assert status == "done"
     assert json.loads(result)["routes"]
+    assert db.execute("SELECT COUNT(*) FROM models WHERE active").fetchone()[0] == 1
     # The second run reuses the trained model and the rendered frames.
     report = json.loads((data / "model" / "report.json").read_text())
     assert report["test"]["mae"] < 0.12
