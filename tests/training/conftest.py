@@ -65,7 +65,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, cache_dir:
         skip_bad=True,
         cache_dir=cache_dir,
         progress=False,
-        calibration_images=16,
+        calibration_images=8,
     )
     return Fitted(data, out, base / "model.fp32.onnx", report, base / "report.json")
 

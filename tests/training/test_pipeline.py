@@ -71,7 +71,7 @@ def test_int8_is_static_per_channel_qdq(fitted: Fitted) -> None:
     assert _meta(fitted.model)["precision"] == "int8"
     q = fitted.report["int8"]
     assert q["delta"]["mae"] == pytest.approx(q["test"]["mae"] - fitted.report["test"]["mae"])
-    assert q["calibration_images"] == 16
+    assert q["calibration_images"] == 8
 
 
 def test_report_contents(fitted: Fitted) -> None:
