@@ -18,14 +18,25 @@ SAMPLE = REPO / "deploy" / "device.toml"
 
 
 def test_sample_config_loads_with_design_keys(tmp_path: Path) -> None:
-    """deploy/device.toml is valid; DESIGN.md's keys are there; relative paths resolve to its folder."""
+    """deploy/device.toml is valid; DESIGN.md's keys are there; writable files in the state dir."""
     shutil.copy(SAMPLE, tmp_path / "device.toml")
     cfg = load_toml(tmp_path / "device.toml", DeviceConfig)
     assert cfg.bin_id == "bin-0001"
-    assert cfg.model == tmp_path / "model.onnx"
+    # /etc/binsight is read-only under the agent's systemd unit: model and outbox go to its StateDirectory.
+    state = Path("/var/lib/binsight-agent")
+    assert cfg.model == state / "model.onnx"
     assert cfg.camera.source == "0" and cfg.camera.interval_s == 600
     assert (cfg.mqtt.host, cfg.mqtt.port) == ("127.0.0.1", 1883)
-    assert cfg.outbox.path == tmp_path / "outbox.db"
+    assert cfg.outbox.path == state / "outbox.db"
+
+
+def test_relative_paths_resolve_to_config_folder(tmp_path: Path) -> None:
+    """Relative model and outbox paths resolve against the config file's folder."""
+    p = tmp_path / "d.toml"
+    p.write_text('bin_id = "b1"\nmodel = "m.onnx"\n[outbox]\npath = "o.db"\n')
+    cfg = load_toml(p, DeviceConfig)
+    assert cfg.model == tmp_path / "m.onnx"
+    assert cfg.outbox.path == tmp_path / "o.db"
 
 
 def test_minimal_config_and_source_kinds(tmp_path: Path) -> None:
