@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from netutil import free_port
 
 from binsight.demo.world import make_city
 
 pytestmark = [pytest.mark.slow, pytest.mark.torch, pytest.mark.broker]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_city_is_deterministic_and_has_collections() -> None:
@@ -39,7 +33,7 @@ def test_demo_headless_makes_a_plan(tmp_path: Path, mosquitto: object) -> None:
     proc = subprocess.run(
         [
             sys.executable, "-m", "binsight", "demo", "--duration", "45", "--bins", "6",
-            "--data", str(data), "--port", str(_free_port()), "--mqtt-port", str(port),
+            "--data", str(data), "--port", str(free_port()), "--mqtt-port", str(port),
             "--first-plan-after", "15", "--plan-every", "20",
         ],
         capture_output=True, text=True, timeout=600,

@@ -16,7 +16,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netutil import free_port, wait_port
 from paho.mqtt.client import CallbackAPIVersion, Client, MQTTMessage
 from paho.mqtt.enums import MQTTProtocolVersion
 
@@ -33,23 +33,6 @@ ETC = "/etc/mosquitto/binsight/"
 DATA = "/var/lib/mosquitto/"
 CERTS = "/etc/mosquitto/certs/"
 TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"mosquitto did not listen on {port} within {timeout}s")
 
 
 def tls_block(listeners_conf: str) -> list[str]:

@@ -234,12 +234,3 @@ def reconfigure_broker(broker: Any, extra: str) -> None:
     broker.stop()
     broker.extra_conf += "\n" + extra + "\n"
     broker.start()
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on (a moment ago)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -60,7 +60,8 @@ def test_agent_under_systemd_sends_ready_and_watchdog(tmp_path: Path, scenes: Pa
     import sys
     import time
 
-    from device_support import free_port, write_config
+    from device_support import write_config
+    from netutil import free_port
 
     cfg = write_config(tmp_path, bin_id="bin-sd", source=scenes, model=model_v1, port=free_port())
     path = str(tmp_path / "notify.sock")

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from netutil import free_port
 from retrain_support import Api, Stack
 
 from binsight.signing import format_public_key, generate_key
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +42,8 @@ def make_stack(
         cfg = config_from_dict(
             {
                 "database": f"sqlite:///{tmp_path / 'server.db'}",
-                "mqtt": {"port": mosquitto.port, "client_id": f"retrain-{_free_port()}"},
-                "http": {"port": _free_port()},
+                "mqtt": {"port": mosquitto.port, "client_id": f"retrain-{free_port()}"},
+                "http": {"port": free_port()},
                 "models": {"dir": str(tmp_path / "models")},
                 "rollout": {
                     "signing_key": str(signing_key[0]),

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import CHROMIUM, CHROMIUM_ARGS, Seeded, _new_page, _Server, free_port, seed
+from netutil import free_port
+from web_support import CHROMIUM, CHROMIUM_ARGS, Seeded, _new_page, _Server, seed
 
 HERE = Path(__file__).resolve().parent
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import Seeded, free_port, login, shot
+from netutil import free_port
+from web_support import Seeded, login, shot
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from mqtt_helpers import (
     count_readings,
-    free_port,
     publish_readings,
     publisher,
     start_server,
@@ -22,6 +21,7 @@ from mqtt_helpers import (
     wait_published,
     write_server_toml,
 )
+from netutil import free_port
 from server_helpers import JPEG, image
 from sqlalchemy import select
 
