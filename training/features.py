@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from binsight.training.backbone import Backbone, BackboneSpec, Preprocess
+from binsight.training.backbone import Backbone, BackboneSpec, fold_input
 from binsight.training.recipes import POOLS, Layout, Recipe
 
 __all__ = ["Extractor", "FeaturePool", "FillModel", "layout_of"]
@@ -60,8 +60,7 @@ class Extractor(nn.Module):
 
     def __init__(self, backbone: Backbone, spec: BackboneSpec) -> None:
         super().__init__()
-        self.preprocess = Preprocess(spec)
-        self.backbone = backbone
+        self.preprocess, self.backbone = fold_input(backbone, spec)
         self.pool = FeaturePool(spec, all_parts(spec))
         self.eval()
 
@@ -88,8 +87,7 @@ class FillModel(nn.Module):
         task: str,
     ) -> None:
         super().__init__()
-        self.preprocess = Preprocess(spec)
-        self.backbone = backbone
+        self.preprocess, self.backbone = fold_input(backbone, spec)
         self.pool = FeaturePool(spec, recipe.parts)
         w = torch.as_tensor(np.asarray(weight, dtype=np.float32))
         self.head = nn.Linear(w.shape[1], w.shape[0])

@@ -11,11 +11,14 @@ import pytest
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
+from binsight.errors import BinsightError  # noqa: E402
 from binsight.training.backbone import (  # noqa: E402
     BackboneUnavailable,
     Preprocess,
     _lite0_state_dict,
     assert_eval,
+    check_input_size,
+    fold_input,
     load_backbone,
     parse_backbone,
     static_same_padding,
@@ -59,15 +62,16 @@ def test_lite0_keys_map_one_to_one() -> None:
     assert set(renamed) == set(timm.create_model("tf_efficientnet_lite0").state_dict())
 
 
-def test_static_padding_is_exact() -> None:
+@pytest.mark.parametrize("size", [224, 160])
+def test_static_padding_is_exact(size: int) -> None:
     """Replacing TF-"same" dynamic padding by constant pads changes no output."""
     import timm
 
     model = timm.create_model("tf_efficientnet_lite0").eval()
-    x = torch.randn(1, 3, 224, 224)
+    x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
         before = model(x)
-        assert static_same_padding(model, (224, 224)) == 5
+        assert static_same_padding(model, (size, size)) == 5
         after = model(x)
     assert torch.equal(before, after)
 
@@ -132,3 +136,55 @@ def test_preprocess_bgr_to_normalised_rgb(lite0: Any) -> None:
     assert torch.allclose(x[0, 2], torch.tensor(128 / 128.0)) and torch.allclose(
         x[0, 0], torch.tensor(-127 / 128.0)
     )
+
+
+def test_folded_input_computes_the_reference_pipeline(lite0: Any) -> None:
+    """BGR swap and 1/std folded into the first convolution: same maps as Preprocess + backbone,
+    borders included (zero padding of the first convolution still means the mean colour)."""
+    backbone, spec = lite0
+    pre, folded = fold_input(backbone, spec)
+    img = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 150, 210, 3), dtype=np.uint8))
+    with torch.inference_mode():
+        want = backbone(Preprocess(spec)(img))
+        got = folded(pre(img))
+    assert len(want) == len(got) == 3
+    for w, g in zip(want, got, strict=True):
+        assert torch.allclose(w, g, atol=1e-4, rtol=1e-4)
+    # The original backbone is untouched and still takes normalised RGB.
+    assert folded.stages[0] is not backbone.stages[0] and folded.stages[1] is backbone.stages[1]
+
+
+def test_exported_model_has_no_per_pixel_channel_work(tmp_path: Path, lite0: Any) -> None:
+    """No Gather (BGR -> RGB) and no Mul/Div (1/std) on the image: both live in the first conv's weights."""
+    import onnx
+
+    from binsight.training.export import export_model
+    from binsight.training.features import FillModel
+    from binsight.training.recipes import Recipe
+
+    backbone, spec = lite0
+    recipe = Recipe.parse("final:avg")
+    model = FillModel(backbone, spec, recipe, weight=np.zeros((1, 1280)), bias=np.zeros(1), task="regression")
+    path = tmp_path / "m.onnx"
+    export_model(model, path)
+    graph = onnx.load(str(path)).graph
+    first_conv = next(i for i, n in enumerate(graph.node) if n.op_type == "Conv")
+    before = {n.op_type for n in graph.node[:first_conv]}
+    assert not before & {"Gather", "Mul", "Div"}, before
+
+
+@pytest.mark.parametrize("size", [160, 128])
+def test_smaller_input_sizes(size: int) -> None:
+    """Other input sizes: same taps, maps shrink with the input, padding still TF-"same"."""
+    backbone, spec = load_backbone(input_size=size)
+    assert spec.input_size == (size, size)
+    assert spec.tap_hw[-1] == (size // 32, size // 32)
+    with torch.inference_mode():
+        maps = backbone(torch.zeros(1, 3, size, size))
+    assert tuple(int(m.shape[1]) for m in maps) == spec.tap_channels
+
+
+@pytest.mark.parametrize("bad", [100, 0, 32, (224, 200), (224,), "224"])
+def test_input_size_errors(bad: Any) -> None:
+    with pytest.raises(BinsightError, match="input size"):
+        check_input_size(bad)
