@@ -4,7 +4,10 @@ An in-process agent (image folder, 640x480 frames, burst 1) against a private Mo
 reading is timed at three points: capture start, stored in the outbox (fsynced), PUBACK received
 (its outbox row deleted).
 
-    nice .venv/bin/python bench/device_latency.py [--model model.onnx] [--n 200]
+    nice .venv/bin/python bench/device_latency.py [--model model.onnx] [--n 200] [--release]
+
+``--release`` starts the agent as ``device run`` does with ``[inference] release_startup_pages``
+(library pages unmapped after start-up: the first capture faults back in what it needs).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from device_common import Broker, images, model_or_tiny, percentiles, tempdir
 
 from binsight.device.agent import Agent
 from binsight.device.config import DeviceConfig
+from binsight.device.memory import tune_malloc
 
 
 def main() -> None:
@@ -23,6 +27,7 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--interval", type=float, default=0.1)
+    ap.add_argument("--release", action="store_true", help="start as device run does: release start-up pages")
     args = ap.parse_args()
     tmp = tempdir()
     model, desc = model_or_tiny(args.model, tmp)
@@ -62,7 +67,8 @@ def main() -> None:
         delete(ids)
 
     agent.capture, agent.outbox.add_reading, agent.outbox.delete = timed_capture, timed_add, timed_delete  # type: ignore[method-assign]
-    agent.start()
+    tune_malloc()
+    agent.start(release_memory=args.release)
     try:
         deadline = time.monotonic() + args.n * args.interval * 3 + 30
         while len([r for r in acked if r in started]) < args.n and time.monotonic() < deadline:
@@ -70,8 +76,12 @@ def main() -> None:
     finally:
         agent.stop()
         broker.stop()
-    rows = [r for r in started if r in acked][5:]  # skip the first few (connect, warm caches)
-    print(f"model: {desc}")
+    done = [r for r in started if r in acked]
+    rows = done[5:]  # skip the first few (connect, warm caches)
+    print(f"model: {desc}; start-up pages released: {'yes' if args.release else 'no'}")
+    if done:
+        first = done[0]
+        print(f"first capture -> stored: {(stored[first] - started[first]) * 1e3:.1f} ms")
     spans = [
         ("capture -> stored (read frame, gate, infer, fsync)", started, stored),
         ("stored -> PUBACK (publish, broker, ack, loopback)", stored, acked),

@@ -2,10 +2,15 @@
 
 The agent runs as its own process on an image-folder source (640x480 frames) against a private
 Mosquitto, capturing every ``--interval`` seconds; VmRSS is sampled from /proc after warm-up and
-the peak (VmHWM) reported.
+the peak (VmHWM) reported, with the resident set split into anonymous memory (the agent's own:
+heap, Python objects, the model's weights) and file-backed pages (shared libraries: page cache,
+whose size depends on the kernel and the disk's readahead, see docs/device.md). The agent is
+configured as deployed: a release public key set.
 
     nice .venv/bin/python bench/device_rss.py --model model.onnx     # a real exported model
     nice .venv/bin/python bench/device_rss.py                        # the tests' tiny model
+    nice .venv/bin/python bench/device_rss.py --model model.onnx --no-release   # without
+                                                      # [inference] release_startup_pages
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from pathlib import Path
 
 from device_common import Broker, images, model_or_tiny, tempdir
 
+from binsight.device.memory import memory_use
+from binsight.signing import format_public_key, generate_key
+
 
 def _status(pid: int) -> dict[str, float]:
     out = {}
@@ -25,6 +33,9 @@ def _status(pid: int) -> dict[str, float]:
         key, _, rest = line.partition(":")
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(rest.split()[0]) / 1024.0
+    use = memory_use(pid)
+    if use is not None:
+        out["anon"] = use.anon_mb
     return out
 
 
@@ -48,6 +59,7 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--no-release", action="store_true", help="release_startup_pages = false")
     args = ap.parse_args()
     tmp = tempdir()
     model, desc = model_or_tiny(args.model, tmp)
@@ -59,14 +71,20 @@ def main() -> None:
         f'[camera]\nsource = "{folder}"\ninterval_s = {args.interval}\n'
         f'jitter = 0.0\n[mqtt]\nport = {broker.port}\n[outbox]\npath = "{tmp / "o.db"}"\n'
         "[stats]\ninterval_s = 5\n[labelling]\nevery_n = 10\n"
+        f"[inference]\nrelease_startup_pages = {'false' if args.no_release else 'true'}\n"
+        f'[updates]\npublic_key = "{format_public_key(generate_key().public_key())}"\n'
     )
     proc = subprocess.Popen([sys.executable, "-m", "binsight", "-q", "device", "run", "--config", str(cfg)])
     samples: list[float] = []
+    anon: list[float] = []
     try:
         time.sleep(min(10.0, args.seconds / 3))  # load, warm-up, first captures
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline:
-            samples.append(_status(proc.pid)["VmRSS"])
+            status = _status(proc.pid)
+            samples.append(status["VmRSS"])
+            if "anon" in status:
+                anon.append(status["anon"])
             time.sleep(0.5)
         peak = _status(proc.pid)["VmHWM"]
     finally:
@@ -79,6 +97,10 @@ def main() -> None:
     median = sorted(samples)[len(samples) // 2]
     print(f"agent RSS over {args.seconds:.0f} s of captures every {args.interval:g} s: "
           f"median {median:.1f} MB, max {max(samples):.1f} MB, peak (VmHWM) {peak:.1f} MB")  # fmt: skip
+    if anon:
+        anon_median = sorted(anon)[len(anon) // 2]
+        print(f"  of which anonymous (median): {anon_median:.1f} MB; file-backed (libraries): "
+              f"{median - anon_median:.1f} MB")  # fmt: skip
     print(f"python + numpy + onnxruntime + model alone (5 runs): {ort_only:.1f} MB")
 
 

@@ -23,6 +23,7 @@ from binsight.device.config import DeviceConfig
 from binsight.device.inference import FillModel, ModelError, Prediction, load_model
 from binsight.device.labelling import encode_jpeg, label_reason, to_b64
 from binsight.device.link import Link
+from binsight.device.memory import memory_use, release_startup_pages, tune_malloc
 from binsight.device.outbox import Outbox
 from binsight.device.quality import assess
 from binsight.device.schedule import Backoff, jittered
@@ -168,9 +169,25 @@ class Agent:
         if self.updater.prev_path.exists():
             self.updater.rollback(f"model file unusable at start: {self.last_error}")
 
-    def start(self) -> None:
-        """Open everything and start the threads; returns at once."""
+    def start(self, *, release_memory: bool = False) -> None:
+        """Open everything and start the threads; returns at once.
+
+        ``release_memory``: before and after loading the model, while no other thread of the
+        agent runs yet, unmap the library pages only start-up touched
+        (:func:`~binsight.device.memory.release_startup_pages`): lower peak and steady resident
+        memory. For a process that runs one agent (``device run``), started from its main thread.
+        """
+        if release_memory:
+            release_startup_pages()  # the imports' pages: the model load then peaks lower
         self.load_initial_model()
+        if release_memory:
+            before = memory_use()
+            released = release_startup_pages()
+            after = memory_use()
+            if before is not None and after is not None:
+                logger.info("%s: %.0f MB of start-up library pages released: resident %.0f -> %.0f MB "
+                            "(anonymous %.0f MB)", self.bin_id, released, before.rss_mb, after.rss_mb,
+                            after.anon_mb)  # fmt: skip
         self.link.start()
         self.updater.start()
         self._started = time.monotonic()
@@ -506,11 +523,9 @@ class Agent:
 
 def run_agent(cfg: DeviceConfig, stop: threading.Event) -> int:
     """Run one agent until ``stop`` is set or its source ends; the CLI's ``device run``."""
-    from binsight.device.inference import tune_malloc
-
     tune_malloc()
     agent = Agent(cfg)
-    agent.start()
+    agent.start(release_memory=cfg.inference.release_startup_pages)
     try:
         while not stop.is_set() and not agent.wait(0.5):
             pass

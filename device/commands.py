@@ -23,8 +23,12 @@ __all__ = ["check_config", "run", "simulate"]
 logger = logging.getLogger(__name__)
 
 
-def check_config(cfg: DeviceConfig) -> None:
+def check_config(cfg: DeviceConfig, *, release_key: bool = True) -> None:
     """What ``--check`` verifies beyond the schema: secrets readable, the release key parses.
+
+    ``release_key=False`` (``device run`` itself) skips parsing the release key: that imports
+    ``cryptography`` (1.7 MB resident for good), and the updater parses the key anyway when a
+    release arrives, refusing the release with the reason if the key is bad; readings go on.
 
     Raises
     ------
@@ -34,7 +38,7 @@ def check_config(cfg: DeviceConfig) -> None:
     read_secret("mqtt_password", cfg.mqtt.password_file)
     if cfg.mqtt.tls:
         read_secret("mqtt_tls_key", cfg.mqtt.key_file)
-    if cfg.updates.public_key is None and cfg.updates.public_key_file is None:
+    if not release_key or (cfg.updates.public_key is None and cfg.updates.public_key_file is None):
         return
     from binsight.signing import SignatureError, load_public_key, parse_public_key
 
@@ -61,7 +65,7 @@ def _stop_on_signals() -> threading.Event:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_toml(args.config, DeviceConfig)
-    check_config(cfg)
+    check_config(cfg, release_key=args.check)
     if args.check:
         json.dump(cfg.resolved(), sys.stdout, indent=2)
         sys.stdout.write("\n")

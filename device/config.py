@@ -105,6 +105,10 @@ class InferenceConfig(Section):
     max_consecutive_errors: int = Field(
         default=3, ge=1, description="inference errors in a row after an update before rolling back"
     )
+    release_startup_pages: bool = Field(
+        default=True,
+        description="after loading the model, unmap library pages only start-up touched (device run)",
+    )
 
 
 class MqttConfig(Section):

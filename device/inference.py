@@ -7,8 +7,6 @@ Input ``image``: uint8 ``[N, H, W, 3]`` BGR. Output ``fill`` ``[N]`` (regression
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import json
 import logging
@@ -24,6 +22,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from binsight.device.memory import release_free_heap, tune_malloc
 from binsight.device.sources import Frame
 from binsight.errors import BinsightError
 
@@ -107,7 +106,7 @@ class FillModel:
                 logger.warning("%s: classes %s are not fill levels: readings carry the label only",
                                self.path, self.classes)  # fmt: skip
         self.warmup_ms = self._warmup()
-        _release_free_heap()
+        release_free_heap()  # the protobuf copies of the weights, freed after loading
 
     def _input_size(self, raw: str | None) -> tuple[int, int]:
         try:
@@ -190,27 +189,6 @@ class FillModel:
         if pred.fill is not None and not math.isfinite(pred.fill):
             raise ModelError("sanity check: fill is not finite")
         return ms
-
-
-def tune_malloc(mmap_threshold: int = 256 * 1024) -> bool:
-    """Serve allocations above ``mmap_threshold`` with mmap, process-wide (glibc only).
-
-    ONNX Runtime without its arena allocates each run's activations afresh; glibc's adaptive
-    threshold soon moves such buffers onto the heap, which it rarely returns, and resident memory
-    creeps up by tens of MB. A fixed threshold returns them at free. Measured with the fp32
-    EfficientNet-Lite0 model here: peak 121 MB instead of 169 MB, same speed. Call it once, from
-    the entry point. Returns False where glibc's ``mallopt`` is not available.
-    """
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, mmap_threshold))  # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
-
-
-def _release_free_heap() -> None:
-    """Hand the heap freed while loading (protobuf copies of the weights) back to the OS (glibc)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 _cache: weakref.WeakValueDictionary[tuple[str, int], FillModel] = weakref.WeakValueDictionary()

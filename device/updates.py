@@ -201,6 +201,11 @@ class Updater:
             else:
                 assert self.cfg.public_key_file is not None
                 key = load_public_key(self.cfg.public_key_file)
+        except SignatureError as exc:
+            # The device's config is at fault, not the release: retried (with backoff) until the
+            # key is fixed, never remembered as a refused release. `device run --check` catches it.
+            raise UpdateError(f"[updates] public key unusable: {exc}", permanent=False) from exc
+        try:
             verify_release(key, release)
         except SignatureError as exc:
             raise UpdateError(str(exc)) from exc

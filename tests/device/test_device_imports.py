@@ -50,3 +50,22 @@ def test_running_agents_import_nothing_outside_device_extra(
     assert rc == 0
     assert {"onnxruntime", "cv2", "paho", "sqlite3"} <= modules
     assert not modules & set(FORBIDDEN), modules & set(FORBIDDEN)
+
+
+@pytest.mark.broker
+def test_run_leaves_the_release_key_to_the_updater(
+    tmp_path: Path, mosquitto, scenes: Path, model_v1: Path
+) -> None:
+    """``device run`` does not parse the release key (``--check`` does): no ``cryptography`` in a
+    running agent until a release arrives, and a malformed key does not stop the readings."""
+    from binsight.signing import format_public_key, generate_key
+
+    good = format_public_key(generate_key().public_key())
+    for key, expect_rc in ((good, 0), ("ed25519:abc", 0)):
+        cfg = write_config(tmp_path, bin_id="b-1", source=scenes, model=model_v1, port=mosquitto.port,
+                           loop=False, extra=f'[updates]\npublic_key = "{key}"\n')  # fmt: skip
+        rc, modules = _modules(["device", "run", "--config", str(cfg)])
+        assert rc == expect_rc
+        assert "cryptography" not in modules
+        rc, _ = _modules(["device", "run", "--config", str(cfg), "--check"])
+        assert rc == (0 if key == good else 1)

@@ -155,6 +155,22 @@ def test_no_key_configured_refuses(tmp_path: Path, model_v1: Path, model_v2: Pat
     _refused(h, make_release(model_v2, key, "v2", url), "no trusted public key")
 
 
+def test_malformed_key_is_retried_not_remembered(
+    tmp_path: Path, model_v1: Path, model_v2: Path, http_dir, key
+) -> None:
+    """A malformed configured key fails the release with the reason, as a retry: the release is
+    not at fault, so it is not remembered as refused (fixing the key and restarting installs it)."""
+    _, base = http_dir
+    h = Harness(tmp_path, model_v1, base, "ed25519:abc")
+    release = make_release(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"))
+    retry = h.updater.process(release)
+    assert retry is not None and retry > 0
+    assert h.states() == ["failed"]
+    assert "public key unusable" in (h.events[-1][2] or "")
+    assert h.outbox.get_setting("refused_release") is None
+    assert h.model is not None and h.model.version == "v1"
+
+
 def test_download_error_is_retried(harness: Harness, key, model_v2) -> None:
     """A missing file (HTTP 404) is a transient failure: a retry delay comes back."""
     release = make_release(model_v2, key, "v2", "/missing.onnx")
