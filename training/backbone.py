@@ -30,6 +30,7 @@ from binsight.errors import BinsightError
 
 __all__ = [
     "BACKBONES",
+    "DEFAULT_INPUT_SIZE",
     "Backbone",
     "BackboneSpec",
     "BackboneUnavailable",
@@ -186,6 +187,8 @@ def assert_eval(module: nn.Module) -> None:
         raise RuntimeError(f"modules in training mode (call .eval() first): {', '.join(training[:5])}")
 
 
+#: The side ImageNet backbones were trained at (and the default).
+DEFAULT_INPUT_SIZE = 224
 #: Smallest input side: below this the final 7x7-at-224 map shrinks under 2x2 and grid pooling loses meaning.
 MIN_INPUT_SIDE = 64
 
@@ -384,7 +387,9 @@ def _load_torchvision(name: str, weights: Path | None, download: bool) -> tuple[
 
 
 def load_backbone(
-    spec: str = "efficientnet_lite0", download: bool = True, input_size: int | tuple[int, int] = 224
+    spec: str = "efficientnet_lite0",
+    download: bool = True,
+    input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
 ) -> tuple[Backbone, BackboneSpec]:
     """Build a pretrained backbone by name (``name`` or ``name=weights.pth``), in eval mode.
 

@@ -21,6 +21,14 @@ def register(sub: Any) -> None:
     f.add_argument("data", nargs="?", help="labelled set: folder with labels.csv, or one subfolder per class")
     f.add_argument("--out", required=True, help="output MODEL.onnx")
     f.add_argument("--backbone", default="efficientnet_lite0")
+    f.add_argument(
+        "--input-size",
+        type=int,
+        default=224,
+        metavar="PX",
+        help="side of the square the backbone sees, a multiple of 32 (default 224; 160 or 128 run "
+        "2x or 3x faster: docs/training.md)",
+    )
     f.add_argument("--int8", action="store_true", help="also static-quantize (per channel) to int8")
     f.add_argument("--report", help="write the JSON report here (and a PNG figure beside it)")
     f.add_argument("--skip-bad", action="store_true", help="skip bad rows and list them in the report")

@@ -36,12 +36,14 @@ def fit(args: argparse.Namespace) -> int:
         int8=args.int8,
         report_path=args.report,
         skip_bad=args.skip_bad,
+        input_size=args.input_size,
     )
     summary = {
         "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
         "model_version": report["int8"]["model_version"]
         if report["int8"]
         else report["export"]["model_version"],
+        "input_size": report["features"]["input_size"],
         "features": report["features"]["chosen"],
         "head": report["head"],
         "test": report["test"],

@@ -288,6 +288,7 @@ def fit_from_server(
     cache_dir: Path | None = None,
     upload: bool = False,
     progress: bool = True,
+    input_size: int = 224,  # backbone.DEFAULT_INPUT_SIZE; that module imports torch
 ) -> dict[str, Any]:
     """Fetch every human label, fit a candidate, compare it with the active model; optionally upload it.
 
@@ -339,6 +340,7 @@ def fit_from_server(
             skip_bad=True,
             cache_dir=cache_dir,
             progress=progress,
+            input_size=input_size,
         )
         model_path = Path(report["int8"]["path"] if report["int8"] else report["export"]["path"])
         report["source"] = {"from": source if not is_url else source.rstrip("/"), "labels": len(ds.samples)}
@@ -392,6 +394,7 @@ def command(args: argparse.Namespace) -> int:
         int8=args.int8,
         report_path=Path(args.report) if args.report else None,
         upload=args.upload,
+        input_size=args.input_size,
     )
     json.dump(_summary(report), sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -26,7 +26,7 @@ import numpy as np
 
 from binsight import __version__
 from binsight.errors import DataError
-from binsight.training.backbone import Backbone, BackboneSpec, load_backbone
+from binsight.training.backbone import DEFAULT_INPUT_SIZE, Backbone, BackboneSpec, load_backbone
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.extract import Features, extract
 from binsight.training.features import layout_of
@@ -148,6 +148,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     report_path: str | Path | None = None,
     skip_bad: bool = False,
     cache_dir: str | Path | None = None,
+    input_size: int = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
     """Fit a fill-level (or class) model on a labelled set and write it as one ONNX file.
 
@@ -167,6 +168,10 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         Leave bad rows and unreadable images out (listed in the report) instead of failing.
     cache_dir
         Feature cache folder (default ``$BINSIGHT_CACHE_DIR`` or ``~/.cache/binsight/features``).
+    input_size
+        Side of the square the backbone sees (a multiple of 32): 224 (default) is what the
+        ImageNet weights were trained at; 160 and 128 cost 0.51x and 0.33x the arithmetic
+        (docs/training.md has the measured latency and accuracy of each).
 
     Returns
     -------
@@ -182,6 +187,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         report_path=report_path,
         skip_bad=skip_bad,
         cache_dir=cache_dir,
+        input_size=input_size,
     )
 
 
@@ -200,6 +206,7 @@ def fit_dataset(
     progress: bool = True,
     calibration_images: int = CALIBRATION_IMAGES,
     augment: bool = True,
+    input_size: int = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
     """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks)."""
     from binsight.training.evaluate import metrics_for, predict_dataset
@@ -213,7 +220,7 @@ def fit_dataset(
     out = Path(out)
     if out.suffix != ".onnx":
         raise DataError(f"{out}: the model file must end in .onnx")
-    model, spec = load_backbone(backbone) if isinstance(backbone, str) else backbone
+    model, spec = load_backbone(backbone, input_size=input_size) if isinstance(backbone, str) else backbone
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -412,6 +419,7 @@ def fit_dataset(
             "candidates": [{**c, "recipe": str(c["recipe"])} for c in scored],
             "screened_with": "ridge (the head itself)" if ds.task == "regression" else "ridge classifier",
             "chosen": str(recipe),
+            "input_size": list(spec.input_size),
             "augmentation": list(flips),
             "extraction": {
                 "images": len(feats.deep),

@@ -31,3 +31,35 @@ def test_train_fit_bad_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["train", "fit", str(tmp_path / "none"), "--out", str(tmp_path / "m.onnx")]) == 1
     assert "not a folder" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_train_fit_bad_input_size(
+    tmp_path: Path, synth_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An input size that is not a multiple of 32 is refused before any work, naming the value."""
+    out = tmp_path / "m.onnx"
+    assert main(["train", "fit", str(synth_dir), "--out", str(out), "--input-size", "100"]) == 1
+    assert "input size 100" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.torch
+def test_train_fit_at_a_smaller_input_size(
+    tmp_path: Path, synth_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--input-size 128: the model file says so, takes 128x128 frames and predicts fills in 0..1."""
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+
+    out = tmp_path / "m.onnx"
+    assert main(["-q", "train", "fit", str(synth_dir), "--out", str(out), "--input-size", "128"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["input_size"] == [128, 128]
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert json.loads(sess.get_modelmeta().custom_metadata_map["binsight.input_size"]) == [128, 128]
+    frames = np.random.default_rng(0).integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    (fill,) = sess.run(["fill"], {"image": frames})
+    assert fill.shape == (2,) and ((fill >= 0) & (fill <= 1)).all()
+    assert summary["test"]["mae"] < 0.25  # the predict-the-mean baseline is ~0.25 on these sets
