@@ -8,12 +8,14 @@ systemd watchdog, so a hung capture gets the agent restarted.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -37,6 +39,8 @@ __all__ = ["Agent", "CaptureResult"]
 logger = logging.getLogger(__name__)
 
 _NO_MODEL = "none"
+#: Ids of the last commands run, kept (in the outbox database) to recognise a redelivery.
+_DONE_COMMANDS = 200
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ class Agent:
         self._camera_backoff = Backoff(cam.retry_min_s, cam.retry_max_s)
         self._camera_retry_at: float | None = None
         self._consecutive_errors = 0
-        self._commands: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[tuple[bytes, Callable[[], None]]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -478,17 +482,20 @@ class Agent:
     def _clear_error(self, source: str) -> None:
         self._errors.pop(source, None)
 
-    def _queue_command(self, payload: bytes) -> None:
-        self._commands.put(payload)
+    def _queue_command(self, payload: bytes, ack: Callable[[], None] = lambda: None) -> None:
+        self._commands.put((payload, ack))
         self._wake.set()
 
     def _queue_release(self, payload: bytes) -> None:
         self.updater.offer(payload)
 
     def _handle_commands(self) -> None:
+        """Run queued commands, each once: acknowledged (PUBACK) only after it ran and was recorded,
+        so one received but not run before a crash comes again, and one that comes again (a
+        PUBACK lost with its session) is recognised by its id and not run twice."""
         while True:
             try:
-                payload = self._commands.get_nowait()
+                payload, ack = self._commands.get_nowait()
             except queue.Empty:
                 return
             try:
@@ -497,8 +504,23 @@ class Agent:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "(message)"
                 self._event("command", "failed", None, f"malformed command: {where}: {first['msg']}")
+                ack()
                 continue
-            self._run_command(cmd)
+            done = self._done_commands()
+            if cmd.id in done:
+                logger.info("%s: command %s already run; delivered again, ignored", self.bin_id, cmd.id)
+            else:
+                self._run_command(cmd)
+                self.outbox.set_setting("done_commands", json.dumps([*done, cmd.id][-_DONE_COMMANDS:]))
+            ack()
+
+    def _done_commands(self) -> list[str]:
+        raw = self.outbox.get_setting("done_commands")
+        try:
+            done = json.loads(raw) if raw else []
+        except ValueError:
+            return []
+        return [str(d) for d in done] if isinstance(done, list) else []
 
     def _run_command(self, cmd: Command) -> None:
         if cmd.action == "set_interval":

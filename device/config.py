@@ -129,6 +129,13 @@ class MqttConfig(Section):
     backoff_min_s: float = Field(default=1.0, gt=0.0)
     backoff_max_s: float = Field(default=120.0, gt=0.0)
     inflight: int = Field(default=100, ge=1, le=1000, description="unacknowledged QoS 1 messages at most")
+    session_expiry_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        le=0xFFFFFFFF,
+        description="how long the broker keeps this device's session (queued commands) while it is "
+        "offline (MQTT 5; 3.1.1: until the broker's persistent_client_expiration); 0: clean session",
+    )
 
     resolve_paths = field_validator("password_file", "ca_file", "cert_file", "key_file", mode="after")(
         _resolve

@@ -12,6 +12,12 @@ reconnects off, so that
 After each CONNACK the link publishes ``online`` (retained; the last will says ``offline``),
 subscribes to the bin's ``cmd`` and ``model`` topics, and sends every outbox row in id order,
 ``historical: true`` on readings that were already waiting when the session began.
+
+The session is persistent (MQTT 5 ``clean_start`` false with ``mqtt.session_expiry_s``; MQTT 3.1.1
+``clean_session`` false): the broker queues commands (QoS 1) while the device is offline and
+delivers them on its return. Incoming messages are acknowledged by hand: a command's PUBACK goes
+out only once the agent has run it (``ack`` passed to ``on_command``), so a command the agent
+received but did not run before it died is delivered again; the agent drops repeats by command id.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from binsight.device.config import MqttConfig
@@ -72,9 +80,13 @@ class Link:
 
     Parameters
     ----------
-    on_command, on_release
-        Called from paho's thread with the raw payload of a message on ``cmd`` / ``model``;
-        they must only queue work.
+    on_command
+        Called from paho's thread with the raw payload of a message on ``cmd`` and a function to
+        call once the command has been run (sends the PUBACK; safe from any thread, a no-op when
+        that session is gone: the broker then delivers the command again). Must only queue work.
+    on_release
+        Called from paho's thread with the raw payload of a message on ``model``; must only queue
+        work. Acknowledged when it returns.
     """
 
     def __init__(
@@ -83,7 +95,7 @@ class Link:
         bin_id: str,
         outbox: Outbox,
         *,
-        on_command: Callable[[bytes], None] | None = None,
+        on_command: Callable[[bytes, Callable[[], None]], None] | None = None,
         on_release: Callable[[bytes], None] | None = None,
     ) -> None:
         self.cfg = cfg
@@ -156,9 +168,10 @@ class Link:
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
+            clean_session=None if v5 else not self.persistent,
             reconnect_on_failure=False,
         )
+        client.manual_ack_set(True)  # a command is acknowledged once it has run (see _on_message)
         client.max_inflight_messages_set(self.cfg.inflight)
         client.max_queued_messages_set(0)
         client.will_set(self.topics.available(self.bin_id), "offline", qos=1, retain=True)
@@ -218,16 +231,37 @@ class Link:
         self._acks.put((mid, rc))
         self._wake.set()
 
-    def _on_message(self, _client: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+    @property
+    def persistent(self) -> bool:
+        return self.cfg.session_expiry_s > 0
+
+    def _acker(self, client: mqtt.Client, mid: int, qos: int) -> Callable[[], None]:
+        """PUBACK for one received message, if its session is still the current one."""
+
+        def ack() -> None:
+            session = self._session
+            if qos == 0 or session is None or session.client is not client or session.closed.is_set():
+                return  # that session is gone: the broker delivers the message again on the next one
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
+                client.ack(mid, qos)
+
+        return ack
+
+    def _on_message(self, client: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        ack = self._acker(client, msg.mid, msg.qos)
         parsed = self.topics.parse(msg.topic)
-        if parsed is None or parsed[0] != self.bin_id:
+        if parsed is None or parsed[0] != self.bin_id or parsed[1] not in ("cmd", "model"):
+            ack()
             return
-        handler = self.on_command if parsed[1] == "cmd" else self.on_release if parsed[1] == "model" else None
-        if handler is not None:
-            try:
-                handler(bytes(msg.payload))
-            except Exception:
-                logger.exception("%s: handler for %s failed", self.bin_id, msg.topic)
+        try:
+            if parsed[1] == "cmd" and self.on_command is not None:
+                self.on_command(bytes(msg.payload), ack)
+                return  # acknowledged by the agent once the command has run
+            if parsed[1] == "model" and self.on_release is not None:
+                self.on_release(bytes(msg.payload))
+        except Exception:
+            logger.exception("%s: handler for %s failed", self.bin_id, msg.topic)
+        ack()
 
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
@@ -251,7 +285,14 @@ class Link:
         session = _Session(client)
         self._session = session
         try:
-            client.connect(cfg.host, cfg.port, cfg.keepalive_s)
+            if cfg.protocol == "5":
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                if self.persistent:
+                    props.SessionExpiryInterval = cfg.session_expiry_s
+                client.connect(cfg.host, cfg.port, cfg.keepalive_s, clean_start=not self.persistent,
+                               properties=props)  # fmt: skip
+            else:
+                client.connect(cfg.host, cfg.port, cfg.keepalive_s)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             self.last_error = f"cannot connect to {cfg.host}:{cfg.port}: {exc}"
             logger.warning("%s: %s", self.bin_id, self.last_error)

@@ -14,7 +14,7 @@ import logging
 import queue
 import ssl
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -160,10 +160,34 @@ class MqttIngest:
         # Blocking here (queue full) is the backpressure: the broker holds the rest for us.
         self.inbox.put(Queued(item, self._ack_for(msg)))
 
+    #: MQTT 5 message expiry per command action, in seconds (None: none; the device's session
+    #: expiry, 7 days by default, still bounds it). A device that is offline gets its commands from
+    #: the broker when it comes back (persistent session), unless they expired: "capture now" or
+    #: "send stats" hours later is not what was asked; a labelling image request (coverage) is
+    #: still useful within the hour; an interval change applies whenever the device returns.
+    COMMAND_EXPIRY_S: ClassVar[dict[str, int | None]] = {
+        "capture": 15 * 60,
+        "send_stats": 5 * 60,
+        "send_image": 60 * 60,
+        "set_interval": None,
+    }
+
     def send_command(self, bin_id: str, command: Command) -> None:
-        """Publish ``command`` to the device's ``cmd`` topic (QoS 1); raises if not connected."""
+        """Publish ``command`` to the device's ``cmd`` topic (QoS 1); raises if not connected.
+
+        The broker keeps it for an offline device (persistent session) until it expires after
+        ``COMMAND_EXPIRY_S[command.action]``. Expiry needs MQTT 5 on this connection (with 3.1.1
+        a command waits as long as the device's session).
+        """
         if not self.connected.is_set():
             raise ConnectionError("not connected to the MQTT broker")
-        info = self.client.publish(self.topics.cmd(bin_id), command.model_dump_json(exclude_none=True), qos=1)
+        expiry_s = self.COMMAND_EXPIRY_S.get(command.action)
+        props = None
+        if self.v5 and expiry_s is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.MessageExpiryInterval = max(1, int(expiry_s))
+        info = self.client.publish(
+            self.topics.cmd(bin_id), command.model_dump_json(exclude_none=True), qos=1, properties=props
+        )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish failed: {mqtt.error_string(info.rc)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,7 +90,12 @@ def test_agent_readings_stored_once_and_commands_delivered(
     cfg = MqttConfig(
         host="127.0.0.1", port=broker.port, username="bin-1", password_file=credential(broker, "bin-1")
     )
-    link = link_mod.Link(cfg, "bin-1", box, on_command=commands.put)
+
+    def on_command(payload: bytes, ack: Callable[[], None]) -> None:
+        commands.put(payload)
+        ack()
+
+    link = link_mod.Link(cfg, "bin-1", box, on_command=on_command)
     link.start()
     try:
         assert link.wait_connected(10), link.last_error
