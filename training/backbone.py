@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from binsight.errors import BinsightError
+from binsight.training import DEFAULT_INPUT_SIZE
 
 __all__ = [
     "BACKBONES",
@@ -187,8 +188,6 @@ def assert_eval(module: nn.Module) -> None:
         raise RuntimeError(f"modules in training mode (call .eval() first): {', '.join(training[:5])}")
 
 
-#: The side ImageNet backbones were trained at (and the default).
-DEFAULT_INPUT_SIZE = 224
 #: Smallest input side: below this the final 7x7-at-224 map shrinks under 2x2 and grid pooling loses meaning.
 MIN_INPUT_SIDE = 64
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from binsight.errors import BinsightError, DataError
 from binsight.secrets import read_secret
+from binsight.training import DEFAULT_INPUT_SIZE
 
 __all__ = [
     "compare_models",
@@ -288,7 +289,7 @@ def fit_from_server(
     cache_dir: Path | None = None,
     upload: bool = False,
     progress: bool = True,
-    input_size: int = 224,  # backbone.DEFAULT_INPUT_SIZE; that module imports torch
+    input_size: int = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
     """Fetch every human label, fit a candidate, compare it with the active model; optionally upload it.
 

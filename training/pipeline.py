@@ -26,7 +26,8 @@ import numpy as np
 
 from binsight import __version__
 from binsight.errors import DataError
-from binsight.training.backbone import DEFAULT_INPUT_SIZE, Backbone, BackboneSpec, load_backbone
+from binsight.training import DEFAULT_INPUT_SIZE
+from binsight.training.backbone import Backbone, BackboneSpec, load_backbone
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.extract import Features, extract
 from binsight.training.features import layout_of
@@ -169,9 +170,10 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     cache_dir
         Feature cache folder (default ``$BINSIGHT_CACHE_DIR`` or ``~/.cache/binsight/features``).
     input_size
-        Side of the square the backbone sees (a multiple of 32): 224 (default) is what the
-        ImageNet weights were trained at; 160 and 128 cost 0.51x and 0.33x the arithmetic
-        (docs/training.md has the measured latency and accuracy of each).
+        Side of the square the backbone sees (a multiple of 32), default
+        :data:`binsight.training.DEFAULT_INPUT_SIZE` (160). 224 is what the ImageNet weights were
+        trained at; 160 and 128 cost 0.51x and 0.33x its arithmetic (docs/training.md has the
+        measured latency and accuracy of each).
 
     Returns
     -------

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
 from binsight.errors import BinsightError  # noqa: E402
+from binsight.training import DEFAULT_INPUT_SIZE  # noqa: E402
 from binsight.training.backbone import (  # noqa: E402
     BackboneUnavailable,
     Preprocess,
@@ -40,10 +41,10 @@ def test_chelsea_is_a_cat(lite0: Any) -> None:
 
 
 def test_lite0_spec(lite0: Any) -> None:
-    """Inputs (x - 127) / 128 at 224 x 224; three taps with their channel counts."""
+    """Inputs (x - 127) / 128 at the default size; three taps with their channel counts."""
     _, spec = lite0
     assert spec.mean == (127.0,) * 3 and spec.std == (128.0,) * 3
-    assert spec.input_size == (224, 224)
+    assert spec.input_size == (DEFAULT_INPUT_SIZE,) * 2 == (160, 160)
     assert dict(zip(spec.taps, spec.tap_channels, strict=True)) == {
         "stage4": 112,
         "stage5": 192,
@@ -132,7 +133,7 @@ def test_preprocess_bgr_to_normalised_rgb(lite0: Any) -> None:
     img = np.zeros((1, 100, 150, 3), np.uint8)
     img[..., 0] = 255  # blue in BGR
     x = Preprocess(spec)(torch.from_numpy(img))
-    assert x.shape == (1, 3, 224, 224)
+    assert x.shape == (1, 3, *spec.input_size)
     assert torch.allclose(x[0, 2], torch.tensor(128 / 128.0)) and torch.allclose(
         x[0, 0], torch.tensor(-127 / 128.0)
     )
@@ -173,8 +174,8 @@ def test_exported_model_has_no_per_pixel_channel_work(tmp_path: Path, lite0: Any
     assert not before & {"Gather", "Mul", "Div"}, before
 
 
-@pytest.mark.parametrize("size", [160, 128])
-def test_smaller_input_sizes(size: int) -> None:
+@pytest.mark.parametrize("size", [224, 128])
+def test_other_input_sizes(size: int) -> None:
     """Other input sizes: same taps, maps shrink with the input, padding still TF-"same"."""
     backbone, spec = load_backbone(input_size=size)
     assert spec.input_size == (size, size)

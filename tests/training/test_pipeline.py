@@ -17,6 +17,7 @@ import onnxruntime as ort  # noqa: E402
 from training_support import Fitted, copy_set, read_rows, write_rows  # noqa: E402
 
 from binsight.errors import DataError  # noqa: E402
+from binsight.training import DEFAULT_INPUT_SIZE  # noqa: E402
 from binsight.training.data import load_dataset  # noqa: E402
 from binsight.training.evaluate import evaluate  # noqa: E402
 from binsight.training.pipeline import fit_dataset, holdout_split  # noqa: E402
@@ -42,7 +43,7 @@ def test_model_file_contract(fitted: Fitted) -> None:
     meta = _meta(fitted.fp32)
     assert set(meta) >= CONTRACT_KEYS
     assert meta["task"] == "regression" and meta["precision"] == "fp32"
-    assert json.loads(meta["input_size"]) == [224, 224]
+    assert json.loads(meta["input_size"]) == [DEFAULT_INPUT_SIZE] * 2
     assert json.loads(meta["metrics"]) == fitted.report["test"]
     used = load_dataset(fitted.data, skip_bad=True)
     used.drop([i for i, s in enumerate(used.samples) if s.path.name == "broken.jpg"], "unreadable image")
