@@ -7,11 +7,10 @@ exactly the columns it was fitted on.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from binsight.training.backbone import Backbone, BackboneSpec, fold_input
 from binsight.training.recipes import POOLS, Layout, Recipe
@@ -24,10 +23,15 @@ def layout_of(spec: BackboneSpec) -> Layout:
     return Layout(spec.taps, spec.tap_channels)
 
 
-def _grid_bounds(n: int) -> list[tuple[int, int]]:
-    # The bins of adaptive_avg_pool2d(2): [floor(i*n/2), ceil((i+1)*n/2)). Written out because ONNX
-    # has no adaptive pooling and 7x7 maps do not divide by 2.
-    return [(math.floor(i * n / 2), math.ceil((i + 1) * n / 2)) for i in range(2)]
+def _grid_window(n: int) -> tuple[int, int]:
+    """(kernel, stride) of the 2x2 grid along a side of ``n`` cells.
+
+    The bins of ``adaptive_avg_pool2d(m, 2)`` are ``[floor(i*n/2), ceil((i+1)*n/2))``: two windows of
+    ``ceil(n/2)`` cells, ``floor(n/2)`` apart (overlapping by one cell when ``n`` is odd). ONNX has no
+    adaptive pooling, but a plain AveragePool with this kernel and stride is the same thing, and
+    ONNX Runtime runs it (like GlobalAveragePool) in its blocked NCHWc layout instead of slicing.
+    """
+    return -(-n // 2), n // 2
 
 
 class FeaturePool(nn.Module):
@@ -36,18 +40,18 @@ class FeaturePool(nn.Module):
     def __init__(self, spec: BackboneSpec, parts: tuple[tuple[str, str], ...]) -> None:
         super().__init__()
         self.parts = [(spec.taps.index(t), p) for t, p in parts]
-        self.bounds = {i: (_grid_bounds(h), _grid_bounds(w)) for i, (h, w) in enumerate(spec.tap_hw)}
+        self.windows = {i: (_grid_window(h), _grid_window(w)) for i, (h, w) in enumerate(spec.tap_hw)}
 
     def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
         out: list[torch.Tensor] = []
         for i, pool in self.parts:
             m = maps[i]
             if pool == "avg":
-                out.append(m.mean(dim=(2, 3)))
+                out.append(F.adaptive_avg_pool2d(m, 1).flatten(1))
             else:
-                rows, cols = self.bounds[i]
-                cells = [m[:, :, r0:r1, c0:c1].mean(dim=(2, 3)) for r0, r1 in rows for c0, c1 in cols]
-                out.append(torch.stack(cells, dim=2).flatten(1))
+                (kh, sh), (kw, sw) = self.windows[i]
+                # [N, C, 2, 2] -> C-major: channel c's cells at 4c .. 4c+3 (row-major cells).
+                out.append(F.avg_pool2d(m, (kh, kw), (sh, sw)).flatten(1))
         return torch.cat(out, dim=1)
 
 

@@ -14,10 +14,22 @@ torch = pytest.importorskip("torch")
 
 from training_support import copy_set, read_rows, write_rows  # noqa: E402
 
+from binsight.training.backbone import BackboneSpec  # noqa: E402
 from binsight.training.data import load_dataset  # noqa: E402
 from binsight.training.extract import extract  # noqa: E402
 from binsight.training.features import Extractor  # noqa: E402
 from binsight.training.images import decode, to_input_size  # noqa: E402
+
+_SPEC = BackboneSpec(
+    name="test",
+    weights="none",
+    input_size=(160, 160),
+    mean=(0.0,) * 3,
+    std=(1.0,) * 3,
+    taps=("stage4", "stage5", "final"),
+    tap_channels=(3, 4, 5),
+    tap_hw=((10, 10), (5, 5), (5, 5)),
+)
 
 
 def test_ort_features_match_torch(synth_dir: Path, cache_dir: Path, lite0: Any) -> None:
@@ -41,6 +53,27 @@ def test_grid_pooling_equals_adaptive_pooling(lite0: Any) -> None:
     pooled = FeaturePool(spec, (("final", "grid2"), ("stage4", "avg")))(maps)
     want = torch.cat(
         [torch.nn.functional.adaptive_avg_pool2d(maps[2], 2).flatten(1), maps[0].mean((2, 3))], 1
+    )
+    assert torch.allclose(pooled, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 10])
+def test_grid_pooling_windows_match_adaptive_bins(n: int) -> None:
+    """AveragePool with (ceil(n/2), floor(n/2)) windows is adaptive 2x2 pooling for odd and even maps."""
+    import dataclasses
+
+    from binsight.training.features import FeaturePool
+
+    spec = dataclasses.replace(_SPEC, tap_hw=((n, n + 1), (n, n), (n + 2, n)))
+    maps = [torch.randn(2, c, h, w) for c, (h, w) in zip(spec.tap_channels, spec.tap_hw, strict=True)]
+    pooled = FeaturePool(spec, (("final", "grid2"), ("stage4", "grid2"), ("stage5", "avg")))(maps)
+    want = torch.cat(
+        [
+            torch.nn.functional.adaptive_avg_pool2d(maps[2], 2).flatten(1),
+            torch.nn.functional.adaptive_avg_pool2d(maps[0], 2).flatten(1),
+            maps[1].mean((2, 3)),
+        ],
+        1,
     )
     assert torch.allclose(pooled, want, atol=1e-6)
 
