@@ -14,7 +14,7 @@ import numpy as np
 
 from binsight.errors import DataError
 from binsight.training.data import Dataset, load_dataset
-from binsight.training.images import decode, to_input_size
+from binsight.training.images import read_frame
 from binsight.training.metrics import classification_metrics, regression_metrics
 from binsight.training.modelfile import ModelInfo, batches, read_info, run
 from binsight.training.runtime import session
@@ -34,15 +34,11 @@ def predict_dataset(
     for chunk in batches(idx, batch_size):
         imgs = []
         for i in chunk:
-            try:
-                data = ds.samples[i].path.read_bytes()
-            except OSError:
-                data = b""
-            img = decode(data)
+            img = read_frame(ds.samples[i].path, info.input_size)
             if img is None:
                 unreadable.append(i)
                 continue
-            imgs.append(to_input_size(img, info.input_size))
+            imgs.append(img)
         if imgs:
             outs.append(run(sess, info, imgs))
     empty = np.empty((0,) if info.task == "regression" else (0, len(info.classes)), np.float32)

@@ -25,7 +25,7 @@ from binsight.training.backbone import Backbone, BackboneSpec, assert_eval
 from binsight.training.cache import FeatureCache, default_cache_dir
 from binsight.training.data import Dataset
 from binsight.training.features import Extractor, layout_of
-from binsight.training.images import decode, to_input_size
+from binsight.training.images import read_frame
 from binsight.training.recipes import POOLS, Layout
 from binsight.training.runtime import session
 
@@ -186,15 +186,11 @@ def extract(
         imgs: dict[int, np.ndarray] = {}
         vecs: dict[int, np.ndarray] = {}
         for i in chunk:
-            try:
-                data = dataset.samples[i].path.read_bytes()
-            except OSError:
-                data = b""
-            img = decode(data)
+            img = read_frame(dataset.samples[i].path, spec.input_size)
             if img is None:
                 bad.append(i)
                 continue
-            imgs[i] = to_input_size(img, spec.input_size)
+            imgs[i] = img
             if base[i] is None:
                 vecs[i] = baseline_features(imgs[i])
         jobs = [(i, v) for i in imgs for v in variants if deep[v][i] is None]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "decode", "to_input_size"]
+__all__ = ["IMAGE_SUFFIXES", "decode", "read_frame", "to_input_size"]
 
 #: Files of these kinds are images in the class-folder layout.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -35,3 +37,13 @@ def to_input_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if img.shape[0] == h and img.shape[1] == w:
         return img
     return np.asarray(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+
+def read_frame(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    """The image file at ``path`` decoded and resized to ``size``; None when it cannot be read or decoded."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    img = decode(data)
+    return None if img is None else to_input_size(img, size)
