@@ -95,6 +95,8 @@ class Agent:
             loop=cam.loop,
             width=cam.width,
             height=cam.height,
+            timestamps=cam.timestamps,
+            tz=cam.tz,
         )
         self.notifier = notifier or Notifier(cfg.watchdog.enabled)
         self.topics = Topics(cfg.mqtt.root)
@@ -302,6 +304,9 @@ class Agent:
         except CameraError as exc:
             self._camera_failed(exc)
             return CaptureResult(self._reading(ts, None, "camera_error", version), None)
+        when = getattr(self.source, "frame_time_ms", None)
+        if when is not None:
+            ts = when  # a replayed image: the time it was taken, not the time of the replay
         if not self.camera_ok:
             logger.info("%s: camera works again", self.bin_id)
         self.camera_ok = True

@@ -18,7 +18,7 @@ from binsight.errors import ConfigError
 from binsight.protocol import BIN_ID_PATTERN
 from binsight.secrets import read_secret
 
-__all__ = ["check_config", "run", "simulate"]
+__all__ = ["check_config", "check_frame_times", "run", "simulate"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def check_config(cfg: DeviceConfig, *, release_key: bool = True) -> None:
     read_secret("mqtt_password", cfg.mqtt.password_file)
     if cfg.mqtt.tls:
         read_secret("mqtt_tls_key", cfg.mqtt.key_file)
+    check_frame_times(cfg)
     if not release_key or (cfg.updates.public_key is None and cfg.updates.public_key_file is None):
         return
     from binsight.signing import SignatureError, load_public_key, parse_public_key
@@ -49,6 +50,29 @@ def check_config(cfg: DeviceConfig, *, release_key: bool = True) -> None:
             load_public_key(cfg.updates.public_key_file)
     except SignatureError as exc:
         raise ConfigError(f"updates.public_key: {exc}") from exc
+
+
+def check_frame_times(cfg: DeviceConfig) -> None:
+    """With ``camera.timestamps`` other than ``clock``: every image of the folder has a readable
+    capture time (a back-test stops at its start, naming the image, not hours into it).
+
+    Raises
+    ------
+    ConfigError
+        ``camera.timestamps: ...`` naming the first image at fault and the expected form.
+    """
+    cam = cfg.camera
+    if cam.timestamps == "clock":
+        return
+    from binsight.device.frametime import FrameTimeError
+    from binsight.device.sources import ImageFolderSource, open_source
+
+    try:
+        source = open_source(cam.source, loop=cam.loop, timestamps=cam.timestamps, tz=cam.tz)
+        if isinstance(source, ImageFolderSource):
+            source.check_times()
+    except FrameTimeError as exc:
+        raise ConfigError(f"camera.timestamps: {exc}") from exc
 
 
 def _stop_on_signals() -> threading.Event:

@@ -7,6 +7,7 @@ folder, so an agent behaves the same whatever its working directory.
 from __future__ import annotations
 
 import re
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +62,14 @@ class CameraConfig(Section):
     width: int | None = Field(default=None, gt=0, description="requested capture width (live cameras)")
     height: int | None = Field(default=None, gt=0)
     loop: bool = Field(default=True, description="image folders and video files restart at the end")
+    timestamps: Literal["clock", "mtime", "filename", "exif"] = Field(
+        default="clock",
+        description="a reading's time: the clock at capture, or (image folders, back-testing) each "
+        "image's file mtime, a time in its name, or its EXIF DateTimeOriginal",
+    )
+    timestamps_tz: str = Field(
+        default="UTC", description="time zone of file-name and EXIF times without an offset (IANA name)"
+    )
     retry_min_s: float = Field(default=2.0, gt=0.0, description="first retry delay when opening fails")
     retry_max_s: float = Field(default=300.0, gt=0.0)
 
@@ -72,10 +81,29 @@ class CameraConfig(Section):
         resolved = _resolve(Path(v), info)
         return str(resolved)
 
+    @field_validator("timestamps_tz", mode="after")
+    @classmethod
+    def _zone_ok(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @property
+    def tz(self) -> tzinfo:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timestamps_tz)
+
     @model_validator(mode="after")
     def _retry_order(self) -> CameraConfig:
         if self.retry_max_s < self.retry_min_s:
             raise ValueError("retry_max_s must be >= retry_min_s")
+        if self.timestamps != "clock" and (self.source.isdigit() or _URL.match(self.source)):
+            raise ValueError(f"timestamps = {self.timestamps!r} needs an image folder source (use 'clock')")
         return self
 
 

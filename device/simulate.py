@@ -76,7 +76,13 @@ class SimulatedFleet:
         offsets = offsets or {}
         for bin_id, folder in pairs:
             cfg = self._config_for(template, bin_id, Path(folder), interval_s)
-            source = ImageFolderSource(folder, loop=cfg.camera.loop, start=offsets.get(bin_id, 0))
+            source = ImageFolderSource(
+                folder,
+                loop=cfg.camera.loop,
+                start=offsets.get(bin_id, 0),
+                timestamps=cfg.camera.timestamps,
+                tz=cfg.camera.tz,
+            )
             self.agents.append(Agent(cfg, clock=self.clock, source=source, notifier=Notifier(enabled=False)))
 
     def _config_for(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from binsight.device.frametime import FrameTimeError, TimestampSource, frame_time_ms
 from binsight.errors import BinsightError
 
 __all__ = [
@@ -49,6 +51,9 @@ class FrameSource(Protocol):
 
     #: True for cameras and streams (frames keep coming), False for files and folders.
     live: bool
+    #: When the last burst was taken (ms since the epoch), if the source knows better than the
+    #: clock (replayed image folders with ``camera.timestamps``); None: the clock's time.
+    frame_time_ms: int | None
 
     def open(self) -> None: ...
 
@@ -66,16 +71,42 @@ class ImageFolderSource:
 
     The folder is listed again each time it is exhausted, so images added meanwhile are seen.
     ``start`` skips that many images first (so simulated bins sharing a folder differ).
+    ``timestamps`` (:mod:`binsight.device.frametime`): where each image's capture time comes from,
+    set as ``frame_time_ms`` after each read; names and EXIF times without an offset are in ``tz``.
     """
 
     live = False
 
-    def __init__(self, folder: str | Path, loop: bool = True, start: int = 0) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        loop: bool = True,
+        start: int = 0,
+        timestamps: TimestampSource = "clock",
+        tz: tzinfo = UTC,
+    ) -> None:
         self.folder = Path(folder)
         self.loop = loop
+        self.timestamps: TimestampSource = timestamps
+        self.tz = tz
         self._files: list[Path] = []
         self._pos = start
         self.last_path: Path | None = None
+        self.frame_time_ms: int | None = None
+
+    def check_times(self) -> None:
+        """Read every image's capture time now (not ``clock``), so a bad one stops a back-test at
+        its start, not hours into it.
+
+        Raises
+        ------
+        FrameTimeError
+            Naming the first image whose time cannot be read, and the expected form.
+        """
+        if self.timestamps == "clock":
+            return
+        for path in self._list():
+            frame_time_ms(path, self.timestamps, self.tz)
 
     def _list(self) -> list[Path]:
         try:
@@ -102,10 +133,15 @@ class ImageFolderSource:
                 raise CameraError(f"image folder {self.folder} holds no images any more")
         path = self._files[self._pos]
         self._pos += 1
+        try:
+            when = frame_time_ms(path, self.timestamps, self.tz)
+        except FrameTimeError as exc:
+            raise CameraError(str(exc)) from exc
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
             raise CameraError(f"cannot decode image {path}")
         self.last_path = path
+        self.frame_time_ms = when
         return [np.ascontiguousarray(frame, dtype=np.uint8)]
 
     def close(self) -> None:
@@ -114,6 +150,8 @@ class ImageFolderSource:
 
 class VideoSource:
     """A camera index, a stream URL (RTSP/HTTP) or a video file, through ``cv2.VideoCapture``."""
+
+    frame_time_ms: int | None = None  # frames are timed by the clock
 
     def __init__(
         self,
@@ -196,11 +234,23 @@ def open_source(
     width: int | None = None,
     height: int | None = None,
     start: int = 0,
+    timestamps: TimestampSource = "clock",
+    tz: tzinfo = UTC,
 ) -> FrameSource:
     """The source ``spec`` names: digits are a camera index, ``scheme://`` a stream, a folder an
-    image folder, anything else a video file. Nothing is opened yet."""
+    image folder, anything else a video file. Nothing is opened yet.
+
+    Raises
+    ------
+    FrameTimeError
+        ``timestamps`` other than ``clock`` for a source that is not an image folder.
+    """
     if not spec.isdigit() and "://" not in spec and Path(spec).is_dir():
-        return ImageFolderSource(spec, loop=loop, start=start)
+        return ImageFolderSource(spec, loop=loop, start=start, timestamps=timestamps, tz=tz)
+    if timestamps != "clock":
+        raise FrameTimeError(
+            f"camera.timestamps = {timestamps!r} needs an image folder; {spec!r} is not one (use 'clock')"
+        )
     return VideoSource(
         spec, discard_frames=discard_frames, keep_open=keep_open, loop=loop, width=width, height=height
     )
