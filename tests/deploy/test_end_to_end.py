@@ -130,3 +130,39 @@ def test_agent_readings_stored_once_and_commands_delivered(
         assert Command.model_validate_json(commands.get(timeout=10)).id == "c-1"
     finally:
         link.stop()
+
+
+def test_commands_for_an_offline_device_survive_a_broker_restart(
+    broker: DeployBroker, servers: list[runtime_mod.ServerRuntime], tmp_path: Path
+) -> None:
+    """With the shipped Mosquitto config, commands the server sends while a device is offline are
+    kept in the device's persistent session, across a broker restart, and delivered when it returns."""
+    cfg = MqttConfig(
+        host="127.0.0.1", port=broker.port, username="bin-1", password_file=credential(broker, "bin-1")
+    )
+    received: queue.Queue[bytes] = queue.Queue()
+
+    def on_command(payload: bytes, ack: Callable[[], None]) -> None:
+        received.put(payload)
+        ack()
+
+    box = Outbox(tmp_path / "outbox.db")
+    link = link_mod.Link(cfg, "bin-1", box, on_command=on_command)
+    link.start()
+    assert link.wait_connected(10), link.last_error
+    time.sleep(0.3)  # the cmd subscription is granted: the session holds it from now on
+    link.stop()
+    servers[0].ingest.mqtt.send_command("bin-1", Command(id="off-1", action="capture"))
+    servers[0].ingest.mqtt.send_command("bin-1", Command(id="off-2", action="set_interval", interval_s=60))
+    time.sleep(0.3)
+    broker.stop()  # a clean shutdown writes the persistence file
+    broker.start()
+    link = link_mod.Link(cfg, "bin-1", box, on_command=on_command)
+    link.start()
+    try:
+        assert link.wait_connected(10), link.last_error
+        ids = [Command.model_validate_json(received.get(timeout=10)).id for _ in range(2)]
+        assert ids == ["off-1", "off-2"]
+    finally:
+        link.stop()
+        box.close()
