@@ -22,16 +22,23 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=56)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cut-every-h", type=float, default=12.0)
+    ap.add_argument("--confidence", type=float, default=0.9, help="nominal level of the band")
+    ap.add_argument(
+        "--model-band", action="store_true", help="the model's own band, not calibrated on past forecasts"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     bins = simulate_bins(args.bins, args.days, seed=args.seed)
-    result = backtest(bins, ForecastConfig(), warmup_days=14, cut_every_h=args.cut_every_h)
+    cfg = ForecastConfig(confidence=args.confidence)
+    result = backtest(bins, cfg, warmup_days=14, cut_every_h=args.cut_every_h, calibrate=not args.model_band)
     out = {
         "simulated": True,
         "bins": args.bins,
         "days": args.days,
         "seed": args.seed,
-        "threshold": 0.8,
+        "threshold": cfg.threshold,
+        "confidence": cfg.confidence,
+        "band": "model" if args.model_band else "conformal",
         **result.as_dict(),
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from binsight.server.config import ForecastConfig
+from binsight.server.forecast.calibration import ReplayMemo, forecast_calibrated
 from binsight.server.forecast.model import forecast_bin
 
 __all__ = ["BacktestResult", "SimBin", "backtest", "simulate_bins"]
@@ -68,6 +69,10 @@ class BacktestResult:
     p90_ae_h: float
     bias_h: float
     coverage: float
+    early: float
+    late: float
+    median_width_h: float
+    calibrated: float
     by_horizon: dict[str, dict[str, float]]
     baseline_mae_h: float
 
@@ -79,6 +84,10 @@ class BacktestResult:
             "p90_ae_h": round(self.p90_ae_h, 2),
             "bias_h": round(self.bias_h, 2),
             "band_coverage": round(self.coverage, 3),
+            "truth_before_band": round(self.early, 3),
+            "truth_after_band": round(self.late, 3),
+            "band_median_width_h": round(self.median_width_h, 1),
+            "band_calibrated_share": round(self.calibrated, 3),
             "by_horizon": self.by_horizon,
             "baseline_ols_cycle_mae_h": round(self.baseline_mae_h, 2),
         }
@@ -96,14 +105,27 @@ def _ols_crossing(t: NDArray[np.int64], y: NDArray[np.float64], now: int, thr: f
 
 
 def backtest(
-    bins: list[SimBin], cfg: ForecastConfig, warmup_days: float = 14.0, cut_every_h: float = 12.0
+    bins: list[SimBin],
+    cfg: ForecastConfig,
+    warmup_days: float = 14.0,
+    cut_every_h: float = 12.0,
+    calibrate: bool = True,
 ) -> BacktestResult:
+    """Score forecasts at every ``cut_every_h`` after ``warmup_days`` against the true crossing.
+
+    With ``calibrate`` the band comes from :func:`forecast_calibrated` (replays of the bin's own past);
+    without, from the model alone. A band whose ``high_ts`` is None is open-ended (not bounded within
+    60 days) and holds any truth after ``low_ts``.
+    """
     thr = cfg.threshold
     errs: list[float] = []
     base_errs: list[float] = []
-    covered = 0
     horizons: list[float] = []
+    side: list[int] = []  # -1 truth before the band, 0 inside, 1 after
+    widths: list[float] = []
+    n_cal = 0
     for b in bins:
+        memo: ReplayMemo = {}
         start = b.ts[0] + int(warmup_days * _DAY_MS)
         for cut in range(int(start), int(b.ts[-1]), int(cut_every_h * _HOUR_MS)):
             i = int(np.searchsorted(b.ts, cut, side="right"))
@@ -117,13 +139,23 @@ def backtest(
             if np.any(np.diff(b.true_fill[i - 1 : j + 1]) < -0.2):
                 continue  # emptied before it got full: truth unknown
             truth = int(b.ts[j])
-            f = forecast_bin(b.ts[:i], b.observed[:i], cut, cfg)
+            if calibrate:
+                f = forecast_calibrated(b.ts[:i], b.observed[:i], cut, cfg, memo=memo)
+            else:
+                f = forecast_bin(b.ts[:i], b.observed[:i], cut, cfg)
             if f is None or f.full_ts is None:
                 continue
+            n_cal += "conformal" in f.method
             errs.append((f.full_ts - truth) / _HOUR_MS)
             horizons.append((truth - cut) / _HOUR_MS)
-            if f.low_ts is not None and f.high_ts is not None and f.low_ts <= truth <= f.high_ts:
-                covered += 1
+            low = f.low_ts if f.low_ts is not None else cut
+            if truth < low:
+                side.append(-1)
+            elif f.high_ts is not None and truth > f.high_ts:
+                side.append(1)
+            else:
+                side.append(0)
+            widths.append(((f.high_ts - low) / _HOUR_MS) if f.high_ts is not None else np.inf)
             c_start = f.collections[-1] if f.collections else int(b.ts[0])
             k0 = int(np.searchsorted(b.ts, c_start))
             base = _ols_crossing(b.ts[k0:i], b.observed[k0:i], cut, thr)
@@ -131,18 +163,30 @@ def backtest(
                 base_errs.append(abs(base - truth) / _HOUR_MS)
     e = np.abs(np.array(errs))
     h = np.array(horizons)
+    sd = np.array(side)
+    w = np.array(widths)
     by: dict[str, dict[str, float]] = {}
     for name, lo, hi in (("<24h", 0, 24), ("24-72h", 24, 72), (">72h", 72, 1e9)):
         sel = (h >= lo) & (h < hi)
         if sel.any():
-            by[name] = {"n": int(sel.sum()), "mae_h": round(float(e[sel].mean()), 2)}
+            by[name] = {
+                "n": int(sel.sum()),
+                "mae_h": round(float(e[sel].mean()), 2),
+                "coverage": round(float((sd[sel] == 0).mean()), 3),
+                "median_width_h": round(float(np.median(w[sel])), 1),
+            }
+    n = max(1, len(e))
     return BacktestResult(
         n=len(e),
         mae_h=float(e.mean()),
         median_ae_h=float(np.median(e)),
         p90_ae_h=float(np.percentile(e, 90)),
         bias_h=float(np.mean(errs)),
-        coverage=covered / max(1, len(e)),
+        coverage=float((sd == 0).sum()) / n,
+        early=float((sd == -1).sum()) / n,
+        late=float((sd == 1).sum()) / n,
+        median_width_h=float(np.median(w)),
+        calibrated=n_cal / n,
         by_horizon=by,
         baseline_mae_h=float(np.mean(base_errs)) if base_errs else float("nan"),
     )

@@ -7,6 +7,12 @@ import pytest
 
 from binsight.server.config import ForecastConfig
 from binsight.server.forecast.backtest import T0, backtest, simulate_bins
+from binsight.server.forecast.calibration import (
+    ReplayMemo,
+    conformal_quantiles,
+    forecast_calibrated,
+    past_scores,
+)
 from binsight.server.forecast.model import forecast_bin
 
 HOUR = 3_600_000
@@ -103,3 +109,52 @@ def test_hour_of_day_profile_puts_crossings_in_busy_hours() -> None:
             crossings.append((f.full_ts % DAY) / HOUR)
     assert crossings, "no forecast crossed in the future"
     assert all(7.5 <= h <= 20.5 for h in crossings), crossings
+
+
+def test_calibrated_band_holds_nominal_coverage() -> None:
+    """On simulated bins the model's own 90% band holds the truth ~77% of the time; the calibrated one 90%."""
+    bins = simulate_bins(5, 42, seed=7)
+    model = backtest(bins, ForecastConfig(), warmup_days=21, cut_every_h=12, calibrate=False)
+    calibrated = backtest(bins, ForecastConfig(), warmup_days=21, cut_every_h=12)
+    assert model.n == calibrated.n >= 80
+    assert calibrated.calibrated > 0.9  # three weeks of history is enough to calibrate
+    assert model.coverage < 0.85
+    assert calibrated.coverage >= 0.87
+    assert calibrated.mae_h == model.mae_h  # only the band changes
+
+
+def test_little_history_keeps_the_model_band() -> None:
+    """A bin without three weeks of closed cycles has too few past errors: the model's band stays."""
+    bins = simulate_bins(1, 8, seed=1)
+    b = bins[0]
+    now = int(b.ts[-1])
+    cfg = ForecastConfig()
+    f = forecast_calibrated(b.ts, b.observed, now, cfg)
+    g = forecast_bin(b.ts, b.observed, now, cfg)
+    assert f is not None and g is not None
+    assert "conformal" not in f.method
+    assert (f.full_ts, f.low_ts, f.high_ts) == (g.full_ts, g.low_ts, g.high_ts)
+
+
+def test_conformal_quantiles_need_enough_scores() -> None:
+    """A two-sided 90% band needs 19 scores; with them its ends are the extreme ones."""
+    scores = np.arange(19, dtype=np.float64)
+    assert conformal_quantiles(scores[:18], 0.9) is None
+    assert conformal_quantiles(scores, 0.9) == (0.0, 18.0)
+    lo, hi = conformal_quantiles(np.arange(99, dtype=np.float64), 0.8) or (np.nan, np.nan)
+    assert (lo, hi) == (9.0, 89.0)
+
+
+def test_replays_are_memoised_and_budgeted() -> None:
+    """Replays are computed at most ``max_new`` per call and reused; the full set gives the same scores."""
+    b = simulate_bins(1, 35, seed=4)[0]
+    now = int(b.ts[-1])
+    cfg = ForecastConfig()
+    full = past_scores(b.ts, b.observed, now, cfg, 0.8)
+    memo: ReplayMemo = {}
+    first = past_scores(b.ts, b.observed, now, cfg, 0.8, memo=memo, max_new=3)
+    assert len(memo) == 3 and len(first) <= 3
+    while len(again := past_scores(b.ts, b.observed, now, cfg, 0.8, memo=memo, max_new=3)) < len(full):
+        pass
+    assert np.array_equal(np.sort(again), np.sort(full))
+    assert len(full) >= 19
