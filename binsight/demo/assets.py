@@ -10,6 +10,7 @@ from pathlib import Path
 
 from binsight import __version__
 from binsight.demo.world import DemoCity
+from binsight.training import DEFAULT_INPUT_SIZE
 
 __all__ = ["ensure_frames", "ensure_model"]
 
@@ -36,7 +37,8 @@ def ensure_model(folder: Path) -> Path:
     """Train the demo's fill model unless a model made with the same recipe is already there."""
     model = folder / "model.onnx"
     stamp = folder / "stamp.json"
-    key: dict[str, object] = {"train": TRAIN, "binsight": __version__}
+    # The input size is part of the recipe: a model cached before the default changed is retrained.
+    key: dict[str, object] = {"train": TRAIN, "binsight": __version__, "input_size": DEFAULT_INPUT_SIZE}
     if model.exists() and _stamp_ok(stamp, key):
         logger.info("using the cached demo model %s", model)
         return model
