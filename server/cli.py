@@ -34,6 +34,14 @@ def register(sub: Any) -> None:
     m.add_argument("--config", required=True)
     m.set_defaults(func=_migrate)
 
+    pi = ssub.add_parser("prune-images", help="delete old and surplus unlabelled images once ([retention])")
+    pi.add_argument("--config", required=True)
+    pi.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
+    pi.add_argument(
+        "--vacuum", action="store_true", help="SQLite: afterwards rewrite the file to give freed space back"
+    )
+    pi.set_defaults(func=_prune_images)
+
 
 def _run(args: argparse.Namespace) -> int:
     from binsight.server.commands import run
@@ -57,3 +65,9 @@ def _migrate(args: argparse.Namespace) -> int:
     from binsight.server.commands import migrate
 
     return migrate(args)
+
+
+def _prune_images(args: argparse.Namespace) -> int:
+    from binsight.server.commands import prune_images
+
+    return prune_images(args)

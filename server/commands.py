@@ -1,4 +1,4 @@
-"""Handlers of ``binsight server run | token create | bins import | migrate``."""
+"""Handlers of ``binsight server run | token create | bins import | migrate | prune-images``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 
 from binsight.server.config import load_server_config
 
-__all__ = ["bins_import", "migrate", "run", "token_create"]
+__all__ = ["bins_import", "migrate", "prune_images", "run", "token_create"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,4 +81,37 @@ def migrate(args: argparse.Namespace) -> int:
     after = current_revision(engine)
     engine.dispose()
     print(f"database at revision {after} (was {before or 'empty'})", file=sys.stderr)
+    return 0
+
+
+def prune_images(args: argparse.Namespace) -> int:
+    from binsight.server.db.engine import is_sqlite, make_engine, make_sessionmaker
+    from binsight.server.db.migrate import upgrade
+    from binsight.server.retention import prune_images as prune
+    from binsight.server.retention import sqlite_space, vacuum_sqlite
+
+    config = load_server_config(args.config)
+    engine = make_engine(config.database)
+    upgrade(engine)
+    try:
+        result = prune(make_sessionmaker(engine), config.retention, dry_run=args.dry_run)
+        print(result.summary(config.retention))
+        for bin_id, n in sorted(result.per_bin.items()):
+            print(f"  {bin_id}: {n}")
+        if is_sqlite(engine):
+            size, free = sqlite_space(engine)
+            print(
+                f"SQLite file {size / 1e6:.1f} MB, {free / 1e6:.1f} MB of it free pages (reused by new rows)"
+            )
+            if args.vacuum and not args.dry_run:
+                after = vacuum_sqlite(engine)
+                print(f"VACUUM: file now {after / 1e6:.1f} MB")
+        elif args.vacuum:
+            print(
+                "PostgreSQL: autovacuum makes the space reusable; only VACUUM FULL images (exclusive lock) "
+                "gives it back to the operating system",
+                file=sys.stderr,
+            )
+    finally:
+        engine.dispose()
     return 0

@@ -25,6 +25,7 @@ __all__ = [
     "HttpConfig",
     "IngestConfig",
     "MqttConfig",
+    "RetentionConfig",
     "RolloutConfig",
     "ServerConfig",
     "TruckConfig",
@@ -244,6 +245,23 @@ class RolloutConfig(Section):
         return (base / value).resolve()
 
 
+class RetentionConfig(Section):
+    """``[retention]``: how long unlabelled images are kept. Labelled images are never pruned."""
+
+    enabled: bool = Field(default=True, description="prune periodically inside `server run`")
+    unlabelled_days: float = Field(
+        default=30.0, gt=0.0, description="unlabelled images received longer ago than this are deleted"
+    )
+    max_unlabelled_per_bin: int = Field(
+        default=100, ge=1, description="beyond this many unlabelled images of a bin, the oldest go"
+    )
+    interval_s: float = Field(default=3600.0, ge=10.0, description="how often the server prunes")
+    batch_size: int = Field(default=200, ge=1, le=10_000, description="images deleted per transaction")
+    batch_pause_s: float = Field(
+        default=0.05, ge=0.0, le=10.0, description="pause between batches, so ingest commits in between"
+    )
+
+
 _SQLITE_REL = re.compile(r"^sqlite(\+\w+)?:///(?!/)(.+)$")
 
 
@@ -260,6 +278,7 @@ class ServerConfig(Section):
     # Validated even when absent, so the default folder is resolved next to the config file too.
     models: ModelsConfig = Field(default_factory=dict, validate_default=True)
     rollout: RolloutConfig = Field(default_factory=dict, validate_default=True)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("database")
     @classmethod

@@ -11,9 +11,10 @@ import math
 from sqlalchemy import func, select
 
 from binsight.server.db.engine import now_ms
-from binsight.server.db.models import Device
+from binsight.server.db.models import Device, Image
 from binsight.server.fleet import device_health, missing_readings
 from binsight.server.ingest.messages import REJECT_REASONS
+from binsight.server.retention import STATS as PRUNE_STATS
 from binsight.server.state import AppState
 
 __all__ = ["CONTENT_TYPE", "render_metrics"]
@@ -29,12 +30,46 @@ def _metric(out: list[str], name: str, kind: str, help_: str, samples: list[tupl
         out.append(f"{name}{labels} {text}")
 
 
+def _prune_metrics(out: list[str]) -> None:
+    st = PRUNE_STATS
+    with st.lock:
+        runs, errors, aged, capped, size, last = (
+            st.runs,
+            st.errors,
+            st.aged,
+            st.capped,
+            st.bytes,
+            st.last_success_s,
+        )
+    _metric(
+        out,
+        "binsight_images_pruned_total",
+        "counter",
+        "Unlabelled images deleted by retention in this process, by rule.",
+        [('{rule="age"}', aged), ('{rule="per_bin_cap"}', capped)],
+    )
+    _metric(
+        out, "binsight_image_bytes_pruned_total", "counter", "JPEG bytes deleted by retention.", [("", size)]
+    )
+    _metric(out, "binsight_image_prune_runs_total", "counter", "Completed image prunes.", [("", runs)])
+    _metric(out, "binsight_image_prune_errors_total", "counter", "Failed image prunes.", [("", errors)])
+    _metric(
+        out,
+        "binsight_image_prune_last_success_timestamp_seconds",
+        "gauge",
+        "When the last image prune finished (NaN: none yet in this process).",
+        [("", float(last) if last is not None else float("nan"))],
+    )
+
+
 def render_metrics(state: AppState) -> str:
     out: list[str] = []
     now = now_ms()
     with state.sessions() as s:
         devices = list(s.execute(select(Device)).scalars())
         total = s.execute(select(func.coalesce(func.sum(Device.seq_count), 0))).scalar_one()
+        # Bounded by retention (bins x max_unlabelled_per_bin + labelled), so counting stays cheap.
+        n_images, image_bytes = s.execute(select(func.count(), func.coalesce(func.sum(Image.size), 0))).one()
     online = sum(device_health(d, now, state.config.health).online for d in devices)
     gaps = sum(missing_readings(d) for d in devices)
     _metric(out, "binsight_devices", "gauge", "Devices known to the server.", [("", len(devices))])
@@ -53,6 +88,15 @@ def render_metrics(state: AppState) -> str:
         [("", gaps)],
     )
     _metric(out, "binsight_readings_stored", "gauge", "Readings in the database.", [("", int(total))])
+    _metric(out, "binsight_images_stored", "gauge", "Images in the database.", [("", int(n_images))])
+    _metric(
+        out,
+        "binsight_image_bytes_stored",
+        "gauge",
+        "JPEG bytes of the stored images.",
+        [("", int(image_bytes))],
+    )
+    _prune_metrics(out)
     ingest = state.ingest
     if ingest is not None:
         st = ingest.writer.stats

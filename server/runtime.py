@@ -15,6 +15,7 @@ from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
 from binsight.server.ingest.service import Ingest
 from binsight.server.planning.runner import Planner
+from binsight.server.retention import RetentionThread
 
 __all__ = ["ServerRuntime"]
 
@@ -43,6 +44,9 @@ class ServerRuntime:
         self._planner = planner
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.retention = (
+            RetentionThread(self.sessions, config.retention) if config.retention.enabled else None
+        )
 
     @property
     def http_url(self) -> str:
@@ -58,6 +62,8 @@ class ServerRuntime:
     def start(self, timeout: float = 30.0) -> None:
         upgrade(self.engine)
         self.ingest.start()
+        if self.retention is not None:
+            self.retention.start()
         if not self._http:
             return
         app = create_app(
@@ -72,6 +78,8 @@ class ServerRuntime:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive():
+                if self.retention is not None:
+                    self.retention.stop()
                 self.ingest.stop()
                 raise BinsightError(
                     f"HTTP server could not start on {self.config.http.host}:{self.config.http.port} "
@@ -87,5 +95,7 @@ class ServerRuntime:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(15)
+        if self.retention is not None:
+            self.retention.stop()
         self.ingest.stop()
         self.engine.dispose()
