@@ -58,6 +58,7 @@ class PruneResult:
     bytes: int = 0
     batches: int = 0
     seconds: float = 0.0
+    max_batch_s: float = 0.0  # the longest delete transaction: how long ingest could have waited
     dry_run: bool = False
     per_bin: Counter[str] = field(default_factory=Counter)
 
@@ -71,7 +72,8 @@ class PruneResult:
             f"{verb} {self.deleted} unlabelled images ({self.aged} received over "
             f"{cfg.unlabelled_days:g} days ago, {self.capped} over {cfg.max_unlabelled_per_bin} per bin) "
             f"from {len(self.per_bin)} bins, "
-            f"{self.bytes / 1e6:.1f} MB of JPEG, in {self.batches} batches, {self.seconds:.2f} s"
+            f"{self.bytes / 1e6:.1f} MB of JPEG, in {self.batches} batches, {self.seconds:.2f} s "
+            f"(longest batch {self.max_batch_s * 1000:.0f} ms)"
         )
 
 
@@ -209,8 +211,10 @@ def prune_images(
     def run_batch(ids: Sequence[int], rule: str) -> None:
         # Candidates are read outside the write transaction: on SQLite, upgrading a read transaction
         # to a write one fails (SQLITE_BUSY_SNAPSHOT) when ingest committed in between.
+        t = time.monotonic()
         with sessions() as s, s.begin():
             rows = _delete_batch(s, ids)
+        out.max_batch_s = max(out.max_batch_s, time.monotonic() - t)
         out.batches += 1
         for _id, bin_id, size in rows:
             out.bytes += size
