@@ -20,7 +20,8 @@ def model_or_tiny(path: str | None, tmp: Path) -> tuple[Path, str]:
     """The model to benchmark, and a description for the report."""
     if path:
         size = Path(path).stat().st_size / 1e6
-        return Path(path), f"{path} ({size:.1f} MB)"
+        # Absolute: the agent resolves a relative model path against its config file's folder.
+        return Path(path).resolve(), f"{path} ({size:.1f} MB)"
     tiny = build_model(tmp / "tiny.onnx", "tiny-bench")
     return tiny, f"the tests' tiny mean-brightness model ({tiny.stat().st_size} bytes): NOT a real backbone"
 
