@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from binsight.errors import ConfigError
 
-__all__ = ["Section", "format_validation_error", "load_toml"]
+__all__ = ["Section", "check_time_zone", "format_validation_error", "load_toml"]
 
 
 class Section(BaseModel):
@@ -25,6 +25,17 @@ class Section(BaseModel):
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def check_time_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone this system knows (a pydantic validator's body)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from binsight.config import Section
+from binsight.config import Section, check_time_zone
 from binsight.protocol import DEFAULT_ROOT, MAX_IMAGE_BYTES, BinId
 
 __all__ = [
@@ -84,13 +84,7 @@ class CameraConfig(Section):
     @field_validator("timestamps_tz", mode="after")
     @classmethod
     def _zone_ok(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
+        return check_time_zone(v)
 
     @property
     def tz(self) -> tzinfo:

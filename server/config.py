@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
-from binsight.config import Section, load_toml
+from binsight.config import Section, check_time_zone, load_toml
 from binsight.protocol import DEFAULT_ROOT
 
 __all__ = [
@@ -113,13 +113,7 @@ class ForecastConfig(Section):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return check_time_zone(value)
 
 
 class DepotConfig(Section):
