@@ -5,7 +5,7 @@ candidates and C chosen by CV on those), every other image tests it. Reports the
 file's accuracy and macro F1 (ONNX Runtime) and the baselines.
 
     nice .venv/bin/python bench/caltech101.py [--data /work/shared/datasets/caltech101-dev] [--per-class 30]
-        [--input-size 160]
+        [--input-size 160|HxW]
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from binsight.training import DEFAULT_INPUT_SIZE
-from binsight.training.backbone import load_backbone
+from binsight.training import DEFAULT_INPUT_SIZE, parse_input_size
 from binsight.training.data import load_dataset
 from binsight.training.pipeline import fit_dataset
 
@@ -30,7 +29,12 @@ def main() -> None:
     ap.add_argument("--out", default="artifacts/bench-caltech101")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backbone", default="efficientnet_lite0")
-    ap.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE, help="backbone input side, pixels")
+    ap.add_argument(
+        "--input-size",
+        type=parse_input_size,
+        default=DEFAULT_INPUT_SIZE,
+        help="longer side (the shorter follows the frames' aspect) or HxW",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     ds = load_dataset(args.data)
@@ -44,7 +48,8 @@ def main() -> None:
     report = fit_dataset(
         ds,
         out / "caltech101.onnx",
-        backbone=load_backbone(args.backbone, input_size=args.input_size),
+        backbone=args.backbone,
+        input_size=args.input_size,
         report_path=out / "report.json",
         test_indices=np.asarray(test),
         seed=args.seed,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from binsight.training import DEFAULT_INPUT_SIZE
+from binsight.training import DEFAULT_INPUT_SIZE, parse_input_size
 from binsight.training.data import load_dataset
 from binsight.training.pipeline import fit_dataset
 from binsight.training.synth import generate
@@ -29,7 +29,12 @@ def main() -> None:
     ap.add_argument("--out", default="artifacts/bench-synth")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=None, help="feature cache (default: BINSIGHT_CACHE_DIR or ~/.cache)")
-    ap.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE, help="backbone input side, pixels")
+    ap.add_argument(
+        "--input-size",
+        type=parse_input_size,
+        default=DEFAULT_INPUT_SIZE,
+        help="longer side (the shorter follows the frames' aspect) or HxW",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)

@@ -3,8 +3,21 @@
 Importing this package is cheap; torch and friends are imported by the modules that need them.
 """
 
-#: Side of the square the backbone sees unless told otherwise. ImageNet weights were trained at 224;
-#: at 160 the backbone does 0.51x the arithmetic. Measured (docs/training.md): synthetic lid-camera
-#: MAE over three seeds 0.0491 at 160 vs 0.0503 at 224, Caltech-101 accuracy 94.76% vs 95.25%, and
-#: 1.85x faster inference. ``train fit --input-size 224`` (or 128) chooses otherwise.
+#: Longer side of the backbone's input unless told otherwise; the shorter side follows the frames'
+#: aspect ratio, rounded up to a multiple of 32 (a 4:3 camera gets 128x160, a square one 160x160).
+#: ImageNet weights were trained at 224; 160x160 is 0.51x its arithmetic, 128x160 0.41x. Measured
+#: (docs/training.md): synthetic lid-camera MAE over three seeds 0.0491 at 160x160 vs 0.0503 at 224,
+#: Caltech-101 accuracy 94.76% vs 95.25%. ``train fit --input-size 224`` (or ``128x160``) chooses otherwise.
 DEFAULT_INPUT_SIZE = 160
+
+
+def parse_input_size(text: str) -> int | tuple[int, int]:
+    """``"160"`` -> ``160`` (the longer side), ``"128x160"`` -> ``(128, 160)`` (height x width).
+
+    Only the form is checked here (argparse calls this); sizes are checked where the backbone is
+    built, with an error that says what is allowed.
+    """
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) > 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"input size {text!r}: want PX (the longer side) or HxW, e.g. 160 or 128x160")
+    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from binsight.training import DEFAULT_INPUT_SIZE
+from binsight.training import DEFAULT_INPUT_SIZE, parse_input_size
 
 
 def register(sub: Any) -> None:
@@ -25,11 +25,12 @@ def register(sub: Any) -> None:
     f.add_argument("--backbone", default="efficientnet_lite0")
     f.add_argument(
         "--input-size",
-        type=int,
+        type=_input_size,
         default=DEFAULT_INPUT_SIZE,
-        metavar="PX",
-        help=f"side of the square the backbone sees, a multiple of 32 (default {DEFAULT_INPUT_SIZE}; "
-        "224 is 1.85x slower, 128 1.5x faster: docs/training.md)",
+        metavar="PX|HxW",
+        help=f"longer side of the backbone's input, a multiple of 32; the shorter follows the frames' "
+        f"aspect, rounded up to a multiple of 32 (default {DEFAULT_INPUT_SIZE}: 4:3 frames give 128x160); "
+        "or HxW exactly (docs/training.md has speed and accuracy per size)",
     )
     f.add_argument("--int8", action="store_true", help="also static-quantize (per channel) to int8")
     f.add_argument("--report", help="write the JSON report here (and a PNG figure beside it)")
@@ -51,6 +52,13 @@ def register(sub: Any) -> None:
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--skip-bad", action="store_true")
     e.set_defaults(func=_eval)
+
+
+def _input_size(text: str) -> int | tuple[int, int]:
+    try:
+        return parse_input_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _synth(args: argparse.Namespace) -> int:

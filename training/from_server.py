@@ -289,7 +289,7 @@ def fit_from_server(
     cache_dir: Path | None = None,
     upload: bool = False,
     progress: bool = True,
-    input_size: int = DEFAULT_INPUT_SIZE,
+    input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
     """Fetch every human label, fit a candidate, compare it with the active model; optionally upload it.
 

@@ -27,7 +27,7 @@ import numpy as np
 from binsight import __version__
 from binsight.errors import DataError
 from binsight.training import DEFAULT_INPUT_SIZE
-from binsight.training.backbone import Backbone, BackboneSpec, load_backbone
+from binsight.training.backbone import Backbone, BackboneSpec, check_input_size, input_size_for, load_backbone
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.extract import Features, extract
 from binsight.training.features import layout_of
@@ -149,7 +149,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     report_path: str | Path | None = None,
     skip_bad: bool = False,
     cache_dir: str | Path | None = None,
-    input_size: int = DEFAULT_INPUT_SIZE,
+    input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
     """Fit a fill-level (or class) model on a labelled set and write it as one ONNX file.
 
@@ -170,10 +170,11 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     cache_dir
         Feature cache folder (default ``$BINSIGHT_CACHE_DIR`` or ``~/.cache/binsight/features``).
     input_size
-        Side of the square the backbone sees (a multiple of 32), default
-        :data:`binsight.training.DEFAULT_INPUT_SIZE` (160). 224 is what the ImageNet weights were
-        trained at; 160 and 128 cost 0.51x and 0.33x its arithmetic (docs/training.md has the
-        measured latency and accuracy of each).
+        The longer side of the backbone's input (a multiple of 32), the shorter one following the
+        frames' aspect ratio (:func:`resolve_input_size`: 4:3 frames at 160 give 128x160), or an
+        explicit ``(h, w)``. Default :data:`binsight.training.DEFAULT_INPUT_SIZE` (160). 224 is
+        what the ImageNet weights were trained at (docs/training.md has the measured latency and
+        accuracy of each size).
 
     Returns
     -------
@@ -208,7 +209,7 @@ def fit_dataset(
     progress: bool = True,
     calibration_images: int = CALIBRATION_IMAGES,
     augment: bool = True,
-    input_size: int = DEFAULT_INPUT_SIZE,
+    input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
     """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks)."""
     from binsight.training.evaluate import metrics_for, predict_dataset
@@ -222,7 +223,10 @@ def fit_dataset(
     out = Path(out)
     if out.suffix != ".onnx":
         raise DataError(f"{out}: the model file must end in .onnx")
-    model, spec = load_backbone(backbone, input_size=input_size) if isinstance(backbone, str) else backbone
+    if isinstance(backbone, str):
+        model, spec = load_backbone(backbone, input_size=resolve_input_size(input_size, ds))
+    else:
+        model, spec = backbone
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -414,6 +418,9 @@ def fit_dataset(
             "name": spec.name,
             "weights": spec.weights,
             "input_size": list(spec.input_size),
+            "input_size_asked": (input_size if isinstance(input_size, int) else list(input_size))
+            if isinstance(backbone, str)
+            else list(spec.input_size),
             "taps": dict(zip(spec.taps, spec.tap_channels, strict=True)),
         },
         "features": {
@@ -458,6 +465,34 @@ def fit_dataset(
         staged.replace(rp)
     logger.info("model %s written to %s; held-out %s", version, out, json.dumps(test)[:200])
     return report
+
+
+#: Frames whose size decides the input's aspect ratio (spread over the set; decoding is the cost).
+ASPECT_SAMPLE = 64
+
+
+def resolve_input_size(size: int | tuple[int, int], ds: Dataset) -> tuple[int, int]:
+    """``(h, w)`` as given, or for one number the input whose longer side it is, at the frames' aspect.
+
+    See :func:`binsight.training.backbone.input_size_for`; the frames' sizes are read from up to
+    :data:`ASPECT_SAMPLE` images spread over the set (unreadable ones are left to extraction to report).
+    """
+    if not isinstance(size, int):
+        return check_input_size(size)
+    check_input_size(size)
+    n, m = len(ds.samples), min(len(ds.samples), ASPECT_SAMPLE)
+    picks = sorted({round(k * (n - 1) / max(1, m - 1)) for k in range(m)})
+    shapes: list[tuple[int, int]] = []
+    for i in picks:
+        try:
+            img = decode(ds.samples[i].path.read_bytes())
+        except OSError:
+            img = None
+        if img is not None:
+            shapes.append((int(img.shape[0]), int(img.shape[1])))
+    hw = input_size_for(size, shapes)
+    logger.info("input size %sx%s (h x w) for %s sampled frames, longer side %s", *hw, len(shapes), size)
+    return hw
 
 
 def _int8_head(

@@ -37,8 +37,14 @@ def ensure_model(folder: Path) -> Path:
     """Train the demo's fill model unless a model made with the same recipe is already there."""
     model = folder / "model.onnx"
     stamp = folder / "stamp.json"
-    # The input size is part of the recipe: a model cached before the default changed is retrained.
-    key: dict[str, object] = {"train": TRAIN, "binsight": __version__, "input_size": DEFAULT_INPUT_SIZE}
+    # The input size (and how it is chosen) is part of the recipe: a model cached before the
+    # default changed is retrained.
+    key: dict[str, object] = {
+        "train": TRAIN,
+        "binsight": __version__,
+        "input_size": DEFAULT_INPUT_SIZE,
+        "input_aspect": "frames",
+    }
     if model.exists() and _stamp_ok(stamp, key):
         logger.info("using the cached demo model %s", model)
         return model

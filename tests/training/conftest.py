@@ -42,7 +42,7 @@ def lite0() -> Any:
 
 
 @pytest.fixture(scope="session")
-def fitted(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, cache_dir: Path, lite0: Any) -> Fitted:
+def fitted(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, cache_dir: Path) -> Fitted:
     """A regression model fitted with --int8 --skip-bad on the synthetic set plus two bad entries."""
     from binsight.training.data import load_dataset
     from binsight.training.pipeline import fit_dataset
@@ -56,10 +56,11 @@ def fitted(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, cache_dir:
     write_rows(data / "labels.csv", rows)
     out = base / "model.onnx"
     ds = load_dataset(data, skip_bad=True)
+    # The backbone by name, as `train fit` does: the input size then follows the frames' aspect.
     report = fit_dataset(
         ds,
         out,
-        backbone=lite0,
+        backbone="efficientnet_lite0",
         int8=True,
         report_path=base / "report.json",
         skip_bad=True,

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
 from binsight.errors import BinsightError  # noqa: E402
-from binsight.training import DEFAULT_INPUT_SIZE  # noqa: E402
+from binsight.training import DEFAULT_INPUT_SIZE, parse_input_size  # noqa: E402
 from binsight.training.backbone import (  # noqa: E402
     BackboneUnavailable,
     Preprocess,
@@ -20,6 +20,7 @@ from binsight.training.backbone import (  # noqa: E402
     assert_eval,
     check_input_size,
     fold_input,
+    input_size_for,
     load_backbone,
     parse_backbone,
     static_same_padding,
@@ -189,3 +190,47 @@ def test_other_input_sizes(size: int) -> None:
 def test_input_size_errors(bad: Any) -> None:
     with pytest.raises(BinsightError, match="input size"):
         check_input_size(bad)
+
+
+def test_non_square_input() -> None:
+    """A 4:3 input (128x160): every tap keeps the frame's aspect; the maps run and pool."""
+    backbone, spec = load_backbone(input_size=(128, 160))
+    assert spec.input_size == (128, 160)
+    assert spec.tap_hw[-1] == (4, 5)
+    with torch.inference_mode():
+        maps = backbone(torch.zeros(1, 3, 128, 160))
+    assert [tuple(m.shape[2:]) for m in maps] == list(spec.tap_hw)
+
+
+@pytest.mark.parametrize(
+    ("frames", "side", "want"),
+    [
+        ([(240, 320)], 160, (128, 160)),  # 4:3: 120 rounded up to 128
+        ([(480, 640), (480, 640), (1080, 1920)], 160, (128, 160)),  # the median frame decides
+        ([(500, 500)], 160, (160, 160)),
+        ([(320, 240)], 160, (160, 128)),  # portrait
+        ([(1080, 1920)], 160, (96, 160)),  # 16:9: 90 -> 96
+        ([(100, 1000)], 160, (64, 160)),  # never under the smallest side
+        ([(480, 640)], 224, (192, 224)),  # 168 -> 192
+        ([(480, 640)], 128, (96, 128)),
+        ([], 160, (160, 160)),  # nothing readable: a square
+    ],
+)
+def test_input_size_follows_the_frames_aspect(
+    frames: list[tuple[int, int]], side: int, want: tuple[int, int]
+) -> None:
+    assert input_size_for(side, frames) == want
+
+
+def test_input_size_for_checks_the_side() -> None:
+    with pytest.raises(BinsightError, match="input size 150"):
+        input_size_for(150, [(240, 320)])
+
+
+def test_parse_input_size() -> None:
+    assert parse_input_size("160") == 160
+    assert parse_input_size("128x160") == (128, 160)
+    assert parse_input_size("128X160") == (128, 160)
+    for bad in ["", "x", "12x", "1x2x3", "-160", "16.0", "big"]:
+        with pytest.raises(ValueError, match=f"input size '{bad}'"):
+            parse_input_size(bad)

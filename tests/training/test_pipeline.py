@@ -43,7 +43,11 @@ def test_model_file_contract(fitted: Fitted) -> None:
     meta = _meta(fitted.fp32)
     assert set(meta) >= CONTRACT_KEYS
     assert meta["task"] == "regression" and meta["precision"] == "fp32"
-    assert json.loads(meta["input_size"]) == [DEFAULT_INPUT_SIZE] * 2
+    # The synthetic frames are 4:3 (240x320): the longer side is the default, the shorter 120 -> 128.
+    assert (
+        json.loads(meta["input_size"]) == [128, DEFAULT_INPUT_SIZE] == fitted.report["backbone"]["input_size"]
+    )
+    assert fitted.report["backbone"]["input_size_asked"] == DEFAULT_INPUT_SIZE
     assert json.loads(meta["metrics"]) == fitted.report["test"]
     used = load_dataset(fitted.data, skip_bad=True)
     used.drop([i for i, s in enumerate(used.samples) if s.path.name == "broken.jpg"], "unreadable image")
