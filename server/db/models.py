@@ -204,10 +204,19 @@ class ApiToken(Base):
 
 
 class DeviceEvent(Base):
-    """What a device reported doing (commands, model updates) and its availability changes."""
+    """What a device reported doing (commands, model updates) and its availability changes.
+
+    A device's outbox resends an event whose acknowledgement it missed, so device events are unique
+    on (bin_id, ts, kind, state, ref) and a copy is not stored twice. Rows without a ``ref`` (the
+    server's availability log, a device's "malformed command" report) are never merged: NULLs are
+    distinct in a unique index on both databases.
+    """
 
     __tablename__ = "device_events"
-    __table_args__ = (Index("ix_device_events_bin_id_ts", "bin_id", "ts"),)
+    __table_args__ = (
+        Index("ix_device_events_bin_id_ts", "bin_id", "ts"),
+        Index("uq_device_events_event", "bin_id", "ts", "kind", "state", "ref", unique=True),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     bin_id: Mapped[str] = mapped_column(String(64))
     ts: Mapped[int] = mapped_column(BigInteger)

@@ -336,19 +336,26 @@ def _write_availability(session: Session, msgs: Sequence[Availability], now_ms: 
 
 
 def _write_events(session: Session, msgs: Sequence[EventMsg], now_ms: int) -> None:
+    """Log device events once: a resent copy meets the unique index and is dropped.
+
+    A copy re-applies the same command status, which changes nothing (the outbox sends in order,
+    so an older event cannot arrive after a newer one of the same device).
+    """
+    rows = [
+        {
+            "bin_id": m.event.bin_id,
+            "ts": m.event.ts,
+            "received_at": now_ms,
+            "kind": m.event.kind,
+            "state": m.event.state,
+            "ref": m.event.ref,
+            "detail": m.event.detail,
+        }
+        for m in msgs
+    ]
+    session.execute(_insert(session, DeviceEvent).on_conflict_do_nothing(), rows)
     for m in msgs:
         e = m.event
-        session.add(
-            DeviceEvent(
-                bin_id=e.bin_id,
-                ts=e.ts,
-                received_at=now_ms,
-                kind=e.kind,
-                state=e.state,
-                ref=e.ref,
-                detail=e.detail,
-            )
-        )
         if e.kind == "command" and e.ref:
             session.execute(
                 update(DeviceCommand)

@@ -42,3 +42,40 @@ def test_sqlite_is_wal(tmp_path: object) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
     engine.dispose()
+
+
+def test_event_copies_merged_by_migration(db_url: str) -> None:
+    """0003 keeps the first of each resent device event, leaves ref-less rows alone, then indexes."""
+    engine = make_engine(db_url)
+    upgrade(engine, "0002")
+    rows = [
+        ("b1", 10, "command", "ok", "c1", "first"),
+        ("b1", 10, "command", "ok", "c1", "copy"),
+        ("b1", 10, "command", "ok", "c2", None),  # another command done in the same millisecond
+        ("b1", 10, "command", "failed", None, "malformed"),
+        ("b1", 10, "command", "failed", None, "malformed"),
+        ("b1", 20, "availability", "online", None, None),
+        ("b1", 20, "availability", "online", None, None),
+    ]
+    with engine.begin() as conn:
+        for b, ts, kind, state, ref, detail in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO device_events (bin_id, ts, received_at, kind, state, ref, detail) "
+                    "VALUES (:b, :ts, 0, :kind, :state, :ref, :detail)"
+                ),
+                {"b": b, "ts": ts, "kind": kind, "state": state, "ref": ref, "detail": detail},
+            )
+    assert upgrade(engine) == "0002"
+    with engine.connect() as conn:
+        left = conn.execute(text("SELECT ref, detail FROM device_events ORDER BY id")).all()
+    assert [tuple(r) for r in left] == [
+        ("c1", "first"),
+        ("c2", None),
+        (None, "malformed"),
+        (None, "malformed"),
+        (None, None),
+        (None, None),
+    ]
+    assert any(ix["name"] == "uq_device_events_event" for ix in inspect(engine).get_indexes("device_events"))
+    engine.dispose()

@@ -124,3 +124,18 @@ def test_retained_online_is_not_a_sign_of_life(sessions: sessionmaker[Session]) 
     _write(sessions, [item("available", "r1", "online")])
     with sessions() as s:
         assert s.get(Device, "r1").last_seen is not None  # type: ignore[union-attr]
+
+
+def test_resent_events_stored_once(sessions: sessionmaker[Session]) -> None:
+    """An event the device's outbox sends again (same batch or a later one) is logged once."""
+    t = now_ms()
+    ok = {"bin_id": "b1", "ts": t, "kind": "command", "state": "ok", "ref": "c1", "detail": "seq 4"}
+    other = {**ok, "ref": "c2"}  # a second command done in the same millisecond is its own event
+    _write(sessions, [item("event", "b1", ok), item("event", "b1", ok), item("event", "b1", other)])
+    _write(sessions, [item("event", "b1", ok)])
+    bad = {"bin_id": "b1", "ts": t, "kind": "command", "state": "failed", "detail": "malformed command"}
+    _write(sessions, [item("event", "b1", bad)])
+    _write(sessions, [item("event", "b1", bad)])  # no ref: nothing to tell copies from repeats
+    with sessions() as s:
+        refs = [e.ref for e in s.execute(select(DeviceEvent).order_by(DeviceEvent.id)).scalars()]
+    assert refs == ["c1", "c2", None, None]
