@@ -33,8 +33,9 @@ def _metric(out: list[str], name: str, kind: str, help_: str, samples: list[tupl
 def _prune_metrics(out: list[str]) -> None:
     st = PRUNE_STATS
     with st.lock:
-        runs, errors, aged, capped, size, last = (
+        runs, skipped, errors, aged, capped, size, last = (
             st.runs,
+            st.skipped,
             st.errors,
             st.aged,
             st.capped,
@@ -52,6 +53,13 @@ def _prune_metrics(out: list[str]) -> None:
         out, "binsight_image_bytes_pruned_total", "counter", "JPEG bytes deleted by retention.", [("", size)]
     )
     _metric(out, "binsight_image_prune_runs_total", "counter", "Completed image prunes.", [("", runs)])
+    _metric(
+        out,
+        "binsight_image_prune_skipped_total",
+        "counter",
+        "Prune rounds left to another server holding the prune lock (PostgreSQL).",
+        [("", skipped)],
+    )
     _metric(out, "binsight_image_prune_errors_total", "counter", "Failed image prunes.", [("", errors)])
     _metric(
         out,

@@ -15,6 +15,11 @@ so a label given while the prune runs keeps its image. On PostgreSQL the batch's
 first (``FOR UPDATE SKIP LOCKED``): an image whose label is being inserted right now (the insert
 holds a key-share lock on it) is skipped, and a label insert that starts after the lock waits and
 then finds the image gone (404), instead of the label being deleted with it.
+
+Several servers sharing one PostgreSQL database (a shared-subscription group) take turns: a prune
+first takes a session-level advisory lock, and a server that finds it held skips that round (the
+lock goes with its connection, so a server that dies mid-prune frees it). The batches would be safe
+run twice at once, but both servers would scan the same candidates for nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, delete, exists, func, select
+from sqlalchemy import ColumnElement, Engine, delete, exists, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.config import RetentionConfig
@@ -35,11 +41,13 @@ from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Image, Label
 
 __all__ = [
+    "PG_PRUNE_LOCK_KEY",
     "STATS",
     "PruneResult",
     "PruneStats",
     "RetentionThread",
     "prune_images",
+    "prune_turn",
     "sqlite_space",
     "vacuum_sqlite",
 ]
@@ -61,12 +69,15 @@ class PruneResult:
     max_batch_s: float = 0.0  # the longest delete transaction: how long ingest could have waited
     dry_run: bool = False
     per_bin: Counter[str] = field(default_factory=Counter)
+    skipped: str | None = None  # why nothing was tried (another server was pruning)
 
     @property
     def deleted(self) -> int:
         return self.aged + self.capped
 
     def summary(self, cfg: RetentionConfig) -> str:
+        if self.skipped:
+            return f"skipped: {self.skipped}"
         verb = "would delete" if self.dry_run else "deleted"
         return (
             f"{verb} {self.deleted} unlabelled images ({self.aged} received over "
@@ -83,6 +94,7 @@ class PruneStats:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     runs: int = 0
+    skipped: int = 0
     errors: int = 0
     aged: int = 0
     capped: int = 0
@@ -92,6 +104,9 @@ class PruneStats:
 
     def record(self, result: PruneResult) -> None:
         with self.lock:
+            if result.skipped:
+                self.skipped += 1
+                return
             self.runs += 1
             self.aged += result.aged
             self.capped += result.capped
@@ -172,6 +187,33 @@ def _dry_run(sessions: sessionmaker[Session], cfg: RetentionConfig, cutoff: int,
             out.per_bin[bin_id] += 1
 
 
+#: PostgreSQL advisory lock key of the image prune ("prun"; the migrations use "bins").
+PG_PRUNE_LOCK_KEY = 0x7072756E
+
+
+@contextmanager
+def prune_turn(sessions: sessionmaker[Session]) -> Iterator[bool]:
+    """Whether this process may prune now; on PostgreSQL, held until the ``with`` block ends.
+
+    A session-level advisory lock on its own connection (committed at once, so the connection is
+    not left idle in a transaction while the batches run). SQLite: always True (one process writes).
+    """
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        yield True
+        return
+    with bind.connect() as conn:
+        taken = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_PRUNE_LOCK_KEY})
+        mine = bool(taken.scalar_one())
+        conn.commit()
+        try:
+            yield mine
+        finally:
+            if mine:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_PRUNE_LOCK_KEY})
+                conn.commit()
+
+
 def prune_images(
     sessions: sessionmaker[Session],
     cfg: RetentionConfig,
@@ -198,7 +240,8 @@ def prune_images(
     Returns
     -------
     PruneResult
-        Counts by rule and by bin, bytes of JPEG, batches and duration.
+        Counts by rule and by bin, bytes of JPEG, batches and duration; or, on PostgreSQL when
+        another server holds the prune lock, ``skipped`` (nothing tried).
     """
     t0 = time.monotonic()
     cutoff = _cutoff(cfg, now_ms() if now is None else now)
@@ -207,6 +250,22 @@ def prune_images(
         _dry_run(sessions, cfg, cutoff, out)
         out.seconds = time.monotonic() - t0
         return out
+    with prune_turn(sessions) as mine:
+        if not mine:
+            out.skipped = "another server is pruning this database"
+            return out
+        _prune(sessions, cfg, cutoff, out, stop)
+    out.seconds = time.monotonic() - t0
+    return out
+
+
+def _prune(
+    sessions: sessionmaker[Session],
+    cfg: RetentionConfig,
+    cutoff: int,
+    out: PruneResult,
+    stop: threading.Event | None,
+) -> None:
 
     def run_batch(ids: Sequence[int], rule: str) -> None:
         # Candidates are read outside the write transaction: on SQLite, upgrading a read transaction
@@ -244,8 +303,6 @@ def prune_images(
             if stopping():
                 break
             run_batch(surplus[i : i + cfg.batch_size], "cap")
-    out.seconds = time.monotonic() - t0
-    return out
 
 
 class RetentionThread:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from server_helpers import image, item, reading
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -366,3 +366,38 @@ def test_postgres_skips_an_image_whose_label_is_being_inserted(pg_url: str) -> N
     with sessions() as s:
         assert s.execute(select(Label.image_id)).scalars().all() == [x]
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_servers_take_turns(pg_url: str) -> None:
+    """PostgreSQL: while one server prunes, another's prune skips the round (counted, not an error);
+    when the first is done, or its connection dies mid-prune, the next prune runs."""
+    from binsight.server.retention import PG_PRUNE_LOCK_KEY, prune_turn
+
+    first, second = make_engine(pg_url), make_engine(pg_url)
+    upgrade(first)
+    a, b = make_sessionmaker(first), make_sessionmaker(second)
+    with a() as s, s.begin():
+        old = _add(s, "a", 40)
+    cfg = RetentionConfig()
+    with prune_turn(a) as mine:
+        assert mine
+        result = prune_images(b, cfg, now=NOW)
+        assert result.skipped and result.deleted == 0 and "another server" in result.summary(cfg)
+        assert _ids(b) == {old}
+        before = (STATS.runs, STATS.skipped)
+        thread = RetentionThread(b, cfg)
+        assert thread.run_once() is not None
+        assert (STATS.runs, STATS.skipped) == (before[0], before[1] + 1)
+    assert prune_images(b, cfg, now=NOW).deleted == 1
+    # A server that dies holding the lock frees it with its connection.
+    with b() as s, s.begin():
+        old = _add(s, "a", 40)
+    conn = first.connect()
+    assert conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_PRUNE_LOCK_KEY}).scalar_one()
+    assert prune_images(b, cfg, now=NOW).skipped
+    conn.invalidate()  # the DBAPI connection is closed, as when the process is killed
+    conn.close()
+    assert prune_images(b, cfg, now=NOW).deleted == 1
+    first.dispose()
+    second.dispose()
