@@ -73,7 +73,8 @@ class BacktestResult:
     late: float
     median_width_h: float
     calibrated: float
-    by_horizon: dict[str, dict[str, float]]
+    by_horizon: dict[str, dict[str, float]]  # by how far ahead the truth was
+    by_predicted_horizon: dict[str, dict[str, float]]  # by how far ahead the forecast said (what a user sees)
     baseline_mae_h: float
 
     def as_dict(self) -> dict[str, object]:
@@ -89,6 +90,7 @@ class BacktestResult:
             "band_median_width_h": round(self.median_width_h, 1),
             "band_calibrated_share": round(self.calibrated, 3),
             "by_horizon": self.by_horizon,
+            "by_predicted_horizon": self.by_predicted_horizon,
             "baseline_ols_cycle_mae_h": round(self.baseline_mae_h, 2),
         }
 
@@ -121,6 +123,7 @@ def backtest(
     errs: list[float] = []
     base_errs: list[float] = []
     horizons: list[float] = []
+    predicted: list[float] = []
     side: list[int] = []  # -1 truth before the band, 0 inside, 1 after
     widths: list[float] = []
     n_cal = 0
@@ -148,6 +151,7 @@ def backtest(
             n_cal += "conformal" in f.method
             errs.append((f.full_ts - truth) / _HOUR_MS)
             horizons.append((truth - cut) / _HOUR_MS)
+            predicted.append((f.full_ts - cut) / _HOUR_MS)
             low = f.low_ts if f.low_ts is not None else cut
             if truth < low:
                 side.append(-1)
@@ -165,16 +169,22 @@ def backtest(
     h = np.array(horizons)
     sd = np.array(side)
     w = np.array(widths)
-    by: dict[str, dict[str, float]] = {}
-    for name, lo, hi in (("<24h", 0, 24), ("24-72h", 24, 72), (">72h", 72, 1e9)):
-        sel = (h >= lo) & (h < hi)
-        if sel.any():
-            by[name] = {
-                "n": int(sel.sum()),
-                "mae_h": round(float(e[sel].mean()), 2),
-                "coverage": round(float((sd[sel] == 0).mean()), 3),
-                "median_width_h": round(float(np.median(w[sel])), 1),
-            }
+
+    def by_hours(hours: np.ndarray) -> dict[str, dict[str, float]]:
+        by: dict[str, dict[str, float]] = {}
+        for name, lo, hi in (("<24h", -1e9, 24), ("24-72h", 24, 72), (">72h", 72, 1e9)):
+            sel = (hours >= lo) & (hours < hi)
+            if sel.any():
+                by[name] = {
+                    "n": int(sel.sum()),
+                    "mae_h": round(float(e[sel].mean()), 2),
+                    "coverage": round(float((sd[sel] == 0).mean()), 3),
+                    "truth_before": round(float((sd[sel] == -1).mean()), 3),
+                    "truth_after": round(float((sd[sel] == 1).mean()), 3),
+                    "median_width_h": round(float(np.median(w[sel])), 1),
+                }
+        return by
+
     n = max(1, len(e))
     return BacktestResult(
         n=len(e),
@@ -187,6 +197,7 @@ def backtest(
         late=float((sd == 1).sum()) / n,
         median_width_h=float(np.median(w)),
         calibrated=n_cal / n,
-        by_horizon=by,
+        by_horizon=by_hours(h),
+        by_predicted_horizon=by_hours(np.array(predicted)),
         baseline_mae_h=float(np.mean(base_errs)) if base_errs else float("nan"),
     )

@@ -298,9 +298,12 @@ def forecast_bin(
         low = min(low if low is not None else full, max(now_ts, full - MIN_HALF_BAND_MS))
         high = max(high if high is not None else full, full + MIN_HALF_BAND_MS) if high is not None else None
     if level >= thr and rate > 0:
-        # Already past the threshold: report when the fitted line crossed it, not "now".
+        # Already past the threshold: report when the fitted line crossed it, not "now". The level is
+        # itself uncertain (camera noise: the true fill may still be just under the threshold), so the
+        # band keeps its slow end from ``level - z * sd`` computed above instead of closing on the past.
         back = int((thr - level) / rate * _DAY_MS)
-        full = low = high = max(int(ct[0]), now_ts + back)
+        full = low = max(int(ct[0]), now_ts + back)
+        high = max(high, full) if high is not None else None
     return Forecast(
         now_ts=now_ts,
         threshold=thr,

@@ -47,6 +47,8 @@ def test_already_full_and_not_enough_data() -> None:
     f = forecast_bin(ts, 0.5 + 0.4 * (ts - ts[0]) / DAY, now, ForecastConfig())
     assert f is not None and f.full_ts is not None
     assert now - 0.3 * DAY < f.full_ts <= now
+    # The band starts at the crossing and keeps a slow end ahead: the level could still be under.
+    assert f.low_ts == f.full_ts and f.high_ts is not None and f.high_ts > now
     assert forecast_bin([now - HOUR, now], [0.1, 0.2], now, ForecastConfig()) is None
     assert forecast_bin([], [], now, ForecastConfig()) is None
 
@@ -121,6 +123,11 @@ def test_calibrated_band_holds_nominal_coverage() -> None:
     assert model.coverage < 0.85
     assert calibrated.coverage >= 0.87
     assert calibrated.mae_h == model.mae_h  # only the band changes
+    # Both breakdowns count every scored forecast once ("<24h" includes a forecast of "full already").
+    for by in (calibrated.by_horizon, calibrated.by_predicted_horizon):
+        assert sum(int(v["n"]) for v in by.values()) == calibrated.n
+        for v in by.values():
+            assert v["coverage"] + v["truth_before"] + v["truth_after"] == pytest.approx(1.0, abs=2e-3)
 
 
 def test_little_history_keeps_the_model_band() -> None:
