@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from binsight.training import DEFAULT_INPUT_SIZE
 from binsight.training.backbone import load_backbone
 from binsight.training.data import Dataset, load_dataset
-from binsight.training.pipeline import fit_dataset
+from binsight.training.pipeline import fit_dataset, resolve_input_size
 from binsight.training.synth import generate
 
 
@@ -61,7 +62,8 @@ def main() -> None:
     if args.order == "random":
         pool = [pool[i] for i in np.random.default_rng(args.seed).permutation(len(pool))]
     steps = [n for n in (int(x) for x in args.steps.split(",")) if n <= len(pool)]
-    backbone = load_backbone("efficientnet_lite0")
+    # The input size `train fit --from-server` would use: the default longer side at the frames' aspect.
+    backbone = load_backbone("efficientnet_lite0", input_size=resolve_input_size(DEFAULT_INPUT_SIZE, full))
     cache = out / "features"
     y_held = np.array([s.fill for s in held], dtype=np.float64)
     mean_mae: list[float] = []
@@ -69,7 +71,7 @@ def main() -> None:
     active_mae: float | None = None
     print(
         f"held-out: {len(held)} labels from bins {', '.join(held_bins)}; pool {len(pool)} labels "
-        f"arriving in {args.order} order"
+        f"arriving in {args.order} order; input {backbone[1].input_size[0]}x{backbone[1].input_size[1]}"
     )
     print(
         f"{'labels':>7} {'bins':>5} {'MAE':>7} {'RMSE':>7} {'mean-baseline':>14} {'gate':>9} "
