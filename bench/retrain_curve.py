@@ -10,7 +10,7 @@ Runtime on the held-out bins) and the gate compares the candidate with the activ
 same labels: promoted only when not worse. Prints one row per step and a JSON summary.
 
     nice .venv/bin/python bench/retrain_curve.py [--bins 12] [--per-bin 30] [--held-out 3] \\
-        [--steps 10,20,30,50,80,120,180,270] [--order capture|random] [--out DIR]
+        [--steps 10,20,30,50,80,120,180,270] [--order capture|random] [--out DIR] [--input-size 160|HxW]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from binsight.training import DEFAULT_INPUT_SIZE
+from binsight.training import DEFAULT_INPUT_SIZE, parse_input_size
 from binsight.training.backbone import load_backbone
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.pipeline import fit_dataset, resolve_input_size
@@ -39,6 +39,12 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, default=3)
     ap.add_argument("--steps", default="10,20,30,50,80,120,180,270")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--input-size",
+        type=parse_input_size,
+        default=DEFAULT_INPUT_SIZE,
+        help="longer side (the shorter follows the frames' aspect) or HxW",
+    )
     ap.add_argument("--out", default="artifacts/bench-retrain")
     ap.add_argument(
         "--order",
@@ -63,7 +69,7 @@ def main() -> None:
         pool = [pool[i] for i in np.random.default_rng(args.seed).permutation(len(pool))]
     steps = [n for n in (int(x) for x in args.steps.split(",")) if n <= len(pool)]
     # The input size `train fit --from-server` would use: the default longer side at the frames' aspect.
-    backbone = load_backbone("efficientnet_lite0", input_size=resolve_input_size(DEFAULT_INPUT_SIZE, full))
+    backbone = load_backbone("efficientnet_lite0", input_size=resolve_input_size(args.input_size, full))
     cache = out / "features"
     y_held = np.array([s.fill for s in held], dtype=np.float64)
     mean_mae: list[float] = []
