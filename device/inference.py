@@ -25,6 +25,7 @@ import onnxruntime as ort
 from binsight.device.memory import release_free_heap, tune_malloc
 from binsight.device.sources import Frame
 from binsight.errors import BinsightError
+from binsight.training import aspect_input_size
 
 __all__ = ["FillModel", "ModelError", "Prediction", "class_fill", "load_model", "tune_malloc"]
 
@@ -87,6 +88,7 @@ class FillModel:
         if not self.version:
             raise ModelError(f"{self.path}: metadata has no binsight.model_version")
         self.input_size = self._input_size(meta.get("binsight.input_size"))
+        self._frame_shapes: set[tuple[int, int]] = set()  # frame sizes already checked against the input
         self.classes: list[str] = []
         self.class_fills: list[float] | None = None
         inputs = self.session.get_inputs()
@@ -137,7 +139,37 @@ class FillModel:
         h, w = self.input_size
         if frame.shape[0] == h and frame.shape[1] == w:
             return frame
+        shape = (int(frame.shape[0]), int(frame.shape[1]))
+        if shape not in self._frame_shapes:
+            self._frame_shapes.add(shape)
+            self._check_aspect(shape)
         return np.asarray(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+    def _check_aspect(self, shape: tuple[int, int]) -> None:
+        """Warn once per frame size when resizing changes the frame's shape beyond the training rule.
+
+        ``train fit`` sizes the input from its frames (the longer side, the shorter one following
+        their aspect, rounded up to a multiple of 32): frames that rule would give this very input
+        fit; others are squashed or stretched, which the head never saw (a model trained on frames of
+        another camera, or from before the rule: a square input).
+        """
+        h, w = self.input_size
+        fits = aspect_input_size(max(h, w), [shape])
+        if fits != (h, w):
+            fh, fw = shape
+            logger.warning(
+                "frames %dx%d (w x h, aspect %.2f) are resized to the model's %dx%d (aspect %.2f): their "
+                "shape changes; a model fitted on this camera's frames would take %dx%d "
+                "(binsight train fit sizes the input from its images)",
+                fw,
+                fh,
+                fh / fw,
+                w,
+                h,
+                h / w,
+                fits[1],
+                fits[0],
+            )
 
     def predict(self, frames: list[Frame]) -> list[Prediction]:
         """One prediction per frame.

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import math
 import re
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from binsight.errors import BinsightError
-from binsight.training import DEFAULT_INPUT_SIZE
+from binsight.training import DEFAULT_INPUT_SIZE, MIN_INPUT_SIDE, aspect_input_size
 
 __all__ = [
     "BACKBONES",
@@ -190,10 +189,6 @@ def assert_eval(module: nn.Module) -> None:
         raise RuntimeError(f"modules in training mode (call .eval() first): {', '.join(training[:5])}")
 
 
-#: Smallest input side: below this the final 7x7-at-224 map shrinks under 2x2 and grid pooling loses meaning.
-MIN_INPUT_SIDE = 64
-
-
 def check_input_size(size: int | Sequence[int]) -> tuple[int, int]:
     """``160`` or ``(h, w)`` -> ``(h, w)``; each side a multiple of 32, at least :data:`MIN_INPUT_SIDE`.
 
@@ -219,15 +214,7 @@ def input_size_for(side: int, frames_hw: Sequence[tuple[int, int]]) -> tuple[int
     costs 25% more arithmetic than the aspect-true 128x160 (which measured as accurate on the
     synthetic benchmark: docs/training.md). No frames: a square.
     """
-    side = check_input_size(side)[0]
-    if not frames_hw:
-        return side, side
-    aspect = statistics.median(h / w for h, w in frames_hw)
-
-    def shorter(fraction: float) -> int:
-        return max(MIN_INPUT_SIDE, min(side, 32 * math.ceil(side * fraction / 32 - 1e-9)))
-
-    return (shorter(aspect), side) if aspect <= 1.0 else (side, shorter(1.0 / aspect))
+    return aspect_input_size(check_input_size(side)[0], frames_hw)
 
 
 def parse_backbone(spec: str) -> tuple[str, Path | None]:

@@ -74,3 +74,24 @@ def test_insane_output_refused(tmp_path: Path) -> None:
 def test_class_fill(name: str, fill: float | None) -> None:
     """Class names map to fills when they are numbers, percentages or known words."""
     assert class_fill(name) == fill
+
+
+def test_frames_of_another_shape_are_named_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """4:3 frames into a 4:3-sized model (128x160) pass quietly; into a square model, one warning per
+    frame size says what the frames were and what a model fitted on them would take."""
+    import json
+    import logging
+
+    fits = FillModel(build_model(tmp_path / "a.onnx", "a", metadata={"binsight.input_size": "[128, 160]"}))
+    square = FillModel(build_model(tmp_path / "s.onnx", "s", metadata={"binsight.input_size": "[160, 160]"}))
+    assert json.loads(square.metadata["binsight.input_size"]) == [160, 160]
+    with caplog.at_level(logging.WARNING, logger="binsight.device.inference"):
+        fits.predict([scene(64, size=(480, 640)), scene(64, size=(240, 320))])
+        assert not caplog.records
+        square.predict([scene(64, size=(480, 640))] * 3)
+        square.predict([scene(64, size=(160, 160))])  # already the input size: nothing to say
+        assert len(caplog.records) == 1
+        msg = caplog.records[0].getMessage()
+        assert "frames 640x480" in msg and "model's 160x160" in msg and "would take 160x128" in msg
+        square.predict([scene(64, size=(1080, 1920))])
+        assert len(caplog.records) == 2 and "would take 160x96" in caplog.records[1].getMessage()
