@@ -26,7 +26,7 @@ def aspect_input_size(side: int, frames_hw: Sequence[tuple[int, int]]) -> tuple[
     The shorter side is rounded *up* to a multiple of 32 (never shrinking the frame more along it
     than along the longer side) and kept between :data:`MIN_INPUT_SIDE` and ``side``. No frames: a
     square. Arithmetic only (no torch), so the device can tell whether its frames fit a model;
-    :func:`binsight.training.backbone.input_size_for` checks ``side`` and calls this.
+    :func:`binsight.training.pipeline.resolve_input_size` checks ``side`` and calls this.
     """
     if not frames_hw:
         return side, side

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from binsight.errors import BinsightError
-from binsight.training import DEFAULT_INPUT_SIZE, MIN_INPUT_SIDE, aspect_input_size
+from binsight.training import DEFAULT_INPUT_SIZE, MIN_INPUT_SIDE
 
 __all__ = [
     "BACKBONES",
@@ -40,7 +40,6 @@ __all__ = [
     "assert_eval",
     "check_input_size",
     "fold_input",
-    "input_size_for",
     "load_backbone",
     "parse_backbone",
 ]
@@ -202,19 +201,6 @@ def check_input_size(size: int | Sequence[int]) -> tuple[int, int]:
             f"and at least {MIN_INPUT_SIDE} (e.g. 160 or 224)"
         )
     return int(hw[0]), int(hw[1])
-
-
-def input_size_for(side: int, frames_hw: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    """The backbone input ``(h, w)`` for frames of these sizes, the longer side being ``side``.
-
-    The shorter side follows the frames' median aspect ratio, rounded *up* to a multiple of 32 (so
-    the frame is never shrunk more along it than along the longer side): a 4:3 camera at 160 gets
-    ``(128, 160)``, a square one ``(160, 160)``, a portrait 3:4 one ``(160, 128)``. Squashing a 4:3
-    frame into a square distorts the shapes the ImageNet weights learned on undistorted crops, and
-    costs 25% more arithmetic than the aspect-true 128x160 (which measured as accurate on the
-    synthetic benchmark: docs/training.md). No frames: a square.
-    """
-    return aspect_input_size(check_input_size(side)[0], frames_hw)
 
 
 def parse_backbone(spec: str) -> tuple[str, Path | None]:

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
 from binsight.errors import BinsightError  # noqa: E402
-from binsight.training import DEFAULT_INPUT_SIZE, parse_input_size  # noqa: E402
+from binsight.training import DEFAULT_INPUT_SIZE, aspect_input_size, parse_input_size  # noqa: E402
 from binsight.training.backbone import (  # noqa: E402
     BackboneUnavailable,
     Preprocess,
@@ -20,7 +20,6 @@ from binsight.training.backbone import (  # noqa: E402
     assert_eval,
     check_input_size,
     fold_input,
-    input_size_for,
     load_backbone,
     parse_backbone,
     static_same_padding,
@@ -219,12 +218,21 @@ def test_non_square_input() -> None:
 def test_input_size_follows_the_frames_aspect(
     frames: list[tuple[int, int]], side: int, want: tuple[int, int]
 ) -> None:
-    assert input_size_for(side, frames) == want
+    assert aspect_input_size(side, frames) == want
 
 
-def test_input_size_for_checks_the_side() -> None:
-    with pytest.raises(BinsightError, match="input size 150"):
-        input_size_for(150, [(240, 320)])
+def test_resolve_input_size(synth_dir: Path) -> None:
+    """From a set's frames (4:3 here); an explicit (h, w) is kept; a bad side fails before any read."""
+    from binsight.training.data import load_dataset
+    from binsight.training.pipeline import resolve_input_size
+
+    ds = load_dataset(synth_dir)
+    assert resolve_input_size(160, ds) == (128, 160)
+    assert resolve_input_size(224, ds) == (192, 224)
+    assert resolve_input_size((160, 160), ds) == (160, 160)
+    for bad in (150, (128, 100)):
+        with pytest.raises(BinsightError, match="input size"):
+            resolve_input_size(bad, ds)
 
 
 def test_parse_input_size() -> None:
