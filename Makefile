@@ -6,16 +6,20 @@ PY := $(VENV)/bin/python
 # torch is pinned to the build this project is tested with; override for another platform.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.binsight-installed
+# The five distributions of this repository (see pyproject.toml), installed editable.
+PARTS := core device server training demo
 
 .PHONY: demo test lint typecheck venv services bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[all,dev]'
+	@# A venv made before the split into parts has the one old distribution: drop it first.
+	$(PY) -m pip uninstall --quiet --yes binsight >/dev/null 2>&1 || true
+	$(PY) -m pip install --quiet $(foreach p,$(PARTS),-e ./$(p)) --group dev
 	@touch $@
 
 demo: $(STAMP)
@@ -38,4 +42,4 @@ bench: $(STAMP)
 	@echo "benchmarks: see bench/README.md (each script prints its figures)"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build */*.egg-info

@@ -79,10 +79,14 @@ def test_compose_server_toml_is_valid() -> None:
 
 
 def test_containerfile() -> None:
-    """Multi-stage, installs .[server], runs as a non-root user, health-checks /healthz."""
+    """Multi-stage, installs the core and the server only, runs as a non-root user, health-checks /healthz."""
     text = CONTAINERFILE.read_text()
     assert len(re.findall(r"(?m)^FROM ", text)) >= 2
-    assert 'pip install ".[server]"' in text
+    assert "pip install ./core ./server" in text
+    copied_dirs = {c.split()[0].rstrip("/") for c in re.findall(r"(?m)^COPY (?!--from)(.+) \S+$", text)}
+    assert copied_dirs == {"core", "server"}, "the server image holds neither device/ nor training/"
+    ignore = (DEPLOY / "Containerfile.dockerignore").read_text()
+    assert {line[1:].rstrip("/") for line in ignore.splitlines() if line.startswith("!")} == copied_dirs
     users = re.findall(r"(?m)^USER (\S+)", text)
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert re.search(r"(?m)^HEALTHCHECK .*", text) and "/healthz" in text

