@@ -15,9 +15,9 @@ from binsight.server.db.models import Image, Label
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(range(256))
 
 
-def add_image(s: Session, bin_id: str, ts: int, seq: int = 0) -> int:
-    """One stored labelling image (its JPEG unique per bin and seq); returns its id."""
-    jpeg = JPEG + f"{bin_id}/{seq}".encode()
+def add_image(s: Session, bin_id: str, ts: int, seq: int = 0, jpeg: bytes | None = None) -> int:
+    """One stored labelling image (by default a stub JPEG unique per bin and seq); returns its id."""
+    jpeg = jpeg if jpeg is not None else JPEG + f"{bin_id}/{seq}".encode()
     im = Image(
         bin_id=bin_id,
         seq=seq,
