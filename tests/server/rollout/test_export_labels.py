@@ -4,8 +4,6 @@ server's labelled set as a folder, never its database."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,8 @@ import pytest
 from label_helpers import add_image, add_label
 from retrain_support import tiny_model
 
+from binsight.cli import main
+from binsight.errors import DataError
 from binsight.server.bins_import import BinRow, import_bins
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
@@ -25,10 +25,10 @@ BINS = {"bin-a": "north", "bin-b": "north", "bin-c": "south"}
 PER_BIN = 8
 
 
-def _binsight(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "binsight", *args], capture_output=True, text=True, timeout=120
-    )
+def _binsight(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``binsight ARGS`` in this process: its exit status and stderr."""
+    code = main(list(args))
+    return code, capsys.readouterr().err
 
 
 def _server(tmp_path: Path) -> Path:
@@ -63,13 +63,15 @@ def _server(tmp_path: Path) -> Path:
     return conf
 
 
-def test_export_labels_writes_what_train_fit_reads(tmp_path: Path) -> None:
+def test_export_labels_writes_what_train_fit_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The folder: labels.csv (the corrected fills), images/, server.json, the active model's file."""
     conf = _server(tmp_path)
     out = tmp_path / "export"
-    r = _binsight("server", "export-labels", "--config", str(conf), "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    assert f"exported {len(BINS) * PER_BIN} labelled images" in r.stderr and "v1-factory" in r.stderr
+    code, err = _binsight(capsys, "server", "export-labels", "--config", str(conf), "--out", str(out))
+    assert code == 0, err
+    assert f"exported {len(BINS) * PER_BIN} labelled images" in err and "v1-factory" in err
     context = json.loads((out / "server.json").read_text())
     assert context["sites"] == BINS and context["active"]["version"] == "v1-factory"
     from binsight.training.data import load_dataset
@@ -92,24 +94,30 @@ def test_export_labels_writes_what_train_fit_reads(tmp_path: Path) -> None:
         (["--from-server", "folder", "--models-dir", "models"], "--models-dir went with the database mode"),
     ],
 )
-def test_train_fit_refuses_the_database(tmp_path: Path, args: list[str], hint: str) -> None:
+def test_train_fit_refuses_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], hint: str
+) -> None:
     """A database URL (or the old --models-dir) is one line naming the command to run instead."""
-    r = _binsight("train", "fit", *args, "--out", str(tmp_path / "m.onnx"))
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert hint in r.stderr
-    assert "binsight server export-labels --config server.toml --out DIR" in r.stderr
+    code, err = _binsight(capsys, "train", "fit", *args, "--out", str(tmp_path / "m.onnx"))
+    assert code == 1 and hint in err
+    assert "binsight server export-labels --config server.toml --out DIR" in err
+    assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.mark.torch
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_fit_from_an_exported_folder(tmp_path: Path, lite0: Any, feature_cache: Path) -> None:
+def test_fit_from_an_exported_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lite0: Any, feature_cache: Path
+) -> None:
     """train fit --from-server DIR compares the candidate with the folder's active model, per site."""
     from binsight.training.from_server import fit_from_server
 
     out = tmp_path / "export"
-    r = _binsight("server", "export-labels", "--config", str(_server(tmp_path)), "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    code, err = _binsight(
+        capsys, "server", "export-labels", "--config", str(_server(tmp_path)), "--out", str(out)
+    )
+    assert code == 0, err
     report = fit_from_server(
         str(out), tmp_path / "candidate.onnx", backbone=lite0, cache_dir=feature_cache, progress=False
     )
@@ -119,3 +127,21 @@ def test_fit_from_an_exported_folder(tmp_path: Path, lite0: Any, feature_cache: 
     held = {BINS[b] for b in comp["test_bins"]}
     assert set(comp["candidate"]["per_site"]) == set(comp["active"]["per_site"]) == held
     assert comp["candidate"]["mae"] < comp["active"]["mae"]
+
+
+@pytest.mark.parametrize(
+    ("server_json", "message"),
+    [
+        ("[1, 2]", "not an export-labels server.json"),
+        ('{"active": {"version": "v1"}, "sites": {}}', "not an export-labels server.json"),
+        ('{"active": {"file": "../elsewhere.onnx"}, "sites": {}}', "must be a name in"),
+        ('{"active": {"file": "active-v9.onnx"}, "sites": {}}', "active-v9.onnx, which is not in"),
+    ],
+)
+def test_a_broken_server_json_is_named(tmp_path: Path, server_json: str, message: str) -> None:
+    """A server.json training cannot follow is an error naming the file, before any fitting."""
+    from binsight.training.from_server import read_export_context
+
+    (tmp_path / "server.json").write_text(server_json)
+    with pytest.raises(DataError, match=message):
+        read_export_context(tmp_path)

@@ -174,9 +174,12 @@ def read_export_context(folder: Path) -> tuple[Path | None, dict[str, str]]:
         context = json.loads(path.read_text(encoding="utf-8"))
         sites = {str(b): str(site) for b, site in context.get("sites", {}).items()}
         active = context.get("active")
-        model = folder / str(active["file"]) if active else None
+        name = str(active["file"]) if active else None
     except (ValueError, AttributeError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: not an export-labels {SERVER_JSON} ({exc})") from None
+    if name is not None and Path(name).name != name:
+        raise DataError(f"{path}: the active model file {name!r} must be a name in {folder}, not a path")
+    model = folder / name if name is not None else None
     if model is not None and not model.is_file():
         raise DataError(f"{path} names the active model file {model.name}, which is not in {folder}")
     return model, sites
