@@ -1,4 +1,4 @@
-"""`binsight server token create | bins import | migrate | run --check` as a user runs them."""
+"""`binsight server token create | bins import | migrate | export-labels | run --check`, run as users do."""
 
 from __future__ import annotations
 
@@ -47,6 +47,24 @@ def test_cli_round_trip(tmp_path: Path) -> None:
     with make_sessionmaker(engine)() as s:
         assert [b.id for b in s.execute(select(Bin)).scalars()] == ["b1"]  # b2 not half-imported
     engine.dispose()
+
+
+def test_export_labels_from_an_empty_server(tmp_path: Path) -> None:
+    """An empty server exports a header-only labels.csv and no active model; a foreign folder is refused."""
+    conf = tmp_path / "server.toml"
+    conf.write_text('database = "sqlite:///s.db"\n')
+    out = tmp_path / "export"
+    r = _binsight("server", "export-labels", "--config", str(conf), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "exported 0 labelled images" in r.stderr and "(active model: none)" in r.stderr
+    assert (out / "labels.csv").read_text() == "image,fill,bin_id,captured_at\n"
+    assert '"active": null' in (out / "server.json").read_text()
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    r = _binsight("server", "export-labels", "--config", str(conf), "--out", str(tmp_path / "notes"))
+    assert r.returncode == 1 and "neither empty nor an earlier export" in r.stderr
+    assert "Traceback" not in r.stderr and (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
 
 
 def test_config_errors_exit_1(tmp_path: Path) -> None:

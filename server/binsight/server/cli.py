@@ -42,6 +42,15 @@ def register(sub: Any) -> None:
     )
     pi.set_defaults(func=_prune_images)
 
+    el = ssub.add_parser(
+        "export-labels",
+        help="write the labelled set, the active model and the bins' sites to a folder for "
+        "`binsight train fit --from-server DIR` (docs/retraining.md)",
+    )
+    el.add_argument("--config", required=True)
+    el.add_argument("--out", required=True, help="folder: absent, empty, or an earlier export (replaced)")
+    el.set_defaults(func=_export_labels)
+
 
 def _run(args: argparse.Namespace) -> int:
     from binsight.server.commands import run
@@ -71,3 +80,9 @@ def _prune_images(args: argparse.Namespace) -> int:
     from binsight.server.commands import prune_images
 
     return prune_images(args)
+
+
+def _export_labels(args: argparse.Namespace) -> int:
+    from binsight.server.commands import export_labels
+
+    return export_labels(args)

@@ -1,4 +1,4 @@
-"""Handlers of ``binsight server run | token create | bins import | migrate | prune-images``."""
+"""Handlers of `binsight server run | token create | bins import | migrate | prune-images | export-labels`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from binsight.server.config import load_server_config
 
-__all__ = ["bins_import", "migrate", "prune_images", "run", "token_create"]
+__all__ = ["bins_import", "export_labels", "migrate", "prune_images", "run", "token_create"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,4 +115,26 @@ def prune_images(args: argparse.Namespace) -> int:
             )
     finally:
         engine.dispose()
+    return 0
+
+
+def export_labels(args: argparse.Namespace) -> int:
+    """The labelled set as a folder training reads (``--from-server DIR``): never the database itself."""
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.migrate import upgrade
+    from binsight.server.labels import export_folder
+
+    config = load_server_config(args.config)
+    engine = make_engine(config.database)
+    try:
+        upgrade(engine)
+        with make_sessionmaker(engine)() as s:
+            context = export_folder(s, Path(args.out), config.models.dir)
+    finally:
+        engine.dispose()
+    active = context["active"]["version"] if context["active"] else "none"
+    print(
+        f"exported {context['labels']} labelled images to {args.out} (active model: {active})",
+        file=sys.stderr,
+    )
     return 0

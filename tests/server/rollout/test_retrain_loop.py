@@ -63,7 +63,13 @@ def test_label_retrain_promote_switch_refuse_rollback(
     make_stack: Any, tmp_path: Path, lite0: Any, feature_cache: Path
 ) -> None:
     """Label 30 -> retrain from the server -> promote -> agents switch; worse refused; rollback."""
-    from binsight.training.from_server import compare_models, export_from_db, fit_from_server, upload_model
+    from binsight.server.labels import export_folder
+    from binsight.training.from_server import (
+        compare_models,
+        fit_from_server,
+        read_export_context,
+        upload_model,
+    )
 
     stack: Stack = make_stack(canary_bins=[BINS[0]])
     truth: dict[str, list[tuple[np.ndarray, float]]] = {}
@@ -165,13 +171,12 @@ def test_label_retrain_promote_switch_refuse_rollback(
         assert [b for b in BINS if topics.told(b)[-1] != v2] == []
         wait_until(lambda: all(stack.latest_model(b) == v2 for b in BINS), 90, "every bin on v2 again")
 
-        # The database route gives the same labelled set and finds the active model's file.
-        db_dir = tmp_path / "from-db"
-        db_dir.mkdir()
-        active_path, _sites = export_from_db(
-            stack.runtime.config.database, db_dir, stack.runtime.config.models.dir
-        )
-        assert active_path == active_file
-        assert len((db_dir / "labels.csv").read_text().splitlines()) == 1 + 30
+        # `binsight server export-labels` gives the same labelled set and the active model's file.
+        folder = tmp_path / "exported"
+        with stack.runtime.sessions() as s:
+            export_folder(s, folder, stack.runtime.config.models.dir)
+        active_path, _sites = read_export_context(folder)
+        assert active_path is not None and active_path.read_bytes() == active_file.read_bytes()
+        assert len((folder / "labels.csv").read_text().splitlines()) == 1 + 30
     finally:
         topics.close()

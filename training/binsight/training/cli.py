@@ -37,12 +37,14 @@ def register(sub: Any) -> None:
     f.add_argument("--skip-bad", action="store_true", help="skip bad rows and list them in the report")
     f.add_argument(
         "--from-server",
-        metavar="URL|DB|DIR",
-        help="train on every human label of a server (token: BINSIGHT_TOKEN) or its database; "
-        "compare with the active model on the same held-out labels (docs/retraining.md)",
+        metavar="URL|DIR",
+        help="train on every human label of a server (token: BINSIGHT_TOKEN) or of a folder "
+        "`binsight server export-labels` wrote; compare with the active model on the same held-out "
+        "labels (docs/retraining.md)",
     )
-    f.add_argument("--active", help="with --from-server DIR or DB: the active model file to compare with")
-    f.add_argument("--models-dir", help="with --from-server DB: the server's models folder")
+    f.add_argument("--active", help="the active model file to compare with (default: the server's)")
+    # Went with the database mode; kept hidden so an old command line gets the export-labels hint.
+    f.add_argument("--models-dir", help=argparse.SUPPRESS)
     f.add_argument("--upload", action="store_true", help="with --from-server URL: register the candidate")
     f.set_defaults(func=_fit)
 

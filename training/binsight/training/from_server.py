@@ -1,13 +1,15 @@
-"""``binsight train fit --from-server URL|DB|DIR``: retrain on all human labels; compare with the active one.
+"""``binsight train fit --from-server URL|DIR``: retrain on all human labels; compare with the active one.
 
 The labelled set comes from
 
-- a server URL: ``GET /api/labels/export`` (a zip in the DESIGN.md layout) with the bearer token
-  ``BINSIGHT_TOKEN`` (read through :mod:`binsight.secrets`); the active model from ``GET /api/models``
-  and ``GET /models/<version>.onnx``; sites from ``GET /api/bins``;
-- a database URL (``sqlite:///...``, ``postgresql://...``): the same export written from the tables;
-  the active model's file is looked up in ``--models-dir``;
-- a folder already in the DESIGN.md layout, with ``--active MODEL`` to compare against.
+- a server URL: ``GET /api/labels/export`` (a zip in the labelled-set layout, docs/contracts.md) with the
+  bearer token ``BINSIGHT_TOKEN`` (read through :mod:`binsight.secrets`); the active model from
+  ``GET /api/models`` and ``GET /models/<version>.onnx``; sites from ``GET /api/bins``;
+- a folder in that layout: one ``binsight server export-labels`` wrote also holds ``server.json`` (the
+  active model's file beside it and the bins' sites); ``--active MODEL`` overrides its active model.
+
+Training never reads the server's database: the server's tables are the server's (a database URL is
+refused with the export-labels command to run instead).
 
 The candidate is fitted with :func:`binsight.training.pipeline.fit_dataset` (features come from the
 feature cache, so images seen by an earlier retrain are not run through the backbone again). The
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import io
 import json
 import logging
@@ -31,8 +32,9 @@ import urllib.request
 import uuid
 import zipfile
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,11 +42,14 @@ from binsight.errors import BinsightError, DataError
 from binsight.secrets import read_secret
 from binsight.training import DEFAULT_INPUT_SIZE
 
+if TYPE_CHECKING:
+    from binsight.training.data import Dataset
+
 __all__ = [
     "compare_models",
-    "export_from_db",
     "fetch_export",
     "fit_from_server",
+    "read_export_context",
     "upload_model",
 ]
 
@@ -152,60 +157,42 @@ def upload_model(base_url: str, token: str, model: Path, report: dict[str, Any])
     return result
 
 
-# --------------------------------------------------------------------------- database
-def export_from_db(db_url: str, dest: Path, models_dir: Path | None) -> tuple[Path | None, dict[str, str]]:
-    """Write the labelled set from the server's tables into ``dest`` (the export's layout).
+# --------------------------------------------------------------------------- export folders
+SERVER_JSON = "server.json"
+"""Beside labels.csv in a ``binsight server export-labels`` folder: the active model and the sites."""
 
-    Returns the active model's file (or None) and the site of each bin.
+
+def read_export_context(folder: Path) -> tuple[Path | None, dict[str, str]]:
+    """The active model file and the bins' sites an export-labels folder names in ``server.json``.
+
+    A plain labelled set (no ``server.json``) names neither: ``(None, {})``.
     """
-    from sqlalchemy import select
-
-    from binsight.server.config import ServerConfig
-    from binsight.server.db.engine import make_engine, make_sessionmaker
-    from binsight.server.db.models import Bin, Image, Label, ModelRecord
-
-    url = ServerConfig(database=db_url).database
-    engine = make_engine(url)
-    try:
-        with make_sessionmaker(engine)() as s:
-            rows = s.execute(
-                select(Image.id, Image.bin_id, Image.ts, Label.fill, Label.unusable)
-                .join(Label, Label.image_id == Image.id)
-                .where(Label.skipped.is_(False))
-                .order_by(Image.id, Label.created_at, Label.id)
-            ).all()
-            latest: dict[int, tuple[str, int, float | None, bool]] = {}
-            for image_id, bin_id, ts, fill, unusable in rows:
-                latest[image_id] = (bin_id, ts, fill, unusable)
-            table = io.StringIO()
-            w = csv.writer(table, lineterminator="\n")
-            w.writerow(["image", "fill", "bin_id", "captured_at"])
-            import datetime as dt
-
-            for image_id, (bin_id, ts, fill, unusable) in latest.items():
-                if unusable or fill is None:
-                    continue
-                rel = f"images/{bin_id}/{image_id}.jpg"
-                (dest / "images" / bin_id).mkdir(parents=True, exist_ok=True)
-                jpeg = s.execute(select(Image.jpeg).where(Image.id == image_id)).scalar_one()
-                (dest / rel).write_bytes(jpeg)
-                when = dt.datetime.fromtimestamp(ts / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
-                w.writerow([rel, fill, bin_id, when])
-            (dest / "labels.csv").write_text(table.getvalue(), encoding="utf-8")
-            sites = {b: site for b, site in s.execute(select(Bin.id, Bin.site)) if site}
-            active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
-    finally:
-        engine.dispose()
-    if active is None:
-        return None, sites
-    path = Path(active.path)
-    if not path.is_absolute():
-        if models_dir is None:
-            raise DataError(f"the active model's file is {path} (relative): give --models-dir")
-        path = models_dir / path
+    path = folder / SERVER_JSON
     if not path.is_file():
-        raise DataError(f"the active model {active.version}'s file {path} does not exist")
-    return path, sites
+        return None, {}
+    try:
+        context = json.loads(path.read_text(encoding="utf-8"))
+        sites = {str(b): str(site) for b, site in context.get("sites", {}).items()}
+        active = context.get("active")
+        name = str(active["file"]) if active else None
+    except (ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not an export-labels {SERVER_JSON} ({exc})") from None
+    if name is not None and Path(name).name != name:
+        raise DataError(f"{path}: the active model file {name!r} must be a name in {folder}, not a path")
+    model = folder / name if name is not None else None
+    if model is not None and not model.is_file():
+        raise DataError(f"{path} names the active model file {model.name}, which is not in {folder}")
+    return model, sites
+
+
+NO_DATABASE = (
+    "training does not read the server's database; on the server run "
+    "`binsight server export-labels --config server.toml --out DIR` and give --from-server DIR"
+)
+
+
+def _is_database_url(source: str) -> bool:
+    return source.startswith(("sqlite:", "postgresql:", "postgresql+", "postgres:"))
 
 
 # --------------------------------------------------------------------------- comparison
@@ -275,13 +262,55 @@ def compare_models(
 
 
 # --------------------------------------------------------------------------- the command
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """Where a retrain reads from: the labelled set's folder, the active model file, the bins' sites."""
+
+    data_dir: Path
+    active: Path | None
+    sites: dict[str, str]
+
+
+def _gather(source: str, work_dir: Path, token: str | None, active: Path | None) -> _Sources:
+    """The labelled set, the active model and the sites, from a server URL or an exported folder.
+
+    ``active`` (``--active``) wins over the one the server or the folder names.
+    """
+    if _is_url(source):
+        tok = _token(token)
+        data_dir = fetch_export(source, tok, work_dir / "labels")
+        return _Sources(data_dir, active or _fetch_active(source, tok, work_dir), _fetch_sites(source, tok))
+    if _is_database_url(source):
+        raise DataError(f"{source}: {NO_DATABASE}")
+    data_dir = Path(source)
+    if not (data_dir / "labels.csv").is_file():
+        raise DataError(f"{source}: neither a server URL nor a folder with labels.csv")
+    folder_active, sites = read_export_context(data_dir)
+    return _Sources(data_dir, active or folder_active, sites)
+
+
+def _load_by_bins(data_dir: Path) -> Dataset:
+    """The labelled set, refused unless it has the two or more bins a held-out split by bin needs."""
+    from binsight.training.data import load_dataset
+
+    ds = load_dataset(data_dir, skip_bad=True)
+    if not ds.has_bins:
+        raise DataError(f"{data_dir}: labels without bin_id: the held-out split must keep bins apart")
+    if len({s.bin_id for s in ds.samples}) < 2:
+        raise DataError(f"{data_dir}: labels from one bin only: need two bins to hold one out")
+    return ds
+
+
 def fit_from_server(
     source: str,
     out: Path,
     *,
     token: str | None = None,
     active: Path | None = None,
-    models_dir: Path | None = None,
     work_dir: Path | None = None,
     backbone: Any = "efficientnet_lite0",
     int8: bool = False,
@@ -293,45 +322,26 @@ def fit_from_server(
 ) -> dict[str, Any]:
     """Fetch every human label, fit a candidate, compare it with the active model; optionally upload it.
 
+    Parameters
+    ----------
+    source
+        A server URL or a folder (``binsight server export-labels`` writes one; any labelled set with
+        ``bin_id`` will do). A database URL is refused with the command to run instead.
+
     Returns
     -------
     dict
         The training report with ``source``, ``comparison`` and (with ``upload``) ``uploaded``.
     """
-    from binsight.training.data import load_dataset
     from binsight.training.pipeline import fit_dataset
 
-    is_url = source.startswith(("http://", "https://"))
-    is_db = source.startswith(("sqlite:", "postgresql:", "postgresql+"))
-    if upload and not is_url:
+    if upload and not _is_url(source):
         raise DataError("--upload needs a server URL as --from-server")
-    own_tmp = None
-    if work_dir is None:
-        own_tmp = tempfile.TemporaryDirectory(prefix="binsight-retrain-")
-        work_dir = Path(own_tmp.name)
-    try:
-        sites: dict[str, str] = {}
-        if is_url:
-            tok = _token(token)
-            data_dir = fetch_export(source, tok, work_dir / "labels")
-            active = active or _fetch_active(source, tok, work_dir)
-            sites = _fetch_sites(source, tok)
-        elif is_db:
-            data_dir = work_dir / "labels"
-            data_dir.mkdir(parents=True, exist_ok=True)
-            db_active, sites = export_from_db(source, data_dir, models_dir)
-            active = active or db_active
-        else:
-            data_dir = Path(source)
-            if not (data_dir / "labels.csv").is_file():
-                raise DataError(
-                    f"{source}: neither a server URL, a database URL nor a folder with labels.csv"
-                )
-        ds = load_dataset(data_dir, skip_bad=True)
-        if not ds.has_bins:
-            raise DataError(f"{data_dir}: labels without bin_id: the held-out split must keep bins apart")
-        if len({s.bin_id for s in ds.samples}) < 2:
-            raise DataError(f"{data_dir}: labels from one bin only: need two bins to hold one out")
+    with contextlib.ExitStack() as cleanup:
+        if work_dir is None:
+            work_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="binsight-retrain-")))
+        got = _gather(source, work_dir, token, active)
+        ds = _load_by_bins(got.data_dir)
         report = fit_dataset(
             ds,
             Path(out),
@@ -344,9 +354,12 @@ def fit_from_server(
             input_size=input_size,
         )
         model_path = Path(report["int8"]["path"] if report["int8"] else report["export"]["path"])
-        report["source"] = {"from": source if not is_url else source.rstrip("/"), "labels": len(ds.samples)}
+        report["source"] = {
+            "from": source.rstrip("/") if _is_url(source) else source,
+            "labels": len(ds.samples),
+        }
         report["comparison"] = compare_models(
-            model_path, active, data_dir, report["split"]["test_bins"], sites
+            model_path, got.active, got.data_dir, report["split"]["test_bins"], got.sites
         )
         if report_path is not None:
             report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,9 +367,6 @@ def fit_from_server(
         if upload:
             report["uploaded"] = upload_model(source, _token(token), model_path, report)
         return report
-    finally:
-        if own_tmp is not None:
-            own_tmp.cleanup()
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -386,11 +396,12 @@ def command(args: argparse.Namespace) -> int:
     """``binsight train fit --from-server SOURCE --out MODEL.onnx``: prints both models' scores per site."""
     if args.data is not None:
         raise DataError("give either DATA or --from-server, not both")
+    if args.models_dir is not None:
+        raise DataError(f"--models-dir went with the database mode: {NO_DATABASE}")
     report = fit_from_server(
         args.from_server,
         Path(args.out),
         active=Path(args.active) if args.active else None,
-        models_dir=Path(args.models_dir) if args.models_dir else None,
         backbone=args.backbone,
         int8=args.int8,
         report_path=Path(args.report) if args.report else None,

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
 from collections import Counter
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy import and_, exists, select
@@ -15,7 +11,8 @@ from sqlalchemy import and_, exists, select
 from binsight.server.api.schemas import LabelIn, LabelStats, QueueItem
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
-from binsight.server.db.models import Bin, Image, Label
+from binsight.server.db.models import Image, Label
+from binsight.server.labels import Kind, counted_labels, export_zip
 from binsight.server.state import AppState, get_state
 
 router = APIRouter(tags=["labels"])
@@ -104,60 +101,26 @@ def skip(image_id: int, who: Labeller, state: State) -> dict[str, object]:
     return {"image_id": image_id, "skipped": True}
 
 
-def _latest_labels(state: AppState) -> list[tuple[Image, Label, str | None]]:
-    """The latest non-skip label per image, with the image and its bin's site."""
-    with state.sessions() as s:
-        rows = s.execute(
-            select(Image, Label, Bin.site)
-            .join(Label, Label.image_id == Image.id)
-            .outerjoin(Bin, Bin.id == Image.bin_id)
-            .where(Label.skipped.is_(False))
-            .order_by(Image.id, Label.created_at, Label.id)
-        ).all()
-    latest: dict[int, tuple[Image, Label, str | None]] = {}
-    for im, lab, site in rows:
-        latest[im.id] = (im, lab, site)
-    return list(latest.values())
-
-
 @router.get("/api/labels/stats", response_model=LabelStats)
 def stats(_who: Viewer, state: State) -> LabelStats:
     """Labelled images per bin and per site (unusable ones not counted)."""
-    per_bin: Counter[str] = Counter()
-    per_site: Counter[str] = Counter()
-    for im, lab, site in _latest_labels(state):
-        if lab.unusable:
-            continue
-        per_bin[im.bin_id] += 1
-        per_site[site or "(none)"] += 1
-    return LabelStats(per_bin=dict(per_bin), per_site=dict(per_site), total=sum(per_bin.values()))
+    with state.sessions() as s:
+        counted = counted_labels(s)
+    per_bin = Counter(c.bin_id for c in counted)
+    per_site = Counter(c.site or "(none)" for c in counted)
+    return LabelStats(per_bin=dict(per_bin), per_site=dict(per_site), total=len(counted))
 
 
 @router.get(
     "/api/labels/export", response_class=Response, responses={200: {"content": {"application/zip": {}}}}
 )
-def export(_who: Labeller, state: State, kind: Literal["fill", "label"] = "fill") -> Response:
-    """A zip in the DESIGN.md labelled-set layout: ``labels.csv`` (image, fill|label, bin_id, captured_at)
-    and ``images/<bin_id>/<image_id>.jpg``; ready for ``binsight train fit``."""
-    chosen = [
-        (im, lab)
-        for im, lab, _ in _latest_labels(state)
-        if not lab.unusable and (lab.fill if kind == "fill" else lab.label) is not None
-    ]
-    buf = io.BytesIO()
-    table = io.StringIO()
-    w = csv.writer(table, lineterminator="\n")
-    w.writerow(["image", kind, "bin_id", "captured_at"])
-    with state.sessions() as s, zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for im, lab in chosen:
-            path = f"images/{im.bin_id}/{im.id}.jpg"
-            jpeg = s.execute(select(Image.jpeg).where(Image.id == im.id)).scalar_one()
-            z.writestr(path, jpeg)
-            captured = datetime.fromtimestamp(im.ts / 1000, UTC).isoformat().replace("+00:00", "Z")
-            w.writerow([path, lab.fill if kind == "fill" else lab.label, im.bin_id, captured])
-        z.writestr("labels.csv", table.getvalue())
+def export(_who: Labeller, state: State, kind: Kind = "fill") -> Response:
+    """A zip in the labelled-set layout (docs/contracts.md): ``labels.csv`` (image, fill|label, bin_id,
+    captured_at) and ``images/<bin_id>/<image_id>.jpg``; ready for ``binsight train fit``."""
+    with state.sessions() as s:
+        data = export_zip(s, kind)
     return Response(
-        buf.getvalue(),
+        data,
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="binsight-labels-{kind}.zip"'},
     )

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from binsight.protocol import Command
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import now_ms
-from binsight.server.db.models import Device, DeviceCommand, Image, Label
+from binsight.server.db.models import Device, DeviceCommand
+from binsight.server.labels import counted_labels
 
 if TYPE_CHECKING:
     from binsight.server.ingest.mqtt import MqttIngest
@@ -46,19 +47,15 @@ def coverage_plan(
     zone = ZoneInfo(config.forecast.timezone)
     target = config.rollout.coverage_target
     with sessions() as s:
-        labelled = s.execute(
-            select(Image.bin_id, Image.ts, Label.fill)
-            .join(Label, Label.image_id == Image.id)
-            .where(Label.skipped.is_(False), Label.unusable.is_(False), Label.fill.is_not(None))
-        ).all()
+        labelled = counted_labels(s, kind="fill")  # one per image: a corrected label replaces the first
         devices = s.execute(select(Device.bin_id, Device.available, Device.fill)).all()
     per_bin: Counter[str] = Counter()
     per_tod: Counter[tuple[str, int]] = Counter()
     per_range: Counter[tuple[str, int]] = Counter()
-    for bin_id, ts, fill in labelled:
-        per_bin[bin_id] += 1
-        per_tod[bin_id, _tod(ts, zone)] += 1
-        per_range[bin_id, _fill_range(float(fill or 0.0))] += 1
+    for c in labelled:
+        per_bin[c.bin_id] += 1
+        per_tod[c.bin_id, _tod(c.ts, zone)] += 1
+        per_range[c.bin_id, _fill_range(float(c.fill or 0.0))] += 1
     tod_now = _tod(now, zone)
     plan: list[dict[str, Any]] = []
     for bin_id, available, fill in devices:

@@ -14,10 +14,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from binsight.server.db.models import Image, Label, ModelRecord
+from binsight.server.db.models import ModelRecord
+from binsight.server.labels import counted_labels, image_jpeg
 from binsight.server.rollout.announce import model_file
 
 __all__ = ["recheck"]
@@ -26,23 +26,9 @@ logger = logging.getLogger(__name__)
 
 
 def _held_out_labels(s: Session, bins: list[str]) -> list[tuple[bytes, float]]:
-    rows = s.execute(
-        select(Image.id, Label.fill, Label.unusable, Label.skipped)
-        .join(Label, Label.image_id == Image.id)
-        .where(Image.bin_id.in_(bins))
-        .order_by(Image.id, Label.created_at, Label.id)
-    ).all()
-    latest: dict[int, tuple[float | None, bool]] = {}
-    for image_id, fill, unusable, skipped in rows:
-        if not skipped:
-            latest[image_id] = (fill, unusable)
-    out: list[tuple[bytes, float]] = []
-    for image_id, (fill, unusable) in latest.items():
-        if fill is None or unusable:
-            continue
-        jpeg = s.execute(select(Image.jpeg).where(Image.id == image_id)).scalar_one()
-        out.append((jpeg, float(fill)))
-    return out
+    """The JPEG and fill of each held-out image whose label counts (binsight.server.labels)."""
+    counted = counted_labels(s, kind="fill", bins=bins)
+    return [(image_jpeg(s, c.image_id), float(c.fill or 0.0)) for c in counted]  # kind="fill": never None
 
 
 def _predict(path: Path, jpegs: list[bytes]) -> list[float]:
