@@ -8,7 +8,8 @@ anything, and the file's hash after. Keys:
 - public key: ``KEY.pub``, one line ``ed25519:<base64 of the 32 raw bytes>``, short enough to paste
   into ``device.toml`` (``[updates] public_key``). :func:`load_public_key` also reads PEM.
 
-Needs only the ``cryptography`` package (in both the device and the server extras).
+Needs only the ``cryptography`` package (in both the device and the server extras); a model file's
+hash and metadata come from :mod:`binsight.modelfile`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from binsight.errors import BinsightError
+from binsight.modelfile import MODEL_VERSION, ModelFileError, file_sha256, model_version, read_props
 from binsight.protocol import ModelRelease, release_manifest
 
 __all__ = [
     "SignatureError",
-    "file_sha256",
     "format_public_key",
     "generate_key",
     "key_id",
@@ -126,17 +127,6 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     return key
 
 
-def file_sha256(path: str | Path) -> tuple[str, int]:
-    """``(hex sha256, size in bytes)`` of a file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def sign_release(key: Ed25519PrivateKey, version: str, sha256: str, size: int) -> str:
     """Base64 Ed25519 signature over :func:`release_manifest`."""
     return base64.b64encode(key.sign(release_manifest(version, sha256, size))).decode("ascii")
@@ -184,28 +174,12 @@ def verify_release(public_key: Ed25519PublicKey, release: ModelRelease) -> None:
 
 
 def _model_version(model: Path) -> str:
-    """``binsight.model_version`` from the model's metadata, read with whichever ONNX reader exists."""
-    props: dict[str, str]
+    """``binsight.model_version`` from the model's metadata (:mod:`binsight.modelfile` reads it)."""
     try:
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        props = dict(sess.get_modelmeta().custom_metadata_map)
-    except ModuleNotFoundError:
-        try:
-            import onnx
-        except ModuleNotFoundError:
-            raise SignatureError(
-                "cannot read the model's version without onnxruntime or onnx: pass --version"
-            ) from None
-        proto = onnx.load(str(model), load_external_data=False)
-        props = {p.key: p.value for p in proto.metadata_props}
-    except Exception as exc:  # ORT raises its own exception types for unreadable models
-        raise SignatureError(f"{model}: not a loadable ONNX model: {exc}") from exc
-    version = props.get("binsight.model_version")
-    if not version:
-        raise SignatureError(f"{model}: metadata has no binsight.model_version: pass --version")
-    return version
+        return model_version(read_props(model), model)
+    except ModelFileError as exc:
+        hint = ": pass --version" if exc.key == MODEL_VERSION else ""
+        raise SignatureError(f"{exc}{hint}") from exc
 
 
 def keygen_command(args: argparse.Namespace) -> int:

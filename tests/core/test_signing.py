@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from binsight.cli import main
+from binsight.modelfile import file_sha256
 from binsight.protocol import ModelRelease
 from binsight.signing import (
     SignatureError,
-    file_sha256,
     format_public_key,
     generate_key,
     load_private_key,

@@ -37,10 +37,12 @@ def test_classification_model_gives_label_confidence_and_fill(tmp_path: Path) ->
         ({"binsight.model_version": ""}, "model_version"),
         ({"binsight.input_size": "[0, 5]"}, "input_size"),
         ({"binsight.input_size": "oops"}, "input_size"),
+        ({"binsight.input_size": None}, r"m\.onnx: metadata has no binsight\.input_size"),
+        ({"binsight.task": None}, r"m\.onnx: metadata has no binsight\.task"),
     ],
 )
-def test_contract_violations_are_refused(tmp_path: Path, meta: dict[str, str], needle: str) -> None:
-    """Bad metadata: ModelError naming the key."""
+def test_contract_violations_are_refused(tmp_path: Path, meta: dict[str, str | None], needle: str) -> None:
+    """Bad or missing metadata (binsight.modelfile's checks): ModelError naming the file and the key."""
     with pytest.raises(ModelError, match=needle):
         FillModel(build_model(tmp_path / "m.onnx", "v", metadata=meta))
 

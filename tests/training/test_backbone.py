@@ -12,7 +12,7 @@ pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
 from binsight.errors import BinsightError  # noqa: E402
-from binsight.training import DEFAULT_INPUT_SIZE, aspect_input_size, parse_input_size  # noqa: E402
+from binsight.training import DEFAULT_INPUT_SIZE, parse_input_size  # noqa: E402
 from binsight.training.backbone import (  # noqa: E402
     BackboneUnavailable,
     Preprocess,
@@ -199,26 +199,6 @@ def test_non_square_input() -> None:
     with torch.inference_mode():
         maps = backbone(torch.zeros(1, 3, 128, 160))
     assert [tuple(m.shape[2:]) for m in maps] == list(spec.tap_hw)
-
-
-@pytest.mark.parametrize(
-    ("frames", "side", "want"),
-    [
-        ([(240, 320)], 160, (128, 160)),  # 4:3: 120 rounded up to 128
-        ([(480, 640), (480, 640), (1080, 1920)], 160, (128, 160)),  # the median frame decides
-        ([(500, 500)], 160, (160, 160)),
-        ([(320, 240)], 160, (160, 128)),  # portrait
-        ([(1080, 1920)], 160, (96, 160)),  # 16:9: 90 -> 96
-        ([(100, 1000)], 160, (64, 160)),  # never under the smallest side
-        ([(480, 640)], 224, (192, 224)),  # 168 -> 192
-        ([(480, 640)], 128, (96, 128)),
-        ([], 160, (160, 160)),  # nothing readable: a square
-    ],
-)
-def test_input_size_follows_the_frames_aspect(
-    frames: list[tuple[int, int]], side: int, want: tuple[int, int]
-) -> None:
-    assert aspect_input_size(side, frames) == want
 
 
 def test_resolve_input_size(synth_dir: Path) -> None:

@@ -105,11 +105,12 @@ service_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 def _register_model(server: Any, model: Path) -> None:
     """List the demo's model on the Models page as the active one (the cameras start on it)."""
+    from binsight.modelfile import read_model_info
     from binsight.server.db.models import ModelRecord
     from binsight.server.rollout.errors import RolloutError
-    from binsight.server.rollout.registry import read_metadata, register_model
+    from binsight.server.rollout.registry import register_model
 
-    version = read_metadata(model).get("binsight.model_version")
+    version = read_model_info(model).model_version
     report_file = model.parent / "report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else None
     try:

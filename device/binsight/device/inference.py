@@ -2,13 +2,12 @@
 
 Input ``image``: uint8 ``[N, H, W, 3]`` BGR. Output ``fill`` ``[N]`` (regression) or ``probs``
 ``[N, C]`` (classification). Frames are resized to the metadata's ``input_size`` with
-``INTER_AREA`` first, as training does.
+``INTER_AREA`` first, as training does. The metadata is read and checked by :mod:`binsight.modelfile`,
+as the server and training read it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import re
@@ -25,7 +24,7 @@ import onnxruntime as ort
 from binsight.device.memory import release_free_heap, tune_malloc
 from binsight.device.sources import Frame
 from binsight.errors import BinsightError
-from binsight.training import aspect_input_size
+from binsight.modelfile import INPUT_NAME, ModelFileError, aspect_input_size, file_sha256, read_model_info
 
 __all__ = ["FillModel", "ModelError", "Prediction", "class_fill", "load_model", "tune_malloc"]
 
@@ -77,30 +76,26 @@ class FillModel:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own types (Fail, InvalidProtobuf, NoSuchFile...)
             raise ModelError(f"{self.path}: cannot load ONNX model: {exc}") from exc
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.metadata = meta
-        self.task = meta.get("binsight.task", "")
-        if self.task not in ("regression", "classification"):
-            raise ModelError(
-                f"{self.path}: metadata binsight.task is {self.task!r}, not regression|classification"
-            )
-        self.version = meta.get("binsight.model_version") or ""
-        if not self.version:
-            raise ModelError(f"{self.path}: metadata has no binsight.model_version")
-        self.input_size = self._input_size(meta.get("binsight.input_size"))
+        try:
+            self.info = read_model_info(self.path)
+        except ModelFileError as exc:
+            raise ModelError(str(exc)) from exc
+        self.metadata = dict(self.info.metadata)
+        self.task = self.info.task
+        self.version = self.info.model_version
+        self.input_size = self.info.input_size
         self._frame_shapes: set[tuple[int, int]] = set()  # frame sizes already checked against the input
-        self.classes: list[str] = []
+        self.classes: list[str] = list(self.info.classes)
         self.class_fills: list[float] | None = None
         inputs = self.session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != "image" or inputs[0].type != "tensor(uint8)":
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].type != "tensor(uint8)":
             got = [(i.name, i.type) for i in inputs]
-            raise ModelError(f"{self.path}: expected one uint8 input 'image', model has {got}")
+            raise ModelError(f"{self.path}: expected one uint8 input {INPUT_NAME!r}, model has {got}")
         outputs = {o.name for o in self.session.get_outputs()}
-        self.output = "fill" if self.task == "regression" else "probs"
+        self.output = self.info.output
         if self.output not in outputs:
             raise ModelError(f"{self.path}: {self.task} model lacks output {self.output!r} (has {outputs})")
         if self.task == "classification":
-            self.classes = self._classes(meta.get("binsight.classes"))
             fills = [class_fill(c) for c in self.classes]
             if all(f is not None for f in fills):
                 self.class_fills = [float(f) for f in fills if f is not None]
@@ -109,24 +104,6 @@ class FillModel:
                                self.path, self.classes)  # fmt: skip
         self.warmup_ms = self._warmup()
         release_free_heap()  # the protobuf copies of the weights, freed after loading
-
-    def _input_size(self, raw: str | None) -> tuple[int, int]:
-        try:
-            h, w = json.loads(raw or "")
-            if int(h) > 0 and int(w) > 0:
-                return int(h), int(w)
-        except (ValueError, TypeError):
-            pass
-        raise ModelError(f"{self.path}: metadata binsight.input_size is {raw!r}, expected JSON [h, w]")
-
-    def _classes(self, raw: str | None) -> list[str]:
-        try:
-            classes = json.loads(raw or "")
-        except ValueError:
-            classes = None
-        if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-            raise ModelError(f"{self.path}: metadata binsight.classes is {raw!r}, expected a JSON list")
-        return classes
 
     def _warmup(self) -> float:
         # The first run allocates and plans; do it now, not on the first real capture.
@@ -148,10 +125,11 @@ class FillModel:
     def _check_aspect(self, shape: tuple[int, int]) -> None:
         """Warn once per frame size when resizing changes the frame's shape beyond the training rule.
 
-        ``train fit`` sizes the input from its frames (the longer side, the shorter one following
-        their aspect, rounded up to a multiple of 32): frames that rule would give this very input
-        fit; others are squashed or stretched, which the head never saw (a model trained on frames of
-        another camera, or from before the rule: a square input).
+        ``train fit`` sizes the input from its frames (:func:`binsight.modelfile.aspect_input_size`:
+        the longer side, the shorter one following their aspect, rounded up to a multiple of 32):
+        frames that rule would give this very input fit; others are squashed or stretched, which the
+        head never saw (a model trained on frames of another camera, or from before the rule: a
+        square input).
         """
         h, w = self.input_size
         fits = aspect_input_size(max(h, w), [shape])
@@ -234,8 +212,7 @@ def load_model(path: str | Path, threads: int = 1, sha256: str | None = None) ->
     """
     if sha256 is None:
         try:
-            with open(path, "rb") as fh:
-                sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+            sha256, _ = file_sha256(path)
         except OSError as exc:
             raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from exc
     key = (sha256, threads)

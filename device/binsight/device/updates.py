@@ -18,7 +18,6 @@ every restart; download errors are retried with backoff while the release stays 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -37,6 +36,7 @@ from binsight.device.outbox import Outbox
 from binsight.device.schedule import Backoff
 from binsight.device.sources import Frame
 from binsight.errors import BinsightError
+from binsight.modelfile import file_sha256
 from binsight.protocol import ModelRelease
 
 __all__ = ["UpdateError", "Updater"]
@@ -237,7 +237,6 @@ class Updater:
 
     def _download(self, release: ModelRelease) -> None:
         url = self._url(release)
-        digest = hashlib.sha256()
         size = 0
         tmp = self.download_path
         try:
@@ -246,7 +245,6 @@ class Updater:
                     size += len(chunk)
                     if size > release.size:
                         raise UpdateError(f"download is larger than the release's {release.size} bytes")
-                    digest.update(chunk)
                     fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -255,10 +253,13 @@ class Updater:
             raise UpdateError(f"download of {url} failed: {reason}", permanent=False) from exc
         if size != release.size:
             raise UpdateError(f"downloaded {size} bytes, the release says {release.size}")
-        if digest.hexdigest() != release.sha256:
-            raise UpdateError(
-                f"sha256 of the download is {digest.hexdigest()}, the release says {release.sha256}"
-            )
+        # The file as written, hashed by the helper the release was made with (binsight.modelfile).
+        try:
+            sha256, _ = file_sha256(tmp)
+        except OSError as exc:
+            raise UpdateError(f"cannot read the download back: {exc}", permanent=False) from exc
+        if sha256 != release.sha256:
+            raise UpdateError(f"sha256 of the download is {sha256}, the release says {release.sha256}")
 
     def _install(self, candidate: FillModel, release: ModelRelease) -> None:
         """Keep the current file as .prev, move the new one in; MODEL exists at every instant."""

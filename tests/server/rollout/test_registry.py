@@ -7,19 +7,19 @@ from pathlib import Path
 import onnx
 import pytest
 from retrain_support import tiny_model
+from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
 from binsight.server.db.models import ModelRecord
 from binsight.server.rollout.errors import RolloutError
-from binsight.server.rollout.registry import read_metadata, register_model
+from binsight.server.rollout.registry import register_model
 
 
-def test_metadata_matches_onnx(tmp_path: Path) -> None:
-    """The protobuf reader returns exactly what onnx's own parser sees."""
-    path = tiny_model(tmp_path / "m.onnx", "v7", a=1.0, b=0.0)
-    expected = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert read_metadata(path) == expected and expected["binsight.model_version"] == "v7"
+def _sessions(tmp_path: Path) -> sessionmaker[Session]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    upgrade(engine)
+    return make_sessionmaker(engine)
 
 
 def test_register_copies_and_refuses_duplicates_and_junk(tmp_path: Path) -> None:
@@ -43,3 +43,45 @@ def test_register_copies_and_refuses_duplicates_and_junk(tmp_path: Path) -> None
         register_model(sessions, models, junk, None)
     assert exc.value.status == 422
     engine.dispose()
+
+
+def _with_props(src: Path, dest: Path, **props: str | None) -> Path:
+    """A copy of ``src`` with some metadata changed (None: removed)."""
+    model = onnx.load(str(src))
+    meta = {p.key: p.value for p in model.metadata_props} | {f"binsight.{k}": v for k, v in props.items()}
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {k: v for k, v in meta.items() if v is not None})
+    onnx.save(model, str(dest))
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("props", "needle"),
+    [
+        ({"model_version": None}, "metadata has no binsight.model_version"),
+        ({"model_version": "v 7"}, "outside"),
+        ({"task": None}, "metadata has no binsight.task"),
+        ({"input_size": None}, "metadata has no binsight.input_size"),
+        ({"metrics": "{oops"}, "binsight.metrics"),
+    ],
+)
+def test_metadata_that_breaks_the_contract_is_refused(
+    tmp_path: Path, props: dict[str, str | None], needle: str
+) -> None:
+    """The file's name and the key at fault, status 422; nothing lands in the models folder."""
+    src = _with_props(tiny_model(tmp_path / "m.onnx", "v7", a=1.0, b=0.0), tmp_path / "bad.onnx", **props)
+    models = tmp_path / "models"
+    with pytest.raises(RolloutError, match=needle) as exc:
+        register_model(_sessions(tmp_path), models, src, None)
+    assert exc.value.status == 422 and (needle == "outside" or str(exc.value).startswith("bad.onnx: "))
+    assert not models.exists()
+
+
+def test_precision_and_metrics_come_from_the_metadata(tmp_path: Path) -> None:
+    """The record carries the file's precision and held-out metrics."""
+    src = _with_props(
+        tiny_model(tmp_path / "m.onnx", "v8", a=1.0, b=0.0), tmp_path / "q.onnx", precision="int8",
+        metrics='{"mae": 0.04}',
+    )  # fmt: skip
+    rec = register_model(_sessions(tmp_path), tmp_path / "models", src, None)
+    assert (rec.precision, rec.metrics) == ("int8", {"mae": 0.04})

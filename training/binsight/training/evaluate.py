@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from binsight.errors import DataError
+from binsight.modelfile import ModelInfo
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.images import read_frame
 from binsight.training.metrics import classification_metrics, regression_metrics
-from binsight.training.modelfile import ModelInfo, batches, read_info, run
+from binsight.training.modelfile import batches, read_info, run
 from binsight.training.runtime import session
 
 __all__ = ["evaluate", "predict_dataset"]
@@ -56,7 +57,7 @@ def metrics_for(info: ModelInfo, ds: Dataset, kept: list[int], out: np.ndarray) 
         raise DataError(f"{ds.root}: the model predicts classes but the set has fill levels")
     index = {c: k for k, c in enumerate(info.classes)}
     y = np.array([index[ds.samples[i].label or ""] for i in kept], dtype=np.int64)
-    return classification_metrics(y, out.argmax(axis=1), info.classes)
+    return classification_metrics(y, out.argmax(axis=1), list(info.classes))
 
 
 def evaluate(
@@ -90,7 +91,7 @@ def evaluate(
         if unknown and not skip_bad:
             s = ds.samples[unknown[0]]
             raise DataError(
-                f"{s.where()}: label {s.label!r} is not one of the model's classes {info.classes}"
+                f"{s.where()}: label {s.label!r} is not one of the model's classes {list(info.classes)}"
             )
         ds.drop(unknown, "label not known to the model")
     out, unreadable = predict_dataset(sess, info, ds)
@@ -104,8 +105,8 @@ def evaluate(
     result = metrics_for(info, ds, kept, out)
     result["skipped"] = skipped
     result["model"] = {
-        "version": info.metadata.get("binsight.model_version"),
-        "precision": info.metadata.get("binsight.precision"),
+        "version": info.model_version,
+        "precision": info.precision,
         "path": str(model_path),
     }
     logger.info(

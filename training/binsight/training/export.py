@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -13,41 +12,44 @@ import numpy as np
 import onnx
 import torch
 
+from binsight.modelfile import INPUT_NAME, KEYS, OUTPUT_NAMES, PREFIX, ModelInfo
 from binsight.training.extract import export_onnx
 from binsight.training.features import FillModel
-from binsight.training.modelfile import META_PREFIX
 from binsight.training.runtime import session
 
-__all__ = ["export_model", "max_abs_diff", "quantize_int8", "set_metadata", "sha256_file"]
+__all__ = ["export_model", "max_abs_diff", "quantize_int8", "set_metadata"]
 
 logger = logging.getLogger(__name__)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_model(model: FillModel, path: Path) -> None:
     """Write ``model`` as ONNX (opset 17, input ``image`` uint8 [N, H, W, 3] BGR) and run onnx.checker."""
     h, w = model.preprocess.size
-    output = "fill" if model.task == "regression" else "probs"
+    output = OUTPUT_NAMES[model.task]
     export_onnx(model, path, output, torch.zeros(1, h, w, 3, dtype=torch.uint8))
     onnx.checker.check_model(str(path), full_check=True)
 
 
 def set_metadata(path: Path, meta: Mapping[str, str]) -> None:
-    """Replace the file's ``binsight.*`` metadata (atomically) and re-check it."""
+    """Replace the file's ``binsight.*`` metadata (atomically) and re-check the file.
+
+    ``meta`` names the keys without their ``binsight.`` prefix (``task``, ``input_size``...). Each
+    must be a key of the contract (:data:`binsight.modelfile.KEYS`) and together they must pass the
+    check every reader applies (:meth:`binsight.modelfile.ModelInfo.from_props`): training never
+    writes a file that the device or the server would refuse.
+    """
+    props = {PREFIX + key: str(value) for key, value in meta.items()}
+    unknown = sorted(set(props) - KEYS)
+    if unknown:
+        raise ValueError(f"{path}: {unknown} are not model-file metadata keys (binsight.modelfile.KEYS)")
+    ModelInfo.from_props(props, path)
     proto = onnx.load(str(path))
-    keep = [p for p in proto.metadata_props if not p.key.startswith(META_PREFIX)]
+    keep = [p for p in proto.metadata_props if not p.key.startswith(PREFIX)]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
-    for key, value in meta.items():
+    for key, value in props.items():
         entry = proto.metadata_props.add()
-        entry.key, entry.value = META_PREFIX + key, str(value)
+        entry.key, entry.value = key, value
     proto.producer_name = "binsight"
     onnx.checker.check_model(proto)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -58,13 +60,13 @@ def set_metadata(path: Path, meta: Mapping[str, str]) -> None:
 def max_abs_diff(model: FillModel, path: Path, images: list[np.ndarray]) -> float:
     """Largest difference between the torch pipeline and ONNX Runtime on ``images`` (any sizes)."""
     sess = session(path, 1)
-    output = "fill" if model.task == "regression" else "probs"
+    output = OUTPUT_NAMES[model.task]
     worst = 0.0
     for img in images:
         x = img[None]
         with torch.inference_mode():
             ref = model(torch.from_numpy(x)).numpy()
-        (got,) = sess.run([output], {"image": x})
+        (got,) = sess.run([output], {INPUT_NAME: x})
         worst = max(worst, float(np.max(np.abs(np.asarray(got) - ref))))
     return worst
 
@@ -77,7 +79,7 @@ class _Calibration:
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         img = next(self._it, None)
-        return None if img is None else {"image": img[None]}
+        return None if img is None else {INPUT_NAME: img[None]}
 
     def rewind(self) -> None:  # pragma: no cover - only the entropy/percentile calibrators rewind
         raise NotImplementedError

@@ -1,10 +1,13 @@
-"""Reading the model file: its metadata and a batched prediction loop (ONNX Runtime alone)."""
+"""Running the model file in training: its contract checked on a session, and a batched prediction loop.
+
+The contract itself (metadata keys, their checks, the input and output names) is
+:mod:`binsight.modelfile`, which the device and the server read too; this adds what only a loaded
+ONNX Runtime session can tell: that the graph has the input and the output the metadata promises.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,38 +15,27 @@ import numpy as np
 import onnxruntime as ort
 
 from binsight.errors import DataError
+from binsight.modelfile import INPUT_NAME, ModelInfo, read_model_info
 
-__all__ = ["META_PREFIX", "ModelInfo", "batches", "read_info"]
-
-META_PREFIX = "binsight."
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the model file says about itself."""
-
-    task: str
-    classes: list[str]
-    input_size: tuple[int, int]
-    output: str
-    metadata: dict[str, str]
+__all__ = ["batches", "read_info", "run"]
 
 
-def read_info(sess: ort.InferenceSession, path: str | Path = "model") -> ModelInfo:
-    """Check the model follows the contract in docs/contracts.md and return its metadata."""
-    meta = dict(sess.get_modelmeta().custom_metadata_map)
-    try:
-        task = meta[META_PREFIX + "task"]
-        size = json.loads(meta[META_PREFIX + "input_size"])
-        classes = json.loads(meta.get(META_PREFIX + "classes", "[]"))
-    except (KeyError, ValueError) as exc:
-        raise DataError(f"{path}: not a binsight model (metadata {exc} missing or malformed)") from exc
+def read_info(sess: ort.InferenceSession, path: str | Path) -> ModelInfo:
+    """The metadata of the model file ``path`` (loaded as ``sess``), checked against the contract.
+
+    Raises
+    ------
+    DataError
+        (:class:`binsight.modelfile.ModelFileError` for the metadata) naming the file and what is wrong.
+    """
+    info = read_model_info(path)
     inputs = [i.name for i in sess.get_inputs()]
     outputs = [o.name for o in sess.get_outputs()]
-    want = "fill" if task == "regression" else "probs"
-    if inputs != ["image"] or want not in outputs:
-        raise DataError(f"{path}: expected input 'image' and output {want!r}, found {inputs} -> {outputs}")
-    return ModelInfo(task, list(classes), (int(size[0]), int(size[1])), want, meta)
+    if inputs != [INPUT_NAME] or info.output not in outputs:
+        raise DataError(
+            f"{path}: expected input {INPUT_NAME!r} and output {info.output!r}, found {inputs} -> {outputs}"
+        )
+    return info
 
 
 def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -53,5 +45,5 @@ def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 def run(sess: ort.InferenceSession, info: ModelInfo, images: list[np.ndarray]) -> np.ndarray:
     """Model outputs for BGR images already resized to ``info.input_size``."""
-    (out,) = sess.run([info.output], {"image": np.stack(images)})
+    (out,) = sess.run([info.output], {INPUT_NAME: np.stack(images)})
     return np.asarray(out)

@@ -212,8 +212,9 @@ def fit_dataset(
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
     """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks)."""
+    from binsight.modelfile import file_sha256
     from binsight.training.evaluate import metrics_for, predict_dataset
-    from binsight.training.export import export_model, max_abs_diff, quantize_int8, set_metadata, sha256_file
+    from binsight.training.export import export_model, max_abs_diff, quantize_int8, set_metadata
     from binsight.training.features import FillModel
     from binsight.training.modelfile import read_info
     from binsight.training.report import write_figure
@@ -389,7 +390,7 @@ def fit_dataset(
             "test": q_test,
             "delta": {key: (q_test[key] - test[key]) if q_test[key] is not None else None},
             "max_abs_diff_vs_fp32": float(np.max(np.abs(q_out - out_te))) if len(te) else None,
-            "sha256": sha256_file(out),
+            "sha256": file_sha256(out)[0],
             "size": out.stat().st_size,
         }
 
@@ -445,7 +446,7 @@ def fit_dataset(
             "path": str(fp32_path),
             "model_version": version,
             "precision": "fp32",
-            "sha256": sha256_file(fp32_path),
+            "sha256": file_sha256(fp32_path)[0],
             "size": fp32_path.stat().st_size,
             "onnx_checker": "passed",
             "max_abs_diff_vs_torch": diff,

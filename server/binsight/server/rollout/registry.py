@@ -1,13 +1,12 @@
 """Registering candidate model files: metadata read from the ONNX file itself, copied into the models folder.
 
-The server extra has neither ``onnx`` nor ``onnxruntime``, so :func:`read_metadata` reads the
-``metadata_props`` of the ONNX protobuf directly (field 14 of ``ModelProto``, entries of key=1 and
-value=2); everything else in the file is skipped by length, never parsed.
+The server extra has neither ``onnx`` nor ``onnxruntime``: :func:`binsight.modelfile.read_model_info`
+reads and checks the file's ``metadata_props`` straight from its protobuf bytes, the same reader
+and the same checks as the device's.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -16,77 +15,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from binsight.modelfile import MODEL_VERSION, ModelFileError, file_sha256, read_model_info
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import ModelRecord
 from binsight.server.rollout.errors import RolloutError
-from binsight.signing import file_sha256
 
-__all__ = ["VERSION_PATTERN", "read_metadata", "register_model"]
+__all__ = ["VERSION_PATTERN", "register_model"]
 
 logger = logging.getLogger(__name__)
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_METADATA_PROPS = 14
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _fields(buf: bytes) -> list[tuple[int, bytes | int]]:
-    """Top-level (field number, value) pairs of one protobuf message."""
-    out: list[tuple[int, bytes | int]] = []
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-            out.append((field, value))
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            if pos + length > len(buf):
-                raise ValueError("truncated field")
-            out.append((field, buf[pos : pos + length]))
-            pos += length
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-    return out
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """``metadata_props`` of an ONNX file as a dict.
-
-    Raises
-    ------
-    RolloutError
-        (422) The file is not an ONNX model.
-    """
-    try:
-        data = path.read_bytes()
-        props: dict[str, str] = {}
-        for field, value in _fields(data):
-            if field == _METADATA_PROPS and isinstance(value, bytes):
-                entry = {f: v for f, v in _fields(value) if isinstance(v, bytes)}
-                props[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RolloutError(f"{path.name}: not an ONNX model file ({exc})", 422) from exc
-    return props
 
 
 def register_model(
@@ -103,18 +41,15 @@ def register_model(
     RolloutError
         (422) not a binsight model file; (409) the version is already registered.
     """
-    meta = read_metadata(upload)
-    version = meta.get("binsight.model_version")
-    if not version:
-        raise RolloutError("the model file's metadata has no binsight.model_version", 422)
-    if not VERSION_PATTERN.match(version):
-        raise RolloutError(f"model version {version!r} has characters outside [A-Za-z0-9._-]", 422)
-    if meta.get("binsight.task") not in ("regression", "classification"):
-        raise RolloutError("the model file's metadata has no binsight.task (regression|classification)", 422)
     try:
-        metrics = json.loads(meta.get("binsight.metrics") or "null")
-    except json.JSONDecodeError as exc:
-        raise RolloutError(f"binsight.metrics is not JSON: {exc}", 422) from exc
+        info = read_model_info(upload)
+    except ModelFileError as exc:  # named by its file name: an upload's full path is the server's business
+        raise RolloutError(f"{upload.name}: {exc.problem}", 422) from exc
+    version = info.model_version
+    if not VERSION_PATTERN.match(version):
+        raise RolloutError(
+            f"model version {version!r} ({MODEL_VERSION}) has characters outside [A-Za-z0-9._-]", 422
+        )
     with sessions() as s:
         if s.get(ModelRecord, version) is not None:
             raise RolloutError(f"model {version} is already registered", 409)
@@ -132,8 +67,8 @@ def register_model(
         path=dest.name,
         sha256=sha,
         size=size,
-        precision=meta.get("binsight.precision"),
-        metrics=metrics if isinstance(metrics, dict) else None,
+        precision=info.precision,
+        metrics=dict(info.metrics) if info.metrics is not None else None,
         report=report,
         active=False,
     )

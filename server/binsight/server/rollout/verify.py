@@ -9,13 +9,13 @@ worse there. Without them the check is skipped and the rollout records that it w
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from binsight.modelfile import INPUT_NAME, read_model_info
 from binsight.server.db.models import ModelRecord
 from binsight.server.labels import counted_labels, image_jpeg
 from binsight.server.rollout.announce import model_file
@@ -36,11 +36,11 @@ def _predict(path: Path, jpegs: list[bytes]) -> list[float]:
     import numpy as np
     import onnxruntime as ort
 
+    # The metadata first: a file without its input size is named with the key, never run at a guess.
+    h, w = read_model_info(path).input_size
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    meta = dict(sess.get_modelmeta().custom_metadata_map)
-    h, w = json.loads(meta.get("binsight.input_size", "[224, 224]"))
     preds: list[float] = []
     for start in range(0, len(jpegs), 16):
         batch = []
@@ -48,8 +48,8 @@ def _predict(path: Path, jpegs: list[bytes]) -> list[float]:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if img is None:
                 raise ValueError("a stored labelling image cannot be decoded")
-            batch.append(cv2.resize(img, (int(w), int(h)), interpolation=cv2.INTER_AREA))
-        (out,) = sess.run(["fill"], {"image": np.stack(batch)})
+            batch.append(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA))
+        (out,) = sess.run(["fill"], {INPUT_NAME: np.stack(batch)})
         preds.extend(float(v) for v in np.asarray(out).reshape(-1))
     return preds
 
