@@ -166,20 +166,22 @@ class ServerRuntime:
         return checks
 
     def serve(self, stop: threading.Event, notifier: Notifier | None = None, check_s: float = 1.0) -> int:
-        """Run until ``stop`` is set (0) or one of the threads dies (1, its name logged).
-
-        systemd hears ``READY=1`` once every part runs, ``WATCHDOG=1`` from the watchdog loop while
-        every thread is alive, and ``STOPPING=1`` before the parts stop.
-        """
+        """``binsight server run``: start, :meth:`watch` until ``stop`` is set (0) or a thread dies
+        (1), then tell systemd ``STOPPING=1`` and stop."""
         notifier = notifier or Notifier()
         self.start()
         try:
-            where = self.http_url if self.http else "ingest only"
-            notifier.ready(f"serving on {where}")
-            dead = ThreadWatchdog(self.threads(), notifier, check_s).watch(stop)
+            return self.watch(stop, notifier, check_s)
         finally:
             notifier.stopping()
             self.stop()
+
+    def watch(self, stop: threading.Event, notifier: Notifier | None = None, check_s: float = 1.0) -> int:
+        """On a started runtime: ``READY=1``, then check its threads every ``check_s`` (``WATCHDOG=1``
+        while all are alive) until ``stop`` is set (0) or one died (1, its name logged)."""
+        notifier = notifier or Notifier()
+        notifier.ready(f"serving on {self.http_url}" if self.http else "ingest only")
+        dead = ThreadWatchdog(self.threads(), notifier, check_s).watch(stop)
         return 1 if dead else 0
 
     def stop(self) -> None:
