@@ -8,12 +8,11 @@ at publish time it reads the database, as the device's answer would.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import wait_for
+from mqtt_helpers import command_answer, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,15 +88,7 @@ def test_an_instant_answer_to_a_coverage_request_is_recorded(
     )
 
     def answer(client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        ref = json.loads(msg.payload)["id"]
-        event = {
-            "bin_id": "bin-q",
-            "ts": int(time.time() * 1000),
-            "kind": "command",
-            "state": "ok",
-            "ref": ref,
-        }
-        client.publish("binsight/bin-q/event", json.dumps(event), qos=1)
+        client.publish("binsight/bin-q/event", command_answer("bin-q", json.loads(msg.payload)["id"]), qos=1)
 
     try:
         assert rt.broker is not None and rt.broker.connected.wait(10)

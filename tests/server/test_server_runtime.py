@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import wait_for
+from mqtt_helpers import command_answer, wait_for
 from netutil import free_port
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -70,14 +70,7 @@ def test_runtime_commands_and_last_will(mosquitto: object, make_config: Callable
         cmd_id = r.json()["id"]
         wait_for(lambda: bool(got), 10, "command at the device")
         assert got[0] == {"id": cmd_id, "action": "set_interval", "interval_s": 60.0, "reason": "command"}
-        event = {
-            "bin_id": "dev-1",
-            "ts": int(time.time() * 1000),
-            "kind": "command",
-            "state": "ok",
-            "ref": cmd_id,
-        }
-        dev.publish("binsight/dev-1/event", json.dumps(event), qos=1).wait_for_publish(5)
+        dev.publish("binsight/dev-1/event", command_answer("dev-1", cmd_id), qos=1).wait_for_publish(5)
         wait_for(
             lambda: any(e["ref"] == cmd_id for e in http.get("/api/devices/dev-1/events").json()), 10, "event"
         )
