@@ -71,7 +71,7 @@ def servers(broker: DeployBroker, tmp_path: Path, no_env_password: None) -> Iter
             rt.start()
             started.append(rt)
         for rt in started:
-            assert rt.ingest.mqtt.connected.wait(10), "server account could not log in"
+            assert rt.broker.connected.wait(10), "server account could not log in"
         yield started
     finally:
         for rt in started:
@@ -126,7 +126,7 @@ def test_agent_readings_stored_once_and_commands_delivered(
             available = conn.execute(select(Device.available).where(Device.bin_id == "bin-1")).scalar_one()
         assert available == "online"
 
-        servers[0].ingest.mqtt.send_command("bin-1", Command(id="c-1", action="send_stats"))
+        servers[0].broker.publish_command("bin-1", Command(id="c-1", action="send_stats"))
         assert Command.model_validate_json(commands.get(timeout=10)).id == "c-1"
     finally:
         link.stop()
@@ -152,8 +152,8 @@ def test_commands_for_an_offline_device_survive_a_broker_restart(
     assert link.wait_connected(10), link.last_error
     time.sleep(0.3)  # the cmd subscription is granted: the session holds it from now on
     link.stop()
-    servers[0].ingest.mqtt.send_command("bin-1", Command(id="off-1", action="capture"))
-    servers[0].ingest.mqtt.send_command("bin-1", Command(id="off-2", action="set_interval", interval_s=60))
+    servers[0].broker.publish_command("bin-1", Command(id="off-1", action="capture"))
+    servers[0].broker.publish_command("bin-1", Command(id="off-2", action="set_interval", interval_s=60))
     time.sleep(0.3)
     broker.stop()  # a clean shutdown writes the persistence file
     broker.start()

@@ -94,6 +94,17 @@ def test_server_unit_state_and_secrets() -> None:
     )
 
 
+def test_server_unit_is_watched() -> None:
+    """The server tells systemd when it is ready and pings its watchdog (binsight.sdnotify): a dead
+    thread or a hung process gets it restarted."""
+    unit = parse_unit(SERVER.read_text())
+    assert last(unit, "Type") == "notify"
+    assert last(unit, "NotifyAccess") == "main"  # the pings come from the server's own process
+    watchdog = last(unit, "WatchdogSec")
+    assert watchdog is not None and watchdog.endswith("s") and 10 <= int(watchdog[:-1]) <= 300
+    assert last(unit, "Restart") == "on-failure"  # exit 1 (a dead thread) and a watchdog kill restart it
+
+
 def test_sample_server_toml_writes_only_into_the_state_directory() -> None:
     """deploy/server.toml, run by this unit, keeps everything it writes under its StateDirectory.
 

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from binsight.server.app import create_app
 from binsight.server.auth import create_token
 from binsight.server.config import ServerConfig, config_from_dict
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
+from binsight.server.runtime import ServerRuntime
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -95,14 +95,16 @@ class Api:
 
 @pytest.fixture
 def api(make_config: Callable[..., ServerConfig], db_url: str) -> Iterator[Api]:
-    """The app on a migrated database (per backend), with admin, operator and labeller tokens."""
-    config = make_config(database=db_url)
-    engine = make_engine(config.database)
-    app = create_app(config, engine=engine)
+    """The app of an API-only runtime (no broker) on a migrated database (per backend), with admin,
+    operator and labeller tokens."""
+    runtime = ServerRuntime(make_config(database=db_url), mqtt=False)
+    runtime.start(listen=False)
     tokens = {}
-    with make_sessionmaker(engine)() as s, s.begin():
+    with runtime.sessions() as s, s.begin():
         for role in ("admin", "operator", "labeller"):
             tokens[role] = create_token(s, role, f"{role}-test")
-    with TestClient(app) as client:
-        yield Api(client, tokens)
-    engine.dispose()
+    try:
+        with TestClient(runtime.app) as client:
+            yield Api(client, tokens)
+    finally:
+        runtime.stop()

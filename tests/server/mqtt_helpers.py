@@ -73,6 +73,12 @@ def count_readings(url: str) -> tuple[int, int]:
         eng.dispose()
 
 
+def command_answer(bin_id: str, ref: str, state: str = "ok") -> str:
+    """The event a device publishes when it ran (``ok``) or refused a command ``ref``."""
+    event = {"bin_id": bin_id, "ts": int(time.time() * 1000), "kind": "command", "state": state, "ref": ref}
+    return json.dumps(event)
+
+
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

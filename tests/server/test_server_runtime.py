@@ -1,24 +1,33 @@
-"""ServerRuntime: ingest and HTTP in one process; commands reach a device and its answer comes back."""
+"""ServerRuntime: ingest and HTTP in one process; commands reach a device and its answer comes back;
+the watchdog stops the process when one of its threads dies and tells systemd (sd_notify)."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import wait_for
+from mqtt_helpers import command_answer, wait_for
+from netutil import free_port
 from paho.mqtt.enums import CallbackAPIVersion
 
+from binsight.protocol import Topics
 from binsight.server.auth import create_token
 from binsight.server.config import ServerConfig
+from binsight.server.ingest.messages import parse
+from binsight.server.ingest.writer import Queued
 from binsight.server.runtime import ServerRuntime
 
-pytestmark = pytest.mark.broker
 
-
+@pytest.mark.broker
 def test_runtime_commands_and_last_will(mosquitto: object, make_config: Callable[..., ServerConfig]) -> None:
     """A command posted to the API reaches the device over MQTT, its event marks it done; a dropped
     connection's last will shows the device offline with the reason; /healthz reports MQTT connected."""
@@ -61,14 +70,7 @@ def test_runtime_commands_and_last_will(mosquitto: object, make_config: Callable
         cmd_id = r.json()["id"]
         wait_for(lambda: bool(got), 10, "command at the device")
         assert got[0] == {"id": cmd_id, "action": "set_interval", "interval_s": 60.0, "reason": "command"}
-        event = {
-            "bin_id": "dev-1",
-            "ts": int(time.time() * 1000),
-            "kind": "command",
-            "state": "ok",
-            "ref": cmd_id,
-        }
-        dev.publish("binsight/dev-1/event", json.dumps(event), qos=1).wait_for_publish(5)
+        dev.publish("binsight/dev-1/event", command_answer("dev-1", cmd_id), qos=1).wait_for_publish(5)
         wait_for(
             lambda: any(e["ref"] == cmd_id for e in http.get("/api/devices/dev-1/events").json()), 10, "event"
         )
@@ -81,3 +83,128 @@ def test_runtime_commands_and_last_will(mosquitto: object, make_config: Callable
         assert "binsight_devices_online 0" in http.get("/metrics").text
     finally:
         rt.stop()
+
+
+class NotifySocket:
+    """The datagram socket systemd listens on (``NOTIFY_SOCKET``), bound in ``tmp_path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(20)
+
+    def recv(self) -> bytes:
+        return self.sock.recv(4096)
+
+    def until(self, last: bytes) -> list[bytes]:
+        """Every datagram up to ``last`` (not included)."""
+        got = []
+        while (m := self.recv()) != last:
+            got.append(m)
+        return got
+
+
+@pytest.fixture
+def notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NotifySocket]:
+    """systemd's side of sd_notify, with ``WatchdogSec=0.3s``: the runtime pings every 0.1 s."""
+    sock = NotifySocket(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "300000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    yield sock
+    sock.sock.close()
+
+
+class Serving:
+    """``ServerRuntime.serve`` in a thread, as ``binsight server run`` runs it; ``code`` once it returned."""
+
+    def __init__(self, runtime: ServerRuntime) -> None:
+        self.runtime = runtime
+        self.stop = threading.Event()
+        self.codes: list[int] = []
+        self.thread = threading.Thread(target=lambda: self.codes.append(runtime.serve(self.stop)))
+        self.thread.start()
+
+    def code(self) -> int:
+        self.thread.join(30)
+        assert self.codes, "serve() did not return"
+        return self.codes[0]
+
+
+@pytest.fixture
+def serving(make_config: Callable[..., ServerConfig]) -> Iterator[Callable[[], Serving]]:
+    """Start a full runtime (ingest, retention, rollout monitor, HTTP) whose broker is not there:
+    paho's network thread keeps trying, so every thread runs."""
+    started: list[Serving] = []
+
+    def start() -> Serving:
+        cfg = make_config(mqtt={"port": free_port(), "client_id": "srv-watchdog"})
+        started.append(Serving(ServerRuntime(cfg)))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.stop.set()
+        s.thread.join(30)
+
+
+def test_serve_tells_systemd_ready_watchdog_and_stopping(
+    notify: NotifySocket, serving: Callable[[], Serving]
+) -> None:
+    """READY=1 once serving, WATCHDOG=1 pings at a third of WatchdogSec, STOPPING=1 on stop, exit 0."""
+    s = serving()
+    assert notify.recv().startswith(b"READY=1\nSTATUS=serving on http://127.0.0.1:")
+    pings = []
+    while len(pings) < 5:
+        assert notify.recv() == b"WATCHDOG=1"
+        pings.append(time.monotonic())
+    assert max(b - a for a, b in itertools.pairwise(pings)) < 0.3
+    assert set(s.runtime.threads()) == {
+        "ingest writer",
+        "MQTT loop",
+        "retention",
+        "rollout monitor",
+        "HTTP server",
+    }
+    s.stop.set()
+    assert set(notify.until(b"STOPPING=1")) <= {b"WATCHDOG=1"}
+    assert s.code() == 0
+
+
+def _crash_the_writer(rt: ServerRuntime) -> None:
+    """A message whose acknowledgement raises: the writer thread dies of it, as of any bug."""
+
+    def ack() -> None:
+        raise RuntimeError("ack failed")
+
+    item = parse(Topics(), "binsight/bin-x/reading", b"{broken", int(time.time() * 1000), 1000)
+    assert rt.broker is not None
+    rt.broker.inbox.put(Queued(item, ack))
+
+
+def _end_http(rt: ServerRuntime) -> None:
+    """uvicorn returns (as after a fatal error in its loop): the HTTP thread ends."""
+    assert rt._server is not None
+    rt._server.should_exit = True
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize(("name", "kill"), [("ingest writer", _crash_the_writer), ("HTTP server", _end_http)])
+def test_a_dead_thread_stops_the_pings_and_exits_non_zero(
+    notify: NotifySocket,
+    serving: Callable[[], Serving],
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    kill: Callable[[ServerRuntime], None],
+) -> None:
+    """When one of the server's threads dies: no more WATCHDOG=1, the log names it, STOPPING=1, exit 1."""
+    s = serving()
+    assert notify.recv().startswith(b"READY=1")
+    assert notify.recv() == b"WATCHDOG=1"
+    alive = s.runtime.threads()[name]
+    kill(s.runtime)
+    wait_for(lambda: not alive(), 10, f"the {name} thread to die")
+    # At most the ping of a check that ran just before the thread died; after that, none.
+    assert notify.until(b"STOPPING=1").count(b"WATCHDOG=1") <= 1
+    assert s.code() == 1
+    assert f"the server's {name} thread died" in caplog.text

@@ -27,12 +27,15 @@ import urllib.error
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from binsight.demo.assets import ensure_frames, ensure_model
 from binsight.demo.broker import EmbeddedBroker, broker_reachable
 from binsight.demo.world import DemoCity, make_city
 from binsight.errors import BinsightError
+
+if TYPE_CHECKING:
+    from binsight.server.runtime import ServerRuntime
 
 __all__ = ["run_demo"]
 
@@ -103,7 +106,7 @@ service_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 """
 
 
-def _register_model(server: Any, model: Path) -> None:
+def _register_model(server: ServerRuntime, model: Path) -> None:
     """List the demo's model on the Models page as the active one (the cameras start on it)."""
     from binsight.modelfile import read_model_info
     from binsight.server.db.models import ModelRecord
@@ -167,6 +170,13 @@ def _quiet_libraries(verbose: bool) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Run every part (see the module docstring); 0, or 1 when one of the server's threads died.
+
+    Raises
+    ------
+    BinsightError
+        With ``--duration``, no route plan was made in that time.
+    """
     _quiet_libraries(bool(getattr(args, "verbose", 0)))
     data = Path(args.data).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -177,110 +187,144 @@ def run_demo(args: argparse.Namespace) -> int:
     city = make_city(args.bins)
 
     with ExitStack() as stack:
-        mqtt_port = args.mqtt_port
-        if broker_reachable("127.0.0.1", mqtt_port):
-            protocol = "5"
-            say(f"MQTT broker: using the one at 127.0.0.1:{mqtt_port}")
-        else:
-            broker = EmbeddedBroker("127.0.0.1", mqtt_port)
-            broker.start()
-            stack.callback(broker.stop)
-            protocol = "3.1.1"  # amqtt speaks 3.1.1 only
-            say(f"MQTT broker: embedded amqtt on 127.0.0.1:{mqtt_port}")
-
+        protocol = _start_broker(stack, args.mqtt_port, say)
         say("fill model: training on a synthetic lid-camera set (cached after the first run)")
         model = ensure_model(data / "model")
-
         say(f"synthetic city: {len(city.bins)} bins, {city.trucks} trucks; rendering camera frames")
         folders = ensure_frames(city, data / "frames")
-
         say("server: database, ingest, forecasts, API, web page")
-        from binsight.config import load_toml
-        from binsight.server.auth import create_token
-        from binsight.server.bins_import import import_bins, read_bins
-        from binsight.server.config import ServerConfig
-        from binsight.server.runtime import ServerRuntime
-
-        conf_path = data / "server.toml"
-        conf_path.write_text(_server_toml(data, city, args.port, mqtt_port, protocol))
-        server = ServerRuntime(load_toml(conf_path, ServerConfig))
-        server.start()
-        stack.callback(server.stop)
-        with server.sessions.begin() as session:
-            import_bins(session, read_bins(city.write_bins_csv(data / "bins.csv")))
-            token = create_token(session, "admin", name="demo admin")
-        _register_model(server, model)
-
+        server, token = _start_server(stack, data, city, args, protocol=protocol, model=model)
         say(
             f"cameras: {len(city.bins)} agents (real agent code), one capture every {CAPTURE_INTERVAL_S:.0f}s"
         )
-        from binsight.device.config import DeviceConfig
-        from binsight.device.simulate import SimulatedFleet
-
-        template = DeviceConfig.model_validate(
-            {
-                "bin_id": city.bins[0].bin_id,
-                "model": str(model),
-                "camera": {"source": str(folders[city.bins[0].bin_id]), "burst": 1, "jitter": 0.0},
-                "mqtt": {
-                    "host": "127.0.0.1",
-                    "port": mqtt_port,
-                    "root": "binsight-demo",
-                    "protocol": protocol,
-                },
-                "stats": {"interval_s": 10.0},
-                "labelling": {"every_n": 12},
-                "watchdog": {"enabled": False},
-            }
-        )
-        fleet = SimulatedFleet(
-            folders,
-            template=template,
-            state_dir=data / "devices",
-            interval_s=CAPTURE_INTERVAL_S,
-            time_scale=TIME_SCALE,
-            start_ms=int((time.time() - HISTORY_S) * 1000),
-        )
-        fleet.start()
-        stack.callback(fleet.stop)
-
-        base = server.http_url
+        mqtt = {"host": "127.0.0.1", "port": args.mqtt_port, "root": "binsight-demo", "protocol": protocol}
+        _start_cameras(stack, city, folders, model=model, data=data, mqtt=mqtt)
         say(f"route plans: the first in {args.first_plan_after:.0f}s, then every {args.plan_every:.0f}s")
-        print(f"\nbinsight demo is running: {base}/  (synthetic data)")
-        print(f"admin token: {token}")
-        print(f"one-click sign-in: {base}/#token={token}")
-        print(
-            "Ctrl-C stops it.\n" if args.duration is None else f"running for {args.duration:.0f}s\n",
-            flush=True,
-        )
-
-        plans = 0
-        t0 = time.monotonic()
-        next_plan = t0 + args.first_plan_after
-        while not stop.wait(0.5):
-            now = time.monotonic()
-            if args.duration is not None and now - t0 >= args.duration:
-                break
-            if now < next_plan:
-                continue
-            next_plan = now + args.plan_every
-            try:
-                plan = _plan(base, token, stop, time_limit_s=5.0)
-            except (urllib.error.URLError, OSError, KeyError) as exc:
-                logger.warning("plan request failed: %s", exc)
-                continue
-            if plan is not None:
-                plans += 1
-                result = plan.get("result") or {}
-                routes = result.get("routes", [])
-                stops = sum(sum(1 for s in r.get("stops", []) if s.get("kind") == "bin") for r in routes)
-                print(
-                    f"plan {plan['id']}: {len(routes)} routes, {stops} bins collected, "
-                    f"{len(result.get('skipped', []))} skipped",
-                    flush=True,
-                )
+        _print_welcome(server.http_url, token, args.duration)
+        planner = _PlanLoop(server.http_url, token, args, stop)
+        planner.start()
+        # As `binsight server run` does: the server's watchdog runs until the demo stops or a thread dies.
+        code = server.watch(stop)
+        stop.set()
+        planner.join()
         print("stopping...", flush=True)
 
-    if args.duration is not None and plans == 0:
+    if code == 0 and args.duration is not None and planner.plans == 0:
         raise BinsightError(f"no route plan was made in {args.duration:.0f}s")
-    return 0
+    return code
+
+
+def _start_broker(stack: ExitStack, port: int, say: _Progress) -> str:
+    """The broker at 127.0.0.1:``port`` if one listens, else amqtt in-process; the MQTT protocol to use."""
+    if broker_reachable("127.0.0.1", port):
+        say(f"MQTT broker: using the one at 127.0.0.1:{port}")
+        return "5"
+    broker = EmbeddedBroker("127.0.0.1", port)
+    broker.start()
+    stack.callback(broker.stop)
+    say(f"MQTT broker: embedded amqtt on 127.0.0.1:{port}")
+    return "3.1.1"  # amqtt speaks 3.1.1 only
+
+
+def _start_server(
+    stack: ExitStack, data: Path, city: DemoCity, args: argparse.Namespace, *, protocol: str, model: Path
+) -> tuple[ServerRuntime, str]:
+    """The server from its config file, as ``binsight server run`` builds it; bins, model and an admin
+    token in its database. Returns the started runtime and the token."""
+    from binsight.server.auth import create_token
+    from binsight.server.bins_import import import_bins, read_bins
+    from binsight.server.config import load_server_config
+    from binsight.server.runtime import ServerRuntime
+
+    conf_path = data / "server.toml"
+    conf_path.write_text(_server_toml(data, city, args.port, args.mqtt_port, protocol))
+    server = ServerRuntime(load_server_config(conf_path))
+    server.start()
+    stack.callback(server.stop)
+    with server.sessions.begin() as session:
+        import_bins(session, read_bins(city.write_bins_csv(data / "bins.csv")))
+        token = create_token(session, "admin", name="demo admin")
+    _register_model(server, model)
+    return server, token
+
+
+def _start_cameras(
+    stack: ExitStack,
+    city: DemoCity,
+    folders: dict[str, Path],
+    *,
+    model: Path,
+    data: Path,
+    mqtt: dict[str, Any],
+) -> None:
+    """One real agent per bin, replaying its frames on the accelerated clock."""
+    from binsight.device.config import DeviceConfig
+    from binsight.device.simulate import SimulatedFleet
+
+    template = DeviceConfig.model_validate(
+        {
+            "bin_id": city.bins[0].bin_id,
+            "model": str(model),
+            "camera": {"source": str(folders[city.bins[0].bin_id]), "burst": 1, "jitter": 0.0},
+            "mqtt": mqtt,
+            "stats": {"interval_s": 10.0},
+            "labelling": {"every_n": 12},
+            "watchdog": {"enabled": False},
+        }
+    )
+    fleet = SimulatedFleet(
+        folders,
+        template=template,
+        state_dir=data / "devices",
+        interval_s=CAPTURE_INTERVAL_S,
+        time_scale=TIME_SCALE,
+        start_ms=int((time.time() - HISTORY_S) * 1000),
+    )
+    fleet.start()
+    stack.callback(fleet.stop)
+
+
+def _print_welcome(base: str, token: str, duration: float | None) -> None:
+    print(f"\nbinsight demo is running: {base}/  (synthetic data)")
+    print(f"admin token: {token}")
+    print(f"one-click sign-in: {base}/#token={token}")
+    print("Ctrl-C stops it.\n" if duration is None else f"running for {duration:.0f}s\n", flush=True)
+
+
+class _PlanLoop(threading.Thread):
+    """Asks for a route plan every ``--plan-every`` seconds; sets ``stop`` once ``--duration`` is over."""
+
+    def __init__(self, base: str, token: str, args: argparse.Namespace, stop: threading.Event) -> None:
+        super().__init__(name="binsight-demo-plans", daemon=True)
+        self.base, self.token, self.args, self.stop = base, token, args, stop
+        self.plans = 0
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        next_plan = t0 + self.args.first_plan_after
+        while not self.stop.wait(0.5):
+            now = time.monotonic()
+            if self.args.duration is not None and now - t0 >= self.args.duration:
+                self.stop.set()
+                return
+            if now >= next_plan:
+                next_plan = now + self.args.plan_every
+                self._one_plan()
+
+    def _one_plan(self) -> None:
+        try:
+            plan = _plan(self.base, self.token, self.stop, time_limit_s=5.0)
+        except (urllib.error.URLError, OSError, KeyError) as exc:
+            logger.warning("plan request failed: %s", exc)
+            return
+        if plan is None:
+            return
+        self.plans += 1
+        result = plan.get("result") or {}
+        routes = result.get("routes", [])
+        stops = sum(sum(1 for s in r.get("stops", []) if s.get("kind") == "bin") for r in routes)
+        print(
+            f"plan {plan['id']}: {len(routes)} routes, {stops} bins collected, "
+            f"{len(result.get('skipped', []))} skipped",
+            flush=True,
+        )

@@ -29,10 +29,10 @@ from binsight.device.memory import memory_use, release_startup_pages, tune_mallo
 from binsight.device.outbox import Outbox
 from binsight.device.quality import assess
 from binsight.device.schedule import Backoff, jittered
-from binsight.device.sdnotify import Notifier
 from binsight.device.sources import CameraError, EndOfSource, Frame, FrameSource, open_source
 from binsight.device.updates import Updater
 from binsight.protocol import Command, Event, LabelImage, Reading, Stats, Topics
+from binsight.sdnotify import Notifier
 
 __all__ = ["Agent", "CaptureResult"]
 

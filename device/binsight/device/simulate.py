@@ -21,9 +21,9 @@ from pathlib import Path
 from binsight.device.agent import Agent
 from binsight.device.clock import Clock, ScaledClock, WallClock
 from binsight.device.config import DeviceConfig
-from binsight.device.sdnotify import Notifier
 from binsight.device.sources import ImageFolderSource
 from binsight.errors import ConfigError
+from binsight.sdnotify import Notifier
 
 __all__ = ["SimulatedFleet"]
 

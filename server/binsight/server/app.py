@@ -1,72 +1,36 @@
-"""``create_app(config)``: the FastAPI application (API, metrics, web page, model downloads)."""
+"""``create_app(state)``: the FastAPI application (API, metrics, web page, model downloads)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from binsight.server.api import bins, devices, labels, meta, models, plans, rollout
-from binsight.server.config import ServerConfig
-from binsight.server.db.engine import make_engine, make_sessionmaker
-from binsight.server.db.migrate import upgrade
-from binsight.server.forecast.cache import ForecastCache
-from binsight.server.planning.runner import Planner, PlanRunner
 from binsight.server.state import AppState
 from binsight.version import __version__
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from binsight.server.ingest.service import Ingest
-
-__all__ = ["WEB_DIR", "create_app"]
+__all__ = ["WEB_DIR", "create_app", "installed_web_dir"]
 
 logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).with_name("web") / "static"
 
 
-def create_app(
-    config: ServerConfig,
-    *,
-    engine: Engine | None = None,
-    ingest: Ingest | None = None,
-    planner: Planner | None = None,
-    migrate: bool = True,
-) -> FastAPI:
-    """Build the app. Migrates the database unless ``migrate=False`` (the runtime already did).
+def installed_web_dir() -> Path | None:
+    """The web page's folder, or None when it is not installed (then ``/`` says so)."""
+    return WEB_DIR if (WEB_DIR / "index.html").is_file() else None
 
-    Parameters
-    ----------
-    config
-        The server config.
-    engine
-        Share the runtime's engine; by default one is made from ``config.database``.
-    ingest
-        The running ingest, for metrics and device commands; None for an API-only process.
-    planner
-        ``plan(problem, time_limit_s) -> result``; by default ``binsight.server.routing.plan``.
+
+def create_app(state: AppState) -> FastAPI:
+    """The routes and the web page over ``state``; builds and starts nothing.
+
+    :class:`~binsight.server.runtime.ServerRuntime` builds the parts (database, broker connection,
+    ingest, plan runner, rollout service) and runs them; this only wires them to HTTP.
     """
-    engine = engine or make_engine(config.database)
-    if migrate:
-        upgrade(engine)
-    sessions = make_sessionmaker(engine)
-    runner = PlanRunner(sessions, planner)
-    runner.fail_interrupted()
-    state = AppState(
-        config=config,
-        engine=engine,
-        sessions=sessions,
-        forecasts=ForecastCache(config.forecast),
-        plans=runner,
-        ingest=ingest,
-        web_dir=WEB_DIR if (WEB_DIR / "index.html").is_file() else None,
-    )
     app = FastAPI(
         title="binsight",
         version=__version__,
@@ -93,5 +57,4 @@ def create_app(
                 'the API is described at <a href="/docs">/docs</a>.</p>'
             )
 
-    app.router.on_shutdown.append(runner.shutdown)
     return app

@@ -32,13 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runtime.start()
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        runtime.stop()
-    return 0
+    # 0 after SIGTERM; 1 when one of the server's threads died (logged), so systemd restarts it.
+    return runtime.serve(stop)
 
 
 def token_create(args: argparse.Namespace) -> int:

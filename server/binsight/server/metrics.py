@@ -171,6 +171,6 @@ def render_metrics(state: AppState) -> str:
             "binsight_mqtt_connected",
             "gauge",
             "1 when connected to the broker.",
-            [("", int(ingest.mqtt.connected.is_set()))],
+            [("", int(ingest.broker.connected.is_set()))],
         )
     return "\n".join(out) + "\n"

@@ -25,6 +25,7 @@ from netutil import free_port
 from server_helpers import JPEG, image
 from sqlalchemy import select
 
+from binsight.server.broker import BrokerConnection
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
@@ -49,10 +50,10 @@ def test_ingest_end_to_end(mosquitto: object, make_config: Callable[..., ServerC
     cfg = make_config(database=db_url, mqtt={"port": mosquitto.port, "client_id": "srv-e2e"})  # type: ignore[attr-defined]
     engine = make_engine(cfg.database)
     upgrade(engine)
-    ingest = Ingest(cfg, make_sessionmaker(engine))
+    ingest = Ingest(cfg, make_sessionmaker(engine), BrokerConnection(cfg.mqtt, cfg.ingest))
     ingest.start()
     try:
-        assert ingest.mqtt.connected.wait(10)
+        assert ingest.broker.connected.wait(10)
         time.sleep(0.3)  # subscriptions granted
         pub = publisher(mosquitto.port)  # type: ignore[attr-defined]
         infos = publish_readings(pub, [f"bin-{i}" for i in range(5)], 200)
@@ -92,11 +93,11 @@ def test_mqtt_311_broker(mosquitto: object, make_config: Callable[..., ServerCon
     cfg = make_config(mqtt={"port": mosquitto.port, "client_id": "srv-311", "protocol": "3.1.1"})  # type: ignore[attr-defined]
     engine = make_engine(cfg.database)
     upgrade(engine)
-    ingest = Ingest(cfg, make_sessionmaker(engine))
-    assert not any(t.startswith("$share") for t in ingest.mqtt.subscriptions())
+    ingest = Ingest(cfg, make_sessionmaker(engine), BrokerConnection(cfg.mqtt, cfg.ingest))
+    assert not any(t.startswith("$share") for t in ingest.broker.subscriptions())
     ingest.start()
     try:
-        assert ingest.mqtt.connected.wait(10)
+        assert ingest.broker.connected.wait(10)
         time.sleep(0.3)
         pub = publisher(mosquitto.port)  # type: ignore[attr-defined]
         wait_published(publish_readings(pub, ["v311"], 50))

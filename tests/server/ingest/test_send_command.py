@@ -1,8 +1,7 @@
-"""``MqttIngest.send_command``: QoS 1, kept for an offline device, with a message expiry per action."""
+"""``BrokerConnection.publish_command``: QoS 1, kept for an offline device, with an expiry per action."""
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from typing import Any
@@ -14,8 +13,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from binsight.protocol import Command
+from binsight.server.broker import BrokerConnection
 from binsight.server.config import IngestConfig, MqttConfig
-from binsight.server.ingest.mqtt import MqttIngest
 
 pytestmark = pytest.mark.broker
 
@@ -54,15 +53,15 @@ class Device:
 
 
 def test_commands_wait_for_an_offline_device_with_their_expiry(mosquitto: Any) -> None:
-    ingest = MqttIngest(MqttConfig(port=mosquitto.port, client_id="srv-cmd"), IngestConfig(), queue.Queue())
-    ingest.start()
+    broker = BrokerConnection(MqttConfig(port=mosquitto.port, client_id="srv-cmd"), IngestConfig())
+    broker.start()
     device = Device(mosquitto.port)
     try:
-        assert ingest.connected.wait(10)
+        assert broker.connected.wait(10)
         device.connect()
         device.disconnect()  # offline, session kept
-        ingest.send_command("bin-x", Command(id="c-cap", action="capture"))
-        ingest.send_command("bin-x", Command(id="c-int", action="set_interval", interval_s=60))
+        broker.publish_command("bin-x", Command(id="c-cap", action="capture"))
+        broker.publish_command("bin-x", Command(id="c-int", action="set_interval", interval_s=60))
         time.sleep(0.5)
         device.connect()
         deadline = time.monotonic() + 10
@@ -72,8 +71,8 @@ def test_commands_wait_for_an_offline_device_with_their_expiry(mosquitto: Any) -
         assert set(got) == {"c-cap", "c-int"}
         cap_qos, cap_expiry = got["c-cap"]
         assert cap_qos == 1 and cap_expiry is not None
-        assert 0 < cap_expiry <= MqttIngest.COMMAND_EXPIRY_S["capture"]  # type: ignore[operator]
+        assert 0 < cap_expiry <= BrokerConnection.COMMAND_EXPIRY_S["capture"]  # type: ignore[operator]
         assert got["c-int"] == (1, None), "an interval change does not expire"
     finally:
         device.disconnect()
-        ingest.stop()
+        broker.stop()

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from retrain_support import tiny_model
 
-from binsight.server.app import create_app
 from binsight.server.auth import create_token
 from binsight.server.config import config_from_dict
+from binsight.server.runtime import ServerRuntime
 
 
 @pytest.fixture(params=["with-key", "no-key"])
@@ -25,13 +25,16 @@ def client(request: pytest.FixtureRequest, tmp_path: Path, signing_key: tuple[Pa
             "rollout": rollout,
         }
     )
-    app = create_app(cfg)
-    with TestClient(app) as c:  # runs the router's lifespan: the monitor starts and stops with the app
-        state = app.state.binsight
-        with state.sessions() as s, s.begin():
-            c.tokens = {r: create_token(s, r) for r in ("admin", "operator", "labeller")}
-        c.param = request.param
-        yield c
+    runtime = ServerRuntime(cfg, mqtt=False)  # API only: no broker, so announcements are refused
+    runtime.start(listen=False)  # the rollout monitor runs, as in a server
+    try:
+        with TestClient(runtime.app) as c:
+            with runtime.sessions() as s, s.begin():
+                c.tokens = {r: create_token(s, r) for r in ("admin", "operator", "labeller")}
+            c.param = request.param
+            yield c
+    finally:
+        runtime.stop()
 
 
 def _h(c: Any, role: str) -> dict[str, str]:

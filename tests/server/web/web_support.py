@@ -1,5 +1,5 @@
 """Helpers for the web page tests, against the real server: a seeded SQLite database,
-``create_app`` under uvicorn, and Debian's chromium driven by Playwright.
+an API-only ``ServerRuntime``, and Debian's chromium driven by Playwright.
 
 Seeding goes through the server's own code paths: bins with ``binsight server bins import``, tokens
 with :func:`binsight.server.auth.create_token`, and readings, stats, availability and labelling images
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,25 +228,21 @@ def seed(workdir: Path, port: int) -> Seeded:
 
 
 class _Server:
-    """create_app(config) under uvicorn in a thread."""
+    """An API-only ServerRuntime (no broker) on the seeded config, serving HTTP in a thread."""
 
     def __init__(self, config_path: Path, port: int) -> None:
-        import uvicorn
-
-        from binsight.server.app import create_app
         from binsight.server.config import load_server_config
+        from binsight.server.runtime import ServerRuntime
 
-        app = create_app(load_server_config(config_path))
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.runtime = ServerRuntime(load_server_config(config_path), mqtt=False)
+        assert self.runtime.config.http.port == port, "the seeded config names the port"
 
     def start(self, port: int) -> None:
-        self.thread.start()
+        self.runtime.start()
         wait_port(port, timeout=30)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+        self.runtime.stop()
 
 
 class PageErrors(list[str]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -13,7 +12,8 @@ from binsight.protocol import Command
 from binsight.server.api.schemas import CommandAccepted, CommandIn, DeviceOut, EventOut
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
-from binsight.server.db.models import Device, DeviceCommand, DeviceEvent
+from binsight.server.db.models import Device, DeviceEvent
+from binsight.server.device_commands import new_command_id, send_device_command
 from binsight.server.fleet import device_health, missing_readings
 from binsight.server.state import AppState, get_state
 
@@ -71,9 +71,8 @@ def events(
 @router.post("/{bin_id}/commands", status_code=202, response_model=CommandAccepted)
 def send_command(bin_id: str, body: CommandIn, who: Operator, state: State) -> CommandAccepted:
     """Send ``capture``, ``send_image``, ``set_interval`` (with ``interval_s``) or ``send_stats``."""
-    cmd_id = uuid.uuid4().hex[:16]
     try:
-        cmd = Command(id=cmd_id, action=body.action, interval_s=body.interval_s)  # type: ignore[arg-type]
+        cmd = Command(id=new_command_id(), action=body.action, interval_s=body.interval_s)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise HTTPException(422, f"bad command: {exc.errors()[0]['msg']}") from None
     if cmd.action == "set_interval" and cmd.interval_s is None:
@@ -81,28 +80,10 @@ def send_command(bin_id: str, body: CommandIn, who: Operator, state: State) -> C
     with state.sessions() as s:
         if s.get(Device, bin_id) is None:
             raise HTTPException(404, f"no device {bin_id!r} has been seen")
-    if state.ingest is None:
+    if state.broker is None:
         raise HTTPException(503, "this process has no MQTT connection (API only)")
-    now = now_ms()
-    with state.sessions() as s, s.begin():
-        s.add(
-            DeviceCommand(
-                id=cmd_id,
-                bin_id=bin_id,
-                action=cmd.action,
-                interval_s=cmd.interval_s,
-                created_at=now,
-                created_by=who.name,
-                status="sent",
-                updated_at=now,
-            )
-        )
     try:
-        state.ingest.mqtt.send_command(bin_id, cmd)
+        send_device_command(state.sessions, state.broker, bin_id, cmd, created_by=who.name)
     except ConnectionError as exc:
-        with state.sessions() as s, s.begin():
-            row = s.get(DeviceCommand, cmd_id)
-            assert row is not None
-            row.status, row.detail = "failed", str(exc)
         raise HTTPException(503, f"command not sent: {exc}") from None
-    return CommandAccepted(id=cmd_id)
+    return CommandAccepted(id=cmd.id)

@@ -25,7 +25,7 @@ def healthz(state: State) -> dict[str, object]:
     """Liveness: the database answers; ``mqtt`` says whether ingest is connected (null: API only)."""
     with state.sessions() as s:
         s.execute(text("SELECT 1"))
-    mqtt = None if state.ingest is None else state.ingest.mqtt.connected.is_set()
+    mqtt = None if state.ingest is None else state.ingest.broker.connected.is_set()
     return {"status": "ok", "version": __version__, "mqtt": mqtt}
 
 

@@ -11,68 +11,36 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from binsight.server.api.schemas import ModelOut
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
-from binsight.server.rollout.announce import IngestPublisher, Publisher
 from binsight.server.rollout.coverage import coverage_plan
 from binsight.server.rollout.drift import drift_report
 from binsight.server.rollout.errors import RolloutError
-from binsight.server.rollout.monitor import RolloutMonitor
 from binsight.server.rollout.registry import register_model
 from binsight.server.rollout.service import RolloutService
 from binsight.server.state import AppState, get_state
 
 logger = logging.getLogger(__name__)
 
-_LOCK = threading.Lock()
-
-
-def _monitor(app: Any) -> RolloutMonitor:
-    """The app's rollout service and monitor thread, made on first use (or at startup)."""
-    with _LOCK:
-        mon: RolloutMonitor | None = getattr(app.state, "binsight_rollout", None)
-        if mon is None:
-            state: AppState = app.state.binsight
-
-            def publisher() -> Publisher | None:
-                return IngestPublisher(state.ingest.mqtt) if state.ingest is not None else None
-
-            mon = RolloutMonitor(RolloutService(state.config, state.sessions, publisher), state.ingest)
-            app.state.binsight_rollout = mon
-            mon.start()
-        return mon
-
-
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Resume watching a rollout that was live when the server stopped.
-    mon = _monitor(app)
-    yield
-    mon.stop()
-
-
-router = APIRouter(tags=["rollout"], lifespan=_lifespan)
+router = APIRouter(tags=["rollout"])
 
 Admin = Annotated[Principal, Depends(require("admin"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 State = Annotated[AppState, Depends(get_state)]
 
 
-def monitor(request: Request) -> RolloutMonitor:
-    return _monitor(request.app)
+def rollout_service(request: Request) -> RolloutService:
+    return get_state(request).rollout
 
 
-Monitor = Annotated[RolloutMonitor, Depends(monitor)]
+Rollouts = Annotated[RolloutService, Depends(rollout_service)]
 
 
 class PromoteIn(BaseModel):
@@ -122,28 +90,28 @@ async def upload_model(
 
 
 @router.post("/api/models/rollback")
-def rollback(who: Admin, mon: Monitor, body: RollbackIn | None = None) -> dict[str, Any]:
+def rollback(who: Admin, rollouts: Rollouts, body: RollbackIn | None = None) -> dict[str, Any]:
     """Make the previous model active again and announce it to every bin, in one action."""
     try:
-        return mon.service.rollback(who=who.name, reason=body.reason if body else None)
+        return rollouts.rollback(who=who.name, reason=body.reason if body else None)
     except RolloutError as exc:
         raise _fail(exc) from None
 
 
 @router.post("/api/models/{version}/promote")
-def promote(version: str, who: Admin, mon: Monitor, body: PromoteIn | None = None) -> dict[str, Any]:
+def promote(version: str, who: Admin, rollouts: Rollouts, body: PromoteIn | None = None) -> dict[str, Any]:
     """Promote ``version``: refused (409) when worse on held-out labels unless ``force`` with a ``reason``."""
     body = body or PromoteIn()
     try:
-        return mon.service.promote(version, force=body.force, reason=body.reason, who=who.name)
+        return rollouts.promote(version, force=body.force, reason=body.reason, who=who.name)
     except RolloutError as exc:
         raise _fail(exc) from None
 
 
 @router.get("/api/rollout")
-def rollout_state(_who: Operator, mon: Monitor) -> dict[str, Any]:
+def rollout_state(_who: Operator, rollouts: Rollouts) -> dict[str, Any]:
     """The active model, the latest rollout (stage, canaries, halt reason), history and each bin's model."""
-    return mon.service.status()
+    return rollouts.status()
 
 
 @router.get("/api/drift")
@@ -162,8 +130,8 @@ def coverage(_who: Operator, state: State) -> list[dict[str, Any]]:
 
 
 @router.post("/api/coverage", status_code=202)
-def request_coverage(_who: Operator, state: State, mon: Monitor) -> list[dict[str, Any]]:
+def request_coverage(_who: Operator, state: State) -> list[dict[str, Any]]:
     """Send one round of ``send_image`` (reason ``coverage``) commands now."""
-    if state.ingest is None:
+    if state.broker is None:
         raise HTTPException(503, "this process has no MQTT connection (API only)")
-    return mon.coverage()
+    return state.monitor.coverage()

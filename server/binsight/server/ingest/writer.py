@@ -77,6 +77,11 @@ class BatchWriter:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the writer thread runs (for the server's watchdog)."""
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop."""
         self._stop.set()

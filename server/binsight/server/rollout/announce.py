@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -18,35 +17,19 @@ from binsight.signing import make_release
 if TYPE_CHECKING:
     from binsight.server.config import RolloutConfig
     from binsight.server.db.models import ModelRecord
-    from binsight.server.ingest.mqtt import MqttIngest
 
-__all__ = ["IngestPublisher", "Publisher", "load_signing_key", "release_for"]
+__all__ = ["Publisher", "load_signing_key", "release_for"]
 
 logger = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
-    """Where retained announcements go (the ingest's MQTT connection in a server)."""
+    """Where retained announcements go: the server's :class:`~binsight.server.broker.BrokerConnection`.
+
+    ``publish_retained`` raises :class:`RolloutError` (503) when the broker cannot take it.
+    """
 
     def publish_retained(self, topic: str, payload: bytes) -> None: ...
-
-
-class IngestPublisher:
-    """Publishes through the ingest's MQTT client, QoS 1, retained; RolloutError (503) when it cannot."""
-
-    def __init__(self, mqtt_ingest: MqttIngest, timeout_s: float = 10.0) -> None:
-        self.mqtt = mqtt_ingest
-        self.timeout_s = timeout_s
-
-    def publish_retained(self, topic: str, payload: bytes) -> None:
-        if not self.mqtt.connected.is_set():
-            raise RolloutError("not connected to the MQTT broker: nothing announced", 503)
-        info = self.mqtt.client.publish(topic, payload, qos=1, retain=True)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise RolloutError(f"announcement on {topic} failed: {mqtt.error_string(info.rc)}", 503)
-        info.wait_for_publish(self.timeout_s)
-        if not info.is_published():
-            raise RolloutError(f"the broker did not acknowledge the announcement on {topic}", 503)
 
 
 def load_signing_key(cfg: RolloutConfig) -> Ed25519PrivateKey:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -20,12 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.protocol import Command
 from binsight.server.config import ServerConfig
-from binsight.server.db.engine import now_ms
-from binsight.server.db.models import Device, DeviceCommand
+from binsight.server.db.models import Device
+from binsight.server.device_commands import CommandPublisher, new_command_id, send_device_command
 from binsight.server.labels import counted_labels
-
-if TYPE_CHECKING:
-    from binsight.server.ingest.mqtt import MqttIngest
 
 __all__ = ["coverage_plan", "request_coverage"]
 
@@ -83,30 +79,23 @@ def coverage_plan(
 
 
 def request_coverage(
-    sessions: sessionmaker[Session], mqtt_ingest: MqttIngest, plan: list[dict[str, Any]], limit: int
+    sessions: sessionmaker[Session], publisher: CommandPublisher, plan: list[dict[str, Any]], limit: int
 ) -> list[dict[str, Any]]:
     """Send ``send_image`` (reason ``coverage``) to the first ``limit`` bins of ``plan``; returns them."""
     sent: list[dict[str, Any]] = []
     for item in plan[:limit]:
-        cmd = Command(id=uuid.uuid4().hex[:16], action="send_image", reason="coverage")
-        now = now_ms()
+        cmd = Command(id=new_command_id(), action="send_image", reason="coverage")
         try:
-            mqtt_ingest.send_command(item["bin_id"], cmd)
+            send_device_command(
+                sessions,
+                publisher,
+                item["bin_id"],
+                cmd,
+                created_by="coverage",
+                detail="; ".join(item["reasons"]),
+            )
         except ConnectionError as exc:
             logger.warning("coverage request to %s not sent: %s", item["bin_id"], exc)
             break
-        with sessions() as s, s.begin():
-            s.add(
-                DeviceCommand(
-                    id=cmd.id,
-                    bin_id=item["bin_id"],
-                    action=cmd.action,
-                    created_at=now,
-                    created_by="coverage",
-                    status="sent",
-                    detail="; ".join(item["reasons"])[:500],
-                    updated_at=now,
-                )
-            )
         sent.append({**item, "command": cmd.id})
     return sent

@@ -7,6 +7,7 @@ import threading
 import time
 
 from binsight.server.db.engine import now_ms
+from binsight.server.device_commands import CommandPublisher
 from binsight.server.rollout.coverage import coverage_plan, request_coverage
 from binsight.server.rollout.drift import drift_report
 from binsight.server.rollout.errors import RolloutError
@@ -18,11 +19,19 @@ logger = logging.getLogger(__name__)
 
 
 class RolloutMonitor:
-    """Runs :meth:`RolloutService.tick` every ``check_interval_s`` (and coverage requests, when enabled)."""
+    """Runs :meth:`RolloutService.tick` every ``check_interval_s`` (and coverage requests, when enabled).
 
-    def __init__(self, service: RolloutService, ingest: object | None) -> None:
+    Parameters
+    ----------
+    service
+        The rollout state machine.
+    commands
+        Where coverage requests go (the broker connection); None in an API-only process.
+    """
+
+    def __init__(self, service: RolloutService, commands: CommandPublisher | None) -> None:
         self.service = service
-        self.ingest = ingest
+        self.commands = commands
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_coverage = time.monotonic() + service.cfg.coverage_interval_s
@@ -37,6 +46,11 @@ class RolloutMonitor:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the monitor thread runs (for the server's watchdog)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         cfg = self.service.cfg
@@ -53,11 +67,10 @@ class RolloutMonitor:
 
     def coverage(self) -> list[dict[str, object]]:
         """One round of coverage requests (drifted bins first); [] without MQTT."""
-        mqtt_ingest = getattr(self.ingest, "mqtt", None)
-        if mqtt_ingest is None:
+        if self.commands is None:
             return []
         svc = self.service
         now = now_ms()
         drifted = {d["bin_id"] for d in drift_report(svc.sessions, svc.cfg, now) if d["flagged"]}
         plan = coverage_plan(svc.sessions, svc.config, now, drifted)
-        return request_coverage(svc.sessions, mqtt_ingest, plan, svc.cfg.coverage_per_round)
+        return request_coverage(svc.sessions, self.commands, plan, svc.cfg.coverage_per_round)

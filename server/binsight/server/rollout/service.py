@@ -16,7 +16,6 @@ import hashlib
 import logging
 import math
 import threading
-from collections.abc import Callable
 from statistics import median
 from typing import Any
 
@@ -83,15 +82,20 @@ class RolloutService:
 
     Parameters
     ----------
+    config
+        The server config (``[rollout]``, ``[models]`` dir, ``[mqtt]`` root).
+    sessions
+        The database.
     publisher
-        Returns the publisher for retained announcements, or None when this process has no MQTT.
+        Where retained announcements go (the server's broker connection); None when this process
+        has no MQTT (API only): then promotion and rollback refuse with 503.
     """
 
     def __init__(
         self,
         config: ServerConfig,
         sessions: sessionmaker[Session],
-        publisher: Callable[[], Publisher | None],
+        publisher: Publisher | None,
     ) -> None:
         self.config = config
         self.cfg = config.rollout
@@ -102,7 +106,7 @@ class RolloutService:
 
     # ------------------------------------------------------------------ helpers
     def _publisher(self) -> Publisher:
-        pub = self.publisher()
+        pub = self.publisher
         if pub is None:
             raise RolloutError(
                 "this process has no MQTT connection (API only): nothing can be announced", 503

@@ -1,4 +1,10 @@
-"""The MQTT side of ingest: a persistent MQTT 5 session with QoS 1 (shared) subscriptions.
+"""The server's one connection to the MQTT broker: ingest's subscriptions, and every publish.
+
+Readings, stats, events and images come in on it (queued in :attr:`BrokerConnection.inbox` for the
+ingest writer, which acknowledges them after they are committed); device commands
+(:meth:`~BrokerConnection.publish_command`, called only by
+:func:`binsight.server.device_commands.send_device_command`) and retained model announcements
+(:meth:`~BrokerConnection.publish_retained`) go out on it. One client id, one broker account.
 
 * ``clean_start=False`` and a session expiry interval: the broker queues our messages while the
   server is down or restarting, and redelivers what we had not acknowledged.
@@ -29,19 +35,29 @@ from binsight.server.db.engine import now_ms
 from binsight.server.ingest.fastclient import BufferedClient
 from binsight.server.ingest.messages import parse
 from binsight.server.ingest.writer import Queued
+from binsight.server.rollout.errors import RolloutError
 
-__all__ = ["MqttIngest"]
+__all__ = ["BrokerConnection"]
 
 logger = logging.getLogger(__name__)
 
 
-class MqttIngest:
-    """Subscribes, validates each message and queues it for the writer; publishes device commands."""
+class BrokerConnection:
+    """Subscribes, validates each message and queues it for the writer; publishes commands and releases.
 
-    def __init__(self, mqtt_cfg: MqttConfig, ingest_cfg: IngestConfig, inbox: queue.Queue[Queued]) -> None:
+    Parameters
+    ----------
+    mqtt_cfg
+        The ``[mqtt]`` section: broker, account, protocol, session expiry.
+    ingest_cfg
+        The ``[ingest]`` section: shared-subscription group, inbox size, clock tolerance.
+    """
+
+    def __init__(self, mqtt_cfg: MqttConfig, ingest_cfg: IngestConfig) -> None:
         self.cfg = mqtt_cfg
         self.ingest_cfg = ingest_cfg
-        self.inbox = inbox
+        #: Parsed messages waiting for the ingest writer; full means the broker holds the rest.
+        self.inbox: queue.Queue[Queued] = queue.Queue(maxsize=ingest_cfg.queue_size)
         self.topics = Topics(mqtt_cfg.root)
         self.connected = threading.Event()
         self.paused = threading.Event()
@@ -101,10 +117,20 @@ class MqttIngest:
             self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
         self.client.loop_start()
 
+    def pause(self) -> None:
+        """Take no more messages (left unacknowledged, the broker redelivers them after a restart)."""
+        self.paused.set()
+
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
+
+    @property
+    def loop_alive(self) -> bool:
+        """Whether paho's network thread runs (it reconnects by itself; dead, nothing comes or goes)."""
+        thread = self.client._thread
+        return thread is not None and thread.is_alive()
 
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
@@ -172,12 +198,14 @@ class MqttIngest:
         "set_interval": None,
     }
 
-    def send_command(self, bin_id: str, command: Command) -> None:
-        """Publish ``command`` to the device's ``cmd`` topic (QoS 1); raises if not connected.
+    def publish_command(self, bin_id: str, command: Command) -> None:
+        """Publish ``command`` to the device's ``cmd`` topic (QoS 1); ConnectionError if not connected.
 
-        The broker keeps it for an offline device (persistent session) until it expires after
-        ``COMMAND_EXPIRY_S[command.action]``. Expiry needs MQTT 5 on this connection (with 3.1.1
-        a command waits as long as the device's session).
+        Call :func:`binsight.server.device_commands.send_device_command`, which records the command
+        first, so the device's answer always finds its row. The broker keeps it for an offline
+        device (persistent session) until it expires after ``COMMAND_EXPIRY_S[command.action]``.
+        Expiry needs MQTT 5 on this connection (with 3.1.1 a command waits as long as the device's
+        session).
         """
         if not self.connected.is_set():
             raise ConnectionError("not connected to the MQTT broker")
@@ -191,3 +219,20 @@ class MqttIngest:
         )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish failed: {mqtt.error_string(info.rc)}")
+
+    def publish_retained(self, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
+        """Retain ``payload`` on ``topic`` (QoS 1) and wait for the broker's ack.
+
+        Raises
+        ------
+        RolloutError
+            (503) not connected, the publish failed, or no ack within ``timeout_s``.
+        """
+        if not self.connected.is_set():
+            raise RolloutError("not connected to the MQTT broker: nothing announced", 503)
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RolloutError(f"announcement on {topic} failed: {mqtt.error_string(info.rc)}", 503)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            raise RolloutError(f"the broker did not acknowledge the announcement on {topic}", 503)

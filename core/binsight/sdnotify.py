@@ -1,8 +1,9 @@
 """systemd's sd_notify protocol: one datagram to ``$NOTIFY_SOCKET``; no dependency needed.
 
-``READY=1`` once the agent runs, ``WATCHDOG=1`` from the capture loop (so a hung loop gets the
-agent restarted by ``WatchdogSec=``), ``STATUS=...`` for ``systemctl status``, ``STOPPING=1``.
-Outside systemd every call is a cheap no-op.
+Both long-running processes speak it: the device agent (``WATCHDOG=1`` from its capture loop) and
+the server (``WATCHDOG=1`` from its thread watchdog, only while every thread it runs is alive), so
+``WatchdogSec=`` restarts a hung or half-dead process. ``READY=1`` once it runs, ``STATUS=...`` for
+``systemctl status``, ``STOPPING=1``. Outside systemd every call is a cheap no-op.
 """
 
 from __future__ import annotations
