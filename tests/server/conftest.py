@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from server_helpers import Api
 from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.auth import create_token
@@ -69,28 +70,6 @@ def make_config(tmp_path: Path) -> Callable[..., ServerConfig]:
         return config_from_dict(data, tmp_path)
 
     return make
-
-
-class Api:
-    """A TestClient plus one token per role."""
-
-    def __init__(self, client: TestClient, tokens: dict[str, str]) -> None:
-        self.client = client
-        self.tokens = tokens
-
-    def h(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    def get(self, path: str, role: str = "admin", **kw: Any) -> Any:
-        return self.client.get(path, headers=self.h(role), **kw)
-
-    def post(self, path: str, role: str = "admin", **kw: Any) -> Any:
-        return self.client.post(path, headers=self.h(role), **kw)
-
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        s: sessionmaker[Session] = self.client.app.state.binsight.sessions  # type: ignore[attr-defined]
-        return s
 
 
 @pytest.fixture

@@ -7,6 +7,9 @@ import json
 import time
 from typing import Any
 
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
 from binsight.protocol import Topics
 from binsight.server.ingest.messages import Item, parse
 
@@ -62,3 +65,25 @@ def image(bin_id: str, seq: int, reason: str = "unsure", jpeg: bytes = JPEG, **k
 def item(kind: str, bin_id: str, payload: dict[str, Any] | str) -> Item:
     body = payload if isinstance(payload, str) else json.dumps(payload)
     return parse(T, f"binsight/{bin_id}/{kind}", body.encode(), now_ms(), 86_400_000)
+
+
+class Api:
+    """A TestClient plus one token per role."""
+
+    def __init__(self, client: TestClient, tokens: dict[str, str]) -> None:
+        self.client = client
+        self.tokens = tokens
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def get(self, path: str, role: str = "admin", **kw: Any) -> Any:
+        return self.client.get(path, headers=self.h(role), **kw)
+
+    def post(self, path: str, role: str = "admin", **kw: Any) -> Any:
+        return self.client.post(path, headers=self.h(role), **kw)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        s: sessionmaker[Session] = self.client.app.state.binsight.sessions  # type: ignore[attr-defined]
+        return s

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Api
+from server_helpers import Api
 
 
 @pytest.fixture

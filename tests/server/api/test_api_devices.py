@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Api
-from server_helpers import item, reading, stats
+from server_helpers import Api, item, reading, stats
 from sqlalchemy import update
 
 from binsight.server.db.engine import now_ms

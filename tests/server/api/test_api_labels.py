@@ -6,8 +6,7 @@ import csv
 import io
 import zipfile
 
-from conftest import Api
-from server_helpers import JPEG, image, item
+from server_helpers import JPEG, Api, image, item
 
 from binsight.server.bins_import import BinRow, import_bins
 from binsight.server.db.engine import now_ms

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Api
-from server_helpers import item, reading
+from server_helpers import Api, item, reading
 
 from binsight.server.db.engine import now_ms
 from binsight.server.ingest.store import BinRegistry, write_batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from conftest import Api
+from server_helpers import Api
 
 from binsight.server.db.models import ModelRecord
 

@@ -8,8 +8,7 @@ import json
 import time
 import xml.etree.ElementTree as ET
 
-from conftest import Api
-from server_helpers import item, reading
+from server_helpers import Api, item, reading
 
 from binsight.server.bins_import import BinRow, import_bins
 from binsight.server.db.engine import now_ms
