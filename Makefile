@@ -9,7 +9,7 @@ STAMP := $(VENV)/.binsight-installed
 # The five distributions of this repository (see pyproject.toml), installed editable.
 PARTS := core device server training demo
 
-.PHONY: demo test lint typecheck venv services bench clean
+.PHONY: demo test faults lint typecheck venv services bench clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,10 @@ typecheck: $(STAMP)
 
 test: $(STAMP) services lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault suite alone, with its "sent / stored / rejected-and-counted / lost" table (tests/faults).
+faults: $(STAMP) services
+	$(PY) -m pytest tests/faults -m faults -rA $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@echo "benchmarks: see bench/README.md (each script prints its figures)"
