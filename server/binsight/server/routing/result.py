@@ -11,7 +11,7 @@ from binsight.server.routing.instance import INF
 
 if TYPE_CHECKING:
     from binsight.server.routing.planner import Outcome
-    from binsight.server.routing.problem import Built
+    from binsight.server.routing.instance_builder import Built
 
 __all__ = ["plan_result"]
 
