@@ -1,6 +1,6 @@
 """``/metrics`` in the Prometheus text format (0.0.4), without a client library.
 
-Counters are this process's (Prometheus sums them across server processes); gauges about the fleet
+Counters are this process's (Prometheus sums them across server processes); gauges about the devices
 (devices online, missing readings) are read from the database, so every process reports the same.
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Device, Image
-from binsight.server.fleet import device_health, missing_readings
+from binsight.server.health import device_health, missing_readings
 from binsight.server.ingest.messages import REJECT_REASONS
 from binsight.server.retention import STATS as PRUNE_STATS
 from binsight.server.state import AppState
