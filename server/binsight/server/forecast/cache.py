@@ -33,7 +33,7 @@ _MAX_AGE_MS = 3_600_000
 _MIN_AGE_MS = 60_000
 #: Replayed past forecasts computed per refresh (each costs about one forecast).
 MAX_NEW_REPLAYS = 8
-#: Fleet-wide ration of new replays: this many per second on average, at most REPLAY_BURST at once.
+#: Ration of new replays across all bins: this many per second on average, at most REPLAY_BURST at once.
 REPLAYS_PER_S = 4.0
 REPLAY_BURST = 32
 

@@ -165,11 +165,11 @@ def _why_uncollectable(
     if job.demand > max_cap:
         return f"its load of {job.demand} l exceeds every truck's capacity (largest {max_cap} l)"
     window = (job.tw_early, job.tw_late, job.service)
-    homes = [depots[v.depot].loc for v in vehicles]
-    if not any(
-        _reachable(v, home, job.loc, window=window, dur=dur, disposal=disposal)
-        for v, home in zip(vehicles, homes, strict=True)
-    ):
+
+    def reaches(v: Vehicle) -> bool:
+        return _reachable(v, depots[v.depot].loc, job.loc, window=window, dur=dur, disposal=disposal)
+
+    if not any(reaches(v) for v in vehicles):
         span = f"window {_hhmm(job.tw_early)}-{_hhmm(job.tw_late)}" if b.window else "service"
         return f"no truck can reach it for its {span} and return within its shift and maximum duration"
     return None
