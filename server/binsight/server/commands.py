@@ -81,7 +81,8 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def prune_images(args: argparse.Namespace) -> int:
-    from binsight.server.db.engine import is_sqlite, make_engine, make_sessionmaker
+    from binsight.server.db.dialect import is_sqlite
+    from binsight.server.db.engine import make_engine, make_sessionmaker
     from binsight.server.db.migrate import upgrade
     from binsight.server.retention import prune_images as prune
     from binsight.server.retention import sqlite_space, vacuum_sqlite

@@ -1,21 +1,25 @@
 """``/metrics`` in the Prometheus text format (0.0.4), without a client library.
 
-Counters are this process's (Prometheus sums them across server processes); gauges about the fleet
+Counters are this process's (Prometheus sums them across server processes); gauges about the devices
 (devices online, missing readings) are read from the database, so every process reports the same.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Device, Image
-from binsight.server.fleet import device_health, missing_readings
+from binsight.server.health import device_health, missing_readings
 from binsight.server.ingest.messages import REJECT_REASONS
 from binsight.server.retention import STATS as PRUNE_STATS
 from binsight.server.state import AppState
+
+if TYPE_CHECKING:
+    from binsight.server.ingest.service import Ingest
 
 __all__ = ["CONTENT_TYPE", "render_metrics"]
 
@@ -71,7 +75,17 @@ def _prune_metrics(out: list[str]) -> None:
 
 
 def render_metrics(state: AppState) -> str:
+    """Every metric, as the body of one scrape."""
     out: list[str] = []
+    _stored_metrics(out, state)
+    _prune_metrics(out)
+    if state.ingest is not None:
+        _ingest_metrics(out, state.ingest)
+    return "\n".join(out) + "\n"
+
+
+def _stored_metrics(out: list[str], state: AppState) -> None:
+    """Gauges read from the database: devices, their health and what they stored."""
     now = now_ms()
     with state.sessions() as s:
         devices = list(s.execute(select(Device)).scalars())
@@ -104,73 +118,73 @@ def render_metrics(state: AppState) -> str:
         "JPEG bytes of the stored images.",
         [("", int(image_bytes))],
     )
-    _prune_metrics(out)
-    ingest = state.ingest
-    if ingest is not None:
-        st = ingest.writer.stats
-        with st.lock:
-            ingested, dups, batches, errors, lag = (
-                st.readings_ingested,
-                st.duplicates,
-                st.batches,
-                st.db_errors,
-                st.last_lag_s,
-            )
-        rejects = ingest.rejects.snapshot()
-        _metric(
-            out,
-            "binsight_readings_ingested_total",
-            "counter",
-            "Readings stored by this process.",
-            [("", ingested)],
+
+
+def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
+    """This process's ingest: counters of what it stored and rejected, its queue and broker link."""
+    st = ingest.writer.stats
+    with st.lock:
+        ingested, dups, batches, errors, lag = (
+            st.readings_ingested,
+            st.duplicates,
+            st.batches,
+            st.db_errors,
+            st.last_lag_s,
         )
-        _metric(
-            out,
-            "binsight_readings_duplicate_total",
-            "counter",
-            "Readings received again and ignored (idempotent on bin_id, seq).",
-            [("", dups)],
-        )
-        _metric(
-            out,
-            "binsight_messages_rejected_total",
-            "counter",
-            "Messages rejected, by reason.",
-            [(f'{{reason="{r}"}}', rejects.get(r, 0)) for r in REJECT_REASONS],
-        )
-        _metric(
-            out,
-            "binsight_ingest_batches_total",
-            "counter",
-            "Database transactions by ingest.",
-            [("", batches)],
-        )
-        _metric(
-            out,
-            "binsight_ingest_db_errors_total",
-            "counter",
-            "Failed (retried) ingest transactions.",
-            [("", errors)],
-        )
-        _metric(
-            out,
-            "binsight_ingest_queue_depth",
-            "gauge",
-            "Messages received, not yet committed.",
-            [("", ingest.queue_depth())],
-        )
-        _metric(
-            out,
-            "binsight_ingest_lag_seconds",
-            "gauge",
-            "Capture to commit, newest live reading of the last batch.",
-            [("", float(lag) if lag is not None else float("nan"))],
-        )
-        _metric(
-            out,
-            "binsight_mqtt_connected",
-            "gauge",
-            "1 when connected to the broker.",
-            [("", int(ingest.broker.connected.is_set()))],
-        )
-    return "\n".join(out) + "\n"
+    rejects = ingest.rejects.snapshot()
+    _metric(
+        out,
+        "binsight_readings_ingested_total",
+        "counter",
+        "Readings stored by this process.",
+        [("", ingested)],
+    )
+    _metric(
+        out,
+        "binsight_readings_duplicate_total",
+        "counter",
+        "Readings received again and ignored (idempotent on bin_id, seq).",
+        [("", dups)],
+    )
+    _metric(
+        out,
+        "binsight_messages_rejected_total",
+        "counter",
+        "Messages rejected, by reason.",
+        [(f'{{reason="{r}"}}', rejects.get(r, 0)) for r in REJECT_REASONS],
+    )
+    _metric(
+        out,
+        "binsight_ingest_batches_total",
+        "counter",
+        "Database transactions by ingest.",
+        [("", batches)],
+    )
+    _metric(
+        out,
+        "binsight_ingest_db_errors_total",
+        "counter",
+        "Failed (retried) ingest transactions.",
+        [("", errors)],
+    )
+    _metric(
+        out,
+        "binsight_ingest_queue_depth",
+        "gauge",
+        "Messages received, not yet committed.",
+        [("", ingest.queue_depth())],
+    )
+    _metric(
+        out,
+        "binsight_ingest_lag_seconds",
+        "gauge",
+        "Capture to commit, newest live reading of the last batch.",
+        [("", float(lag) if lag is not None else float("nan"))],
+    )
+    _metric(
+        out,
+        "binsight_mqtt_connected",
+        "gauge",
+        "1 when connected to the broker.",
+        [("", int(ingest.broker.connected.is_set()))],
+    )

@@ -37,6 +37,7 @@ from sqlalchemy import ColumnElement, Engine, delete, exists, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.config import RetentionConfig
+from binsight.server.db import dialect
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Image, Label
 
@@ -155,7 +156,7 @@ def _over_cap(cutoff: int, cap: int) -> Any:
 
 def _delete_batch(s: Session, ids: Sequence[int]) -> list[tuple[int, str, int]]:
     """Delete those of ``ids`` still unlabelled (on PostgreSQL: and not locked by a label insert)."""
-    if s.get_bind().dialect.name != "sqlite":
+    if not dialect.is_sqlite(s):
         ids = list(
             s.execute(select(Image.id).where(Image.id.in_(ids)).with_for_update(skip_locked=True)).scalars()
         )
@@ -199,7 +200,7 @@ def prune_turn(sessions: sessionmaker[Session]) -> Iterator[bool]:
     not left idle in a transaction while the batches run). SQLite: always True (one process writes).
     """
     bind = sessions.kw.get("bind")
-    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+    if not isinstance(bind, Engine) or not dialect.is_postgresql(bind):
         yield True
         return
     with bind.connect() as conn:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.models import Bin, Device, DeviceCommand, DeviceEvent, Image, IngestReject, Reading
-from binsight.server.fleet import missing_readings
+from binsight.server.health import missing_readings
 from binsight.server.ingest.store import BatchResult, BinRegistry, write_batch
 
 

@@ -7,7 +7,7 @@ import pytest
 from binsight.server.routing import planner
 from binsight.server.routing.decompose import sectors
 from binsight.server.routing.generate import city_problem
-from binsight.server.routing.problem import build_instance, parse_problem, plan_problem
+from binsight.server.routing.instance_builder import build_instance, parse_problem, plan_problem
 
 
 def test_sectors_partition_bins_and_trucks() -> None:

@@ -24,7 +24,7 @@ UNNAMED = """() => {
 }"""
 
 
-READY = {"map": "[data-bin]", "plan": "#plan-status:not(:empty)", "fleet": "[data-device]",
+READY = {"map": "[data-bin]", "plan": "#plan-status:not(:empty)", "cameras": "[data-device]",
          "label": "#l-total", "models": "#view .table-wrap"}  # fmt: skip
 
 
@@ -49,7 +49,7 @@ def test_keyboard_reaches_the_skip_link_then_the_pages(page: Any, site: Seeded) 
     for _ in range(5):
         page.keyboard.press("Tab")
         seen.append(page.evaluate("document.activeElement.textContent.trim()"))
-    assert seen == ["binsight", "Map", "Route plan", "Fleet", "Models"]
+    assert seen == ["binsight", "Map", "Route plan", "Cameras", "Models"]
 
 
 def test_refreshing_the_bin_list_keeps_keyboard_focus(page: Any, site: Seeded) -> None:

@@ -87,7 +87,7 @@ def test_live_reading_shows_and_a_command_reaches_the_camera(
         assert "5%" in page.inner_text(".map-tooltip")
         shot(page, "live-map")
 
-        page.goto(live + "/#/fleet/nrd-02")
+        page.goto(live + "/#/cameras/nrd-02")
         page.wait_for_selector(".commands button")
         page.click(".commands button:text-is('Capture now')")
         page.wait_for_selector("#flash:not([hidden])")

@@ -12,8 +12,8 @@ from binsight.server.api.schemas import BinOut, ForecastOut, HistoryForecast, Hi
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Bin, Device, Reading
-from binsight.server.fleet import device_health, missing_readings
 from binsight.server.forecast.collections import detect_collections
+from binsight.server.health import device_health, missing_readings
 from binsight.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/bins", tags=["bins"])

@@ -14,7 +14,7 @@ from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Device, DeviceEvent
 from binsight.server.device_commands import new_command_id, send_device_command
-from binsight.server.fleet import device_health, missing_readings
+from binsight.server.health import device_health, missing_readings
 from binsight.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from binsight.server.api.schemas import IngestOut, Me
 from binsight.server.auth import Principal, authenticate, require
 from binsight.server.db.models import Device, IngestReject
-from binsight.server.fleet import missing_readings
+from binsight.server.health import missing_readings
 from binsight.server.metrics import CONTENT_TYPE, render_metrics
 from binsight.server.state import AppState, get_state
 from binsight.version import __version__

@@ -12,8 +12,8 @@ from binsight.server.api.schemas import PlanAccepted, PlanOut
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
+from binsight.server.planning.day_problem import PlanningError, PlanRequest, build_problem
 from binsight.server.planning.exports import to_csv, to_geojson, to_gpx
-from binsight.server.planning.problem import PlanningError, PlanRequest, build_problem
 from binsight.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["is_sqlite", "make_engine", "make_sessionmaker", "now_ms"]
+__all__ = ["make_engine", "make_sessionmaker", "now_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -17,10 +17,6 @@ logger = logging.getLogger(__name__)
 def now_ms() -> int:
     """Epoch milliseconds UTC, the one time unit stored."""
     return int(time.time() * 1000)
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -15,6 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
+from binsight.server.db.dialect import is_postgresql
+
 __all__ = ["current_revision", "head_revision", "upgrade"]
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the schema to ``revision``; returns the revision the database was at before."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
+        if is_postgresql(conn):
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
         before = MigrationContext.configure(conn).get_current_revision()
         command.upgrade(_config(conn), revision)

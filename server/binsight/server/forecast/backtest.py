@@ -9,14 +9,14 @@ a collection happens before the crossing are not scored (their truth is unknown)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from binsight.server.config import ForecastConfig
 from binsight.server.forecast.calibration import ReplayMemo, forecast_calibrated
-from binsight.server.forecast.model import forecast_bin
+from binsight.server.forecast.model import Forecast, forecast_bin
 
 __all__ = ["BacktestResult", "SimBin", "backtest", "simulate_bins"]
 
@@ -106,6 +106,36 @@ def _ols_crossing(t: NDArray[np.int64], y: NDArray[np.float64], now: int, thr: f
     return now + int(max(0.0, (thr - icpt) / slope) * _DAY_MS)
 
 
+@dataclass
+class _Scores:
+    """Per scored cut: the forecast's error against the truth, and where the truth fell in the band."""
+
+    errs: list[float] = field(default_factory=list)  # full_ts - truth, hours
+    base_errs: list[float] = field(default_factory=list)  # |baseline - truth|, hours
+    horizons: list[float] = field(default_factory=list)  # truth - cut, hours
+    predicted: list[float] = field(default_factory=list)  # full_ts - cut, hours
+    side: list[int] = field(default_factory=list)  # -1 truth before the band, 0 inside, 1 after
+    widths: list[float] = field(default_factory=list)  # band width, hours (inf: open-ended)
+    n_cal: int = 0  # forecasts whose band came from conformal calibration
+
+    def add(self, f: Forecast, truth: int, cut: int) -> None:
+        """Score forecast ``f`` made at ``cut`` (it has a ``full_ts``) against ``truth``."""
+        assert f.full_ts is not None
+        full_ts = f.full_ts
+        self.n_cal += "conformal" in f.method
+        self.errs.append((full_ts - truth) / _HOUR_MS)
+        self.horizons.append((truth - cut) / _HOUR_MS)
+        self.predicted.append((full_ts - cut) / _HOUR_MS)
+        low = f.low_ts if f.low_ts is not None else cut
+        if truth < low:
+            self.side.append(-1)
+        elif f.high_ts is not None and truth > f.high_ts:
+            self.side.append(1)
+        else:
+            self.side.append(0)
+        self.widths.append(((f.high_ts - low) / _HOUR_MS) if f.high_ts is not None else np.inf)
+
+
 def backtest(
     bins: list[SimBin],
     cfg: ForecastConfig,
@@ -120,84 +150,84 @@ def backtest(
     60 days) and holds any truth after ``low_ts``.
     """
     thr = cfg.threshold
-    errs: list[float] = []
-    base_errs: list[float] = []
-    horizons: list[float] = []
-    predicted: list[float] = []
-    side: list[int] = []  # -1 truth before the band, 0 inside, 1 after
-    widths: list[float] = []
-    n_cal = 0
+    scores = _Scores()
     for b in bins:
         memo: ReplayMemo = {}
         start = b.ts[0] + int(warmup_days * _DAY_MS)
         for cut in range(int(start), int(b.ts[-1]), int(cut_every_h * _HOUR_MS)):
-            i = int(np.searchsorted(b.ts, cut, side="right"))
-            if b.true_fill[i - 1] >= thr:
+            known = _true_crossing(b, cut, thr)
+            if known is None:
                 continue
-            after = b.true_fill[i:]
-            hit = np.nonzero(after >= thr)[0]
-            if len(hit) == 0:
-                continue
-            j = i + int(hit[0])
-            if np.any(np.diff(b.true_fill[i - 1 : j + 1]) < -0.2):
-                continue  # emptied before it got full: truth unknown
-            truth = int(b.ts[j])
+            i, truth = known
             if calibrate:
                 f = forecast_calibrated(b.ts[:i], b.observed[:i], cut, cfg, memo=memo)
             else:
                 f = forecast_bin(b.ts[:i], b.observed[:i], cut, cfg)
             if f is None or f.full_ts is None:
                 continue
-            n_cal += "conformal" in f.method
-            errs.append((f.full_ts - truth) / _HOUR_MS)
-            horizons.append((truth - cut) / _HOUR_MS)
-            predicted.append((f.full_ts - cut) / _HOUR_MS)
-            low = f.low_ts if f.low_ts is not None else cut
-            if truth < low:
-                side.append(-1)
-            elif f.high_ts is not None and truth > f.high_ts:
-                side.append(1)
-            else:
-                side.append(0)
-            widths.append(((f.high_ts - low) / _HOUR_MS) if f.high_ts is not None else np.inf)
+            scores.add(f, truth, cut)
             c_start = f.collections[-1] if f.collections else int(b.ts[0])
             k0 = int(np.searchsorted(b.ts, c_start))
             base = _ols_crossing(b.ts[k0:i], b.observed[k0:i], cut, thr)
             if base is not None:
-                base_errs.append(abs(base - truth) / _HOUR_MS)
-    e = np.abs(np.array(errs))
-    h = np.array(horizons)
-    sd = np.array(side)
-    w = np.array(widths)
+                scores.base_errs.append(abs(base - truth) / _HOUR_MS)
+    return _summarize(scores)
 
-    def by_hours(hours: np.ndarray) -> dict[str, dict[str, float]]:
-        by: dict[str, dict[str, float]] = {}
-        for name, lo, hi in (("<24h", -1e9, 24), ("24-72h", 24, 72), (">72h", 72, 1e9)):
-            sel = (hours >= lo) & (hours < hi)
-            if sel.any():
-                by[name] = {
-                    "n": int(sel.sum()),
-                    "mae_h": round(float(e[sel].mean()), 2),
-                    "coverage": round(float((sd[sel] == 0).mean()), 3),
-                    "truth_before": round(float((sd[sel] == -1).mean()), 3),
-                    "truth_after": round(float((sd[sel] == 1).mean()), 3),
-                    "median_width_h": round(float(np.median(w[sel])), 1),
-                }
-        return by
 
+def _true_crossing(b: SimBin, cut: int, thr: float) -> tuple[int, int] | None:
+    """How many readings the forecaster sees at ``cut``, and when the true fill reaches ``thr``.
+
+    None when the cut is not scored: already full, never full, or emptied before it got full
+    (then the truth is unknown).
+    """
+    i = int(np.searchsorted(b.ts, cut, side="right"))
+    if b.true_fill[i - 1] >= thr:
+        return None
+    hit = np.nonzero(b.true_fill[i:] >= thr)[0]
+    if len(hit) == 0:
+        return None
+    j = i + int(hit[0])
+    if np.any(np.diff(b.true_fill[i - 1 : j + 1]) < -0.2):
+        return None
+    return i, int(b.ts[j])
+
+
+def _summarize(scores: _Scores) -> BacktestResult:
+    e = np.abs(np.array(scores.errs))
+    sd = np.array(scores.side)
+    w = np.array(scores.widths)
     n = max(1, len(e))
     return BacktestResult(
         n=len(e),
         mae_h=float(e.mean()),
         median_ae_h=float(np.median(e)),
         p90_ae_h=float(np.percentile(e, 90)),
-        bias_h=float(np.mean(errs)),
+        bias_h=float(np.mean(scores.errs)),
         coverage=float((sd == 0).sum()) / n,
         early=float((sd == -1).sum()) / n,
         late=float((sd == 1).sum()) / n,
         median_width_h=float(np.median(w)),
-        calibrated=n_cal / n,
-        by_horizon=by_hours(h),
-        by_predicted_horizon=by_hours(np.array(predicted)),
-        baseline_mae_h=float(np.mean(base_errs)) if base_errs else float("nan"),
+        calibrated=scores.n_cal / n,
+        by_horizon=_by_hours(np.array(scores.horizons), e, sd, w),
+        by_predicted_horizon=_by_hours(np.array(scores.predicted), e, sd, w),
+        baseline_mae_h=float(np.mean(scores.base_errs)) if scores.base_errs else float("nan"),
     )
+
+
+def _by_hours(
+    hours: NDArray[np.float64], e: NDArray[np.float64], sd: NDArray[np.int64], w: NDArray[np.float64]
+) -> dict[str, dict[str, float]]:
+    """The scores by horizon bucket: absolute errors ``e``, band sides ``sd``, band widths ``w``."""
+    by: dict[str, dict[str, float]] = {}
+    for name, lo, hi in (("<24h", -1e9, 24), ("24-72h", 24, 72), (">72h", 72, 1e9)):
+        sel = (hours >= lo) & (hours < hi)
+        if sel.any():
+            by[name] = {
+                "n": int(sel.sum()),
+                "mae_h": round(float(e[sel].mean()), 2),
+                "coverage": round(float((sd[sel] == 0).mean()), 3),
+                "truth_before": round(float((sd[sel] == -1).mean()), 3),
+                "truth_after": round(float((sd[sel] == 1).mean()), 3),
+                "median_width_h": round(float(np.median(w[sel])), 1),
+            }
+    return by

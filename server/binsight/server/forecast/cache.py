@@ -4,10 +4,10 @@ The band is calibrated on replays of the bin's past forecasts (:mod:`calibration
 bin, and a refresh computes at most :data:`MAX_NEW_REPLAYS` new ones, so a server that just started
 answers quickly and calibrates each bin over its first refreshes (the model's band until then).
 
-Replays are also rationed across the fleet (:class:`ReplayBudget`): calibrating one bin takes ~56
+Replays are also rationed across all bins (:class:`ReplayBudget`): calibrating one bin takes ~56
 replays of ~16 ms, so without a ration the first ``/api/bins`` after a restart of a 1,000-bin server
 would spend ~130 s of CPU on replays (measured: 132 ms per bin for the first refresh against 16 ms for
-the forecast alone). With it, a request pays for at most a burst of replays and the fleet calibrates in
+the forecast alone). With it, a request pays for at most a burst of replays and the bins calibrate in
 the background of normal use, at a few percent of one core.
 """
 
@@ -29,11 +29,11 @@ from binsight.server.forecast.model import Forecast
 __all__ = ["MAX_NEW_REPLAYS", "ForecastCache", "ReplayBudget", "load_series"]
 
 _MAX_AGE_MS = 3_600_000
-#: New readings refresh a forecast at most this often (a fleet sends readings all the time).
+#: New readings refresh a forecast at most this often (the cameras send readings all the time).
 _MIN_AGE_MS = 60_000
 #: Replayed past forecasts computed per refresh (each costs about one forecast).
 MAX_NEW_REPLAYS = 8
-#: Fleet-wide ration of new replays: this many per second on average, at most REPLAY_BURST at once.
+#: Ration of new replays across all bins: this many per second on average, at most REPLAY_BURST at once.
 REPLAYS_PER_S = 4.0
 REPLAY_BURST = 32
 

@@ -214,6 +214,31 @@ def _diurnal_offsets(now_ts: int, prof: NDArray[np.float64] | None, tz: ZoneInfo
     return out
 
 
+@dataclass
+class _RateFit:
+    """The current level and filling rate (per average-weekday day) with the rate's interval."""
+
+    level: float
+    level_sd: float
+    rate: float
+    lo: float
+    hi: float
+    method: str
+
+
+@dataclass
+class _Projection:
+    """What the threshold crossings are solved on: the hourly filling curve from now."""
+
+    threshold: float
+    now_ts: int
+    cum: NDArray[np.float64]
+    day: NDArray[np.float64]
+
+    def crossing(self, level: float, rate: float) -> int | None:
+        return _crossing(level, rate, self.threshold, self.cum, self.now_ts, day=self.day)
+
+
 def forecast_bin(
     ts_ms: NDArray[np.int64] | list[int],
     fill: NDArray[np.float64] | list[float],
@@ -226,17 +251,10 @@ def forecast_bin(
     Returns None when there is too little data to say anything (fewer than 3 readings in the
     current cycle and no earlier cycle to borrow a rate from).
     """
-    thr = cfg.threshold if threshold is None else threshold
-    t = np.asarray(ts_ms, dtype=np.int64)
-    y = np.asarray(fill, dtype=np.float64)
-    keep = t <= now_ts
-    t, y = t[keep], y[keep]
-    if len(t) == 0:
+    recent = _recent_readings(ts_ms, fill, now_ts, cfg.history_days)
+    if recent is None:
         return None
-    order = np.argsort(t, kind="stable")
-    t, y = t[order], y[order]
-    start = np.searchsorted(t, now_ts - int(cfg.history_days * _DAY_MS))
-    t, y = t[start:], y[start:]
+    t, y = recent
     tz = ZoneInfo(cfg.timezone)
     cuts = detect_collections(y, cfg.min_drop)
     segment = np.zeros(len(t), dtype=np.int64)
@@ -247,16 +265,78 @@ def forecast_bin(
     mult = weekday_multipliers(rates)
     hist_rates = [r for _, r, seg in rates if seg < len(cuts)]
     ct, cy = t[c0:], y[c0:]
+    fit = _fit_rate(ct, cy, now_ts, confidence=cfg.confidence, hist_rates=hist_rates, mult=mult, tz=tz)
+    if fit is None:
+        return None
+    method = fit.method
+    if mult is not None:
+        method += "+weekday"
+    prof = _diurnal_profile(t, y, segment, tz)
+    if prof is not None:
+        method += "+hourly"
+    proj = _Projection(
+        threshold=cfg.threshold if threshold is None else threshold,
+        now_ts=now_ts,
+        cum=_cumulative(now_ts, mult, tz),
+        day=_diurnal_offsets(now_ts, prof, tz),
+    )
+    level = float(min(1.0, max(0.0, fit.level)))
     z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2)
+    cv = _day_to_day_cv(rates, mult)
+    full, low, high = _crossing_band(fit, level, proj, z=z, cv=cv, cycle_ts=ct)
+    return Forecast(
+        now_ts=now_ts,
+        threshold=proj.threshold,
+        level=level,
+        rate_per_day=float(fit.rate),
+        full_ts=full,
+        low_ts=low,
+        high_ts=high,
+        method=method,
+        collections=[int(t[c]) for c in cuts],
+        _cum=proj.cum,
+        _day=proj.day,
+    )
 
+
+def _recent_readings(
+    ts_ms: NDArray[np.int64] | list[int],
+    fill: NDArray[np.float64] | list[float],
+    now_ts: int,
+    history_days: float,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
+    """The readings up to ``now_ts`` within ``history_days``, in time order; None if there are none."""
+    t = np.asarray(ts_ms, dtype=np.int64)
+    y = np.asarray(fill, dtype=np.float64)
+    keep = t <= now_ts
+    t, y = t[keep], y[keep]
+    if len(t) == 0:
+        return None
+    order = np.argsort(t, kind="stable")
+    t, y = t[order], y[order]
+    start = np.searchsorted(t, now_ts - int(history_days * _DAY_MS))
+    return t[start:], y[start:]
+
+
+def _fit_rate(
+    ct: NDArray[np.int64],
+    cy: NDArray[np.float64],
+    now_ts: int,
+    *,
+    confidence: float,
+    hist_rates: list[float],
+    mult: NDArray[np.float64] | None,
+    tz: ZoneInfo,
+) -> _RateFit | None:
+    """Level and rate from the current cycle (``ct``, ``cy``), earlier cycles' daily rates, or both.
+
+    None when the cycle is too short to fit and there is no history to borrow from.
+    """
     span_days = (ct[-1] - ct[0]) / _DAY_MS if len(ct) else 0.0
-    have_cycle = len(ct) >= 3 and span_days >= 2 / 24
-    if have_cycle:
-        fit = theil_sen((ct - now_ts) / _DAY_MS, cy, cfg.confidence)
+    if len(ct) >= 3 and span_days >= 2 / 24:
+        fit = theil_sen((ct - now_ts) / _DAY_MS, cy, confidence)
         m_cycle = _mean_multiplier(int(ct[0]), int(ct[-1]), mult, tz)
         rate, lo, hi = fit.slope / m_cycle, fit.slope_low / m_cycle, fit.slope_high / m_cycle
-        level = fit.at(0.0)
-        level_sd = fit.residual_scale / np.sqrt(fit.n)
         method = "cycle"
         if span_days < 1.0 and hist_rates:
             # Early in a cycle a few hours say little about the rate: lean on earlier cycles.
@@ -266,24 +346,23 @@ def forecast_bin(
             rate = w * rate + (1 - w) * h_med
             lo, hi = w * lo + (1 - w) * h_lo, w * hi + (1 - w) * h_hi
             method = "cycle+history"
-    elif hist_rates:
-        rate = float(np.median(hist_rates))
+        return _RateFit(fit.at(0.0), fit.residual_scale / np.sqrt(fit.n), rate, lo, hi, method)
+    if hist_rates:
         lo, hi = (float(v) for v in np.percentile(hist_rates, [10, 90]))
-        level = float(np.median(cy[-3:]))
-        level_sd = 0.05
-        method = "history"
-    else:
-        return None
-    if mult is not None:
-        method += "+weekday"
-    cv = _day_to_day_cv(rates, mult)
-    level = float(min(1.0, max(0.0, level)))
-    cum = _cumulative(now_ts, mult, tz)
-    prof = _diurnal_profile(t, y, segment, tz)
-    day = _diurnal_offsets(now_ts, prof, tz)
-    if prof is not None:
-        method += "+hourly"
-    full = _crossing(level, rate, thr, cum, now_ts, day=day)
+        return _RateFit(float(np.median(cy[-3:])), 0.05, float(np.median(hist_rates)), lo, hi, "history")
+    return None
+
+
+def _crossing_band(
+    fit: _RateFit, level: float, proj: _Projection, *, z: float, cv: float, cycle_ts: NDArray[np.int64]
+) -> tuple[int | None, int | None, int | None]:
+    """When the bin reaches the threshold: central, earliest and latest (``full, low, high``).
+
+    ``level`` is the fit's level clipped to 0..1; ``cycle_ts`` the current cycle's reading times.
+    """
+    rate, lo, hi = fit.rate, fit.lo, fit.hi
+    now_ts = proj.now_ts
+    full = proj.crossing(level, rate)
     if rate > 0:
         # The coming days' rate varies around the fitted one: widen the fit's interval by the
         # day-to-day spread seen in history, averaged over the horizon (sd / sqrt(days)).
@@ -292,28 +371,16 @@ def forecast_bin(
         rel = float(np.hypot(rel_fit, cv / np.sqrt(horizon_d)))
         lo = min(lo, rate * (1 - max(z * rel, REL_RATE_FLOOR)))
         hi = max(hi, rate * (1 + max(z * rel, REL_RATE_FLOOR)))
-    low = _crossing(level + z * level_sd, hi, thr, cum, now_ts, day=day)
-    high = _crossing(level - z * level_sd, max(lo, 0.0), thr, cum, now_ts, day=day)
+    low = proj.crossing(level + z * fit.level_sd, hi)
+    high = proj.crossing(level - z * fit.level_sd, max(lo, 0.0))
     if full is not None:
         low = min(low if low is not None else full, max(now_ts, full - MIN_HALF_BAND_MS))
         high = max(high if high is not None else full, full + MIN_HALF_BAND_MS) if high is not None else None
-    if level >= thr and rate > 0:
+    if level >= proj.threshold and rate > 0:
         # Already past the threshold: report when the fitted line crossed it, not "now". The level is
         # itself uncertain (camera noise: the true fill may still be just under the threshold), so the
         # band keeps its slow end from ``level - z * sd`` computed above instead of closing on the past.
-        back = int((thr - level) / rate * _DAY_MS)
-        full = low = max(int(ct[0]), now_ts + back)
+        back = int((proj.threshold - level) / rate * _DAY_MS)
+        full = low = max(int(cycle_ts[0]), now_ts + back)
         high = max(high, full) if high is not None else None
-    return Forecast(
-        now_ts=now_ts,
-        threshold=thr,
-        level=level,
-        rate_per_day=float(rate),
-        full_ts=full,
-        low_ts=low,
-        high_ts=high,
-        method=method,
-        collections=[int(t[c]) for c in cuts],
-        _cum=cum,
-        _day=day,
-    )
+    return full, low, high

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Float,
     String,
     Table,
@@ -27,10 +26,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from binsight.protocol import Reading as Reading_
+from binsight.server.db import dialect
 from binsight.server.db.models import (
     Bin,
     Device,
@@ -51,24 +50,6 @@ from binsight.server.ingest.messages import (
 )
 
 __all__ = ["BatchResult", "BinRegistry", "write_batch"]
-
-
-def _insert(session: Session, table: Any) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_nothing/update``."""
-    name = session.get_bind().dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
-
-
-def _greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.greatest(a, b)
-    return func.max(a, b)
-
-
-def _least(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.least(a, b)
-    return func.min(a, b)
 
 
 class BinRegistry:
@@ -101,7 +82,7 @@ class BinRegistry:
         rows = [
             {"id": b, "registered": False, "created_at": now_ms, "updated_at": now_ms} for b in sorted(new)
         ]
-        session.execute(_insert(session, Bin).on_conflict_do_nothing(index_elements=["id"]), rows)
+        session.execute(dialect.insert(session, Bin).on_conflict_do_nothing(index_elements=["id"]), rows)
         self.present |= new
 
 
@@ -114,17 +95,23 @@ class BatchResult:
 
 
 @dataclass
-class _DeviceDelta:
-    """What one batch changes on one device row (sentinels: -1 / "" mean 'nothing new')."""
+class _DeviceChange:
+    """What one batch changes on one device row; the defaults mean "nothing new" for each field."""
 
-    seen: int = 0
-    n: int = 0
-    mn: int = 0
-    mx: int = 0
-    rts: int = -1
-    q: str = ""
-    fts: int = -1
+    #: When the batch saw a sign of life from the device, epoch ms (0: none).
+    last_seen: int = 0
+    #: Readings this batch actually inserted (duplicates excluded): added to ``seq_count``.
+    new_readings: int = 0
+    #: Lowest and highest seq among them (meaningful only when ``new_readings > 0``).
+    seq_min: int = 0
+    seq_max: int = 0
+    #: Timestamp and quality of the batch's newest reading (-1: no reading).
+    reading_ts: int = -1
+    quality: str = ""
+    #: Timestamp and value of the batch's newest reading with a fill (-1: none had one).
+    fill_ts: int = -1
     fill: float = 0.0
+    #: The model of the batch's live (not historical) readings ("": no live reading).
     model: str = ""
 
 
@@ -132,29 +119,36 @@ def _ensure_devices(session: Session, registry: BinRegistry, bin_ids: set[str]) 
     new = bin_ids - registry.devices
     if new:
         session.execute(
-            _insert(session, Device).on_conflict_do_nothing(index_elements=["bin_id"]),
+            dialect.insert(session, Device).on_conflict_do_nothing(index_elements=["bin_id"]),
             [{"bin_id": b, "seq_count": 0} for b in sorted(new)],
         )
         registry.devices |= new
 
 
-_PG_LOCK_DEVICES = text("SELECT 1 FROM devices WHERE bin_id = ANY(:b) ORDER BY bin_id FOR UPDATE")
+_PG_LOCK_DEVICES = text("SELECT 1 FROM devices WHERE bin_id = ANY(:bin_id) ORDER BY bin_id FOR UPDATE")
 _PG_UPDATE_DEVICES = text(
     """
 UPDATE devices AS d SET
-  last_seen = CASE WHEN v.seen > 0 THEN GREATEST(COALESCE(d.last_seen, 0), v.seen) ELSE d.last_seen END,
-  seq_count = d.seq_count + v.n,
-  seq_min = CASE WHEN v.n > 0 THEN LEAST(COALESCE(d.seq_min, v.mn), v.mn) ELSE d.seq_min END,
-  seq_max = CASE WHEN v.n > 0 THEN GREATEST(COALESCE(d.seq_max, v.mx), v.mx) ELSE d.seq_max END,
-  reading_ts = CASE WHEN v.rts >= 0 AND v.rts >= COALESCE(d.reading_ts, -1) THEN v.rts ELSE d.reading_ts END,
-  quality = CASE WHEN v.rts >= 0 AND v.rts >= COALESCE(d.reading_ts, -1) THEN v.q ELSE d.quality END,
-  fill_ts = CASE WHEN v.fts >= 0 AND v.fts >= COALESCE(d.fill_ts, -1) THEN v.fts ELSE d.fill_ts END,
-  fill = CASE WHEN v.fts >= 0 AND v.fts >= COALESCE(d.fill_ts, -1) THEN v.fill ELSE d.fill END,
+  last_seen = CASE WHEN v.last_seen > 0 THEN GREATEST(COALESCE(d.last_seen, 0), v.last_seen)
+                   ELSE d.last_seen END,
+  seq_count = d.seq_count + v.new_readings,
+  seq_min = CASE WHEN v.new_readings > 0 THEN LEAST(COALESCE(d.seq_min, v.seq_min), v.seq_min)
+                 ELSE d.seq_min END,
+  seq_max = CASE WHEN v.new_readings > 0 THEN GREATEST(COALESCE(d.seq_max, v.seq_max), v.seq_max)
+                 ELSE d.seq_max END,
+  reading_ts = CASE WHEN v.reading_ts >= 0 AND v.reading_ts >= COALESCE(d.reading_ts, -1) THEN v.reading_ts
+                    ELSE d.reading_ts END,
+  quality = CASE WHEN v.reading_ts >= 0 AND v.reading_ts >= COALESCE(d.reading_ts, -1) THEN v.quality
+                 ELSE d.quality END,
+  fill_ts = CASE WHEN v.fill_ts >= 0 AND v.fill_ts >= COALESCE(d.fill_ts, -1) THEN v.fill_ts
+                 ELSE d.fill_ts END,
+  fill = CASE WHEN v.fill_ts >= 0 AND v.fill_ts >= COALESCE(d.fill_ts, -1) THEN v.fill ELSE d.fill END,
   model = CASE WHEN v.model <> '' THEN v.model ELSE d.model END
-FROM unnest(CAST(:b AS varchar[]), CAST(:seen AS bigint[]), CAST(:n AS bigint[]), CAST(:mn AS bigint[]),
-            CAST(:mx AS bigint[]), CAST(:rts AS bigint[]), CAST(:q AS varchar[]), CAST(:fts AS bigint[]),
-            CAST(:fill AS float8[]), CAST(:model AS varchar[]))
-     AS v(bin_id, seen, n, mn, mx, rts, q, fts, fill, model)
+FROM unnest(CAST(:bin_id AS varchar[]), CAST(:last_seen AS bigint[]), CAST(:new_readings AS bigint[]),
+            CAST(:seq_min AS bigint[]), CAST(:seq_max AS bigint[]), CAST(:reading_ts AS bigint[]),
+            CAST(:quality AS varchar[]), CAST(:fill_ts AS bigint[]), CAST(:fill AS float8[]),
+            CAST(:model AS varchar[]))
+     AS v(bin_id, last_seen, new_readings, seq_min, seq_max, reading_ts, quality, fill_ts, fill, model)
 WHERE d.bin_id = v.bin_id
 """
 )
@@ -175,64 +169,62 @@ def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     return {k: [r[k] for r in rows] for k in rows[0]}
 
 
-def _update_devices(session: Session, deltas: dict[str, _DeviceDelta]) -> None:
+def _update_devices(session: Session, changes: dict[str, _DeviceChange]) -> None:
     """One UPDATE per device per batch: every SET sees the old row, as SQL defines.
 
     PostgreSQL gets one statement over arrays (``unnest``), after locking the rows in id order so
     that two servers writing overlapping devices cannot deadlock; SQLite an executemany.
     """
-    if not deltas:
+    if not changes:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        items = sorted(deltas.items())
-        cols = _columns([{"b": b, **dataclasses.asdict(d)} for b, d in items])
-        session.execute(_PG_LOCK_DEVICES, {"b": cols["b"]})
+    rows = [{"bin_id": b, **dataclasses.asdict(c)} for b, c in sorted(changes.items())]
+    if dialect.is_postgresql(session):
+        cols = _columns(rows)
+        session.execute(_PG_LOCK_DEVICES, {"bin_id": cols["bin_id"]})
         session.execute(_PG_UPDATE_DEVICES, cols)
         return
+    # The bind names differ from the column names: SQLAlchemy reserves those for the SET values.
+    session.execute(_sqlite_update_devices(session), [{f"d_{k}": v for k, v in r.items()} for r in rows])
+
+
+def _sqlite_update_devices(session: Session) -> Any:
+    """The per-device UPDATE of :func:`_update_devices`, with ``d_<field>`` binds per device."""
     t = Device.__table__
     assert isinstance(t, Table)
-    n = bindparam("d_n", type_=BigInteger)
-    mn = bindparam("d_mn", type_=BigInteger)
-    mx = bindparam("d_mx", type_=BigInteger)
-    rts = bindparam("d_rts", type_=BigInteger)
-    fts = bindparam("d_fts", type_=BigInteger)
-    newer_reading = (rts >= 0) & (rts >= func.coalesce(t.c.reading_ts, -1))
-    newer_fill = (fts >= 0) & (fts >= func.coalesce(t.c.fill_ts, -1))
+    last_seen = bindparam("d_last_seen", type_=BigInteger)
+    new_readings = bindparam("d_new_readings", type_=BigInteger)
+    seq_min = bindparam("d_seq_min", type_=BigInteger)
+    seq_max = bindparam("d_seq_max", type_=BigInteger)
+    reading_ts = bindparam("d_reading_ts", type_=BigInteger)
+    fill_ts = bindparam("d_fill_ts", type_=BigInteger)
     model = bindparam("d_model", type_=String)
-    seen = bindparam("d_seen", type_=BigInteger)
-    stmt = (
+    newer_reading = (reading_ts >= 0) & (reading_ts >= func.coalesce(t.c.reading_ts, -1))
+    newer_fill = (fill_ts >= 0) & (fill_ts >= func.coalesce(t.c.fill_ts, -1))
+    any_new = new_readings > 0
+    return (
         update(t)
-        .where(t.c.bin_id == bindparam("d_bin", type_=String))
+        .where(t.c.bin_id == bindparam("d_bin_id", type_=String))
         .values(
             last_seen=case(
-                (seen > 0, _greatest(session, func.coalesce(t.c.last_seen, 0), seen)), else_=t.c.last_seen
+                (last_seen > 0, dialect.greatest(session, func.coalesce(t.c.last_seen, 0), last_seen)),
+                else_=t.c.last_seen,
             ),
-            seq_count=t.c.seq_count + n,
-            seq_min=case((n > 0, _least(session, func.coalesce(t.c.seq_min, mn), mn)), else_=t.c.seq_min),
-            seq_max=case((n > 0, _greatest(session, func.coalesce(t.c.seq_max, mx), mx)), else_=t.c.seq_max),
-            reading_ts=case((newer_reading, rts), else_=t.c.reading_ts),
-            quality=case((newer_reading, bindparam("d_q", type_=String)), else_=t.c.quality),
-            fill_ts=case((newer_fill, fts), else_=t.c.fill_ts),
+            seq_count=t.c.seq_count + new_readings,
+            seq_min=case(
+                (any_new, dialect.least(session, func.coalesce(t.c.seq_min, seq_min), seq_min)),
+                else_=t.c.seq_min,
+            ),
+            seq_max=case(
+                (any_new, dialect.greatest(session, func.coalesce(t.c.seq_max, seq_max), seq_max)),
+                else_=t.c.seq_max,
+            ),
+            reading_ts=case((newer_reading, reading_ts), else_=t.c.reading_ts),
+            quality=case((newer_reading, bindparam("d_quality", type_=String)), else_=t.c.quality),
+            fill_ts=case((newer_fill, fill_ts), else_=t.c.fill_ts),
             fill=case((newer_fill, bindparam("d_fill", type_=Float)), else_=t.c.fill),
             model=case((model != "", model), else_=t.c.model),
         )
     )
-    params = [
-        {
-            "d_bin": b,
-            "d_seen": d.seen,
-            "d_n": d.n,
-            "d_mn": d.mn,
-            "d_mx": d.mx,
-            "d_rts": d.rts,
-            "d_q": d.q,
-            "d_fts": d.fts,
-            "d_fill": d.fill,
-            "d_model": d.model,
-        }
-        for b, d in sorted(deltas.items())
-    ]
-    session.execute(stmt, params)
 
 
 def _write_readings(
@@ -240,7 +232,7 @@ def _write_readings(
     msgs: Sequence[ReadingMsg],
     now_ms: int,
     result: BatchResult,
-    deltas: dict[str, _DeviceDelta],
+    changes: dict[str, _DeviceChange],
 ) -> None:
     unique: dict[tuple[str, int], Reading_] = {}
     for m in msgs:
@@ -248,7 +240,7 @@ def _write_readings(
     if not unique:
         return
     stmt = (
-        _insert(session, Reading)
+        dialect.insert(session, Reading)
         .on_conflict_do_nothing(index_elements=["bin_id", "seq"])
         .returning(Reading.bin_id, Reading.seq)
     )
@@ -268,7 +260,7 @@ def _write_readings(
         }
         for r in unique.values()
     ]
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect.is_postgresql(session):
         # One statement over arrays: far less per-row work than a multi-row VALUES (measured ~3x).
         inserted = session.execute(_PG_INSERT_READINGS, _columns(rows)).all()
     else:
@@ -276,18 +268,18 @@ def _write_readings(
     result.inserted += len(inserted)
     result.duplicates += len(msgs) - len(inserted)
     for bin_id, seq in inserted:
-        d = deltas[bin_id]
-        d.mn = seq if d.n == 0 else min(d.mn, seq)
-        d.mx = seq if d.n == 0 else max(d.mx, seq)
-        d.n += 1
+        c = changes[bin_id]
+        c.seq_min = seq if c.new_readings == 0 else min(c.seq_min, seq)
+        c.seq_max = seq if c.new_readings == 0 else max(c.seq_max, seq)
+        c.new_readings += 1
     for r in unique.values():
-        d = deltas[r.bin_id]
-        if r.ts >= d.rts:
-            d.rts, d.q = r.ts, r.quality
-        if r.fill is not None and r.ts >= d.fts:
-            d.fts, d.fill = r.ts, r.fill
+        c = changes[r.bin_id]
+        if r.ts >= c.reading_ts:
+            c.reading_ts, c.quality = r.ts, r.quality
+        if r.fill is not None and r.ts >= c.fill_ts:
+            c.fill_ts, c.fill = r.ts, r.fill
         if not r.historical:
-            d.model = r.model
+            c.model = r.model
             result.live_ts.append(r.ts)
 
 
@@ -353,7 +345,7 @@ def _write_events(session: Session, msgs: Sequence[EventMsg], now_ms: int) -> No
         }
         for m in msgs
     ]
-    session.execute(_insert(session, DeviceEvent).on_conflict_do_nothing(), rows)
+    session.execute(dialect.insert(session, DeviceEvent).on_conflict_do_nothing(), rows)
     for m in msgs:
         e = m.event
         if e.kind == "command" and e.ref:
@@ -385,7 +377,8 @@ def _write_images(session: Session, msgs: Sequence[ImageMsg], now_ms: int) -> No
                 "jpeg": m.jpeg,
             }
         )
-    session.execute(_insert(session, Image).on_conflict_do_nothing(index_elements=["bin_id", "sha256"]), rows)
+    upsert = dialect.insert(session, Image).on_conflict_do_nothing(index_elements=["bin_id", "sha256"])
+    session.execute(upsert, rows)
 
 
 def _write_rejects(session: Session, rejects: Sequence[Reject], now_ms: int) -> None:
@@ -394,7 +387,7 @@ def _write_rejects(session: Session, rejects: Sequence[Reject], now_ms: int) -> 
         n, _ = per.get(r.reason, (0, r))
         per[r.reason] = (n + 1, r)
     for reason, (n, last) in sorted(per.items()):
-        stmt = _insert(session, IngestReject).values(
+        stmt = dialect.insert(session, IngestReject).values(
             reason=reason, count=n, last_at=now_ms, last_topic=last.topic[:300], last_detail=last.detail[:500]
         )
         stmt = stmt.on_conflict_do_update(
@@ -440,15 +433,15 @@ def write_batch(
     else:
         registry.ensure_present(session, {bin_of(i) for i in good}, now_ms)
 
-    deltas: dict[str, _DeviceDelta] = {}
+    changes: dict[str, _DeviceChange] = {}
     for i in good:
-        d = deltas.setdefault(bin_of(i), _DeviceDelta())
+        c = changes.setdefault(bin_of(i), _DeviceChange())
         # An offline will, or a retained "online" replayed when we subscribe, is no sign of life.
         if not (isinstance(i, Availability) and (not i.online or i.retained)):
-            d.seen = now_ms
-    _ensure_devices(session, registry, set(deltas))
-    _write_readings(session, [i for i in good if isinstance(i, ReadingMsg)], now_ms, result, deltas)
-    _update_devices(session, deltas)
+            c.last_seen = now_ms
+    _ensure_devices(session, registry, set(changes))
+    _write_readings(session, [i for i in good if isinstance(i, ReadingMsg)], now_ms, result, changes)
+    _update_devices(session, changes)
     if stats := [i for i in good if isinstance(i, StatsMsg)]:
         _write_stats(session, stats)
     if avail := [i for i in good if isinstance(i, Availability)]:

@@ -20,9 +20,9 @@ def plan(problem: dict[str, Any], time_limit_s: float, seed: int = 0) -> dict[st
     ------
     binsight.errors.DataError
         The problem is malformed (the message names the key), or
-        :class:`~binsight.server.routing.problem.InfeasibleProblem` when a mandatory bin cannot be
+        :class:`~binsight.server.routing.instance_builder.InfeasibleProblem` when a mandatory bin cannot be
         collected by any truck (the message names the bin).
     """
-    from binsight.server.routing.problem import plan_problem
+    from binsight.server.routing.instance_builder import plan_problem
 
     return plan_problem(problem, time_limit_s, seed=seed)

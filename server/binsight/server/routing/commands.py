@@ -33,8 +33,8 @@ def benchmark_result(outcome: Any) -> dict[str, Any]:
 
 def solve(args: argparse.Namespace) -> int:
     """Solve ``args.instance`` and print the result (one JSON object with ``--json``)."""
+    from binsight.server.routing.instance_builder import plan_problem
     from binsight.server.routing.planner import ENGINES, solve_instance
-    from binsight.server.routing.problem import plan_problem
     from binsight.server.routing.readers import read_instance_file
 
     if args.engine not in ENGINES:

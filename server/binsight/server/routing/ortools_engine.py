@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from binsight.server.routing.instance import INF
@@ -34,6 +35,21 @@ def _copies_per_site(net: Network) -> int:
     return max(2, min(need, 4 * inst.num_vehicles + 4))
 
 
+@dataclass
+class _Model:
+    """One network as an OR-Tools routing model, with what reading its solution back needs."""
+
+    routing: Any
+    manager: Any
+    #: The network node behind each OR-Tools node (disposal copies map to their site's node).
+    node_of: list[int]
+    #: Per disposal site, the OR-Tools nodes that stand for it (the original first).
+    site_nodes: list[list[int]]
+    #: Service time per OR-Tools node.
+    service: list[int]
+    n_vehicles: int
+
+
 def solve_ortools(
     net: Network,
     time_limit_s: float,
@@ -46,59 +62,99 @@ def solve_ortools(
     first solution; without it the first solution strategy is chosen by problem shape (parallel
     cheapest insertion when there are time windows, savings otherwise).
     """
-    from ortools.constraint_solver import pywrapcp, routing_enums_pb2
-
     del seed  # OR-Tools' local search is deterministic for given parameters
-    inst = net.inst
-    vehicles = inst.vehicle_list()
+    model = _build_model(net)
+    solution = _solve(net, model, _search_parameters(net, time_limit_s), initial)
+    if solution is None:
+        return EngineSolution(routes=[], engine="ortools", detail=f"ortools status {model.routing.status()}")
+    return EngineSolution(
+        routes=_extract(net, model, solution),
+        engine="ortools",
+        detail=f"ortools objective {solution.ObjectiveValue()}",
+    )
+
+
+def _build_model(net: Network) -> _Model:
+    """The routing model: nodes, arc costs, the load and time dimensions and their bounds."""
+    from ortools.constraint_solver import pywrapcp
+
+    vehicles = net.inst.vehicle_list()
+    node_of, site_nodes = _node_map(net)
+    starts = [v.depot for v in vehicles]
+    ends = [net.end_node[v.depot] for v in vehicles]
+    manager = pywrapcp.RoutingIndexManager(len(node_of), len(vehicles), starts, ends)
+    routing = pywrapcp.RoutingModel(manager)
+    service, demand = _service_and_demand(net, len(node_of), site_nodes)
+    model = _Model(routing, manager, node_of, site_nodes, service, len(vehicles))
+
+    dist = net.dist[node_of][:, node_of]
+    dist_cb = routing.RegisterTransitMatrix(dist.tolist())
+    routing.SetArcCostEvaluatorOfAllVehicles(dist_cb)
+
+    load_cb = routing.RegisterUnaryTransitVector(demand)
+    routing.AddDimensionWithVehicleCapacity(
+        load_cb, _max_capacity(net) if net.inst.disposal else 0, [v.capacity for v in vehicles], True, "load"
+    )
+    horizon = _horizon(net)
+    dur = net.dur[node_of][:, node_of] + [[x] for x in service]
+    time_cb = routing.RegisterTransitMatrix(dur.tolist())
+    routing.AddDimension(time_cb, horizon, horizon, False, "time")
+
+    _constrain_nodes(net, model, set(starts) | set(ends), horizon)
+    _constrain_vehicles(net, model, horizon)
+    return model
+
+
+def _node_map(net: Network) -> tuple[list[int], list[list[int]]]:
+    """OR-Tools nodes: the network's nodes, then extra copies of each disposal site."""
     copies = _copies_per_site(net)
-    # OR-Tools nodes: the network's nodes, then extra copies of each disposal site.
     node_of = list(range(len(net.loc)))
     site_nodes: list[list[int]] = [[d] for d in net.disposal_nodes]
     for s, d in enumerate(net.disposal_nodes):
         for _ in range(copies - 1):
             site_nodes[s].append(len(node_of))
             node_of.append(d)
-    n = len(node_of)
-    starts = [v.depot for v in vehicles]
-    ends = [net.end_node[v.depot] for v in vehicles]
-    manager = pywrapcp.RoutingIndexManager(n, len(vehicles), starts, ends)
-    routing = pywrapcp.RoutingModel(manager)
+    return node_of, site_nodes
 
-    dist = net.dist[node_of][:, node_of]
-    svc = [0] * n
+
+def _max_capacity(net: Network) -> int:
+    return max(v.capacity for v in net.inst.vehicle_list())
+
+
+def _service_and_demand(net: Network, n: int, site_nodes: list[list[int]]) -> tuple[list[int], list[int]]:
+    """Service time and load change per OR-Tools node; a disposal visit may empty the fullest truck."""
+    inst = net.inst
+    service = [0] * n
     demand = [0] * n
-    cmax = max(v.capacity for v in vehicles)
+    cmax = _max_capacity(net)
     for i, c in enumerate(inst.clients):
-        svc[net.client_offset + i] = c.service
+        service[net.client_offset + i] = c.service
         demand[net.client_offset + i] = c.demand
     for s, nodes in enumerate(site_nodes):
         for node in nodes:
-            svc[node] = inst.disposal[s].service
+            service[node] = inst.disposal[s].service
             demand[node] = -cmax
-    dur = net.dur[node_of][:, node_of] + [[x] for x in svc]
+    return service, demand
 
-    dist_cb = routing.RegisterTransitMatrix(dist.tolist())
-    routing.SetArcCostEvaluatorOfAllVehicles(dist_cb)
 
-    load_cb = routing.RegisterUnaryTransitVector(demand)
-    routing.AddDimensionWithVehicleCapacity(
-        load_cb, cmax if inst.disposal else 0, [v.capacity for v in vehicles], True, "load"
-    )
-    load = routing.GetDimensionOrDie("load")
-
-    horizon = max(
-        [v.tw_late for v in vehicles if v.tw_late < INF]
+def _horizon(net: Network) -> int:
+    """The time dimension's bound: the latest finite window, or a route long enough to visit all."""
+    inst = net.inst
+    return max(
+        [v.tw_late for v in inst.vehicle_list() if v.tw_late < INF]
         + [c.tw_late for c in inst.clients if c.tw_late < INF]
         + [int(net.dur.max()) * (len(inst.clients) + 2)]
     )
-    time_cb = routing.RegisterTransitMatrix(dur.tolist())
-    routing.AddDimension(time_cb, horizon, horizon, False, "time")
-    time = routing.GetDimensionOrDie("time")
 
-    disposal_set = {node for nodes in site_nodes for node in nodes}
-    for node in range(n):
-        if node in starts or node in ends:
+
+def _constrain_nodes(net: Network, model: _Model, route_ends: set[int], horizon: int) -> None:
+    """Disposal copies and unused depots are optional; clients get their windows and prizes."""
+    routing, manager = model.routing, model.manager
+    load = routing.GetDimensionOrDie("load")
+    time = routing.GetDimensionOrDie("time")
+    disposal_set = {node for nodes in model.site_nodes for node in nodes}
+    for node in range(len(model.node_of)):
+        if node in route_ends:
             continue
         index = manager.NodeToIndex(node)
         if node in disposal_set:
@@ -109,14 +165,21 @@ def solve_ortools(
             routing.ActiveVar(index).SetValue(0)
             continue
         load.SlackVar(index).SetValue(0)
-        job = inst.clients[node - net.client_offset]
+        job = net.inst.clients[node - net.client_offset]
         time.CumulVar(index).SetRange(job.tw_early, min(job.tw_late, horizon))
         if not job.required:
             routing.AddDisjunction([index], job.prize)
+
+
+def _constrain_vehicles(net: Network, model: _Model, horizon: int) -> None:
+    """Shift windows, maximum durations and driver breaks; routes start late and end early."""
+    routing, manager = model.routing, model.manager
+    load = routing.GetDimensionOrDie("load")
+    time = routing.GetDimensionOrDie("time")
     solver = routing.solver()
     # Break constraints want service times by routing index, not node.
-    visit_transit = [svc[manager.IndexToNode(i)] for i in range(routing.Size())]
-    for v, veh in enumerate(vehicles):
+    visit_transit = [model.service[manager.IndexToNode(i)] for i in range(routing.Size())]
+    for v, veh in enumerate(net.inst.vehicle_list()):
         load.SlackVar(routing.Start(v)).SetValue(0)
         late = min(veh.tw_late, horizon)
         time.CumulVar(routing.Start(v)).SetRange(veh.tw_early, late)
@@ -131,16 +194,26 @@ def solve_ortools(
         routing.AddVariableMinimizedByFinalizer(time.CumulVar(routing.End(v)))
         routing.AddVariableMaximizedByFinalizer(time.CumulVar(routing.Start(v)))
 
+
+def _search_parameters(net: Network, time_limit_s: float) -> Any:
+    """Guided local search from a first solution suited to the problem's shape."""
+    from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
     params = pywrapcp.DefaultRoutingSearchParameters()
-    has_tw = any(c.tw_late < INF or c.tw_early > 0 for c in inst.clients)
+    has_tw = any(c.tw_late < INF or c.tw_early > 0 for c in net.inst.clients)
     fss = routing_enums_pb2.FirstSolutionStrategy
     params.first_solution_strategy = fss.PARALLEL_CHEAPEST_INSERTION if has_tw else fss.SAVINGS
     params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     params.time_limit.FromMilliseconds(max(50, int(time_limit_s * 1000)))
+    return params
 
+
+def _solve(net: Network, model: _Model, params: Any, initial: EngineSolution | None) -> Any:
+    """The best assignment found (from ``initial`` when OR-Tools accepts it), or None."""
+    routing = model.routing
     solution = None
     if initial is not None:
-        warm = _warm_routes(net, initial, site_nodes, len(vehicles))
+        warm = _warm_routes(net, initial, model.site_nodes, model.n_vehicles)
         assignment = routing.ReadAssignmentFromRoutes(warm, True)
         if assignment is not None:
             solution = routing.SolveFromAssignmentWithParameters(assignment, params)
@@ -148,20 +221,7 @@ def solve_ortools(
             logger.info("ortools: warm start rejected (infeasible for exact constraints); solving cold")
     if solution is None:
         solution = routing.SolveWithParameters(params)
-    if solution is None:
-        return EngineSolution(routes=[], engine="ortools", detail=f"ortools status {routing.status()}")
-    return EngineSolution(
-        routes=_extract(
-            net,
-            routing=routing,
-            manager=manager,
-            solution=solution,
-            node_of=node_of,
-            n_vehicles=len(vehicles),
-        ),
-        engine="ortools",
-        detail=f"ortools objective {solution.ObjectiveValue()}",
-    )
+    return solution
 
 
 def _warm_routes(
@@ -182,14 +242,14 @@ def _warm_routes(
     return routes
 
 
-def _extract(
-    net: Network, *, routing: Any, manager: Any, solution: Any, node_of: list[int], n_vehicles: int
-) -> list[RoutePlan]:
+def _extract(net: Network, model: _Model, solution: Any) -> list[RoutePlan]:
+    """The routes of ``solution`` as visits of the network (copies read as their disposal site)."""
+    routing, manager, node_of = model.routing, model.manager, model.node_of
     inst = net.inst
     vehicles = inst.vehicle_list()
     disposal_index = {node: s for s, node in enumerate(net.disposal_nodes)}
     plans = []
-    for v in range(n_vehicles):
+    for v in range(model.n_vehicles):
         index = solution.Value(routing.NextVar(routing.Start(v)))
         visits: list[Visit] = []
         last = vehicles[v].depot

@@ -150,7 +150,7 @@ def read_instance_file(path: str | Path) -> Instance | dict[str, Any]:
     """Read ``path`` by its format: ``.vrp`` CVRP, ``.txt`` Solomon, or ``.json`` binsight problem.
 
     A binsight problem comes back as its parsed JSON dict (built into an instance by
-    :func:`binsight.server.routing.problem.build_instance`, which needs the distance source).
+    :func:`binsight.server.routing.instance_builder.build_instance`, which needs the distance source).
     """
     import json
 

@@ -10,8 +10,8 @@ import numpy as np
 from binsight.server.routing.instance import INF
 
 if TYPE_CHECKING:
+    from binsight.server.routing.instance_builder import Built
     from binsight.server.routing.planner import Outcome
-    from binsight.server.routing.problem import Built
 
 __all__ = ["plan_result"]
 

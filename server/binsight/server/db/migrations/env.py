@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from alembic import context
 
+from binsight.server.db.dialect import is_sqlite
 from binsight.server.db.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
+    render_as_batch=is_sqlite(connection),
     compare_type=True,
 )
 with context.begin_transaction():

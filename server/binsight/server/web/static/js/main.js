@@ -2,13 +2,15 @@
 import { api } from './api.js';
 import { can, clearToken, getToken, setToken } from './auth.js';
 import { flash, h, replace } from './dom.js';
-import fleetView from './views/fleet.js';
+import camerasView from './views/cameras.js';
 import labelView from './views/label.js';
 import mapView from './views/map.js';
 import modelsView from './views/models.js';
 import planView from './views/plan.js';
 
-const VIEWS = [mapView, planView, fleetView, labelView, modelsView];
+const VIEWS = [mapView, planView, camerasView, labelView, modelsView];
+// Old addresses of renamed pages, kept working for bookmarks and links: #/fleet/<bin> -> #/cameras/<bin>.
+const RENAMED = { fleet: 'cameras' };
 
 const state = { me: null, cleanup: null };
 
@@ -48,6 +50,10 @@ function unmount() {
 function route() {
   if (!state.me) return;
   const [id, ...rest] = location.hash.replace(/^#\/?/, '').split('/');
+  if (Object.hasOwn(RENAMED, id)) {
+    location.replace(`#/${[RENAMED[id], ...rest].join('/')}`);
+    return;
+  }
   const views = allowed();
   if (!views.length) {
     // A role this page does not know (a newer server?): say so rather than show an empty shell.

@@ -89,8 +89,8 @@ export default {
     if (st.on) map.setTiles(st.url);
 
     function detailsOf(bin) {
-      return [binDetails(bin), ctx.can('fleet')
-        ? h('p', {}, h('a', { href: `#/fleet/${encodeURIComponent(bin.id)}` }, `Fill history and device of ${bin.id}`)) : null];
+      return [binDetails(bin), ctx.can('cameras')
+        ? h('p', {}, h('a', { href: `#/cameras/${encodeURIComponent(bin.id)}` }, `Fill history and device of ${bin.id}`)) : null];
     }
 
     function choose(bin) {

@@ -13,7 +13,7 @@ from binsight.server.bins_import import BinRow, import_bins
 from binsight.server.config import ServerConfig
 from binsight.server.forecast.cache import ForecastCache
 from binsight.server.ingest.store import BinRegistry, write_batch
-from binsight.server.planning.problem import PlanningError, PlanRequest, build_problem, service_day
+from binsight.server.planning.day_problem import PlanningError, PlanRequest, build_problem, service_day
 
 HOUR = 3_600_000
 

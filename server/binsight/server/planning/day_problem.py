@@ -10,6 +10,7 @@ capacity is checked against what the bin will hold when it could be visited last
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from binsight.errors import BinsightError
-from binsight.server.config import WEEKDAYS, ServerConfig, TruckConfig
+from binsight.server.config import WEEKDAYS, DistanceConfig, FleetConfig, ServerConfig, TruckConfig
 from binsight.server.db.models import Bin, Device
 from binsight.server.forecast.cache import ForecastCache
 
@@ -83,19 +84,32 @@ def _trucks(cfg: ServerConfig, choice: int | list[str] | None) -> list[TruckConf
     return [by_id[t] for t in choice]
 
 
+@dataclass(frozen=True)
+class _Horizon:
+    """The times that decide which bins a plan includes, epoch ms."""
+
+    now_ms: int
+    threshold: float
+    #: When today's last shift ends: fill and volume are projected to then.
+    day_end: int
+    #: When the next service day's first shift starts: a bin full before then is mandatory.
+    deadline: int
+
+
 def build_problem(
     session: Session, cfg: ServerConfig, req: PlanRequest, forecasts: ForecastCache, now_ms: int
 ) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """The problem dict for ``binsight.server.routing.plan`` and the bins left out with the reason."""
     trucks = _trucks(cfg, req.trucks)
     tz = ZoneInfo(cfg.forecast.timezone)
-    threshold = req.threshold or cfg.forecast.threshold
     day = req.date or service_day(cfg, now_ms)
     next_day = service_day(cfg, now_ms, after=day)
-    first_start = min(t.shift[0] for t in trucks)
-    last_end = max(t.shift[1] for t in trucks)
-    deadline = _at(next_day, first_start, tz)
-    day_end = _at(day, last_end, tz)
+    horizon = _Horizon(
+        now_ms=now_ms,
+        threshold=req.threshold or cfg.forecast.threshold,
+        day_end=_at(day, max(t.shift[1] for t in trucks), tz),
+        deadline=_at(next_day, min(t.shift[0] for t in trucks), tz),
+    )
     fleet = cfg.fleet
 
     rows = session.execute(
@@ -104,68 +118,79 @@ def build_problem(
     bins: list[dict[str, Any]] = []
     excluded: list[dict[str, str]] = []
     for b, dev in rows:
-        if b.lat is None or b.lon is None:
-            excluded.append({"id": b.id, "reason": "no position (import the bin with lat/lon)"})
-            continue
-        if not b.capacity_l:
-            excluded.append({"id": b.id, "reason": "no capacity_l"})
-            continue
-        if dev is None or dev.fill is None:
-            excluded.append({"id": b.id, "reason": "no usable reading yet"})
-            continue
-        fc = forecasts.get(session, dev, now_ms)
-        if fc is not None:
-            fill = fc.fill_at(max(day_end, now_ms))
-            full_ts = fc.reaches(threshold)
+        entry = _bin_entry(session, b, dev, fleet=fleet, forecasts=forecasts, horizon=horizon)
+        if isinstance(entry, str):
+            excluded.append({"id": b.id, "reason": entry})
         else:
-            fill = float(dev.fill)
-            full_ts = now_ms if fill >= threshold else None
-        mandatory = fill >= threshold or (full_ts is not None and full_ts < deadline)
-        if not mandatory and fill < fleet.optional_min_fill:
-            excluded.append({"id": b.id, "reason": f"predicted fill {fill:.2f} below optional_min_fill"})
-            continue
-        entry: dict[str, Any] = {
-            "id": b.id,
-            "lat": b.lat,
-            "lon": b.lon,
-            "volume_l": round(b.capacity_l * fill, 1),
-            "service_min": b.service_min if b.service_min is not None else fleet.default_service_min,
-            "fill": round(fill, 4),
-            "mandatory": mandatory,
-        }
-        if b.window_start and b.window_end:
-            entry["window"] = [b.window_start, b.window_end]
-        bins.append(entry)
-
-    distance: dict[str, Any] = {
-        "method": fleet.distance.method,
-        "detour": fleet.distance.detour,
-        "speed_kmh": fleet.distance.speed_kmh,
-    }
-    if fleet.distance.url:
-        distance["url"] = fleet.distance.url
-    if fleet.distance.file:
-        distance["file"] = fleet.distance.file
+            bins.append(entry)
     used_depots = {t.depot for t in trucks}
-    truck_dicts = []
-    for t in trucks:
-        td: dict[str, Any] = {
-            "id": t.id,
-            "depot": t.depot,
-            "capacity_l": t.capacity_l,
-            "shift": list(t.shift),
-        }
-        if t.break_ is not None:
-            td["break"] = {"after_min": t.break_.after_min, "duration_min": t.break_.duration_min}
-        if t.max_duration_min is not None:
-            td["max_duration_min"] = t.max_duration_min
-        truck_dicts.append(td)
     problem = {
         "name": day.isoformat(),
-        "distance": distance,
+        "distance": _distance(fleet.distance),
         "depots": [d.model_dump() for d in fleet.depots if d.id in used_depots],
         "disposal_sites": [s.model_dump() for s in fleet.disposal_sites],
-        "trucks": truck_dicts,
+        "trucks": [_truck(t) for t in trucks],
         "bins": bins,
     }
     return problem, excluded
+
+
+def _bin_entry(
+    session: Session,
+    b: Bin,
+    dev: Device | None,
+    *,
+    fleet: FleetConfig,
+    forecasts: ForecastCache,
+    horizon: _Horizon,
+) -> dict[str, Any] | str:
+    """Bin ``b`` as a problem bin, or the reason it is left out of the plan."""
+    if b.lat is None or b.lon is None:
+        return "no position (import the bin with lat/lon)"
+    if not b.capacity_l:
+        return "no capacity_l"
+    if dev is None or dev.fill is None:
+        return "no usable reading yet"
+    threshold, now_ms = horizon.threshold, horizon.now_ms
+    fc = forecasts.get(session, dev, now_ms)
+    if fc is not None:
+        fill = fc.fill_at(max(horizon.day_end, now_ms))
+        full_ts = fc.reaches(threshold)
+    else:
+        fill = float(dev.fill)
+        full_ts = now_ms if fill >= threshold else None
+    mandatory = fill >= threshold or (full_ts is not None and full_ts < horizon.deadline)
+    if not mandatory and fill < fleet.optional_min_fill:
+        return f"predicted fill {fill:.2f} below optional_min_fill"
+    entry: dict[str, Any] = {
+        "id": b.id,
+        "lat": b.lat,
+        "lon": b.lon,
+        "volume_l": round(b.capacity_l * fill, 1),
+        "service_min": b.service_min if b.service_min is not None else fleet.default_service_min,
+        "fill": round(fill, 4),
+        "mandatory": mandatory,
+    }
+    if b.window_start and b.window_end:
+        entry["window"] = [b.window_start, b.window_end]
+    return entry
+
+
+def _distance(cfg: DistanceConfig) -> dict[str, Any]:
+    """``[fleet.distance]`` as the problem's ``distance`` (``url`` and ``file`` only when set)."""
+    distance: dict[str, Any] = {"method": cfg.method, "detour": cfg.detour, "speed_kmh": cfg.speed_kmh}
+    if cfg.url:
+        distance["url"] = cfg.url
+    if cfg.file:
+        distance["file"] = cfg.file
+    return distance
+
+
+def _truck(t: TruckConfig) -> dict[str, Any]:
+    """One ``[[fleet.trucks]]`` as a problem truck (``break`` and ``max_duration_min`` only when set)."""
+    td: dict[str, Any] = {"id": t.id, "depot": t.depot, "capacity_l": t.capacity_l, "shift": list(t.shift)}
+    if t.break_ is not None:
+        td["break"] = {"after_min": t.break_.after_min, "duration_min": t.break_.duration_min}
+    if t.max_duration_min is not None:
+        td["max_duration_min"] = t.max_duration_min
+    return td

@@ -11,7 +11,7 @@ import pytest
 
 from binsight.errors import DataError
 from binsight.server.routing import plan
-from binsight.server.routing.problem import InfeasibleProblem, plan_problem
+from binsight.server.routing.instance_builder import InfeasibleProblem, plan_problem
 
 from .conftest import at_km, bin_at, hhmm, problem
 
@@ -270,7 +270,7 @@ def test_disposal_trips_reach_the_brute_force_optimum(engine: str) -> None:
     """Six bins, two tips, one truck holding two bins: the plan's distance is the proven optimum."""
     import itertools
 
-    from binsight.server.routing.problem import build_instance, parse_problem
+    from binsight.server.routing.instance_builder import build_instance, parse_problem
 
     xy = [(3, 1), (-2, 4), (5, -3), (-4, -2), (1, 6), (6, 3)]
     p = problem(

@@ -1,4 +1,4 @@
-// Fleet: which cameras are online (and why not), their health, and one bin's fill history with its forecast.
+// Cameras: which cameras are online (and why not), their health, and one bin's fill history with its forecast.
 import { api, query } from '../api.js';
 import { fillChart, fillLegend } from '../chart.js';
 import { flash, h, keepFocus, replace, table } from '../dom.js';
@@ -12,9 +12,9 @@ const COMMANDS = [
 ];
 
 export default {
-  id: 'fleet',
-  title: 'Fleet',
-  ability: 'fleet',
+  id: 'cameras',
+  title: 'Cameras',
+  ability: 'cameras',
   mount(container, ctx) {
     let devices = [];
     let bins = new Map();
@@ -28,7 +28,7 @@ export default {
     const chartHost = h('section', { class: 'panel chart-panel', 'aria-label': 'Fill history', hidden: true });
 
     replace(container,
-      h('div', { class: 'page-head' }, h('h1', {}, 'Fleet'), summary),
+      h('div', { class: 'page-head' }, h('h1', {}, 'Cameras'), summary),
       ingestHost,
       h('div', { class: 'filters' }, h('div', { class: 'field check' }, offlineOnly, h('label', { for: 'd-offline' }, 'Offline only'))),
       listHost,
@@ -76,7 +76,7 @@ export default {
     async function showHistory(binId) {
       const eventsHost = h('div', { class: 'events' });
       selected = binId;
-      history.replaceState(null, '', `#/fleet/${encodeURIComponent(binId)}`);
+      history.replaceState(null, '', `#/cameras/${encodeURIComponent(binId)}`);
       chartHost.hidden = false;
       replace(chartHost, h('h2', {}, `Fill history of ${binId}`), h('p', { class: 'hint' }, 'Loading…'));
       let hist;

@@ -79,6 +79,38 @@ def build_instance(problem: RouteProblem, base_dir: Path | None = None) -> Built
         Site(s.id, nd + i, round(s.service_min * 60), s.lat, s.lon)
         for i, s in enumerate(problem.disposal_sites)
     ]
+    vehicles = _vehicles(problem)
+    max_cap = max(v.capacity for v in vehicles)
+    jobs: list[Job] = []
+    bin_of_job: list[int] = []
+    pre_skipped: list[tuple[str, str]] = []
+    for k, b in enumerate(problem.bins):
+        job = _job(problem, b, loc=nd + ns + k)
+        why = _why_uncollectable(job, b, vehicles, max_cap=max_cap, depots=depots, disposal=disposal, dur=dur)
+        if why is not None:
+            if b.mandatory:
+                raise InfeasibleProblem(f"bin {b.id}: {why}")
+            pre_skipped.append((b.id, f"optional; skipped because {why}"))
+            continue
+        jobs.append(job)
+        bin_of_job.append(k)
+    inst = Instance(
+        name=problem.name,
+        kind="binsight",
+        dist=dist,
+        dur=dur,
+        depots=depots,
+        clients=jobs,
+        vehicles=vehicles,
+        disposal=disposal,
+        cost_scale=1000.0,
+        xy=np.stack([lon, lat], axis=1),
+    )
+    return Built(problem, inst, bin_of_job, pre_skipped)
+
+
+def _vehicles(problem: RouteProblem) -> list[Vehicle]:
+    """The trucks in seconds and whole litres, each at the index of its depot."""
     depot_index = {d.id: i for i, d in enumerate(problem.depots)}
     vehicles = []
     for t in problem.trucks:
@@ -98,60 +130,49 @@ def build_instance(problem: RouteProblem, base_dir: Path | None = None) -> Built
                 brk=brk,
             )
         )
-    max_cap = max(v.capacity for v in vehicles)
-    jobs: list[Job] = []
-    bin_of_job: list[int] = []
-    pre_skipped: list[tuple[str, str]] = []
-    for k, b in enumerate(problem.bins):
-        loc = nd + ns + k
-        demand = math.ceil(b.volume_l - 1e-9)
-        early = round(b.window[0] * 60) if b.window else 0
-        late = round(b.window[1] * 60) if b.window else INF
-        service = round(b.service_min * 60)
-        why = None
-        if demand > max_cap:
-            why = f"its load of {demand} l exceeds every truck's capacity (largest {max_cap} l)"
-        elif not any(
-            _reachable(v, depots[v.depot].loc, loc, window=(early, late, service), dur=dur, disposal=disposal)
-            for v in vehicles
-        ):
-            span = f"window {_hhmm(early)}-{_hhmm(late)}" if b.window else "service"
-            why = f"no truck can reach it for its {span} and return within its shift and maximum duration"
-        if why is not None:
-            if b.mandatory:
-                raise InfeasibleProblem(f"bin {b.id}: {why}")
-            pre_skipped.append((b.id, f"optional; skipped because {why}"))
-            continue
-        jobs.append(
-            Job(
-                id=b.id,
-                loc=loc,
-                demand=demand,
-                service=service,
-                tw_early=early,
-                tw_late=late,
-                required=b.mandatory,
-                prize=0 if b.mandatory else _prize_m(problem, b),
-                lat=b.lat,
-                lon=b.lon,
-                volume=b.volume_l,
-                fill=b.fill,
-            )
-        )
-        bin_of_job.append(k)
-    inst = Instance(
-        name=problem.name,
-        kind="binsight",
-        dist=dist,
-        dur=dur,
-        depots=depots,
-        clients=jobs,
-        vehicles=vehicles,
-        disposal=disposal,
-        cost_scale=1000.0,
-        xy=np.stack([lon, lat], axis=1),
+    return vehicles
+
+
+def _job(problem: RouteProblem, b: BinSpec, loc: int) -> Job:
+    """Bin ``b`` at matrix index ``loc`` as a job: litres rounded up, minutes as seconds."""
+    return Job(
+        id=b.id,
+        loc=loc,
+        demand=math.ceil(b.volume_l - 1e-9),
+        service=round(b.service_min * 60),
+        tw_early=round(b.window[0] * 60) if b.window else 0,
+        tw_late=round(b.window[1] * 60) if b.window else INF,
+        required=b.mandatory,
+        prize=0 if b.mandatory else _prize_m(problem, b),
+        lat=b.lat,
+        lon=b.lon,
+        volume=b.volume_l,
+        fill=b.fill,
     )
-    return Built(problem, inst, bin_of_job, pre_skipped)
+
+
+def _why_uncollectable(
+    job: Job,
+    b: BinSpec,
+    vehicles: list[Vehicle],
+    *,
+    max_cap: int,
+    depots: list[Site],
+    disposal: list[Site],
+    dur: np.ndarray,
+) -> str | None:
+    """Why no truck could ever collect ``job`` (too heavy, or out of reach in time); None if one can."""
+    if job.demand > max_cap:
+        return f"its load of {job.demand} l exceeds every truck's capacity (largest {max_cap} l)"
+    window = (job.tw_early, job.tw_late, job.service)
+
+    def reaches(v: Vehicle) -> bool:
+        return _reachable(v, depots[v.depot].loc, job.loc, window=window, dur=dur, disposal=disposal)
+
+    if not any(reaches(v) for v in vehicles):
+        span = f"window {_hhmm(job.tw_early)}-{_hhmm(job.tw_late)}" if b.window else "service"
+        return f"no truck can reach it for its {span} and return within its shift and maximum duration"
+    return None
 
 
 def _reachable(

@@ -1,4 +1,4 @@
-"""Fleet: devices online and offline with their health, and one bin's fill chart."""
+"""Cameras: devices online and offline with their health, and one bin's fill chart."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 from web_support import OFFLINE, Seeded, login, shot, signed_in
 
 
-def test_fleet_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -> None:
+def test_cameras_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -> None:
     """Offline devices come first, with why; a bin's chart shows readings, collections and forecast."""
     login(page, site, "operator")
-    page.click("#nav a[data-view='fleet']")
+    page.click("#nav a[data-view='cameras']")
     page.wait_for_selector("[data-device]")
     rows = page.eval_on_selector_all("[data-device]", "els => els.map(e => e.dataset.device)")
     assert sorted(rows) == sorted(b["bin_id"] for b in site.bins)
@@ -29,14 +29,23 @@ def test_fleet_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -> 
     if hist["forecast"] and len(hist["forecast"]["points"]) > 1:
         assert page.locator(".chart .forecast-line").count() == 1
     assert f"{len(hist['readings'])} readings" in page.inner_text(".chart-panel")
-    shot(page, "fleet", full_page=True)
+    shot(page, "cameras", full_page=True)
 
 
 def test_a_command_the_server_cannot_send_is_reported(page: Any, site: Seeded) -> None:
     """An API-only server has no MQTT link: "Capture now" says so instead of pretending it worked."""
     page.expect_errors = True  # the 503 is the point
-    signed_in(page, site, "operator", "fleet/nrd-02")
+    signed_in(page, site, "operator", "cameras/nrd-02")
     page.wait_for_selector(".commands button")
     page.click(".commands button:text-is('Capture now')")
     page.wait_for_selector(".flash-error")
     assert "no MQTT connection" in page.inner_text("#flash")
+
+
+def test_the_old_fleet_address_opens_the_cameras_page(page: Any, site: Seeded) -> None:
+    """``#/fleet/<bin>``, the page's name before it became Cameras, still opens that bin's history."""
+    signed_in(page, site, "operator", "fleet/nrd-02")
+    page.wait_for_selector(".chart-panel h2:has-text('Fill history of nrd-02')")
+    assert page.evaluate("location.hash") == "#/cameras/nrd-02"
+    assert page.inner_text("#view h1") == "Cameras"
+    assert page.get_attribute("#nav a[data-view='cameras']", "aria-current") == "page"

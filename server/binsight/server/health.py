@@ -1,4 +1,7 @@
-"""Device health: online, or offline with the reason an operator needs."""
+"""Device health: online, or offline with the reason an operator needs (settings: ``[health]``).
+
+The cameras are "devices" here and in the API (``/api/devices``); "fleet" means the trucks (``[fleet]``).
+"""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from binsight.server.config import HealthConfig
 from binsight.server.db.models import Device
-from binsight.server.fleet import device_health, missing_readings
+from binsight.server.health import device_health, missing_readings
 
 CFG = HealthConfig(default_interval_s=600, silent_factor=3)
 NOW = 10_000_000
