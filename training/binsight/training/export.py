@@ -14,7 +14,7 @@ import onnx
 import torch
 
 from binsight.training.extract import export_onnx
-from binsight.training.features import FillModel
+from binsight.training.features import ExportGraph
 from binsight.training.modelfile import META_PREFIX
 from binsight.training.runtime import session
 
@@ -31,7 +31,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def export_model(model: FillModel, path: Path) -> None:
+def export_model(model: ExportGraph, path: Path) -> None:
     """Write ``model`` as ONNX (opset 17, input ``image`` uint8 [N, H, W, 3] BGR) and run onnx.checker."""
     h, w = model.preprocess.size
     output = "fill" if model.task == "regression" else "probs"
@@ -55,7 +55,7 @@ def set_metadata(path: Path, meta: Mapping[str, str]) -> None:
     os.replace(tmp, path)
 
 
-def max_abs_diff(model: FillModel, path: Path, images: list[np.ndarray]) -> float:
+def max_abs_diff(model: ExportGraph, path: Path, images: list[np.ndarray]) -> float:
     """Largest difference between the torch pipeline and ONNX Runtime on ``images`` (any sizes)."""
     sess = session(path, 1)
     output = "fill" if model.task == "regression" else "probs"

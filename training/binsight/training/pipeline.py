@@ -214,7 +214,7 @@ def fit_dataset(
     """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks)."""
     from binsight.training.evaluate import metrics_for, predict_dataset
     from binsight.training.export import export_model, max_abs_diff, quantize_int8, set_metadata, sha256_file
-    from binsight.training.features import FillModel
+    from binsight.training.features import ExportGraph
     from binsight.training.modelfile import read_info
     from binsight.training.report import write_figure
     from binsight.training.runtime import session
@@ -301,7 +301,7 @@ def fit_dataset(
 
     # Export the one graph, check it against torch, then evaluate the file itself.
     t = time.perf_counter()
-    fill_model = FillModel(model, spec, recipe, weight=head.weight, bias=head.bias, task=ds.task)
+    fill_model = ExportGraph(model, spec, recipe, weight=head.weight, bias=head.bias, task=ds.task)
     fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
     export_model(fill_model, fp32_path)
     check_imgs = _check_images(ds, te, spec.input_size)
@@ -362,7 +362,7 @@ def fit_dataset(
             seed=seed,
             cache_dir=cache_dir,
         )
-        q_model = FillModel(model, spec, recipe, weight=q_head.weight, bias=q_head.bias, task=ds.task)
+        q_model = ExportGraph(model, spec, recipe, weight=q_head.weight, bias=q_head.bias, task=ds.task)
         with tempfile.TemporaryDirectory(prefix="binsight-int8-") as tmp:
             q_fp32 = Path(tmp) / "int8-head.fp32.onnx"
             export_model(q_model, q_fp32)
