@@ -165,7 +165,9 @@ def test_exported_model_has_no_per_pixel_channel_work(tmp_path: Path, lite0: Any
 
     backbone, spec = lite0
     recipe = Recipe.parse("final:avg")
-    model = ExportGraph(backbone, spec, recipe, weight=np.zeros((1, 1280)), bias=np.zeros(1), task="regression")
+    model = ExportGraph(
+        backbone, spec, recipe, weight=np.zeros((1, 1280)), bias=np.zeros(1), task="regression"
+    )
     path = tmp_path / "m.onnx"
     export_model(model, path)
     graph = onnx.load(str(path)).graph

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from binsight.training.backbone import Backbone, BackboneSpec, fold_input
 from binsight.training.recipes import POOLS, Layout, Recipe
 
-__all__ = ["Extractor", "FeaturePool", "ExportGraph", "layout_of"]
+__all__ = ["ExportGraph", "Extractor", "FeaturePool", "layout_of"]
 
 
 def layout_of(spec: BackboneSpec) -> Layout:
