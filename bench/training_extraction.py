@@ -23,7 +23,7 @@ from binsight.training import parse_input_size
 from binsight.training.backbone import load_backbone
 from binsight.training.cache import FeatureCache
 from binsight.training.data import load_dataset
-from binsight.training.extract import extractor_graph, extract, extractor_settings
+from binsight.training.extract import extract, extractor_graph, extractor_settings
 from binsight.training.runtime import session
 from binsight.training.synth import generate
 
