@@ -343,31 +343,6 @@ def ridge_path(
     return np.asarray(scores.mean(axis=0))
 
 
-def screen(
-    x: np.ndarray,
-    y: np.ndarray,
-    task: Literal["regression", "classification"],
-    n_classes: int = 0,
-    *,
-    groups: np.ndarray | None = None,
-    seed: int = 0,
-) -> tuple[float, float, dict[str, float]]:
-    """Score a feature set quickly: the best (grouped) CV score of a ridge model over its alpha path.
-
-    Regression: MAE of ridge (which is also the head). Classification: accuracy of a ridge
-    classifier, a fast stand-in used to rank feature candidates before the logistic/SVM head is
-    chosen on the winner. Returns ``(score, alpha, {"ridge:<alpha>": score})``.
-    """
-    splits = cv_splits(y, groups, task, seed, default_folds(y, task))
-    path = ridge_path(x, y, splits, ALPHAS, n_classes if task == "classification" else 0)
-    best = most_regularised(path, task)
-    return (
-        float(path[best]),
-        ALPHAS[best],
-        {f"ridge:{a:g}": float(v) for a, v in zip(ALPHAS, path, strict=True)},
-    )
-
-
 #: A regression head takes the largest alpha whose CV MAE is within this fraction of the best.
 ALPHA_TOLERANCE = 0.02
 
