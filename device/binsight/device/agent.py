@@ -30,7 +30,7 @@ from binsight.device.sdnotify import Notifier
 from binsight.device.sources import EndOfSource, Frame, FrameSource, open_source
 from binsight.device.status import Status
 from binsight.device.updates import Updater
-from binsight.protocol import Reading, Stats, Topics
+from binsight.protocol import Reading, Stats
 
 __all__ = ["Agent", "CaptureResult"]
 
@@ -75,7 +75,6 @@ class Agent:
             tz=cam.tz,
         )
         self.notifier = notifier or Notifier(cfg.watchdog.enabled)
-        self.topics = Topics(cfg.mqtt.root)
         self.outbox = Outbox(
             cfg.outbox.path,
             {
