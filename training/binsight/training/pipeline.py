@@ -197,10 +197,7 @@ def fit_dataset(
     out = Path(out)
     if out.suffix != ".onnx":
         raise DataError(f"{out}: the model file must end in .onnx")
-    if isinstance(backbone, str):
-        model, spec = load_backbone(backbone, input_size=resolve_input_size(input_size, ds))
-    else:
-        model, spec = backbone
+    model, spec = _backbone(backbone, input_size, ds)
     timings: dict[str, float] = {}
     # A lid camera looks straight down: a mirrored frame shows the same fill, so regression heads
     # also train on the three mirror images of each training frame (measured on the synthetic
@@ -246,6 +243,15 @@ def fit_dataset(
     held_out = json.dumps(tested.metrics)[:200]
     logger.info("model %s written to %s; held-out %s", meta["model_version"], out, held_out)
     return report
+
+
+def _backbone(
+    backbone: str | tuple[Backbone, BackboneSpec], input_size: int | tuple[int, int], ds: Dataset
+) -> tuple[Backbone, BackboneSpec]:
+    """The backbone by name, at the input size for the set's frames; or the caller's own (benchmarks)."""
+    if isinstance(backbone, str):
+        return load_backbone(backbone, input_size=resolve_input_size(input_size, ds))
+    return backbone
 
 
 def _drop_unreadable(ds: Dataset, feats: Features, *, skip_bad: bool, fixed_split: bool) -> None:
