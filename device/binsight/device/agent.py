@@ -311,7 +311,7 @@ class Agent:
     def _activate(self, model: FillModel) -> None:
         # One reference assignment: the capture loop reads self.model once per capture.
         self.model = model
-        self.capture_step.consecutive_errors = 0
+        self.capture_step.model_activated()
         self.problems.clear("model")
         self.problems.clear("inference")
         logger.info("%s: model %s active", self.bin_id, model.version)

@@ -81,7 +81,11 @@ class Capture:
         self.unusable = 0
         self.camera_retry_at: float | None = None  # time.monotonic() of the next camera retry
         self._camera_backoff = Backoff(cfg.camera.retry_min_s, cfg.camera.retry_max_s)
-        self.consecutive_errors = 0
+        self._consecutive_errors = 0
+
+    def model_activated(self) -> None:
+        """A new model runs from the next capture: its inference errors count from zero."""
+        self._consecutive_errors = 0
 
     # ----------------------------------------------------------------- camera
     def retry_camera(self) -> bool:
@@ -150,7 +154,7 @@ class Capture:
             self._inference_failed(exc)
             return CaptureResult(self._reading(ts, None, "inference_error", model.version), chosen)
         self.last_infer_ms = (time.perf_counter() - t0) * 1000.0
-        self.consecutive_errors = 0
+        self._consecutive_errors = 0
         self.problems.clear("inference")
         self.problems.clear("loop")
         return self._combine(ts, preds, model.version, chosen)
@@ -191,12 +195,12 @@ class Capture:
         )
 
     def _inference_failed(self, exc: ModelError) -> None:
-        self.consecutive_errors += 1
+        self._consecutive_errors += 1
         self.problems.set("inference", str(exc))
         logger.error("%s: %s", self.bin_id, exc)
         limit = self.cfg.inference.max_consecutive_errors
-        if self.consecutive_errors >= limit:
-            self.consecutive_errors = 0
+        if self._consecutive_errors >= limit:
+            self._consecutive_errors = 0
             self._rollback(f"{limit} inference errors in a row: {exc}")
 
     # ----------------------------------------------------------------- store
