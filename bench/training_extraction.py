@@ -23,7 +23,7 @@ from binsight.training import parse_input_size
 from binsight.training.backbone import load_backbone
 from binsight.training.cache import FeatureCache
 from binsight.training.data import load_dataset
-from binsight.training.extract import _extractor_graph, extract, extractor_settings
+from binsight.training.extract import extract, extractor_graph, extractor_settings
 from binsight.training.runtime import session
 from binsight.training.synth import generate
 
@@ -43,7 +43,7 @@ def main() -> None:
             h, w = spec.input_size
             cache_dir = Path(tmp) / f"cache{h}x{w}"
             sess = session(
-                _extractor_graph(backbone, spec, FeatureCache(cache_dir, extractor_settings(spec))), 1
+                extractor_graph(backbone, spec, FeatureCache(cache_dir, extractor_settings(spec))), 1
             )
             frames = np.random.default_rng(0).integers(0, 256, (args.batch, h, w, 3), dtype=np.uint8)
             runs = max(args.threads, args.images // args.batch)

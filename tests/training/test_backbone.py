@@ -160,12 +160,14 @@ def test_exported_model_has_no_per_pixel_channel_work(tmp_path: Path, lite0: Any
     import onnx
 
     from binsight.training.export import export_model
-    from binsight.training.features import FillModel
+    from binsight.training.features import ExportGraph
     from binsight.training.recipes import Recipe
 
     backbone, spec = lite0
     recipe = Recipe.parse("final:avg")
-    model = FillModel(backbone, spec, recipe, weight=np.zeros((1, 1280)), bias=np.zeros(1), task="regression")
+    model = ExportGraph(
+        backbone, spec, recipe, weight=np.zeros((1, 1280)), bias=np.zeros(1), task="regression"
+    )
     path = tmp_path / "m.onnx"
     export_model(model, path)
     graph = onnx.load(str(path)).graph

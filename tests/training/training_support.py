@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def copy_set(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
@@ -34,3 +36,21 @@ class Fitted:
     fp32: Path
     report: dict[str, Any]
     report_path: Path
+
+
+def regression_data(n: int = 120, d: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wide features, a target mostly linear in five of them (squashed to 0..1), groups of ten."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32) * rng.uniform(0.1, 5, d).astype(np.float32)
+    w = np.zeros(d)
+    w[:5] = rng.normal(size=5)
+    y = 1 / (1 + np.exp(-(x @ w) / 4))
+    return x, y, np.repeat(np.arange(n // 10), 10)
+
+
+def class_data(n_per: int = 30, k: int = 3, d: int = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` Gaussian classes of ``n_per`` samples each around random centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 1.5
+    y = np.repeat(np.arange(k), n_per)
+    return (centres[y] + rng.normal(size=(len(y), d))).astype(np.float32), y

@@ -11,7 +11,8 @@ reconnects off, so that
 
 After each CONNACK the link publishes ``online`` (retained; the last will says ``offline``),
 subscribes to the bin's ``cmd`` and ``model`` topics, and sends every outbox row in id order,
-``historical: true`` on readings that were already waiting when the session began.
+``historical: true`` on readings that were already waiting when the session began
+(:class:`~binsight.device.drain.OutboxDrain`).
 
 The session is persistent (MQTT 5 ``clean_start`` false with ``mqtt.session_expiry_s``; MQTT 3.1.1
 ``clean_session`` false): the broker queues commands (QoS 1) while the device is offline and
@@ -25,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import ssl
 import tempfile
 import threading
@@ -41,10 +41,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from binsight.device.config import MqttConfig
-from binsight.device.outbox import Outbox, Row
+from binsight.device.drain import LinkCounters, OutboxDrain
+from binsight.device.outbox import Outbox
 from binsight.device.schedule import Backoff
 from binsight.errors import ConfigError
-from binsight.protocol import Reading, Topics
+from binsight.protocol import Topics
 from binsight.secrets import read_secret
 
 __all__ = ["Link", "LinkCounters"]
@@ -54,15 +55,6 @@ logger = logging.getLogger(__name__)
 _CONNACK_TIMEOUT_S = 15.0
 #: A session that lasted this long resets the reconnect backoff.
 _STABLE_S = 30.0
-
-
-@dataclass
-class LinkCounters:
-    sessions: int = 0
-    refused: int = 0
-    acked: int = 0
-    rejected: int = 0  # PUBACK with a failure reason code (MQTT 5): broker refused the message
-    sent: int = 0
 
 
 @dataclass
@@ -121,7 +113,14 @@ class Link:
                 raise ConfigError(f"mqtt: TLS files unusable (ca_file, cert_file, key): {exc}") from exc
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._acks: queue.SimpleQueue[tuple[int, ReasonCode]] = queue.SimpleQueue()
+        self._drain = OutboxDrain(
+            self.outbox,
+            self.topics,
+            bin_id,
+            window=cfg.inflight,
+            counters=self.counters,
+            rejected=self._rejected,
+        )
         self._thread: threading.Thread | None = None
         self._session: _Session | None = None
         self._connected = threading.Event()
@@ -228,7 +227,7 @@ class Link:
         session = self._session
         if session is None or session.client is not client:
             return  # a late ack from an old client: its mids mean nothing to this session
-        self._acks.put((mid, rc))
+        self._drain.acked(mid, rc)
         self._wake.set()
 
     @property
@@ -318,7 +317,9 @@ class Link:
             self.counters.sessions += 1
             self._connected.set()
             logger.info("%s: connected to %s:%s (MQTT %s)", self.bin_id, cfg.host, cfg.port, cfg.protocol)
-            self._drain(session)
+            self._drain.run(
+                client, done=lambda: self._stop.is_set() or session.closed.is_set(), wake=self._wake
+            )
         finally:
             self._connected.clear()
             if self._stop.is_set() and not session.closed.is_set():
@@ -334,65 +335,11 @@ class Link:
         logger.warning("%s: %s", self.bin_id, self.last_error)
         return self.backoff.next()
 
+    def _rejected(self, message: str) -> None:
+        self.last_error = message
+
     def _say_offline(self, client: mqtt.Client) -> None:
         info = client.publish(self.topics.available(self.bin_id), "offline", qos=1, retain=True)
         with contextlib.suppress(RuntimeError, ValueError):
             info.wait_for_publish(2.0)
         client.disconnect()
-
-    def _topic(self, row: Row) -> str:
-        if row.kind == "reading":
-            return self.topics.reading(self.bin_id)
-        if row.kind == "image":
-            return self.topics.image(self.bin_id)
-        return self.topics.event(self.bin_id)
-
-    def _drain(self, session: _Session) -> None:
-        """Send outbox rows in order, at most ``inflight`` unacknowledged; delete on PUBACK."""
-        while not self._acks.empty():  # left over from the previous client
-            self._acks.get_nowait()
-        replay_upto = self.outbox.max_id()
-        cursor = 0
-        inflight: dict[int, int] = {}  # paho mid -> outbox row id
-        window = self.cfg.inflight
-        while not self._stop.is_set() and not session.closed.is_set():
-            self._wake.clear()
-            self._settle_acks(inflight)
-            if len(inflight) < window:
-                for row in self.outbox.after(cursor, window - len(inflight)):
-                    payload = row.payload
-                    if row.kind == "reading" and row.id <= replay_upto:
-                        reading = Reading.model_validate_json(payload)
-                        payload = reading.model_copy(update={"historical": True}).model_dump_json().encode()
-                    info = session.client.publish(self._topic(row), payload, qos=1)
-                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        logger.warning("%s: publish failed (%s); ending session", self.bin_id, info.rc)
-                        return
-                    inflight[info.mid] = row.id
-                    cursor = row.id
-                    self.counters.sent += 1
-            # Acks may have arrived while publishing; settle them before sleeping.
-            if self._acks.empty():
-                self._wake.wait(0.5)
-        self._settle_acks(inflight)
-
-    def _settle_acks(self, inflight: dict[int, int]) -> None:
-        done: list[int] = []
-        while True:
-            try:
-                mid, rc = self._acks.get_nowait()
-            except queue.Empty:
-                break
-            row_id = inflight.pop(mid, None)
-            if row_id is None:
-                continue  # stats, "online", or a subscription: not an outbox row
-            if rc.is_failure:
-                # The broker will never take it (e.g. not authorised): keeping it would block the queue.
-                self.counters.rejected += 1
-                self.last_error = f"broker rejected a message: {rc}"
-                logger.error("%s: %s (outbox row %d dropped)", self.bin_id, self.last_error, row_id)
-            else:
-                self.counters.acked += 1
-            done.append(row_id)
-        if done:
-            self.outbox.delete(done)

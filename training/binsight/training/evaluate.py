@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,20 @@ from binsight.training.metrics import classification_metrics, regression_metrics
 from binsight.training.modelfile import batches, read_info, run
 from binsight.training.runtime import session
 
-__all__ = ["evaluate", "predict_dataset"]
+__all__ = ["TestedFile", "evaluate", "predict_dataset"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TestedFile:
+    """A model file written by ``train fit``, with its outputs and metrics on the held-out split."""
+
+    path: Path
+    meta: dict[str, str]  # the ``binsight.*`` metadata stamped into it, without the prefix
+    info: ModelInfo
+    outputs: np.ndarray  # fills [N] or probabilities [N, K], row-aligned with the held-out split
+    metrics: dict[str, Any]
 
 
 def predict_dataset(

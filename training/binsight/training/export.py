@@ -14,7 +14,7 @@ import torch
 
 from binsight.modelfile import INPUT_NAME, KEYS, OUTPUT_NAMES, PREFIX, ModelInfo
 from binsight.training.extract import export_onnx
-from binsight.training.features import FillModel
+from binsight.training.features import ExportGraph
 from binsight.training.runtime import session
 
 __all__ = ["export_model", "max_abs_diff", "quantize_int8", "set_metadata"]
@@ -22,7 +22,7 @@ __all__ = ["export_model", "max_abs_diff", "quantize_int8", "set_metadata"]
 logger = logging.getLogger(__name__)
 
 
-def export_model(model: FillModel, path: Path) -> None:
+def export_model(model: ExportGraph, path: Path) -> None:
     """Write ``model`` as ONNX (opset 17, input ``image`` uint8 [N, H, W, 3] BGR) and run onnx.checker."""
     h, w = model.preprocess.size
     output = OUTPUT_NAMES[model.task]
@@ -57,7 +57,7 @@ def set_metadata(path: Path, meta: Mapping[str, str]) -> None:
     os.replace(tmp, path)
 
 
-def max_abs_diff(model: FillModel, path: Path, images: list[np.ndarray]) -> float:
+def max_abs_diff(model: ExportGraph, path: Path, images: list[np.ndarray]) -> float:
     """Largest difference between the torch pipeline and ONNX Runtime on ``images`` (any sizes)."""
     sess = session(path, 1)
     output = OUTPUT_NAMES[model.task]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "baseline_features",
     "export_onnx",
     "extract",
+    "extractor_graph",
     "extractor_settings",
 ]
 
@@ -101,7 +103,8 @@ def export_onnx(module: torch.nn.Module, path: Path, output: str, example: torch
     os.replace(tmp, path)
 
 
-def _extractor_graph(backbone: Backbone, spec: BackboneSpec, cache: FeatureCache) -> Path:
+def extractor_graph(backbone: Backbone, spec: BackboneSpec, cache: FeatureCache) -> Path:
+    """The extractor's ONNX graph beside ``cache``, exported on first use."""
     path = cache.dir / "extractor.onnx"
     if not path.exists():
         h, w = spec.input_size
@@ -132,6 +135,79 @@ FLIPS = {
 }
 
 
+def _cache_key(digest: str, variant: str) -> str:
+    """A mirrored image's features are cached under ``<content sha256>-<flip>``."""
+    return digest + (f"-{variant}" if variant else "")
+
+
+#: Length of a baseline vector: the colour histogram, then the thumbnail's pixels.
+_BASE_DIM = int(np.prod(HIST_BINS)) + PIXELS_HW[0] * PIXELS_HW[1] * 3
+
+#: What one chunk of images gives: the unreadable ones, new baseline vectors, new deep vectors
+#: as ``(sample, variant, vector)``.
+_ChunkResult = tuple[list[int], dict[int, np.ndarray], list[tuple[int, str, np.ndarray]]]
+
+
+@dataclass
+class _ChunkWork:
+    """Decode a chunk of samples and compute what the cache lacks (run by the worker threads)."""
+
+    dataset: Dataset
+    spec: BackboneSpec
+    sess: Any  # the extractor's ORT session; None when every deep vector is cached
+    deep: dict[str, list[np.ndarray | None]]
+    base: list[np.ndarray | None]
+    variants: tuple[str, ...]
+    batch_size: int
+
+    def __call__(self, chunk: list[int]) -> _ChunkResult:
+        bad: list[int] = []
+        imgs: dict[int, np.ndarray] = {}
+        vecs: dict[int, np.ndarray] = {}
+        for i in chunk:
+            img = read_frame(self.dataset.samples[i].path, self.spec.input_size)
+            if img is None:
+                bad.append(i)
+                continue
+            imgs[i] = img
+            if self.base[i] is None:
+                vecs[i] = baseline_features(imgs[i])
+        jobs = [(i, v) for i in imgs for v in self.variants if self.deep[v][i] is None]
+        out: list[tuple[int, str, np.ndarray]] = []
+        for k in range(0, len(jobs), self.batch_size):
+            part = jobs[k : k + self.batch_size]
+            assert self.sess is not None
+            x = np.stack([imgs[i] if not v else np.ascontiguousarray(imgs[i][FLIPS[v]]) for i, v in part])
+            (feat,) = self.sess.run(["features"], {"image": x})
+            out += [(i, v, vec) for (i, v), vec in zip(part, np.asarray(feat, dtype=np.float32), strict=True)]
+        return bad, vecs, out
+
+
+def _in_chunks(
+    work: _ChunkWork, todo: list[int], workers: int, progress: bool
+) -> Iterator[tuple[list[int], _ChunkResult]]:
+    """Each chunk of ``todo`` with its result, in order, computed by ``workers`` threads."""
+    # Chunks small enough that every worker gets several (load balance), large enough to batch well.
+    per = max(1, min(work.batch_size, -(-len(todo) // (workers * 4)) if todo else 1))
+    chunks = [todo[k : k + per] for k in range(0, len(todo), per)]
+    bar = tqdm(total=len(todo), unit="img", desc="features", disable=not progress or None, leave=False)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="extract") as pool:
+            for chunk, result in zip(chunks, pool.map(work, chunks), strict=True):
+                yield chunk, result
+                bar.update(len(chunk))
+    finally:
+        bar.close()
+
+
+def _stack(rows: list[np.ndarray | None], keep: list[int], dim: int) -> np.ndarray:
+    """The ``keep`` rows as one ``[len(keep), dim]`` array."""
+    kept = [rows[i] for i in keep]
+    if any(r is None for r in kept):  # pragma: no cover - every kept row was filled above
+        raise RuntimeError("feature extraction left rows empty")
+    return np.stack(kept) if kept else np.empty((0, dim), np.float32)  # type: ignore[arg-type]
+
+
 def extract(
     dataset: Dataset,
     backbone: Backbone,
@@ -157,19 +233,13 @@ def extract(
         root, {"kind": "baseline", "version": BASELINE_VERSION, "input_size": list(spec.input_size)}
     )
     layout = layout_of(spec)
-    base_dim = int(np.prod(HIST_BINS)) + PIXELS_HW[0] * PIXELS_HW[1] * 3
     n = len(dataset.samples)
     variants = ("", *flips)
-    # A mirrored image's features are cached under "<content sha256>-<flip>".
-    deep: dict[str, list[np.ndarray | None]] = {
-        v: [cache.get(s.digest + (f"-{v}" if v else ""), layout.dim) for s in dataset.samples]
-        for v in variants
-    }
-    base: list[np.ndarray | None] = [base_cache.get(s.digest, base_dim) for s in dataset.samples]
+    deep = {v: [cache.get(_cache_key(s.digest, v), layout.dim) for s in dataset.samples] for v in variants}
+    base: list[np.ndarray | None] = [base_cache.get(s.digest, _BASE_DIM) for s in dataset.samples]
     todo = [i for i in range(n) if base[i] is None or any(deep[v][i] is None for v in variants)]
     need_deep = sum(deep[v][i] is None for v in variants for i in todo)
     logger.info("features: %s of %s images cached, extracting %s", n - len(todo), n, len(todo))
-    unreadable: list[int] = []
     sess = None
     if need_deep:
         assert_eval(backbone)
@@ -178,63 +248,25 @@ def extract(
         # where one session with two intra-op threads left a core idle during every decode and
         # synchronised twice per layer (A/B here at 224 px, decode included: 124-140 -> 179-187
         # images/s; run batches of 8 beat 16 and 32 by ~25%).
-        sess = session(_extractor_graph(backbone, spec, cache), 1)
-    workers = max(1, threads or os.cpu_count() or 1)
-
-    def work(chunk: list[int]) -> tuple[list[int], dict[int, np.ndarray], list[tuple[int, str, np.ndarray]]]:
-        bad: list[int] = []
-        imgs: dict[int, np.ndarray] = {}
-        vecs: dict[int, np.ndarray] = {}
-        for i in chunk:
-            img = read_frame(dataset.samples[i].path, spec.input_size)
-            if img is None:
-                bad.append(i)
-                continue
-            imgs[i] = img
-            if base[i] is None:
-                vecs[i] = baseline_features(imgs[i])
-        jobs = [(i, v) for i in imgs for v in variants if deep[v][i] is None]
-        out: list[tuple[int, str, np.ndarray]] = []
-        for k in range(0, len(jobs), batch_size):
-            part = jobs[k : k + batch_size]
-            assert sess is not None
-            x = np.stack([imgs[i] if not v else np.ascontiguousarray(imgs[i][FLIPS[v]]) for i, v in part])
-            (feat,) = sess.run(["features"], {"image": x})
-            out += [(i, v, vec) for (i, v), vec in zip(part, np.asarray(feat, dtype=np.float32), strict=True)]
-        return bad, vecs, out
-
-    # Chunks small enough that every worker gets several (load balance), large enough to batch well.
-    per = max(1, min(batch_size, -(-len(todo) // (workers * 4)) if todo else 1))
-    chunks = [todo[k : k + per] for k in range(0, len(todo), per)]
-    bar = tqdm(total=len(todo), unit="img", desc="features", disable=not progress or None, leave=False)
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="extract") as pool:
-            for chunk, (bad, vecs, out) in zip(chunks, pool.map(work, chunks), strict=True):
-                unreadable.extend(bad)
-                for i, vec in vecs.items():
-                    base_cache.put(dataset.samples[i].digest, vec)
-                    base[i] = vec
-                for i, v, vec in out:
-                    cache.put(dataset.samples[i].digest + (f"-{v}" if v else ""), vec)
-                    deep[v][i] = vec
-                bar.update(len(chunk))
-    finally:
-        bar.close()
+        sess = session(extractor_graph(backbone, spec, cache), 1)
+    work = _ChunkWork(dataset, spec, sess, deep, base, variants, batch_size)
+    unreadable: list[int] = []
+    for _, (bad, vecs, out) in _in_chunks(work, todo, max(1, threads or os.cpu_count() or 1), progress):
+        unreadable.extend(bad)
+        for i, vec in vecs.items():
+            base_cache.put(dataset.samples[i].digest, vec)
+            base[i] = vec
+        for i, v, vec in out:
+            cache.put(_cache_key(dataset.samples[i].digest, v), vec)
+            deep[v][i] = vec
     unreadable.sort()
     skip = set(unreadable)
     keep = [i for i in range(n) if i not in skip]
-
-    def stack(rows: list[np.ndarray | None], dim: int) -> np.ndarray:
-        kept = [rows[i] for i in keep]
-        if any(r is None for r in kept):  # pragma: no cover - every kept row was filled above
-            raise RuntimeError("feature extraction left rows empty")
-        return np.stack(kept) if kept else np.empty((0, dim), np.float32)  # type: ignore[arg-type]
-
     return Features(
-        stack(deep[""], layout.dim),
-        _baseline_split(stack(base, base_dim)),
+        _stack(deep[""], keep, layout.dim),
+        _baseline_split(_stack(base, keep, _BASE_DIM)),
         layout,
         unreadable,
         need_deep,
-        {v: stack(deep[v], layout.dim) for v in flips},
+        {v: _stack(deep[v], keep, layout.dim) for v in flips},
     )

@@ -1,4 +1,4 @@
-"""Torch modules that turn tapped feature maps into vectors, and the full fill-level pipeline.
+"""Torch modules that turn tapped feature maps into vectors, and the graph ``train fit`` exports.
 
 The same :class:`FeaturePool` code runs in the extractor graph (every tap, every pooling: what the
 cache holds) and in the exported model (the chosen recipe only), so the head sees in production
@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from binsight.training.backbone import Backbone, BackboneSpec, fold_input
 from binsight.training.recipes import POOLS, Layout, Recipe
 
-__all__ = ["Extractor", "FeaturePool", "FillModel", "layout_of"]
+__all__ = ["ExportGraph", "Extractor", "FeaturePool", "layout_of"]
 
 
 def layout_of(spec: BackboneSpec) -> Layout:
@@ -73,8 +73,11 @@ class Extractor(nn.Module):
         return out
 
 
-class FillModel(nn.Module):
-    """The whole model: preprocessing, frozen backbone, recipe pooling and a linear head.
+class ExportGraph(nn.Module):
+    """The graph exported as the model file: preprocessing, frozen backbone, recipe pooling, linear head.
+
+    The device runs the exported file with ONNX Runtime; this module only exists to be exported
+    (and compared against the file, :func:`binsight.training.export.max_abs_diff`).
 
     ``weight``/``bias`` act on the raw pooled vector (the head's standardisation is folded in).
     Regression returns ``fill`` ``[N]`` clipped to 0..1; classification returns ``probs`` ``[N, C]``.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "decode", "read_frame", "to_input_size"]
+__all__ = ["IMAGE_SUFFIXES", "decode", "input_frames", "read_frame", "to_input_size"]
 
 #: Files of these kinds are images in the class-folder layout.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -47,3 +48,22 @@ def read_frame(path: Path, size: tuple[int, int]) -> np.ndarray | None:
         return None
     img = decode(data)
     return None if img is None else to_input_size(img, size)
+
+
+def input_frames(
+    paths: Sequence[Path], size: tuple[int, int], *, one_at_own_size: bool = False
+) -> list[np.ndarray]:
+    """The images at ``paths`` at the input ``size`` (undecodable ones left out): checks, calibration.
+
+    With ``one_at_own_size`` the first image also comes at its own size, when that differs: it
+    exercises the exported graph's own resize.
+    """
+    imgs: list[np.ndarray] = []
+    for path in paths:
+        img = decode(path.read_bytes())
+        if img is None:  # pragma: no cover - decoded fine during extraction
+            continue
+        imgs.append(to_input_size(img, size))
+        if one_at_own_size and len(imgs) == 1 and img.shape[:2] != size:
+            imgs.append(img)
+    return imgs

@@ -214,14 +214,20 @@ def render_frame(
     rng = np.random.default_rng([seed, bin_index, frame_key, 0xF7 if frame is None else 0xF8])
 
     img = np.zeros((h, w, 3), np.float32)
-    light = np.zeros((h, w), np.float32)
+    light = np.zeros((h, w), np.float32)  # the scale (1 / (1 + depth)) of what each pixel shows
     z_surface = (1.0 - fill) * look.depth
-    s_surface = 1.0 / (1.0 + z_surface)
+    _paint_walls(img, light, look, size, z_surface)
+    _paint_surface(img, light, look, 1.0 / (1.0 + z_surface), fill=fill, rng=rng)
+    return _expose(img, light, look, rng)
 
+
+def _paint_walls(
+    img: np.ndarray, light: np.ndarray, look: BinLook, size: tuple[int, int], z_surface: float
+) -> None:
+    """The container's walls from the rim down to depth ``z_surface``, with their ribs."""
     # Walls, painted as rings from the rim down to the surface; each ring lit for its depth.
     steps = 28
     zs = np.linspace(0.0, z_surface, steps + 1)
-    rib_u = np.linspace(0.0, 1.0, look.ribs + 2)[1:-1] if look.ribs else np.empty(0)
     for k in range(steps):
         q0 = _quad(look, size, 1.0 / (1.0 + zs[k]))
         q1 = _quad(look, size, 1.0 / (1.0 + zs[k + 1]))
@@ -233,6 +239,8 @@ def render_frame(
             cv2.fillConvexPoly(img, poly, tuple(c * shade for c in look.wall))
             cv2.fillConvexPoly(light, poly, float(s_mid))
     # Ribs: vertical grooves on the walls help the eye (and the model) read depth.
+    s_surface = 1.0 / (1.0 + z_surface)
+    rib_u = np.linspace(0.0, 1.0, look.ribs + 2)[1:-1] if look.ribs else np.empty(0)
     for u in rib_u:
         for side in range(4):
             a, b = side, (side + 1) % 4
@@ -243,7 +251,18 @@ def render_frame(
             dark = tuple(c * 0.6 for c in look.wall)
             cv2.line(img, tuple(p_top.astype(int)), tuple(p_bot.astype(int)), dark, 2, cv2.LINE_AA)
 
-    # The surface: the floor when empty, a layer of waste otherwise.
+
+def _paint_surface(
+    img: np.ndarray,
+    light: np.ndarray,
+    look: BinLook,
+    s_surface: float,
+    *,
+    fill: float,
+    rng: np.random.Generator,
+) -> None:
+    """The surface at scale ``s_surface``: the floor when empty, a layer of waste items otherwise."""
+    h, w = size = light.shape
     surf = _quad(look, size, s_surface)
     surf_poly = surf.astype(np.int32)
     mask = np.zeros((h, w), np.uint8)
@@ -267,7 +286,10 @@ def render_frame(
     img[inside] = layer[inside]
     light[inside] = s_surface
 
-    # Flash fall-off, vignette, ambient leak, colour cast, exposure and sensor noise.
+
+def _expose(img: np.ndarray, light: np.ndarray, look: BinLook, rng: np.random.Generator) -> np.ndarray:
+    """The camera: flash fall-off, vignette, ambient leak, colour cast, exposure, sensor noise, JPEG."""
+    h, w = light.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
     vignette = 1.0 - 0.25 * r2
