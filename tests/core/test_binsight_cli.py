@@ -10,7 +10,7 @@ from binsight.cli import main
 
 
 def test_help_lists_every_side(capsys: object) -> None:
-    """`binsight --help` names the sub-commands of DESIGN.md."""
+    """`binsight --help` names every part's sub-commands."""
     proc = subprocess.run([sys.executable, "-m", "binsight", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
     for cmd in ("demo", "train", "device", "server", "route", "model"):
@@ -18,7 +18,7 @@ def test_help_lists_every_side(capsys: object) -> None:
 
 
 def test_device_help_imports_nothing_heavy() -> None:
-    """`binsight device --help` must work with binsight[device] alone: no torch, sklearn, fastapi, ortools."""
+    """`binsight device --help` must work with binsight + binsight-device alone: no torch, sklearn, fastapi, ortools."""
     code = textwrap.dedent(
         """
         import sys

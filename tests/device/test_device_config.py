@@ -18,7 +18,7 @@ SAMPLE = REPO / "deploy" / "device.toml"
 
 
 def test_sample_config_loads_with_design_keys(tmp_path: Path) -> None:
-    """deploy/device.toml is valid; DESIGN.md's keys are there; writable files in the state dir."""
+    """deploy/device.toml is valid; the documented keys are there; writable files in the state dir."""
     shutil.copy(SAMPLE, tmp_path / "device.toml")
     cfg = load_toml(tmp_path / "device.toml", DeviceConfig)
     assert cfg.bin_id == "bin-0001"

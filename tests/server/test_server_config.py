@@ -1,4 +1,4 @@
-"""server.toml: DESIGN.md keys, unknown keys rejected naming them, paths resolved next to the file."""
+"""server.toml: the documented keys (deploy/server.toml), unknown keys rejected naming them, paths resolved next to the file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from binsight.server.config import load_server_config
 
 
 def test_design_example_and_defaults(tmp_path: Path) -> None:
-    """The DESIGN.md example loads; the SQLite path is resolved against the config's folder."""
+    """deploy/server.toml loads; the SQLite path is resolved against the config's folder."""
     p = tmp_path / "server.toml"
     p.write_text(
         'database = "sqlite:///binsight.db"\n[mqtt]\nhost = "127.0.0.1"\nport = 1883\n'

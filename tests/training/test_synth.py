@@ -47,7 +47,7 @@ def test_render_rejects_bad_fill(fill: float) -> None:
 
 
 def test_generate_writes_labels(tmp_path: Path) -> None:
-    """labels.csv has the DESIGN.md columns, one row per image, fills within 0..1, bins named."""
+    """labels.csv has the columns of docs/contracts.md, one row per image, fills within 0..1, bins named."""
     labels = generate(tmp_path / "s", bins=2, per_bin=3, seed=0)
     rows = read_rows(labels)
     assert list(rows[0]) == ["image", "fill", "bin_id", "captured_at"]

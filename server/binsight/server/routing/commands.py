@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def benchmark_result(outcome: Any) -> dict[str, Any]:
-    """The DESIGN.md result for a VRPLIB/Solomon instance: customer ids per route, depot excluded."""
+    """The route result of docs/contracts.md for a VRPLIB/Solomon instance: customer ids per route, depot excluded."""
     inst = outcome.inst
     return {
         "name": inst.name,

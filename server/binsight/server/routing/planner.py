@@ -139,7 +139,7 @@ def solve_instance(
             outcome = _better(more, outcome)
         outcome.elapsed_s = time.perf_counter() - t0
         return outcome
-    if importlib.util.find_spec("ortools") is None:  # binsight[server] installs it; be clear if not
+    if importlib.util.find_spec("ortools") is None:  # binsight-server installs it; be clear if not
         logger.warning(
             "OR-Tools is not installed: keeping PyVRP's plan, which breaks %d constraints",
             len(outcome.violations),
