@@ -1,7 +1,8 @@
 """The house rules of the repository, read from the code itself (docs/layout.md draws them).
 
-- Five folders, five distributions, one namespace package: ``core/binsight/*.py`` and
-  ``<part>/binsight/<part>/`` for device, server, training and demo. No file is a symlink.
+- Five folders, five distributions, one package: ``core/binsight/`` (the only ``binsight/__init__.py``,
+  which gathers the parts' folders into its path) and ``<part>/binsight/<part>/`` for device, server,
+  training and demo. No file is a symlink.
 - device, server and training each stand on the core only; the core on none of them; only the demo
   composes the three. Every ``import`` counts, lazy ones inside functions too.
 - No function or method over 80 lines unless a ``# long: <reason>`` comment sits right above it.
@@ -50,11 +51,13 @@ def test_no_symlinks_are_committed() -> None:
     assert links == []
 
 
-def test_binsight_is_one_namespace_package_over_five_folders() -> None:
+def test_binsight_is_one_package_over_five_folders() -> None:
     assert not (REPO / "binsight").exists(), "the core lives in core/binsight/"
+    assert "extend_path" in (REPO / "core" / "binsight" / "__init__.py").read_text()
     for folder in ("core", *PARTS):
-        assert not (REPO / folder / "binsight" / "__init__.py").exists(), f"{folder}/binsight: namespace"
         assert (REPO / folder / "pyproject.toml").is_file()
+    for part in PARTS:
+        assert not (REPO / part / "binsight" / "__init__.py").exists(), f"only the core owns binsight/"
     for part in PARTS:
         assert (REPO / part / "binsight" / part / "__init__.py").is_file()
         extra = sorted(p.name for p in (REPO / part / "binsight").iterdir() if p.name != "__pycache__")
