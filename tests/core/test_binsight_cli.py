@@ -18,7 +18,7 @@ def test_help_lists_every_side(capsys: object) -> None:
 
 
 def test_device_help_imports_nothing_heavy() -> None:
-    """`binsight device --help` must work with binsight + binsight-device alone: no torch, sklearn, fastapi, ortools."""
+    """`binsight device --help` works with binsight + binsight-device alone: no torch, sklearn, fastapi."""
     code = textwrap.dedent(
         """
         import sys

@@ -57,7 +57,7 @@ def test_binsight_is_one_package_over_five_folders() -> None:
     for folder in ("core", *PARTS):
         assert (REPO / folder / "pyproject.toml").is_file()
     for part in PARTS:
-        assert not (REPO / part / "binsight" / "__init__.py").exists(), f"only the core owns binsight/"
+        assert not (REPO / part / "binsight" / "__init__.py").exists(), "only the core owns binsight/"
     for part in PARTS:
         assert (REPO / part / "binsight" / part / "__init__.py").is_file()
         extra = sorted(p.name for p in (REPO / part / "binsight").iterdir() if p.name != "__pycache__")

@@ -1,4 +1,4 @@
-"""The agent runs on ``binsight`` + ``binsight-device`` alone: no torch, scikit-learn, onnx, fastapi, sqlalchemy."""
+"""The agent runs on ``binsight`` + ``binsight-device`` alone: no torch, sklearn, onnx, fastapi."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""server.toml: the documented keys (deploy/server.toml), unknown keys rejected naming them, paths resolved next to the file."""
+"""server.toml: deploy/server.toml's keys, unknown keys rejected by name, paths resolved next to the file."""
 
 from __future__ import annotations
 

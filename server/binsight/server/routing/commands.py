@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def benchmark_result(outcome: Any) -> dict[str, Any]:
-    """The route result of docs/contracts.md for a VRPLIB/Solomon instance: customer ids per route, depot excluded."""
+    """The route result (docs/contracts.md) of a VRPLIB/Solomon instance: customer ids per route, no depot."""
     inst = outcome.inst
     return {
         "name": inst.name,
