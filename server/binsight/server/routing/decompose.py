@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,9 @@ import numpy as np
 from binsight.server.routing.instance import Instance
 from binsight.server.routing.schedule import schedule_route
 from binsight.server.routing.solution import EngineSolution, RoutePlan, Visit
+
+# The planner's solve_instance(inst, time_limit_s, ...) -> Outcome, as this module calls it.
+SolveOne = Callable[..., Any]
 
 __all__ = ["SECTOR_SIZE", "sectors", "solve_decomposed"]
 
@@ -113,14 +117,14 @@ def _sub_instance(inst: Instance, clients: list[int], trucks: list[int]) -> Inst
     )
 
 
-def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> EngineSolution:
-    """Solve each sector in turn with the planner, then a repair round, and join the routes.
+def solve_decomposed(inst: Instance, time_limit_s: float, seed: int, solve: SolveOne) -> EngineSolution:
+    """Solve each sector in turn with ``solve`` (the planner's ``solve_instance``), then a repair
+    round, and join the routes.
 
     The repair round gets 15% of the time: mandatory bins the sectors could not fit go, with every
-    truck left unused (from whichever depot), into one more problem.
+    truck left unused (from whichever depot), into one more problem. ``solve`` is passed in rather
+    than imported, so that the planner uses this module and not the other way round.
     """
-    from binsight.server.routing.planner import solve_instance
-
     t0 = time.perf_counter()
     # Building sub-problems, re-checking every route and the last search iterations overrun a little.
     time_limit_s *= 0.95
@@ -134,7 +138,7 @@ def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> Engi
         logger.info(
             "sector %d/%d: %d bins, %d trucks, %.0f s", n + 1, len(parts), len(clients), len(trucks), budget
         )
-        routes += _solve_part(inst, clients, trucks, budget=budget, seed=seed, solve=solve_instance)
+        routes += _solve_part(inst, clients, trucks, budget=budget, seed=seed, solve=solve)
     # Routes the exact check rejects are dissolved: their bins and trucks join the repair.
     kept = [r for r in routes if not schedule_route(inst, r).violations]
     served = {i for r in kept for i in r.clients}
@@ -145,7 +149,7 @@ def solve_decomposed(inst: Instance, time_limit_s: float, seed: int = 0) -> Engi
     if missing and free:
         budget = max(1.0, time_limit_s - (time.perf_counter() - t0))
         logger.info("repair: %d mandatory bins, %d free trucks, %.0f s", len(missing), len(free), budget)
-        routes = kept + _solve_part(inst, missing, free, budget=budget, seed=seed, solve=solve_instance)
+        routes = kept + _solve_part(inst, missing, free, budget=budget, seed=seed, solve=solve)
         repaired = len(missing)
     detail = f"decomposed into {len(parts)} sectors of {len(inst.clients)} clients, {repaired} bins repaired"
     return EngineSolution(routes=routes, engine="decomposed", detail=detail)
@@ -158,7 +162,7 @@ def _solve_part(
     *,
     budget: float,
     seed: int,
-    solve: Any,
+    solve: SolveOne,
 ) -> list[RoutePlan]:
     sub = _sub_instance(inst, clients, trucks)
     # PyVRP alone: in a sector's few seconds OR-Tools could not even start from scratch, and the

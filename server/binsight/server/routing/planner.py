@@ -108,7 +108,7 @@ def solve_instance(
     if engine == "auto" and decompose and len(inst.clients) > DECOMPOSE_ABOVE:
         from binsight.server.routing.decompose import solve_decomposed
 
-        sol = solve_decomposed(inst, time_limit_s, seed)
+        sol = solve_decomposed(inst, time_limit_s, seed, solve=solve_instance)
         return check(inst, sol, time.perf_counter() - t0)
     net = Network.build(inst)
     if engine == "ortools":
