@@ -29,7 +29,9 @@ __all__ = [
     "BIN_ID_PATTERN",
     "DEFAULT_ROOT",
     "MAX_IMAGE_BYTES",
+    "MAX_INTERVAL_S",
     "MAX_PAYLOAD_BYTES",
+    "MIN_INTERVAL_S",
     "QUALITY_REASONS",
     "BinId",
     "Command",
@@ -50,6 +52,11 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 #: A labelling image (JPEG, before base64) is capped at this size by the device.
 MAX_IMAGE_BYTES = 512 * 1024
 
+#: ``set_interval`` takes 10 s .. 1 day: faster floods the broker and the database (and wears the
+#: camera) for no better forecast; slower than daily misses a bin that fills in a day.
+MIN_INTERVAL_S = 10.0
+MAX_INTERVAL_S = 86_400.0
+
 BinId = Annotated[str, StringConstraints(pattern=BIN_ID_PATTERN)]
 
 #: ``quality`` is ``ok`` or one of these reasons; ``fill`` is null whenever it is not ``ok``.
@@ -61,7 +68,9 @@ _SEGMENT = re.compile(BIN_ID_PATTERN)
 
 class _Message(BaseModel):
     # Unknown fields are rejected: a typo on either side must show up in the server's reject counts.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number is finite: the JSON parser (pydantic's, like Python's json) reads the tokens
+    # NaN, Infinity and -Infinity, and 1e999 as infinity; none of them is a reading, a duration or a size.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Reading(_Message):
@@ -114,7 +123,12 @@ class Command(_Message):
 
     id: str = Field(min_length=1, max_length=64)
     action: Literal["capture", "send_image", "set_interval", "send_stats"]
-    interval_s: float | None = Field(default=None, gt=0.0, description="for set_interval")
+    interval_s: float | None = Field(
+        default=None,
+        ge=MIN_INTERVAL_S,
+        le=MAX_INTERVAL_S,
+        description=f"for set_interval: seconds between captures, {MIN_INTERVAL_S:g} .. {MAX_INTERVAL_S:g}",
+    )
     reason: Literal["command", "coverage"] = "command"
 
 

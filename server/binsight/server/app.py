@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from binsight.server.api import bins, devices, labels, meta, models, plans, rollout
+from binsight.server.http_limits import BodyLimitMiddleware
 from binsight.server.state import AppState
 from binsight.version import __version__
 
@@ -29,7 +30,9 @@ def create_app(state: AppState) -> FastAPI:
     """The routes and the web page over ``state``; builds and starts nothing.
 
     :class:`~binsight.server.runtime.ServerRuntime` builds the parts (database, broker connection,
-    ingest, plan runner, rollout service) and runs them; this only wires them to HTTP.
+    ingest, plan runner, rollout service) and runs them; this only wires them to HTTP. Request bodies
+    pass :class:`~binsight.server.http_limits.BodyLimitMiddleware` first: a size limit per route, and
+    the caller authenticated before a body is read.
     """
     app = FastAPI(
         title="binsight",
@@ -38,6 +41,7 @@ def create_app(state: AppState) -> FastAPI:
         "Everything under /api needs `Authorization: Bearer <token>` (`binsight server token create`).",
     )
     app.state.binsight = state
+    app.add_middleware(BodyLimitMiddleware, sessions=state.sessions)
     for module in (meta, bins, devices, plans, labels, models, rollout):
         app.include_router(module.router)
     if state.web_dir is not None:

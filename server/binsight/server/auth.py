@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import ApiToken
 
-__all__ = ["ROLES", "Principal", "create_token", "hash_token", "require"]
+__all__ = [
+    "PRINCIPAL_SCOPE_KEY",
+    "ROLES",
+    "Principal",
+    "Role",
+    "bearer_token",
+    "create_token",
+    "hash_token",
+    "principal_for_token",
+    "require",
+    "role_refusal",
+]
 
 Role = Literal["operator", "labeller", "admin"]
 ROLES: tuple[Role, ...] = ("operator", "labeller", "admin")
@@ -50,20 +61,28 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(
-    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    """The caller, from ``Authorization: Bearer <token>``; 401 when missing, unknown or revoked."""
-    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
-        raise _unauthorized("missing bearer token")
-    digest = hash_token(creds.credentials)
-    state = request.app.state.binsight
-    with state.sessions() as session, session.begin():
+#: Where :class:`~binsight.server.http_limits.BodyLimitMiddleware` leaves the caller it authenticated
+#: before reading a body, so that :func:`authenticate` does not look the token up a second time.
+PRINCIPAL_SCOPE_KEY = "binsight.principal"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, or None for any other value."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def principal_for_token(sessions: sessionmaker[Session], token: str) -> Principal | None:
+    """The holder of ``token``, or None when it is unknown or revoked (``last_used_at``: once a minute)."""
+    digest = hash_token(token)
+    with sessions() as session, session.begin():
         tok = session.execute(
             select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
         ).scalar_one_or_none()
         if tok is None:
-            raise _unauthorized("unknown or revoked token")
+            return None
         now = now_ms()
         if tok.last_used_at is None or now - tok.last_used_at > 60_000:
             session.execute(update(ApiToken).where(ApiToken.id == tok.id).values(last_used_at=now))
@@ -73,16 +92,36 @@ def authenticate(
     return Principal(name=name, role=role)
 
 
+def authenticate(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>``; 401 when missing, unknown or revoked."""
+    known = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(known, Principal):
+        return known
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise _unauthorized("missing bearer token")
+    principal = principal_for_token(request.app.state.binsight.sessions, creds.credentials)
+    if principal is None:
+        raise _unauthorized("unknown or revoked token")
+    return principal
+
+
+def role_refusal(principal: Principal, roles: Iterable[Role]) -> str | None:
+    """Why ``principal`` may not do what ``roles`` (and admin) may, or None when it may."""
+    allowed = {*roles, "admin"}
+    if principal.role in allowed:
+        return None
+    return f"role {principal.role!r} may not do this (needs {' or '.join(sorted(allowed))})"
+
+
 def require(*roles: Role) -> Callable[[Principal], Principal]:
     """A dependency admitting ``roles`` (admin is always admitted); 403 for other roles."""
-    allowed = {*roles, "admin"}
 
     def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if principal.role not in allowed:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"role {principal.role!r} may not do this (needs {' or '.join(sorted(allowed))})",
-            )
+        refusal = role_refusal(principal, roles)
+        if refusal is not None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
         return principal
 
     return check

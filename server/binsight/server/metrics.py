@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Device, Image
 from binsight.server.health import device_health, missing_readings
+from binsight.server.http_limits import HTTP_REJECTS
 from binsight.server.ingest.messages import REJECT_REASONS
 from binsight.server.retention import STATS as PRUNE_STATS
 from binsight.server.state import AppState
@@ -79,6 +80,13 @@ def render_metrics(state: AppState) -> str:
     out: list[str] = []
     _stored_metrics(out, state)
     _prune_metrics(out)
+    _metric(
+        out,
+        "binsight_http_rejected_total",
+        "counter",
+        "HTTP requests refused before or while reading their body, by reason (http_limits.py).",
+        [(f'{{reason="{r}"}}', n) for r, n in HTTP_REJECTS.snapshot().items()],
+    )
     if state.ingest is not None:
         _ingest_metrics(out, state.ingest)
     return "\n".join(out) + "\n"

@@ -53,3 +53,19 @@ def test_command_validation(api: Api) -> None:
     assert api.post("/api/devices/d1/commands", json={"action": "set_interval"}).status_code == 422
     r = api.post("/api/devices/d1/commands", json={"action": "capture"}, role="operator")
     assert r.status_code == 503 and "MQTT" in r.json()["detail"]
+
+
+def test_set_interval_bounds(api: Api) -> None:
+    """set_interval takes 10 s .. 1 day; outside it (1e-9 s once gave 707 readings in 6 s), or not a
+    finite number (JSON's NaN/Infinity tokens), is 422 naming the range, before anything is sent."""
+    with api.sessions() as s, s.begin():
+        write_batch(s, [item("reading", "d1", reading("d1", 0))], BinRegistry(), False, now_ms())
+    for seconds in ("1e-9", "9.5", "0", "-60", "86401", "NaN", "Infinity", "-Infinity", "1e999"):
+        body = f'{{"action": "set_interval", "interval_s": {seconds}}}'
+        headers = {**api.h("operator"), "Content-Type": "application/json"}
+        r = api.client.post("/api/devices/d1/commands", content=body, headers=headers)
+        assert r.status_code == 422, (seconds, r.status_code, r.text)
+        assert "interval_s" in r.json()["detail"] and "10 .. 86400 s" in r.json()["detail"], r.text
+    for seconds in (10, 600, 86_400):  # in range: refused only for want of MQTT (API-only process)
+        r = api.post("/api/devices/d1/commands", json={"action": "set_interval", "interval_s": seconds})
+        assert r.status_code == 503, (seconds, r.text)

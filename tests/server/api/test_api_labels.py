@@ -67,3 +67,21 @@ def test_queue_label_skip_stats_export(api: Api) -> None:
     for row in rows:
         assert z.read(row["image"]).startswith(b"\xff\xd8")
         assert row["captured_at"].endswith("Z")
+
+
+def test_image_ids_beyond_64_bits_are_422(api: Api) -> None:
+    """An image id is a signed 64-bit key: 2^63 and more are refused by the route (422), not passed to
+    the database (once an OverflowError, HTTP 500); the largest key is an ordinary unknown image."""
+    label = {"fill": 0.5}
+    for method, path, body in [
+        ("GET", "/api/images/{}", None),
+        ("POST", "/api/images/{}/label", label),
+        ("POST", "/api/images/{}/skip", None),
+    ]:
+        for image_id in (2**63, 2**64, 10**30, -1, 2**63 - 1):
+            r = api.client.request(method, path.format(image_id), headers=api.h("labeller"), json=body)
+            if image_id == 2**63 - 1:
+                assert r.status_code == 404 and "no image" in r.json()["detail"], (path, r.text)
+            else:
+                assert r.status_code == 422, (path, image_id, r.status_code, r.text)
+                assert ("less" if image_id > 0 else "greater") + " than or equal to" in r.text

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from binsight.protocol import Command
+from binsight.protocol import MAX_INTERVAL_S, MIN_INTERVAL_S, Command
 from binsight.server.api.schemas import CommandAccepted, CommandIn, DeviceOut, EventOut
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
@@ -68,13 +68,22 @@ def events(
         return [EventOut.model_validate(r, from_attributes=True) for r in rows]
 
 
+def _first_problem(exc: ValidationError) -> str:
+    """The first field the protocol refused and why; for ``interval_s``, the range it takes."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(command)"
+    if where == "interval_s":
+        return f"{where}: {first['msg']} (set_interval takes {MIN_INTERVAL_S:g} .. {MAX_INTERVAL_S:g} s)"
+    return f"{where}: {first['msg']}"
+
+
 @router.post("/{bin_id}/commands", status_code=202, response_model=CommandAccepted)
 def send_command(bin_id: str, body: CommandIn, who: Operator, state: State) -> CommandAccepted:
     """Send ``capture``, ``send_image``, ``set_interval`` (with ``interval_s``) or ``send_stats``."""
     try:
         cmd = Command(id=new_command_id(), action=body.action, interval_s=body.interval_s)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise HTTPException(422, f"bad command: {exc.errors()[0]['msg']}") from None
+        raise HTTPException(422, f"bad command: {_first_problem(exc)}") from None
     if cmd.action == "set_interval" and cmd.interval_s is None:
         raise HTTPException(422, "set_interval needs interval_s")
     with state.sessions() as s:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from sqlalchemy import and_, exists, select
 
 from binsight.server.api.schemas import LabelIn, LabelStats, QueueItem
@@ -20,6 +20,9 @@ router = APIRouter(tags=["labels"])
 Labeller = Annotated[Principal, Depends(require("labeller"))]
 Viewer = Annotated[Principal, Depends(require("labeller", "operator"))]
 State = Annotated[AppState, Depends(get_state)]
+#: An image's id is a signed 64-bit key (SQLite INTEGER, PostgreSQL BIGINT): larger ones are 422,
+#: not a database error.
+ImageId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the image's id")]
 
 
 @router.get("/api/labels/queue", response_model=list[QueueItem])
@@ -53,7 +56,7 @@ def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)
 @router.get(
     "/api/images/{image_id}", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}}
 )
-def image(image_id: int, _who: Viewer, state: State) -> Response:
+def image(image_id: ImageId, _who: Viewer, state: State) -> Response:
     with state.sessions() as s:
         jpeg = s.execute(select(Image.jpeg).where(Image.id == image_id)).scalar_one_or_none()
     if jpeg is None:
@@ -69,7 +72,7 @@ def _add_label(state: AppState, image_id: int, label: Label) -> None:
 
 
 @router.post("/api/images/{image_id}/label")
-def label(image_id: int, body: LabelIn, who: Labeller, state: State) -> dict[str, object]:
+def label(image_id: ImageId, body: LabelIn, who: Labeller, state: State) -> dict[str, object]:
     """Record a fill (0..1), a class label, or 'unusable' for the image, with who and when."""
     if body.fill is not None and not 0.0 <= body.fill <= 1.0:
         raise HTTPException(422, "fill must be between 0 and 1")
@@ -94,7 +97,7 @@ def label(image_id: int, body: LabelIn, who: Labeller, state: State) -> dict[str
 
 
 @router.post("/api/images/{image_id}/skip")
-def skip(image_id: int, who: Labeller, state: State) -> dict[str, object]:
+def skip(image_id: ImageId, who: Labeller, state: State) -> dict[str, object]:
     """Hide the image from this user's queue (others still see it)."""
     ts = now_ms()
     _add_label(state, image_id, Label(image_id=image_id, skipped=True, who=who.name, created_at=ts))

@@ -83,7 +83,9 @@ async def upload_model(
     try:
         record = register_model(state.sessions, models_dir, path, parsed)
     except RolloutError as exc:
-        raise _fail(exc) from None
+        # The error names the file it checked: the client's name for it, never the server's temp file.
+        detail = str(exc).replace(path.name, file.filename or "the uploaded file")
+        raise HTTPException(exc.status, detail) from None
     finally:
         path.unlink(missing_ok=True)
     return ModelOut.model_validate(record, from_attributes=True)
