@@ -251,7 +251,6 @@ class RolloutService:
                 logger.warning(
                     "promotion of %s forced by %s: %s (gate: %s)", version, who, reason, gate.reason
                 )
-            pub = self._publisher()
             bins = self._bins(s)
             canaries = pick_canaries(bins, version, self.cfg.canary_bins, self.cfg.canary_fraction)
             now = now_ms()
@@ -278,8 +277,9 @@ class RolloutService:
             )
             s.add(rollout)
             s.flush()
-            # Signed inside the transaction: a refusal (no key, file gone) rolls all of it back.
-            self._announce(s, canaries, self._release(s, record, rollout.id), rollout.id, pub)
+            # Signed inside the transaction: a refusal (no key, file gone, no broker) rolls it all back.
+            release = self._release(s, record, rollout.id)
+            self._announce(s, canaries, release, rollout.id, self._publisher())
             self._activate(s, version)
             logger.info("model %s promoted by %s: canary stage on %s", version, who, ", ".join(canaries))
             return rollout_dict(rollout)
@@ -308,7 +308,6 @@ class RolloutService:
             previous = s.get(ModelRecord, last.previous) if last is not None and last.previous else None
             if previous is None:
                 raise RolloutError(f"{active.version} has no previous model to roll back to", 409)
-            pub = self._publisher()
             now = now_ms()
             for old in self._live(s):
                 old.state, old.updated_at = "rolled_back", now
@@ -329,7 +328,8 @@ class RolloutService:
             s.flush()
             # A new release (a higher number) of the older file: devices that took the newer model
             # accept it, while a replay of the older model's first release stays refused.
-            self._announce(s, self._bins(s), self._release(s, previous, rollout.id), rollout.id, pub)
+            release = self._release(s, previous, rollout.id)
+            self._announce(s, self._bins(s), release, rollout.id, self._publisher())
             self._activate(s, previous.version)
             logger.warning("rolled back from %s to %s by %s", active.version, previous.version, who)
             return rollout_dict(rollout)
