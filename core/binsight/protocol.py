@@ -13,9 +13,10 @@ Every topic lives under a configurable root (default ``binsight``) and names one
 A device only ever writes under its own ``<root>/<bin_id>/`` and reads only its ``cmd`` and ``model``
 topics, which is what the broker ACL in ``deploy/mosquitto`` enforces with ``%u``.
 
-Model releases are signed with Ed25519 over :func:`release_manifest` (version, sha256, size), so a
-device checks the signature first and the downloaded file's hash second: a release cannot be
-replayed with another file or relabelled with another version.
+Model releases are signed with Ed25519 over :func:`release_manifest` (version, sha256, size, release
+number, issue time), so a device checks the signature first and the downloaded file's hash second:
+a release cannot be replayed with another file, relabelled with another version or renumbered, and
+a device refuses any release number not above the highest it accepted (docs/contracts.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
     "BIN_ID_PATTERN",
@@ -143,20 +144,56 @@ class Event(_Message):
     detail: str | None = Field(default=None, max_length=500)
 
 
+#: Release numbers and their issue times fit a signed 64-bit column (the server's and the device's).
+MAX_RELEASE_NUMBER = 2**63 - 1
+
+
 class ModelRelease(_Message):
-    """A signed model announcement, retained on ``<root>/<bin_id>/model``."""
+    """A signed model announcement, retained on ``<root>/<bin_id>/model``.
+
+    A numbered release (manifest v2) carries ``release_number``, strictly increasing for every
+    release the server (or an operator) signs, and ``issued_at``; a device installs only releases
+    newer than the highest it accepted, which stops a replayed or downgraded announcement. A
+    release without them is a v1 release, accepted only by a device that never accepted a v2 one.
+    """
 
     version: str = Field(min_length=1, max_length=128)
     url: str = Field(min_length=1, max_length=2048)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(gt=0)
-    signature: str = Field(description="base64 Ed25519 signature of release_manifest(...)")
+    signature: str = Field(max_length=256, description="base64 Ed25519 signature of release_manifest(...)")
     key_id: str | None = Field(default=None, max_length=64)
+    release_number: int | None = Field(
+        default=None, ge=1, le=MAX_RELEASE_NUMBER, description="strictly increasing; null on a v1 release"
+    )
+    issued_at: int | None = Field(default=None, ge=0, le=MAX_RELEASE_NUMBER, description="epoch ms, signed")
+
+    @model_validator(mode="after")
+    def _numbered_together(self) -> ModelRelease:
+        if (self.release_number is None) != (self.issued_at is None):
+            raise ValueError("release_number and issued_at come together (a v2 release) or not at all (v1)")
+        return self
+
+    def manifest(self) -> bytes:
+        """The bytes :attr:`signature` covers: :func:`release_manifest` of this release's fields."""
+        return release_manifest(
+            self.version, self.sha256, self.size, release_number=self.release_number, issued_at=self.issued_at
+        )
 
 
-def release_manifest(version: str, sha256: str, size: int) -> bytes:
-    """The exact bytes a model release signature covers."""
-    return f"binsight-model-release:v1\n{version}\n{sha256}\n{size}\n".encode()
+def release_manifest(
+    version: str, sha256: str, size: int, *, release_number: int | None = None, issued_at: int | None = None
+) -> bytes:
+    """The exact bytes a model release signature covers.
+
+    v2 (``release_number`` and ``issued_at`` given) adds both, so a signature cannot be moved onto
+    another number; v1 (neither) is what releases signed before release numbers carried.
+    """
+    if release_number is None and issued_at is None:
+        return f"binsight-model-release:v1\n{version}\n{sha256}\n{size}\n".encode()
+    if release_number is None or issued_at is None:
+        raise ValueError("a v2 release manifest needs both release_number and issued_at")
+    return f"binsight-model-release:v2\n{version}\n{sha256}\n{size}\n{release_number}\n{issued_at}\n".encode()
 
 
 class Topics:

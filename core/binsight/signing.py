@@ -1,8 +1,8 @@
 """Ed25519 signatures on model releases: key pairs, signing, verification.
 
-A release is signed over :func:`binsight.protocol.release_manifest` (version, sha256, size), never
-over the file itself, so a device checks the signature on the announcement before it downloads
-anything, and the file's hash after. Keys:
+A release is signed over :func:`binsight.protocol.release_manifest` (version, sha256, size, release
+number, issue time), never over the file itself, so a device checks the signature on the
+announcement before it downloads anything, and the file's hash after. Keys:
 
 - private key: PKCS#8 PEM, written with mode 0600 (``binsight model keygen --out KEY``);
 - public key: ``KEY.pub``, one line ``ed25519:<base64 of the 32 raw bytes>``, short enough to paste
@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -127,32 +128,54 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     return key
 
 
-def sign_release(key: Ed25519PrivateKey, version: str, sha256: str, size: int) -> str:
-    """Base64 Ed25519 signature over :func:`release_manifest`."""
-    return base64.b64encode(key.sign(release_manifest(version, sha256, size))).decode("ascii")
+def sign_release(
+    key: Ed25519PrivateKey,
+    version: str,
+    sha256: str,
+    size: int,
+    *,
+    release_number: int | None = None,
+    issued_at: int | None = None,
+) -> str:
+    """Base64 Ed25519 signature over :func:`release_manifest` (v2 with a release number, else v1)."""
+    manifest = release_manifest(version, sha256, size, release_number=release_number, issued_at=issued_at)
+    return base64.b64encode(key.sign(manifest)).decode("ascii")
 
 
 def make_release(
-    model: str | Path, key: Ed25519PrivateKey, version: str, url: str | None = None
+    model: str | Path,
+    key: Ed25519PrivateKey,
+    version: str,
+    url: str | None = None,
+    *,
+    release_number: int | None,
+    issued_at: int | None = None,
 ) -> ModelRelease:
     """Hash ``model`` and sign a :class:`ModelRelease` for it.
 
     ``url`` defaults to the server's path ``/models/<version>.onnx``; devices resolve a relative URL
-    against their ``[updates] base_url``.
+    against their ``[updates] base_url``. ``release_number`` must be above every number signed
+    before with this key (devices refuse anything not newer); ``issued_at`` defaults to now.
+    ``release_number=None`` makes an unnumbered v1 release, which devices that accepted a
+    numbered one refuse: only for tests and devices still on v1.
     """
     sha, size = file_sha256(model)
+    if release_number is not None and issued_at is None:
+        issued_at = time.time_ns() // 1_000_000  # epoch ms
     return ModelRelease(
         version=version,
         url=url or f"/models/{version}.onnx",
         sha256=sha,
         size=size,
-        signature=sign_release(key, version, sha, size),
+        signature=sign_release(key, version, sha, size, release_number=release_number, issued_at=issued_at),
         key_id=key_id(key.public_key()),
+        release_number=release_number,
+        issued_at=issued_at,
     )
 
 
 def verify_release(public_key: Ed25519PublicKey, release: ModelRelease) -> None:
-    """Check ``release.signature`` against the trusted key.
+    """Check ``release.signature`` over :meth:`ModelRelease.manifest` against the trusted key.
 
     Raises
     ------
@@ -166,7 +189,7 @@ def verify_release(public_key: Ed25519PublicKey, release: ModelRelease) -> None:
     if len(sig) != 64:
         raise SignatureError(f"release {release.version}: signature has {len(sig)} bytes, expected 64")
     try:
-        public_key.verify(sig, release_manifest(release.version, release.sha256, release.size))
+        public_key.verify(sig, release.manifest())
     except InvalidSignature:
         raise SignatureError(
             f"release {release.version}: signature does not match the trusted key {key_id(public_key)}"
@@ -201,13 +224,13 @@ def keygen_command(args: argparse.Namespace) -> int:
 
 
 def sign_command(args: argparse.Namespace) -> int:
-    """``binsight model sign MODEL --key KEY``: write MODEL.release.json and print it."""
+    """``binsight model sign MODEL --key KEY --release-number N``: write MODEL.release.json and print it."""
     model = Path(args.model)
     if not model.is_file():
         raise SignatureError(f"model file {model} does not exist")
     key = load_private_key(args.key)
     version = args.version or _model_version(model)
-    release = make_release(model, key, version, args.url)
+    release = make_release(model, key, version, args.url, release_number=args.release_number)
     out = model.with_name(model.name + ".release.json")
     text = json.dumps(release.model_dump(), indent=2) + "\n"
     out.write_text(text, encoding="utf-8")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -17,13 +19,28 @@ from binsight.device.updates import Updater
 from binsight.protocol import ModelRelease
 from binsight.signing import format_public_key, generate_key, make_release, sign_release
 
+_NUMBERS = itertools.count(1)
+
+
+def numbered(model: Path, key, version: str, url: str, number: int | None = None) -> ModelRelease:
+    """A signed v2 release; without ``number``, the next one (each call a newer release)."""
+    return make_release(model, key, version, url, release_number=number or next(_NUMBERS))
+
+
+def unnumbered(model: Path, key, version: str, url: str) -> ModelRelease:
+    """A v1 release (no release number), as servers signed them before release numbers."""
+    return make_release(model, key, version, url, release_number=None)
+
 
 class Harness:
     """An Updater wired to a model slot, as the agent wires it."""
 
-    def __init__(self, tmp: Path, model: Path, base_url: str, public_key: str | None) -> None:
+    def __init__(
+        self, tmp: Path, model: Path, base_url: str, public_key: str | None, *, copy: bool = True
+    ) -> None:
         self.path = tmp / "model.onnx"
-        shutil.copy(model, self.path)
+        if copy:
+            shutil.copy(model, self.path)
         self.model: FillModel | None = FillModel(self.path)
         self.events: list[tuple[str, str | None, str | None]] = []
         self.outbox = Outbox(tmp / "state.db")
@@ -44,6 +61,11 @@ class Harness:
 
     def states(self) -> list[str]:
         return [s for s, _, _ in self.events]
+
+    def restart(self, public_key: str | None) -> Harness:
+        """The same device after a restart: its model file and state DB, a new updater."""
+        self.outbox.close()
+        return Harness(self.path.parent, self.path, self.updater.cfg.base_url or "", public_key, copy=False)
 
     def answers(self) -> float | None:
         assert self.model is not None
@@ -72,7 +94,7 @@ def test_good_release_is_verified_activated_and_previous_kept(
 ) -> None:
     """A signed release goes downloading -> verified -> active; MODEL.prev holds the old file."""
     url = publish_file(http_dir, model_v2, "v2.onnx")
-    release = make_release(model_v2, key, "v2", url)
+    release = numbered(model_v2, key, "v2", url)
     assert harness.updater.process(release) is None
     assert harness.states() == ["downloading", "verified", "active"]
     assert harness.model is not None and harness.model.version == "v2"
@@ -96,7 +118,7 @@ def _refused(harness: Harness, release: ModelRelease, needle: str) -> None:
 def test_wrong_signature_refused_before_download(harness: Harness, http_dir, model_v2) -> None:
     """Signed by another key: refused, nothing downloaded."""
     url = publish_file(http_dir, model_v2, "v2.onnx")
-    release = make_release(model_v2, generate_key(), "v2", url)
+    release = numbered(model_v2, generate_key(), "v2", url)
     _refused(harness, release, "signature does not match")
     assert "downloading" not in harness.states()
 
@@ -104,7 +126,7 @@ def test_wrong_signature_refused_before_download(harness: Harness, http_dir, mod
 def test_unsigned_and_relabelled_releases_refused(harness: Harness, http_dir, key, model_v2) -> None:
     """A garbage signature, or a valid one moved onto another version, is refused."""
     url = publish_file(http_dir, model_v2, "v2.onnx")
-    good = make_release(model_v2, key, "v2", url)
+    good = numbered(model_v2, key, "v2", url)
     _refused(harness, good.model_copy(update={"signature": "AAAA"}), "signature has 3 bytes")
     _refused(harness, good.model_copy(update={"version": "v3"}), "signature does not match")
 
@@ -112,7 +134,7 @@ def test_unsigned_and_relabelled_releases_refused(harness: Harness, http_dir, ke
 def test_wrong_hash_refused(harness: Harness, http_dir, key, model_v2, model_v1) -> None:
     """The server serves another file than the one signed: the sha256 check refuses it."""
     url = publish_file(http_dir, model_v1, "v2.onnx")  # wrong bytes behind the URL, same size
-    release = make_release(model_v2, key, "v2", url)
+    release = numbered(model_v2, key, "v2", url)
     if release.size != model_v1.stat().st_size:
         folder, _ = http_dir
         data = model_v1.read_bytes()
@@ -125,24 +147,34 @@ def test_corrupt_model_refused(harness: Harness, http_dir, key, tmp_path: Path) 
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"this is not a protobuf" * 100)
     url = publish_file(http_dir, junk, "junk.onnx")
-    _refused(harness, make_release(junk, key, "v9", url), "cannot load ONNX model")
+    _refused(harness, numbered(junk, key, "v9", url), "cannot load ONNX model")
 
 
 def test_insane_model_refused(harness: Harness, http_dir, key, tmp_path: Path) -> None:
     """A model whose output leaves 0..1 on the last frame fails the sanity check."""
     bad = build_model(tmp_path / "bad.onnx", "bad", scale=4.0)
     url = publish_file(http_dir, bad, "bad.onnx")
-    _refused(harness, make_release(bad, key, "bad", url), "outside [0, 1]")
+    _refused(harness, numbered(bad, key, "bad", url), "outside [0, 1]")
 
 
 def test_version_mismatch_and_size_refused(harness: Harness, http_dir, key, model_v2) -> None:
     """The metadata must carry the release's version; a download larger than announced is cut."""
     url = publish_file(http_dir, model_v2, "v2.onnx")
-    _refused(harness, make_release(model_v2, key, "other", url), "metadata says version 'v2'")
-    release = make_release(model_v2, key, "v2", url)
+    _refused(harness, numbered(model_v2, key, "other", url), "metadata says version 'v2'")
+    release = numbered(model_v2, key, "v2", url)
     small = release.size - 10
     forged = release.model_copy(
-        update={"size": small, "signature": sign_release(key, "v2", release.sha256, small)}
+        update={
+            "size": small,
+            "signature": sign_release(
+                key,
+                "v2",
+                release.sha256,
+                small,
+                release_number=release.release_number,
+                issued_at=release.issued_at,
+            ),
+        }
     )
     _refused(harness, forged, "larger than the release")
 
@@ -152,7 +184,7 @@ def test_no_key_configured_refuses(tmp_path: Path, model_v1: Path, model_v2: Pat
     _, base = http_dir
     h = Harness(tmp_path, model_v1, base, None)
     url = publish_file(http_dir, model_v2, "v2.onnx")
-    _refused(h, make_release(model_v2, key, "v2", url), "no trusted public key")
+    _refused(h, numbered(model_v2, key, "v2", url), "no trusted public key")
 
 
 def test_malformed_key_is_retried_not_remembered(
@@ -162,29 +194,29 @@ def test_malformed_key_is_retried_not_remembered(
     not at fault, so it is not remembered as refused (fixing the key and restarting installs it)."""
     _, base = http_dir
     h = Harness(tmp_path, model_v1, base, "ed25519:abc")
-    release = make_release(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"))
+    release = numbered(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"))
     retry = h.updater.process(release)
     assert retry is not None and retry > 0
     assert h.states() == ["failed"]
     assert "public key unusable" in (h.events[-1][2] or "")
-    assert h.outbox.get_setting("refused_release") is None
+    assert h.outbox.get_setting("refused_announcements") is None
     assert h.model is not None and h.model.version == "v1"
 
 
 def test_download_error_is_retried(harness: Harness, key, model_v2) -> None:
     """A missing file (HTTP 404) is a transient failure: a retry delay comes back."""
-    release = make_release(model_v2, key, "v2", "/missing.onnx")
+    release = numbered(model_v2, key, "v2", "/missing.onnx")
     retry = harness.updater.process(release)
     assert retry is not None and retry > 0
     assert harness.states()[-1] == "failed"
-    assert harness.outbox.get_setting("refused_release") is None
+    assert harness.outbox.get_setting("refused_announcements") is None
 
 
 def test_refused_release_not_fetched_again(harness: Harness, http_dir, key, tmp_path: Path) -> None:
     """A permanently refused release is remembered (a retained announcement comes back on restart)."""
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"x" * 500)
-    release = make_release(junk, key, "v9", publish_file(http_dir, junk, "junk.onnx"))
+    release = numbered(junk, key, "v9", publish_file(http_dir, junk, "junk.onnx"))
     harness.updater.process(release)
     n = len(harness.events)
     harness.updater.process(release)
@@ -223,7 +255,7 @@ def test_agent_switches_on_retained_release(
     agent.start()
     try:
         col.wait_for(lambda: len(col.payloads("reading")) >= 1)
-        release = make_release(model_v2, key, "v2", "/v2.onnx")
+        release = numbered(model_v2, key, "v2", "/v2.onnx")
         col.client.publish("binsight/bin-up/model", release.model_dump_json(), qos=1, retain=True)
         col.wait_for(lambda: any(r["model"] == "v2" for r in col.payloads("reading")))
         states = [e["state"] for e in col.payloads("event") if e["kind"] == "model"]
@@ -282,7 +314,7 @@ def test_rollback_after_repeated_inference_errors(tmp_path: Path, model_v1: Path
     agent.load_initial_model()
     first = agent.capture_and_send()
     assert first is not None and first.model == "v1"
-    assert agent.updater.process(make_release(flaky, key, "flaky", "/flaky.onnx")) is None
+    assert agent.updater.process(numbered(flaky, key, "flaky", "/flaky.onnx")) is None
     assert agent.model is not None and agent.model.version == "flaky"
     qualities = [agent.capture_and_send().quality for _ in range(3)]  # type: ignore[union-attr]
     assert qualities == ["inference_error"] * 3
@@ -292,6 +324,118 @@ def test_rollback_after_repeated_inference_errors(tmp_path: Path, model_v1: Path
     assert last is not None and last.model == "v1" and last.quality == "ok"
     states = [json.loads(r.payload)["state"] for r in agent.outbox.after(0, 100) if r.kind == "event"]
     assert states == ["downloading", "verified", "active", "rolled_back"]
-    assert agent.updater.process(make_release(flaky, key, "flaky", "/flaky.onnx")) is None
+    assert agent.updater.process(numbered(flaky, key, "flaky", "/flaky.onnx")) is None
     assert agent.model.version == "v1", "a rolled-back release is not installed again"
     agent.outbox.close()
+
+
+FORGED = base64.b64encode(bytes(64)).decode()  # well-formed, signs nothing
+
+
+def test_forged_release_does_not_block_the_genuine_one(harness: Harness, http_dir, key, model_v2) -> None:
+    """A garbage signature for v2 is refused once (also when redelivered); the correctly signed v2
+    announced after it is judged on its own and installed (the refusal was keyed on version + sha256)."""
+    good = numbered(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"))
+    forged = good.model_copy(update={"signature": FORGED})
+    _refused(harness, forged, "signature does not match")
+    assert harness.updater.process(forged) is None  # the retained copy, redelivered
+    assert harness.states() == ["failed"], "one report per distinct announcement"
+    assert harness.updater.process(good) is None
+    assert harness.model is not None and harness.model.version == "v2"
+    assert harness.states() == ["failed", "downloading", "verified", "active"]
+
+
+def test_state_of_an_agent_before_release_numbers_keeps_working(
+    harness: Harness, http_dir, key, model_v2, tmp_path: Path
+) -> None:
+    """An old ``refused_release`` of version + sha256 no longer blocks that version; an old
+    ``<version>:*`` (rolled back after inference errors) still refuses it; v1 releases still install."""
+    good = unnumbered(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"))
+    assert good.release_number is None  # a v1 release, as the server signed them before
+    harness.outbox.set_setting("refused_release", f"v2:{good.sha256}")
+    assert harness.updater.process(good) is None
+    assert harness.model is not None and harness.model.version == "v2"
+    assert harness.updater.accepted_release() is None, "v1 releases carry no number"
+    junk = tmp_path / "v9.onnx"
+    junk.write_bytes(b"x" * 500)
+    harness.outbox.set_setting("refused_release", "v9:*")
+    rolled_back = numbered(junk, key, "v9", publish_file(http_dir, junk, "v9.onnx"))
+    harness.updater.process(rolled_back)
+    assert harness.events[-1][0] == "failed" and "rolled back on this device" in (harness.events[-1][2] or "")
+    assert "downloading" not in harness.states()[4:]
+
+
+def test_replayed_older_release_refused_across_restarts(
+    harness: Harness, http_dir, key, model_v1, model_v2
+) -> None:
+    """After release 4 (v2), a validly signed release 1 (v1) and an unnumbered v1 release are
+    refused with the reason; the highest accepted number survives a restart."""
+    v1_url = publish_file(http_dir, model_v1, "v1.onnx")
+    old = numbered(model_v1, key, "v1", v1_url, number=1)
+    v1_release = unnumbered(model_v1, key, "v1", v1_url)
+    assert (
+        harness.updater.process(numbered(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"), 4))
+        is None
+    )
+    assert harness.model is not None and harness.model.version == "v2"
+    assert harness.updater.accepted_release() == 4
+    after = harness.restart(format_public_key(key.public_key()))
+    for replay, needle in (
+        (old, "release 1 of v1 is not newer than release 4"),
+        (v1_release, "no release number"),
+    ):
+        assert after.updater.process(replay) is None
+        assert after.events[-1][0] == "failed" and needle in (after.events[-1][2] or ""), after.events
+        assert after.model is not None and after.model.version == "v2"
+    assert "downloading" not in after.states()
+    after.updater.process(old)  # redelivered: remembered, not reported again
+    assert after.states() == ["failed", "failed"]
+
+
+def test_rollback_is_a_newer_release_of_the_older_model(
+    harness: Harness, http_dir, key, model_v1, model_v2
+) -> None:
+    """Release 6 of v1 after release 5 of v2 installs v1; release 5 replayed is then refused, and a
+    newer release of the model already running only raises the accepted number."""
+    v2 = numbered(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"), 5)
+    assert harness.updater.process(v2) is None
+    assert (
+        harness.updater.process(numbered(model_v1, key, "v1", publish_file(http_dir, model_v1, "v1.onnx"), 6))
+        is None
+    )
+    assert harness.model is not None and harness.model.version == "v1"
+    assert harness.updater.accepted_release() == 6
+    harness.updater.process(v2)
+    assert harness.events[-1][0] == "failed" and "not newer than release 6" in (harness.events[-1][2] or "")
+    n = len(harness.events)
+    assert harness.updater.process(numbered(model_v1, key, "v1", "/v1.onnx", 7)) is None
+    assert harness.updater.accepted_release() == 7 and len(harness.events) == n
+
+
+def test_forged_number_is_not_accepted(harness: Harness, http_dir, key, model_v2) -> None:
+    """A release number changed after signing fails the signature and is not remembered as accepted."""
+    good = numbered(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"), 3)
+    _refused(harness, good.model_copy(update={"release_number": 1000}), "signature does not match")
+    assert harness.updater.accepted_release() is None
+    assert harness.updater.process(good) is None and harness.updater.accepted_release() == 3
+
+
+def test_missing_key_is_not_remembered(tmp_path: Path, model_v1: Path, model_v2: Path, http_dir, key) -> None:
+    """No key configured yet: refused and retried, never remembered, so the release installs once a
+    key is configured and the agent restarts."""
+    _, base = http_dir
+    h = Harness(tmp_path, model_v1, base, None)
+    release = numbered(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"))
+    assert h.updater.process(release) is not None
+    assert h.outbox.get_setting("refused_announcements") is None
+    fixed = h.restart(format_public_key(key.public_key()))
+    assert fixed.updater.process(release) is None
+    assert fixed.model is not None and fixed.model.version == "v2"
+
+
+def test_transient_failure_reported_once(harness: Harness, key, model_v2) -> None:
+    """A download error retried three times is one ``failed`` event, not one per retry."""
+    release = numbered(model_v2, key, "v2", "/missing.onnx")
+    for _ in range(3):
+        assert harness.updater.process(release) is not None
+    assert harness.states().count("failed") == 1

@@ -1,23 +1,33 @@
-"""Signed model updates: verify, download, check, swap atomically, roll back.
+"""Signed model updates: verify, refuse replays, download, check, swap atomically, roll back.
 
 For each :class:`~binsight.protocol.ModelRelease` seen on ``<root>/<bin_id>/model``:
 
-1. the Ed25519 signature over (version, sha256, size) is checked against the configured public
+1. the Ed25519 signature over the release manifest is checked against the configured public
    key: no key, a bad or a foreign signature -> ``failed``, nothing is downloaded;
-2. ``downloading``: the file is fetched over HTTP into ``MODEL.download``, never more than
+2. the release must be newer than every release this device accepted: its ``release_number``
+   above the highest stored in the state DB (``accepted_release``); an unnumbered (v1) release
+   only while no numbered one was ever accepted. A replayed or downgraded release -> ``failed``;
+3. ``downloading``: the file is fetched over HTTP into ``MODEL.download``, never more than
    ``size`` bytes, and its sha256 and size compared with the release -> ``verified``;
-3. it is loaded with ONNX Runtime (model-file contract, metadata version == release version) and
+4. it is loaded with ONNX Runtime (model-file contract, metadata version == release version) and
    run on the last captured frame: the output must be a sane fill;
-4. the current file is kept as ``MODEL.prev`` (hard link, so ``MODEL`` always exists) and the new
-   one renamed over ``MODEL``; the agent switches to it between two captures -> ``active``.
+5. the current file is kept as ``MODEL.prev`` (hard link, so ``MODEL`` always exists) and the new
+   one renamed over ``MODEL``; the agent switches to it between two captures -> ``active``, and
+   the release number becomes the highest accepted.
 
-Any failure leaves the running model untouched (``failed`` + reason). A release that failed for a
-reason a retry cannot fix is remembered, so its retained announcement is not fetched again on
-every restart; download errors are retried with backoff while the release stays current.
+Any failure leaves the running model untouched (``failed`` + reason), reported once per distinct
+announcement. A refusal whose cause lies in the announcement itself is remembered by the whole
+signed announcement's fingerprint, so its retained copy is not fetched again on every restart
+while a differently signed or numbered release of the same version is still judged on its own.
+A refusal whose cause can pass (download error, no or unusable key, updates disabled, a full
+disk) is never remembered: it is retried with backoff while the release stays current, and on
+the next announcement or restart.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -39,15 +49,32 @@ from binsight.errors import BinsightError
 from binsight.modelfile import file_sha256
 from binsight.protocol import ModelRelease
 
-__all__ = ["UpdateError", "Updater"]
+__all__ = ["UpdateError", "Updater", "announcement_id"]
 
 logger = logging.getLogger(__name__)
 
 Report = Callable[[str, str | None, str | None], None]  # (state, version, detail)
 
+#: State DB settings (``Outbox.get_setting``): the highest release number accepted, the fingerprints
+#: of announcements refused for good (newest last, the last few kept), the model version rolled
+#: back after inference errors, and the one setting of agents before release numbers
+#: (``<version>:<sha256>``, ignored now: it refused a genuine release after a forged one, or
+#: ``<version>:*`` after a rollback, still honoured).
+ACCEPTED = "accepted_release"
+REFUSED = "refused_announcements"
+ROLLED_BACK = "rolled_back_model"
+LEGACY_REFUSED = "refused_release"
+KEEP_REFUSED = 16
+
+
+def announcement_id(release: ModelRelease) -> str:
+    """The fingerprint of the whole signed announcement: another signature or number is another one."""
+    return hashlib.sha256(release.model_dump_json().encode()).hexdigest()[:32]
+
 
 class UpdateError(BinsightError):
-    """A release was refused; ``permanent`` when retrying the same release cannot help."""
+    """A release was refused; ``permanent`` when the announcement itself is at fault, so retrying it
+    cannot help; otherwise the cause can pass and the release is retried with backoff."""
 
     def __init__(self, message: str, permanent: bool = True) -> None:
         super().__init__(message)
@@ -110,6 +137,7 @@ class Updater:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(30.0, 3600.0)
+        self._reported: tuple[str, str] | None = None  # (announcement, reason) last reported failed
 
     @property
     def prev_path(self) -> Path:
@@ -163,36 +191,83 @@ class Updater:
                     else:
                         self._cond.wait(retry)  # a newer release or stop() wakes us early
 
-    def _refused_key(self, release: ModelRelease) -> str:
-        return f"{release.version}:{release.sha256}"
+    # ------------------------------------------------------------------ durable state
+    def accepted_release(self) -> int | None:
+        """The highest release number this device accepted (None: only v1 releases so far)."""
+        value = self.store.get_setting(ACCEPTED)
+        return int(value) if value is not None else None
 
+    def _refused(self) -> list[str]:
+        value = self.store.get_setting(REFUSED)
+        return list(json.loads(value)) if value else []
+
+    def _remember_refused(self, ident: str) -> None:
+        refused = [r for r in self._refused() if r != ident] + [ident]
+        self.store.set_setting(REFUSED, json.dumps(refused[-KEEP_REFUSED:]))
+
+    def _rolled_back(self) -> str | None:
+        """The version rolled back after inference errors (also read from an agent before numbers)."""
+        version = self.store.get_setting(ROLLED_BACK)
+        legacy = self.store.get_setting(LEGACY_REFUSED)
+        if version is None and legacy is not None and legacy.endswith(":*"):
+            version = legacy.removesuffix(":*")
+        return version
+
+    def _is_newer(self, release: ModelRelease) -> bool:
+        accepted = self.accepted_release()
+        return release.release_number is not None and (accepted is None or release.release_number > accepted)
+
+    def _accept(self, release: ModelRelease) -> None:
+        if self._is_newer(release):
+            self.store.set_setting(ACCEPTED, str(release.release_number))
+
+    # ------------------------------------------------------------------ one release
     def process(self, release: ModelRelease) -> float | None:
         """Handle one release; returns seconds until a retry, or None when done with it."""
         model = self.current()
-        if model is not None and model.version == release.version:
-            return None
-        if self.store.get_setting("refused_release") in (self._refused_key(release), f"{release.version}:*"):
+        running = model is not None and model.version == release.version
+        if running and not self._is_newer(release):
+            return None  # the release this device runs, redelivered
+        ident = announcement_id(release)
+        if ident in self._refused():
             logger.info("model release %s was refused before; ignoring it", release.version)
             return None
         try:
+            self._admit(release)
+            if running:
+                # A newer release of the model that runs (a rollback to it): nothing to download,
+                # but older releases are refused from now on.
+                self._accept(release)
+                logger.info("model %s re-released as %s", release.version, release.release_number)
+                return None
             candidate = self._fetch_and_check(release)
             self._install(candidate, release)
         except UpdateError as exc:
-            self.download_path.unlink(missing_ok=True)
-            self.report("failed", release.version, str(exc))
-            logger.error("model release %s refused: %s", release.version, exc)
-            if exc.permanent:
-                self.store.set_setting("refused_release", self._refused_key(release))
-                return None
-            return self._backoff.next()
+            return self._refuse(release, ident, exc)
         self._backoff.reset()
         return None
 
-    def _fetch_and_check(self, release: ModelRelease) -> FillModel:
+    def _refuse(self, release: ModelRelease, ident: str, exc: UpdateError) -> float | None:
+        """Report the refusal (once per announcement and reason); remember it only when permanent."""
+        self.download_path.unlink(missing_ok=True)
+        if self._reported != (ident, str(exc)):
+            self._reported = (ident, str(exc))
+            self.report("failed", release.version, str(exc))
+            logger.error("model release %s refused: %s", release.version, exc)
+        if exc.permanent:
+            self._remember_refused(ident)
+            return None
+        return self._backoff.next()
+
+    def _admit(self, release: ModelRelease) -> None:
+        """Whether this device takes ``release`` at all: enabled, trusted signature, newer, not too big."""
         if not self.cfg.enabled:
-            raise UpdateError("model updates are disabled in this device's config")
+            raise UpdateError("model updates are disabled in this device's config", permanent=False)
         if not self.has_key:
-            raise UpdateError("no trusted public key configured ([updates] public_key): release refused")
+            # A key added to the config later (and a restart) must still install the release.
+            raise UpdateError(
+                "no trusted public key configured ([updates] public_key): release refused", permanent=False
+            )
         from binsight.signing import SignatureError, load_public_key, parse_public_key, verify_release
 
         try:
@@ -209,8 +284,32 @@ class Updater:
             verify_release(key, release)
         except SignatureError as exc:
             raise UpdateError(str(exc)) from exc
+        self._check_newer(release)
+        if release.version == self._rolled_back():
+            raise UpdateError(
+                f"model {release.version} was rolled back on this device after inference errors"
+            )
         if release.size > self.cfg.max_bytes:
             raise UpdateError(f"model is {release.size} bytes, over updates.max_bytes {self.cfg.max_bytes}")
+
+    def _check_newer(self, release: ModelRelease) -> None:
+        """Refuse a replayed or downgraded release: only release numbers above the accepted one."""
+        accepted = self.accepted_release()
+        if accepted is None:
+            return  # no numbered release accepted yet: v1 and any number are taken
+        if release.release_number is None:
+            raise UpdateError(
+                f"release of {release.version} has no release number (manifest v1) and this device "
+                f"accepted release {accepted}: refused as a possible replay"
+            )
+        if release.release_number <= accepted:
+            raise UpdateError(
+                f"release {release.release_number} of {release.version} is not newer than release "
+                f"{accepted} accepted here: refused as a replay or downgrade (a rollback is a new "
+                "release: POST /api/models/rollback)"
+            )
+
+    def _fetch_and_check(self, release: ModelRelease) -> FillModel:
         self.report("downloading", release.version, self._url(release))
         self._download(release)
         self.report("verified", release.version, f"sha256 {release.sha256[:12]}..., {release.size} bytes")
@@ -229,7 +328,9 @@ class Updater:
         url = release.url
         if "://" not in url:
             if self.cfg.base_url is None:
-                raise UpdateError(f"release URL {url!r} is relative and updates.base_url is not set")
+                raise UpdateError(
+                    f"release URL {url!r} is relative and updates.base_url is not set", permanent=False
+                )
             url = urllib.parse.urljoin(self.cfg.base_url.rstrip("/") + "/", url.lstrip("/"))
         if not url.startswith(("http://", "https://")):
             raise UpdateError(f"release URL {url!r} is not http(s)")
@@ -244,7 +345,9 @@ class Updater:
                 while chunk := resp.read(1 << 16):
                     size += len(chunk)
                     if size > release.size:
-                        raise UpdateError(f"download is larger than the release's {release.size} bytes")
+                        raise UpdateError(
+                            f"download is larger than the release's {release.size} bytes", permanent=False
+                        )
                     fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -252,14 +355,17 @@ class Updater:
             reason = getattr(exc, "reason", None) or exc
             raise UpdateError(f"download of {url} failed: {reason}", permanent=False) from exc
         if size != release.size:
-            raise UpdateError(f"downloaded {size} bytes, the release says {release.size}")
+            # The file behind the URL may still be replaced by the right one: retried, not remembered.
+            raise UpdateError(f"downloaded {size} bytes, the release says {release.size}", permanent=False)
         # The file as written, hashed by the helper the release was made with (binsight.modelfile).
         try:
             sha256, _ = file_sha256(tmp)
         except OSError as exc:
             raise UpdateError(f"cannot read the download back: {exc}", permanent=False) from exc
         if sha256 != release.sha256:
-            raise UpdateError(f"sha256 of the download is {sha256}, the release says {release.sha256}")
+            raise UpdateError(
+                f"sha256 of the download is {sha256}, the release says {release.sha256}", permanent=False
+            )
 
     def _install(self, candidate: FillModel, release: ModelRelease) -> None:
         """Keep the current file as .prev, move the new one in; MODEL exists at every instant."""
@@ -277,6 +383,7 @@ class Updater:
         except OSError as exc:
             raise UpdateError(f"cannot install the new model file: {exc}", permanent=False) from exc
         candidate.path = self.model_path
+        self._accept(release)
         self.activate(candidate)
         self.report("active", release.version, f"previous model kept as {self.prev_path.name}")
 
@@ -299,7 +406,7 @@ class Updater:
             return None
         previous.path = self.model_path
         if bad is not None:
-            self.store.set_setting("refused_release", f"{bad.version}:*")
+            self.store.set_setting(ROLLED_BACK, bad.version)
         self.activate(previous)
         self.report("rolled_back", previous.version, reason)
         return previous

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from netutil import free_port
-from retrain_support import Api, Stack
+from retrain_support import Stack, start_stack
 
 from binsight.signing import format_public_key, generate_key
 
@@ -32,41 +31,10 @@ def make_stack(
     mosquitto: Any, tmp_path: Path, signing_key: tuple[Path, str]
 ) -> Iterator[Callable[..., Stack]]:
     """``make_stack(canary_bins=[...], **rollout)``: a started ServerRuntime, admin and labeller tokens."""
-    from binsight.server.auth import create_token
-    from binsight.server.config import config_from_dict
-    from binsight.server.runtime import ServerRuntime
-
     stacks: list[Stack] = []
 
     def make(**rollout: Any) -> Stack:
-        cfg = config_from_dict(
-            {
-                "database": f"sqlite:///{tmp_path / 'server.db'}",
-                "mqtt": {"port": mosquitto.port, "client_id": f"retrain-{free_port()}"},
-                "http": {"port": free_port()},
-                "models": {"dir": str(tmp_path / "models")},
-                "rollout": {
-                    "signing_key": str(signing_key[0]),
-                    "min_canary_readings": 2,
-                    "canary_soak_s": 0.0,
-                    "check_interval_s": 0.2,
-                    **rollout,
-                },
-            }
-        )
-        runtime = ServerRuntime(cfg)
-        runtime.start()
-        with runtime.sessions() as s, s.begin():
-            admin = create_token(s, "admin", "admin-test")
-            labeller = create_token(s, "labeller", "labeller-test")
-        stack = Stack(
-            runtime,
-            Api(runtime.http_url, admin),
-            Api(runtime.http_url, labeller),
-            signing_key[1],
-            mosquitto.port,
-            tmp_path,
-        )
+        stack = start_stack(mosquitto.port, tmp_path, signing_key, **rollout)
         stacks.append(stack)
         return stack
 

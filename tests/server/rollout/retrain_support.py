@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 import onnx
+from netutil import free_port
 from onnx import TensorProto, helper
 
 from binsight.config import load_toml
@@ -182,6 +183,46 @@ class Stack:
         self.runtime.stop()
 
 
+def start_stack(port: int, tmp: Path, signing_key: tuple[Path, str], **rollout: Any) -> Stack:
+    """A started ServerRuntime on the broker at ``port`` (SQLite in ``tmp``), admin and labeller tokens.
+
+    ``signing_key`` is (the private key file, the one-line public key for devices); ``rollout``
+    overrides ``[rollout]`` (canary bins, soak) over fast test defaults.
+    """
+    from binsight.server.auth import create_token
+    from binsight.server.config import config_from_dict
+    from binsight.server.runtime import ServerRuntime
+
+    cfg = config_from_dict(
+        {
+            "database": f"sqlite:///{tmp / 'server.db'}",
+            "mqtt": {"port": port, "client_id": f"retrain-{free_port()}"},
+            "http": {"port": free_port()},
+            "models": {"dir": str(tmp / "models")},
+            "rollout": {
+                "signing_key": str(signing_key[0]),
+                "min_canary_readings": 2,
+                "canary_soak_s": 0.0,
+                "check_interval_s": 0.2,
+                **rollout,
+            },
+        }
+    )
+    runtime = ServerRuntime(cfg)
+    runtime.start()
+    with runtime.sessions() as s, s.begin():
+        admin = create_token(s, "admin", "admin-test")
+        labeller = create_token(s, "labeller", "labeller-test")
+    return Stack(
+        runtime,
+        Api(runtime.http_url, admin),
+        Api(runtime.http_url, labeller),
+        signing_key[1],
+        port,
+        tmp,
+    )
+
+
 class ModelTopics:
     """A real MQTT subscriber to every bin's model topic: what each bin was ever told, in order."""
 
@@ -192,6 +233,7 @@ class ModelTopics:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.seen: list[tuple[str, str | None]] = []  # (bin_id, version or None when cleared)
+        self.payloads: list[tuple[str, bytes]] = []  # (bin_id, the retained announcement as sent)
         self._lock = threading.Lock()
         ready = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"models-{time.monotonic_ns()}")
@@ -206,6 +248,15 @@ class ModelTopics:
         version = json.loads(msg.payload)["version"] if msg.payload else None
         with self._lock:
             self.seen.append((bin_id, version))
+            self.payloads.append((bin_id, bytes(msg.payload)))
+
+    def last_payload(self, bin_id: str) -> bytes:
+        with self._lock:
+            return [p for b, p in self.payloads if b == bin_id][-1]
+
+    def publish(self, bin_id: str, payload: bytes) -> None:
+        """Retain ``payload`` on the bin's model topic, as anyone with write access to it could."""
+        self.client.publish(f"binsight/{bin_id}/model", payload, qos=1, retain=True).wait_for_publish(10)
 
     def told(self, bin_id: str) -> list[str | None]:
         with self._lock:

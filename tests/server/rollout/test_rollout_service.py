@@ -21,10 +21,11 @@ from binsight.protocol import ModelRelease
 from binsight.server.config import config_from_dict
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
-from binsight.server.db.models import Device, DeviceEvent, ModelRecord, Reading, Rollout
+from binsight.server.db.models import Device, DeviceEvent, ModelAnnouncement, ModelRecord, Reading, Rollout
 from binsight.server.rollout.errors import RolloutError
 from binsight.server.rollout.registry import register_model
 from binsight.server.rollout.service import RolloutService
+from binsight.signing import parse_public_key, verify_release
 
 BINS = ("b1", "b2", "b3")
 
@@ -40,6 +41,9 @@ class RetainingBroker:
         if self.down:
             raise RolloutError("not connected to the MQTT broker: nothing announced", 503)
         self.retained[topic] = payload
+
+    def release(self, bin_id: str) -> ModelRelease:
+        return ModelRelease.model_validate_json(self.retained[f"binsight/{bin_id}/model"])
 
     def announced(self) -> dict[str, str]:
         """Each bin's retained model version ("" when cleared)."""
@@ -89,11 +93,11 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, signing_key: tuple[Path, str]) -> Iterator[Setup]:
-    """Three bins (b1 the canary), models v1 and v2 registered, nothing active."""
+def setup(tmp_path: Path, signing_key: tuple[Path, str], db_url: str) -> Iterator[Setup]:
+    """Three bins (b1 the canary), models v1 and v2 registered, nothing active; SQLite and PostgreSQL."""
     cfg = config_from_dict(
         {
-            "database": f"sqlite:///{tmp_path / 'rollout.db'}",
+            "database": db_url,
             "models": {"dir": str(tmp_path / "models")},
             "rollout": {
                 "signing_key": str(signing_key[0]),
@@ -233,3 +237,37 @@ def test_without_a_broker_nothing_is_promoted(setup: Setup) -> None:
     with setup.sessions() as s:
         assert s.execute(select(Rollout)).first() is None
         assert s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).first() is None
+
+
+def test_every_announcement_is_a_newer_release(setup: Setup, signing_key: tuple[Path, str]) -> None:
+    """Promotion, halt and rollback each sign a new release with a higher number, kept across a
+    restart; bins that join a rollout later get the very release the others got."""
+    public = parse_public_key(signing_key[1])
+    setup.service.promote("v1", force=False, reason=None, who="admin")
+    first = setup.broker.release("b1")
+    assert first.release_number is not None and first.issued_at is not None
+    setup.readings("b1", "v1", 0.2)
+    setup.service.tick()
+    assert setup.broker.retained["binsight/b3/model"] == setup.broker.retained["binsight/b1/model"]
+    setup.service.promote("v2", force=True, reason="test", who="admin")
+    candidate = setup.broker.release("b1")
+    assert (candidate.version, setup.broker.release("b2").version) == ("v2", "v1")
+    setup.readings("b1", "v2", 0.9)  # a jump: halted, the canary goes back to v1 ...
+    setup.service.tick()
+    halted_back = setup.broker.release("b1")
+    assert halted_back.version == "v1"  # ... in a new release, so a device that took v2 accepts it
+    restarted = RolloutService(setup.service.config, setup.sessions, setup.broker)
+    restarted.promote("v2", force=True, reason="again", who="admin")
+    restarted.rollback(who="admin", reason="operators prefer v1")
+    back = setup.broker.release("b2")
+    numbers = [r.release_number or 0 for r in (first, candidate, halted_back, back)]
+    assert numbers == sorted(set(numbers)), f"release numbers must only grow: {numbers}"
+    assert (
+        back.version == "v1" and back.sha256 == first.sha256 and back.release_number != first.release_number
+    )
+    for r in (first, candidate, halted_back, back):
+        verify_release(public, r)
+    assert restarted.status()["release_number"] == back.release_number
+    with setup.sessions() as s:
+        told = {a.bin_id: a.release_number for a in s.execute(select(ModelAnnouncement)).scalars()}
+    assert told == dict.fromkeys(BINS, back.release_number)

@@ -93,7 +93,8 @@ async def upload_model(
 
 @router.post("/api/models/rollback")
 def rollback(who: Admin, rollouts: Rollouts, body: RollbackIn | None = None) -> dict[str, Any]:
-    """Make the previous model active again and announce it to every bin, in one action."""
+    """Make the previous model active again and announce a NEW signed release of it (the next release
+    number) to every bin, in one action: devices take only releases newer than they accepted."""
     try:
         return rollouts.rollback(who=who.name, reason=body.reason if body else None)
     except RolloutError as exc:

@@ -277,6 +277,25 @@ class Rollout(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class ReleaseRecord(Base):
+    """One signed model release; ``number`` is its release number (docs/contracts.md, "Model releases").
+
+    Numbers only grow (``AUTOINCREMENT`` on SQLite, a sequence on PostgreSQL) and survive restarts:
+    a device refuses any release not numbered above the highest it accepted, so a rollback is a
+    new row (a higher number) for the older file. ``rollout_id`` is the promotion, halt or
+    rollback that issued it.
+    """
+
+    __tablename__ = "model_releases"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+    number: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(128), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    rollout_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+
+
 class ModelAnnouncement(Base):
     """The release last announced (retained) to each bin, so the server knows what every camera was told."""
 
@@ -285,3 +304,4 @@ class ModelAnnouncement(Base):
     version: Mapped[str] = mapped_column(String(128))
     rollout_id: Mapped[int | None] = mapped_column(BigInteger)
     announced_at: Mapped[int] = mapped_column(BigInteger)
+    release_number: Mapped[int | None] = mapped_column(BigInteger)  # None: before 0004, or cleared

@@ -66,8 +66,14 @@ def model_file(record: ModelRecord, models_dir: Path) -> Path:
     return path if path.is_absolute() else models_dir / path
 
 
-def release_for(record: ModelRecord, models_dir: Path, key: Ed25519PrivateKey) -> ModelRelease:
-    """Sign a release of ``record``; its URL is the server's ``/models/<version>.onnx`` (relative).
+def release_for(
+    record: ModelRecord, models_dir: Path, key: Ed25519PrivateKey, number: int, issued_at: int
+) -> ModelRelease:
+    """Sign release ``number`` of ``record``; its URL is the server's ``/models/<version>.onnx`` (relative).
+
+    ``number`` and ``issued_at`` come from the release's row in ``model_releases``
+    (:class:`~binsight.server.db.models.ReleaseRecord`): re-signing the same row gives the same
+    release, so bins that appear later get exactly what the others got.
 
     Raises
     ------
@@ -77,7 +83,7 @@ def release_for(record: ModelRecord, models_dir: Path, key: Ed25519PrivateKey) -
     path = model_file(record, models_dir)
     if not path.is_file():
         raise RolloutError(f"model {record.version} is registered but its file {path} is gone", 410)
-    release = make_release(path, key, record.version)
+    release = make_release(path, key, record.version, release_number=number, issued_at=issued_at)
     if release.sha256 != record.sha256 or release.size != record.size:
         raise RolloutError(f"model file {path} changed since {record.version} was registered", 410)
     return release
@@ -88,4 +94,5 @@ def announce(publisher: Publisher, topics: Topics, bins: list[str], release: Mod
     payload = release.model_dump_json().encode() if release is not None else b""
     for bin_id in bins:
         publisher.publish_retained(topics.model(bin_id), payload)
-    logger.info("model %s announced to %d bins", release.version if release else "(cleared)", len(bins))
+    what = f"{release.version} (release {release.release_number})" if release else "(cleared)"
+    logger.info("model %s announced to %d bins", what, len(bins))

@@ -7,7 +7,11 @@ model that jump from the old model's by more than the offline comparison predict
 ``max_jump``, halts the rollout, re-announces the previous model to the canaries and makes it
 active again; the other bins are never told about the candidate. Once every canary has sent
 ``min_canary_readings`` readings on the new model and ``canary_soak_s`` has passed, the release
-goes to every bin. Rollback re-announces the previous model to every bin in one action.
+goes to every bin. Rollback announces the previous model to every bin in one action.
+
+Every promotion, halt and rollback signs a new release with the next release number
+(``model_releases``): devices refuse releases not numbered above the highest they accepted, so a
+way back is always a new, higher-numbered release of the older file, never a replay.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import threading
 from statistics import median
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.protocol import ModelRelease, Topics
@@ -32,6 +36,7 @@ from binsight.server.db.models import (
     ModelAnnouncement,
     ModelRecord,
     Reading,
+    ReleaseRecord,
     Rollout,
 )
 from binsight.server.rollout.announce import Publisher, announce, load_signing_key, release_for
@@ -117,11 +122,45 @@ class RolloutService:
         ids = set(s.execute(select(Device.bin_id)).scalars()) | set(s.execute(select(Bin.id)).scalars())
         return sorted(ids)
 
-    def _release(self, record: ModelRecord | None) -> ModelRelease | None:
-        """The signed release of ``record`` (None clears); fails before anything changes."""
+    def _release(self, s: Session, record: ModelRecord | None, rollout_id: int) -> ModelRelease | None:
+        """A NEW signed release of ``record`` (None clears): the next release number, issued now.
+
+        Devices take only releases numbered above the highest they accepted, so every promotion,
+        halt and rollback issues one, even of a model they had before. A refusal (no key, file
+        gone) raises before the caller announces anything.
+        """
         if record is None:
             return None
-        return release_for(record, self.config.models.dir, load_signing_key(self.cfg))
+        key = load_signing_key(self.cfg)
+        row = ReleaseRecord(
+            version=record.version,
+            sha256=record.sha256,
+            size=record.size,
+            issued_at=now_ms(),
+            rollout_id=rollout_id,
+        )
+        s.add(row)
+        s.flush()  # the number
+        return release_for(record, self.config.models.dir, key, row.number, row.issued_at)
+
+    def _current_release(self, s: Session, r: Rollout, record: ModelRecord) -> ModelRelease:
+        """The release ``r`` issued of its model, re-signed: bins that appear later get the same one."""
+        row = (
+            s.execute(
+                select(ReleaseRecord)
+                .where(ReleaseRecord.rollout_id == r.id, ReleaseRecord.version == r.version)
+                .order_by(ReleaseRecord.number.desc())
+            )
+            .scalars()
+            .first()
+        )
+        if row is None:  # a rollout started before release numbers (migration 0004)
+            release = self._release(s, record, r.id)
+            assert release is not None
+            return release
+        return release_for(
+            record, self.config.models.dir, load_signing_key(self.cfg), row.number, row.issued_at
+        )
 
     def _announce(
         self, s: Session, bins: list[str], release: ModelRelease | None, rollout_id: int, pub: Publisher
@@ -131,12 +170,22 @@ class RolloutService:
         announce(pub, self.topics, bins, release)
         now = now_ms()
         version = release.version if release is not None else ""
+        number = release.release_number if release is not None else None
         for b in bins:
             row = s.get(ModelAnnouncement, b)
             if row is None:
-                s.add(ModelAnnouncement(bin_id=b, version=version, rollout_id=rollout_id, announced_at=now))
+                s.add(
+                    ModelAnnouncement(
+                        bin_id=b,
+                        version=version,
+                        rollout_id=rollout_id,
+                        announced_at=now,
+                        release_number=number,
+                    )
+                )
             else:
                 row.version, row.rollout_id, row.announced_at = version, rollout_id, now
+                row.release_number = number
 
     def _activate(self, s: Session, version: str | None) -> None:
         now = now_ms()
@@ -202,8 +251,6 @@ class RolloutService:
                 logger.warning(
                     "promotion of %s forced by %s: %s (gate: %s)", version, who, reason, gate.reason
                 )
-            # Sign and find the broker first: a refusal here changes nothing.
-            release, pub = self._release(record), self._publisher()
             bins = self._bins(s)
             canaries = pick_canaries(bins, version, self.cfg.canary_bins, self.cfg.canary_fraction)
             now = now_ms()
@@ -230,7 +277,9 @@ class RolloutService:
             )
             s.add(rollout)
             s.flush()
-            self._announce(s, canaries, release, rollout.id, pub)
+            # Signed inside the transaction: a refusal (no key, file gone, no broker) rolls it all back.
+            release = self._release(s, record, rollout.id)
+            self._announce(s, canaries, release, rollout.id, self._publisher())
             self._activate(s, version)
             logger.info("model %s promoted by %s: canary stage on %s", version, who, ", ".join(canaries))
             return rollout_dict(rollout)
@@ -259,7 +308,6 @@ class RolloutService:
             previous = s.get(ModelRecord, last.previous) if last is not None and last.previous else None
             if previous is None:
                 raise RolloutError(f"{active.version} has no previous model to roll back to", 409)
-            release, pub = self._release(previous), self._publisher()
             now = now_ms()
             for old in self._live(s):
                 old.state, old.updated_at = "rolled_back", now
@@ -278,7 +326,10 @@ class RolloutService:
             )
             s.add(rollout)
             s.flush()
-            self._announce(s, self._bins(s), release, rollout.id, pub)
+            # A new release (a higher number) of the older file: devices that took the newer model
+            # accept it, while a replay of the older model's first release stays refused.
+            release = self._release(s, previous, rollout.id)
+            self._announce(s, self._bins(s), release, rollout.id, self._publisher())
             self._activate(s, previous.version)
             logger.warning("rolled back from %s to %s by %s", active.version, previous.version, who)
             return rollout_dict(rollout)
@@ -361,7 +412,8 @@ class RolloutService:
         r.state, r.halt_reason, r.updated_at = "halted", why[:500], now
         previous = s.get(ModelRecord, r.previous) if r.previous else None
         try:
-            self._announce(s, list(r.canary_bins), self._release(previous), r.id, self._publisher())
+            pub = self._publisher()
+            self._announce(s, list(r.canary_bins), self._release(s, previous, r.id), r.id, pub)
         except RolloutError as exc:
             # The halt itself must stick (nothing more is announced); the canaries' way back is retried
             # by hand with rollback once the broker or the file is back.
@@ -387,7 +439,7 @@ class RolloutService:
                 told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
                 todo = [b for b in self._bins(s) if told.get(b) != r.version]
                 if record is not None and todo:
-                    self._announce(s, todo, self._release(record), r.id, self._publisher())
+                    self._announce(s, todo, self._current_release(s, r, record), r.id, self._publisher())
 
     def status(self) -> dict[str, Any]:
         """``{active, rollout, history, bins: [{bin_id, announced, running}]}``."""
@@ -403,8 +455,10 @@ class RolloutService:
                 {"bin_id": b, "announced": told.get(b) or None, "running": running.get(b)}
                 for b in self._bins(s)
             ]
+            last_number = s.execute(select(func.max(ReleaseRecord.number))).scalar()
         return {
             "active": active,
+            "release_number": last_number,
             "rollout": history[0] if history else None,
             "history": history,
             "bins": bins,
