@@ -95,6 +95,38 @@ def test_will_says_offline_when_the_agent_vanishes(tmp_path: Path, mosquitto, co
     link.stop()
 
 
+@pytest.mark.broker
+def test_no_matching_subscribers_is_not_delivery(tmp_path: Path, mosquitto) -> None:
+    """PUBACK 0x10 (no server subscribed): rows stay, sending holds with a back-off (no hot loop, no
+    new rows sent meanwhile), and once a subscriber is there every row arrives and only then leaves."""
+    box = Outbox(tmp_path / "o.db")
+    for _ in range(10):
+        box.add_reading(_reading)
+    cfg = MqttConfig(port=mosquitto.port, backoff_min_s=0.4, backoff_max_s=0.8, inflight=5)
+    link = Link(cfg, "b-1", box)
+    link.start()
+    try:
+        assert link.wait_connected(10)
+        deadline = time.monotonic() + 10
+        while link.counters.holds < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert link.counters.holds >= 3 and box.depth() == 10 and link.counters.acked == 0
+        # One window, then one probe per hold: a back-off, not a loop resending every row.
+        assert link.counters.sent <= 5 + link.counters.holds
+        assert "No matching subscribers" in (link.last_error or "")
+        for _ in range(5):
+            box.add_reading(_reading)  # captured while held: kept like the rest
+        col = Collector(mosquitto.port, topic="$share/g/binsight/+/reading")  # a server, back
+        try:
+            col.wait_for(lambda: box.depth() == 0, timeout=10)
+            assert sorted({r["seq"] for r in col.payloads("reading")}) == list(range(15))
+        finally:
+            col.close()
+        assert link.counters.acked == 15
+    finally:
+        link.stop()
+
+
 def test_backoff_grows_capped_with_jitter() -> None:
     """Delays double up to the cap, each between half and all of its ceiling; reset starts over."""
     import random
