@@ -154,6 +154,7 @@ class BrokerConnection:
         self.connects += 1
         # Also when the session is present: the broker may have restored it without its subscriptions.
         topics = self.subscriptions()
+        self._subscribing.clear()  # a SUBSCRIBE of a lost connection gets no SUBACK
         _rc, mid = client.subscribe([(t, 1) for t in topics])
         if mid is not None:
             self._subscribing[mid] = topics
