@@ -121,18 +121,20 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return images, build_model(folder / "v1.onnx", "v1")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The server's database: where a fault involves the server's commits, both backends."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'server.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
+#: Where a fault involves the server's commits, it runs on both backends (``chain``'s param).
+BOTH_DATABASES = pytest.mark.parametrize(
+    "chain", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 @pytest.fixture
-def chain(tmp_path: Path, mosquitto: object, material: tuple[Path, Path]) -> Iterator[Chain]:
-    c = Chain(tmp_path, mosquitto, *material, db=f"sqlite:///{tmp_path / 'server.db'}")
+def chain(
+    request: pytest.FixtureRequest, tmp_path: Path, mosquitto: object, material: tuple[Path, Path]
+) -> Iterator[Chain]:
+    """The chain around a private broker; the server's database is SQLite unless the param says postgres."""
+    backend = getattr(request, "param", "sqlite")
+    db = request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'server.db'}"
+    c = Chain(tmp_path, mosquitto, *material, db=db)
     try:
         yield c
     finally:
@@ -157,11 +159,11 @@ def _restart_broker(chain: Chain) -> None:
     chain.broker.start()  # type: ignore[attr-defined]
 
 
-def test_broker_restart_while_the_server_is_away(chain: Chain, database: str, fault_counts) -> None:
+@BOTH_DATABASES
+def test_broker_restart_while_the_server_is_away(chain: Chain, fault_counts) -> None:
     """The measured loss: the broker restarts while the server is away and comes back without the
     server's shared subscription; the agent's readings get "No matching subscribers" until the server
     is back. They stay in its outbox and arrive once the server has subscribed again."""
-    chain.db = database
     chain.start_server()  # its persistent session (and shared subscription) now exist in the broker
     chain.stop_server()
     chain.start_agent("f-a")
@@ -188,10 +190,10 @@ def test_broker_restart_with_the_server_running(chain: Chain, fault_counts) -> N
     assert "session present: True" in log and log.count("subscribed to") >= 2, log[-3000:]
 
 
-def test_server_sigkill_while_agents_publish(chain: Chain, database: str, fault_counts) -> None:
+@BOTH_DATABASES
+def test_server_sigkill_while_agents_publish(chain: Chain, fault_counts) -> None:
     """SIGKILL the server (nothing flushed, no clean disconnect) while two agents publish, restart it:
     the broker kept the server's queue, and what the dead server had not committed comes again."""
-    chain.db = database
     chain.start_server()
     for bin_id in ("f-c1", "f-c2"):
         chain.start_agent(bin_id)
