@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 from device_support import Collector, reconfigure_broker
+from paho.mqtt.enums import CallbackAPIVersion
 
 from binsight.device.config import MqttConfig
 from binsight.device.link import Link
@@ -18,11 +21,28 @@ from binsight.protocol import Reading
 
 
 def _with_password(mosquitto, tmp_path: Path) -> None:
+    """Accounts ``b-1`` (the device) and ``srv`` (a server reading what it sends), both ``s3cret``."""
     pw = tmp_path / "passwd"
     subprocess.run(
         ["mosquitto_passwd", "-b", "-c", str(pw), "b-1", "s3cret"], check=True, capture_output=True
     )
+    subprocess.run(["mosquitto_passwd", "-b", str(pw), "srv", "s3cret"], check=True, capture_output=True)
     reconfigure_broker(mosquitto, f"allow_anonymous false\npassword_file {pw}")
+
+
+def _server(port: int, username: str | None = None) -> mqtt.Client:
+    """A subscriber to every reading, standing in for the server: without one, MQTT 5 brokers answer
+    "No matching subscribers" and the link keeps its rows."""
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if username is not None:
+        client.username_pw_set(username, "s3cret")
+    client.on_connect = lambda c, *_: c.subscribe("binsight/+/reading", qos=1)
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    assert subscribed.wait(10), "the stand-in server could not subscribe"
+    return client
 
 
 def _reading(seq: int) -> Reading:
@@ -68,6 +88,7 @@ def test_password_from_secret_and_both_protocols(
     for _ in range(20):
         box.add_reading(_reading)
     cfg = MqttConfig(port=mosquitto.port, username="b-1", protocol=protocol)  # type: ignore[arg-type]
+    server = _server(mosquitto.port, "srv")
     link = Link(cfg, "b-1", box)
     link.start()
     try:
@@ -78,6 +99,8 @@ def test_password_from_secret_and_both_protocols(
         assert box.depth() == 0 and link.counters.acked == 20
     finally:
         link.stop()
+        server.disconnect()
+        server.loop_stop()
 
 
 @pytest.mark.broker
@@ -93,6 +116,40 @@ def test_will_says_offline_when_the_agent_vanishes(tmp_path: Path, mosquitto, co
     session.client.socket().close()  # vanish without DISCONNECT, as a power cut does
     col.wait_for(lambda: col.raw("available")[-1] == b"offline", timeout=15)
     link.stop()
+
+
+@pytest.mark.broker
+def test_no_matching_subscribers_is_not_delivery(tmp_path: Path, mosquitto) -> None:
+    """PUBACK 0x10 (no server subscribed): rows stay, sending holds with a back-off (no hot loop, no
+    new rows sent meanwhile), and once a subscriber is there every row arrives and only then leaves."""
+    box = Outbox(tmp_path / "o.db")
+    for _ in range(10):
+        box.add_reading(_reading)
+    cfg = MqttConfig(port=mosquitto.port, backoff_min_s=0.4, backoff_max_s=0.8, inflight=5)
+    link = Link(cfg, "b-1", box)
+    link.start()
+    try:
+        assert link.wait_connected(10)
+        deadline = time.monotonic() + 10
+        while link.counters.holds < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert link.counters.holds >= 3 and box.depth() == 10 and link.counters.acked == 0
+        # One window, then one probe per hold: a back-off, not a loop resending every row.
+        assert link.counters.sent <= 5 + link.counters.holds
+        assert "No matching subscribers" in (link.last_error or "")
+        for _ in range(5):
+            box.add_reading(_reading)  # captured while held: kept like the rest
+        col = Collector(mosquitto.port, topic="$share/g/binsight/+/reading")  # a server, back
+        try:
+            col.wait_for(lambda: box.depth() == 0, timeout=10)
+            readings = col.payloads("reading")
+            assert sorted({r["seq"] for r in readings}) == list(range(15))
+            assert all(r["historical"] for r in readings), "a reading held back is sent as historical"
+        finally:
+            col.close()
+        assert link.counters.acked == 15
+    finally:
+        link.stop()
 
 
 def test_backoff_grows_capped_with_jitter() -> None:
@@ -190,6 +247,7 @@ def test_tls_with_client_certificate(tmp_path: Path, mosquitto, monkeypatch: pyt
     box = Outbox(tmp_path / "o.db")
     box.add_reading(_reading)
     cfg = MqttConfig(port=tls_port, tls=True, ca_file=f["ca"], cert_file=f["client"])
+    server = _server(mosquitto.port)  # on the plain listener
     link = Link(cfg, "b-1", box)
     link.start()
     try:
@@ -200,6 +258,8 @@ def test_tls_with_client_certificate(tmp_path: Path, mosquitto, monkeypatch: pyt
         assert box.depth() == 0
     finally:
         link.stop()
+        server.disconnect()
+        server.loop_stop()
     # Without the client certificate the broker refuses the handshake: reported, not connected.
     monkeypatch.delenv("BINSIGHT_MQTT_TLS_KEY")
     link = Link(

@@ -12,7 +12,10 @@ reconnects off, so that
 After each CONNACK the link publishes ``online`` (retained; the last will says ``offline``),
 subscribes to the bin's ``cmd`` and ``model`` topics, and sends every outbox row in id order,
 ``historical: true`` on readings that were already waiting when the session began
-(:class:`~binsight.device.drain.OutboxDrain`).
+(:class:`~binsight.device.drain.OutboxDrain`). A row leaves the outbox only on a PUBACK that says
+a subscriber gets it: "No matching subscribers" (MQTT 5 reason 0x10, no server subscribed, e.g.
+after a broker restart while the server was away) keeps it, and the drain tries again after the
+same capped back-off as reconnects (``mqtt.backoff_min_s`` .. ``mqtt.backoff_max_s``).
 
 The session is persistent (MQTT 5 ``clean_start`` false with ``mqtt.session_expiry_s``; MQTT 3.1.1
 ``clean_session`` false): the broker queues commands (QoS 1) while the device is offline and
@@ -119,7 +122,8 @@ class Link:
             bin_id,
             window=cfg.inflight,
             counters=self.counters,
-            rejected=self._rejected,
+            problem=self._problem,
+            retry=Backoff(cfg.backoff_min_s, cfg.backoff_max_s),
         )
         self._thread: threading.Thread | None = None
         self._session: _Session | None = None
@@ -335,7 +339,7 @@ class Link:
         logger.warning("%s: %s", self.bin_id, self.last_error)
         return self.backoff.next()
 
-    def _rejected(self, message: str) -> None:
+    def _problem(self, message: str) -> None:
         self.last_error = message
 
     def _say_offline(self, client: mqtt.Client) -> None:

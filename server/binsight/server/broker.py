@@ -12,6 +12,12 @@ ingest writer, which acknowledges them after they are committed); device command
 * ``$share/<group>/...``: several servers in one group split readings, stats, events and images.
   Availability is retained, and brokers do not send retained messages on shared subscriptions,
   so every server subscribes to it directly (updating availability twice is harmless).
+* Every CONNACK, session present or not, is followed by a SUBSCRIBE to all of them: Mosquitto
+  restores a persistent session from its database after a restart but not the session's shared
+  subscriptions, so a resumed session may have none. Until it subscribes, agents get PUBACK
+  "No matching subscribers" and keep their readings (docs/device.md, "Store and forward").
+  :attr:`~BrokerConnection.connects` and :attr:`~BrokerConnection.subscribes` count both, and a
+  topic the broker refuses (SUBACK failure) is logged as an error naming it.
 """
 
 from __future__ import annotations
@@ -61,6 +67,10 @@ class BrokerConnection:
         self.topics = Topics(mqtt_cfg.root)
         self.connected = threading.Event()
         self.paused = threading.Event()
+        #: CONNACKs accepted, and SUBSCRIBEs granted in full (one per CONNACK when all is well).
+        self.connects = 0
+        self.subscribes = 0
+        self._subscribing: dict[int, list[str]] = {}  # SUBSCRIBE mid -> its topics, until the SUBACK
         self._generation = 0
         self._gen_lock = threading.Lock()
         self.v5 = mqtt_cfg.protocol == "5"
@@ -82,6 +92,7 @@ class BrokerConnection:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         # Outgoing (commands) in flight at once; incoming is bounded by the broker's limit.
         self.client.max_inflight_messages_set(100)
@@ -133,22 +144,40 @@ class BrokerConnection:
         return thread is not None and thread.is_alive()
 
     def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         if reason.is_failure:
             logger.error("MQTT broker %s:%s refused the connection: %s", self.cfg.host, self.cfg.port, reason)
             return
         with self._gen_lock:
             self._generation += 1
-        client.subscribe([(t, 1) for t in self.subscriptions()])
+        self.connects += 1
+        # Also when the session is present: the broker may have restored it without its subscriptions.
+        topics = self.subscriptions()
+        self._subscribing.clear()  # a SUBSCRIBE of a lost connection gets no SUBACK
+        _rc, mid = client.subscribe([(t, 1) for t in topics])
+        if mid is not None:
+            self._subscribing[mid] = topics
         self.connected.set()
         logger.info(
-            "connected to MQTT %s:%s as %s, session present: %s",
+            "connected to MQTT %s:%s as %s (session present: %s); subscribing to %d topics",
             self.cfg.host,
             self.cfg.port,
             self.cfg.client_id,
-            _flags.session_present,
+            flags.session_present,
+            len(topics),
         )
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, granted: list[ReasonCode], _props: Any
+    ) -> None:
+        topics = self._subscribing.pop(mid, [])
+        refused = [f"{t} ({rc})" for t, rc in zip(topics, granted, strict=False) if rc.is_failure]
+        if refused:
+            logger.error("MQTT broker refused the subscriptions %s: nothing arrives on them", refused)
+            return
+        self.subscribes += 1
+        logger.info("subscribed to %s (SUBSCRIBE number %d)", ", ".join(topics), self.subscribes)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _p: Any

@@ -108,6 +108,37 @@ def test_mqtt_311_broker(mosquitto: object, make_config: Callable[..., ServerCon
         engine.dispose()
 
 
+def test_resumed_session_subscribes_again(
+    mosquitto: object, make_config: Callable[..., ServerConfig], caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a broker restart the server's session is back (persistence) but its shared subscription
+    is not: the server subscribes on that CONNACK too, so a reading finds a subscriber (PUBACK 0x00,
+    not 0x10 No matching subscribers) and is stored; both connects and subscribes are counted."""
+    cfg = make_config(mqtt={"port": mosquitto.port, "client_id": "srv-resume"})  # type: ignore[attr-defined]
+    engine = make_engine(cfg.database)
+    upgrade(engine)
+    broker = BrokerConnection(cfg.mqtt, cfg.ingest)
+    ingest = Ingest(cfg, make_sessionmaker(engine), broker)
+    caplog.set_level("INFO", logger="binsight.server.broker")
+    ingest.start()
+    try:
+        wait_for(lambda: broker.subscribes == 1, 10, "the first SUBACK")
+        mosquitto.stop()  # type: ignore[attr-defined]
+        mosquitto.start()  # type: ignore[attr-defined]
+        wait_for(lambda: broker.connects == 2 and broker.subscribes == 2, 20, "a resubscription")
+        assert "session present: True" in caplog.text
+        pub = publisher(mosquitto.port)  # type: ignore[attr-defined]
+        acks: list[int] = []
+        pub.on_publish = lambda _c, _u, _mid, rc, _p: acks.append(rc.value)
+        wait_published(publish_readings(pub, ["resumed"], 5))
+        assert acks == [0] * 5, f"PUBACK reason codes {acks}: no server subscribed"
+        wait_for(lambda: count_readings(cfg.database)[0] == 5, 20, "5 readings")
+        pub.disconnect()
+    finally:
+        ingest.stop()
+        engine.dispose()
+
+
 def test_killed_mid_stream_loses_and_doubles_nothing(mosquitto: object, tmp_path: Path) -> None:
     """SIGKILL the server while 10,000 readings stream in, restart it: every reading stored exactly once."""
     db = f"sqlite:///{tmp_path / 'kill.db'}"
