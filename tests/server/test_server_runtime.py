@@ -96,6 +96,18 @@ class NotifySocket:
     def recv(self) -> bytes:
         return self.sock.recv(4096)
 
+    def pending(self) -> list[bytes]:
+        """The datagrams already waiting, without blocking."""
+        got = []
+        self.sock.setblocking(False)
+        try:
+            while True:
+                got.append(self.sock.recv(4096))
+        except BlockingIOError:
+            return got
+        finally:
+            self.sock.settimeout(20)
+
     def until(self, last: bytes) -> list[bytes]:
         """Every datagram up to ``last`` (not included)."""
         got = []
