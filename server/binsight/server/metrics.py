@@ -124,11 +124,14 @@ def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
     """This process's ingest: counters of what it stored and rejected, its queue and broker link."""
     st = ingest.writer.stats
     with st.lock:
-        ingested, dups, batches, errors, lag = (
+        ingested, dups, batches, errors, data_errors, jumps, failing, lag = (
             st.readings_ingested,
             st.duplicates,
             st.batches,
             st.db_errors,
+            st.data_errors,
+            st.seq_jumps,
+            st.failures_in_a_row,
             st.last_lag_s,
         )
     rejects = ingest.rejects.snapshot()
@@ -166,6 +169,27 @@ def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
         "counter",
         "Failed (retried) ingest transactions.",
         [("", errors)],
+    )
+    _metric(
+        out,
+        "binsight_ingest_data_errors_total",
+        "counter",
+        "Ingest transactions the database refused for their data (split; refused messages: db_refused).",
+        [("", data_errors)],
+    )
+    _metric(
+        out,
+        "binsight_ingest_failures_in_a_row",
+        "gauge",
+        "Failed attempts in a row at the current batch (0: committing).",
+        [("", failing)],
+    )
+    _metric(
+        out,
+        "binsight_seq_jumps_total",
+        "counter",
+        "Readings whose seq jumped too far from their device's to count the gap as missing readings.",
+        [("", jumps)],
     )
     _metric(
         out,
