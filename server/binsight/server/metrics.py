@@ -20,6 +20,7 @@ from binsight.server.state import AppState
 
 if TYPE_CHECKING:
     from binsight.server.ingest.service import Ingest
+    from binsight.server.ingest.writer import IngestStats
 
 __all__ = ["CONTENT_TYPE", "render_metrics"]
 
@@ -124,16 +125,7 @@ def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
     """This process's ingest: counters of what it stored and rejected, its queue and broker link."""
     st = ingest.writer.stats
     with st.lock:
-        ingested, dups, batches, errors, data_errors, jumps, failing, lag = (
-            st.readings_ingested,
-            st.duplicates,
-            st.batches,
-            st.db_errors,
-            st.data_errors,
-            st.seq_jumps,
-            st.failures_in_a_row,
-            st.last_lag_s,
-        )
+        ingested, dups, jumps, lag = st.readings_ingested, st.duplicates, st.seq_jumps, st.last_lag_s
     rejects = ingest.rejects.snapshot()
     _metric(
         out,
@@ -156,6 +148,41 @@ def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
         "Messages rejected, by reason.",
         [(f'{{reason="{r}"}}', rejects.get(r, 0)) for r in REJECT_REASONS],
     )
+    _metric(
+        out,
+        "binsight_seq_jumps_total",
+        "counter",
+        "Readings whose seq jumped too far from their device's to count the gap as missing readings.",
+        [("", jumps)],
+    )
+    _writer_metrics(out, st)
+    _metric(
+        out,
+        "binsight_ingest_queue_depth",
+        "gauge",
+        "Messages received, not yet committed.",
+        [("", ingest.queue_depth())],
+    )
+    _metric(
+        out,
+        "binsight_ingest_lag_seconds",
+        "gauge",
+        "Capture to commit, newest live reading of the last batch.",
+        [("", float(lag) if lag is not None else float("nan"))],
+    )
+    _metric(
+        out,
+        "binsight_mqtt_connected",
+        "gauge",
+        "1 when connected to the broker.",
+        [("", int(ingest.broker.connected.is_set()))],
+    )
+
+
+def _writer_metrics(out: list[str], st: IngestStats) -> None:
+    """How the ingest writer's transactions went: committed, retried, refused, failing now."""
+    with st.lock:
+        batches, errors, data_errors, failing = st.batches, st.db_errors, st.data_errors, st.failures_in_a_row
     _metric(
         out,
         "binsight_ingest_batches_total",
@@ -183,32 +210,4 @@ def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
         "gauge",
         "Failed attempts in a row at the current batch (0: committing).",
         [("", failing)],
-    )
-    _metric(
-        out,
-        "binsight_seq_jumps_total",
-        "counter",
-        "Readings whose seq jumped too far from their device's to count the gap as missing readings.",
-        [("", jumps)],
-    )
-    _metric(
-        out,
-        "binsight_ingest_queue_depth",
-        "gauge",
-        "Messages received, not yet committed.",
-        [("", ingest.queue_depth())],
-    )
-    _metric(
-        out,
-        "binsight_ingest_lag_seconds",
-        "gauge",
-        "Capture to commit, newest live reading of the last batch.",
-        [("", float(lag) if lag is not None else float("nan"))],
-    )
-    _metric(
-        out,
-        "binsight_mqtt_connected",
-        "gauge",
-        "1 when connected to the broker.",
-        [("", int(ingest.broker.connected.is_set()))],
     )
