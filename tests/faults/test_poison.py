@@ -36,12 +36,12 @@ from mqtt_helpers import (
 )
 from netutil import free_port
 
+from binsight.server.ingest.messages import MAX_SEQ
+
 pytestmark = pytest.mark.broker
 
 DEVICES = [f"dev-{i}" for i in range(4)]
 ROUNDS = 30
-#: The largest seq the server takes: stored, and counted as a seq jump instead of 9e15 missing readings.
-MAX_SEQ = 2**53 - 1
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -131,6 +131,7 @@ def test_poison_messages(mosquitto: object, database: str, tmp_path: Path, fault
     def publish_round(k: int) -> None:
         infos = []
         for b, client in devices.items():
+            # The largest seq the server takes: stored, a counted seq jump rather than 9e15 missing.
             seq = MAX_SEQ if (b, k) == ("dev-0", 3) else k
             infos.append(client.publish(f"binsight/{b}/reading", json.dumps(_reading(b, seq)), qos=1))
             if k % 2 == 0 and poison[b]:

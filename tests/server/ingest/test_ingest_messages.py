@@ -137,29 +137,11 @@ def test_good_messages_parse() -> None:
     assert isinstance(r, ReadingMsg) and r.reading.seq == 7
     dark = _p("binsight/bin-1/reading", {**GOOD, "fill": None, "quality": "dark", "historical": True})
     assert isinstance(dark, ReadingMsg) and dark.reading.fill is None
-    stats = {
-        "bin_id": "bin-1",
-        "ts": NOW,
-        "uptime_s": 5,
-        "outbox_depth": 0,
-        "dropped": 0,
-        "model": "m",
-        "interval_s": 600,
-    }
-    assert isinstance(_p("binsight/bin-1/stats", stats), StatsMsg)
+    assert isinstance(_p("binsight/bin-1/stats", STATS), StatsMsg)
     a = _p("binsight/bin-1/available", "offline")
     assert a == Availability("bin-1", online=False)
-    jpeg = b"\xff\xd8\xff\xe0" + b"0" * 100
-    img = {
-        "bin_id": "bin-1",
-        "seq": 1,
-        "ts": NOW,
-        "reason": "unsure",
-        "model": "m",
-        "jpeg_b64": base64.b64encode(jpeg).decode(),
-    }
-    im = _p("binsight/bin-1/image", img)
-    assert isinstance(im, ImageMsg) and im.jpeg == jpeg
+    im = _p("binsight/bin-1/image", IMAGE)
+    assert isinstance(im, ImageMsg) and im.jpeg == base64.b64decode(JPEG_B64)
 
 
 def _too_big(column: Column[object]) -> object:
