@@ -87,12 +87,12 @@ def test_healthz_degraded_while_the_writer_fails(api: Api, with_ingest: BatchWri
     in a row at one batch; ok (200) again after its next commit. /metrics shows the failures."""
     stats = with_ingest.stats
     assert api.client.get("/healthz").json() == {"status": "ok", "version": __version__, "mqtt": True}
-    stats.failures_in_a_row, stats.last_error = DEGRADED_AFTER - 1, "OperationalError: connection refused"
+    stats.failures_in_a_row, stats.last_error_type = DEGRADED_AFTER - 1, "OperationalError"
     assert api.client.get("/healthz").status_code == 200
     stats.failures_in_a_row = DEGRADED_AFTER
     r = api.client.get("/healthz")
     assert r.status_code == 503 and r.json()["status"] == "degraded"
-    assert "5 times in a row: OperationalError: connection refused" in r.json()["ingest"]
+    assert "5 times in a row (OperationalError)" in r.json()["ingest"]
     body = api.client.get("/metrics").text
     assert re.search(rf"^binsight_ingest_failures_in_a_row {DEGRADED_AFTER}$", body, re.M)
     for name in ("binsight_ingest_data_errors_total", "binsight_seq_jumps_total"):

@@ -89,9 +89,10 @@ class IngestStats:
     data_errors: int = 0
     #: Seqs far outside their device's range, counted instead of as missing readings.
     seq_jumps: int = 0
-    #: Failed attempts in a row at the current batch (0 after every commit) and the last error.
+    #: Failed attempts in a row at the current batch (0 after every commit) and the last error's type
+    #: (the type only: ``/healthz`` answers without a token; the message is in the log).
     failures_in_a_row: int = 0
-    last_error: str | None = None
+    last_error_type: str | None = None
     last_lag_s: float | None = None
     last_commit_ms: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -180,9 +181,9 @@ class BatchWriter:
         if not self.alive and self._thread.ident is not None and not self._stop.is_set():
             return "the ingest writer thread died"
         with self.stats.lock:
-            failures, error = self.stats.failures_in_a_row, self.stats.last_error
+            failures, error = self.stats.failures_in_a_row, self.stats.last_error_type
         if failures >= DEGRADED_AFTER:
-            return f"ingest writer failed {failures} times in a row: {error}"
+            return f"ingest writer failed {failures} times in a row ({error}); see the server's log"
         return None
 
     def _commit(self, batch: Sequence[Queued]) -> None:
@@ -204,6 +205,8 @@ class BatchWriter:
                     parts[0:1] = self._split(part, exc)
                     continue
                 if not self._retry_later(part, exc, delay):
+                    left = sum(len(p) for p in parts)
+                    logger.error("stopping with %d unacknowledged messages; the broker keeps them", left)
                     return
                 delay = min(delay * 2, self.max_retry_s)
                 continue
@@ -233,7 +236,7 @@ class BatchWriter:
             self.stats.db_errors += 1
             self.stats.failures_in_a_row += 1
             first = self.stats.failures_in_a_row == 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            self.stats.last_error_type = type(exc).__name__
         logger.error(
             "database write failed (%s); retrying %d messages in %.1f s",
             exc,
@@ -241,10 +244,7 @@ class BatchWriter:
             delay,
             exc_info=first and not isinstance(exc, SQLAlchemyError),  # a bug: its traceback, once
         )
-        if self._stop.wait(delay) and delay >= self.max_retry_s:
-            logger.error("stopping with %d unacknowledged messages; the broker keeps them", len(part))
-            return False
-        return True
+        return not (self._stop.wait(delay) and delay >= self.max_retry_s)
 
     def _acknowledge(self, batch: Sequence[Queued]) -> None:
         for q in batch:
