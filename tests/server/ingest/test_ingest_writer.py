@@ -164,8 +164,13 @@ def test_what_is_about_the_data() -> None:
     assert not about_the_data(lost)
 
 
-def test_a_seq_jump_is_counted(run: Callable[[list[Item]], Run]) -> None:
-    """A reading far outside its device's seq range is stored and counted as a jump."""
+def test_a_seq_jump_is_counted(run: Callable[[list[Item]], Run], caplog: pytest.LogCaptureFixture) -> None:
+    """A reading far outside its device's seq range is stored and counted as a jump; the device's
+    first jump is logged as a warning, its later ones are not."""
     r = run([item("reading", "d0", reading("d0", s_, ts=now_ms())) for s_ in (1, 2, 2**52, 3)])
     r.all_acked()
     assert r.writer.stats.seq_jumps == 2 and r.writer.stats.readings_ingested == 4
+    r.inbox.put(Queued(item("reading", "d0", reading("d0", 2**51)), None))
+    wait_for(lambda: r.writer.stats.seq_jumps == 3, 10, "the third jump")
+    warnings = [m.getMessage() for m in caplog.records if m.levelname == "WARNING"]
+    assert len(warnings) == 1 and "device d0: 2 seq jump(s)" in warnings[0], warnings

@@ -10,7 +10,6 @@ device, not millions of lost readings: :func:`advance_seq_window` counts it as a
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -100,9 +99,6 @@ def advance_seq_window(window: SeqWindow | None, seqs: Iterable[int]) -> tuple[S
     return window, jumps
 
 
-logger = logging.getLogger(__name__)
-
-
 class BinRegistry:
     """Which bins exist, cached; misses are looked up in the database (negative cache: a few s)."""
 
@@ -141,8 +137,10 @@ class BinRegistry:
 class BatchResult:
     inserted: int = 0
     duplicates: int = 0
-    #: Seqs that jumped far outside their device's range (see :func:`advance_seq_window`).
+    #: Seqs that jumped far outside their device's range (see :func:`advance_seq_window`), and what
+    #: happened per device that had any (for the log).
     seq_jumps: int = 0
+    jumped: dict[str, str] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     live_ts: list[int] = field(default_factory=list)
 
@@ -249,14 +247,9 @@ def _advance_seqs(
         c.new_readings, c.seq_min, c.seq_max = len(seqs), new.low, new.high
         if jumps:
             result.seq_jumps += jumps
-            logger.warning(
-                "device %s: seq jumped by more than %d (to %d; stored range was %s): "
-                "counted as %d seq jump(s), not as missing readings",
-                bin_id,
-                MAX_SEQ_JUMP,
-                new.high,
-                "empty" if old is None else f"{old.low}..{old.high}",
-                jumps,
+            was = "nothing" if old is None else f"{old.low}..{old.high}"
+            result.jumped[bin_id] = (
+                f"{jumps} seq jump(s) of more than {MAX_SEQ_JUMP} ({was} stored, now at {new.high})"
             )
 
 

@@ -123,6 +123,7 @@ class BatchWriter:
         self.registration_required = registration_required
         self.registry = BinRegistry()
         self.stats = IngestStats()
+        self._jumped: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="binsight-ingest-writer", daemon=True)
 
@@ -256,6 +257,19 @@ class BatchWriter:
                 # Committed, so not written again: the broker redelivers it and the copy is a no-op.
                 logger.exception("could not acknowledge a stored message")
 
+    def _log_jumps(self, jumped: dict[str, str]) -> None:
+        """A device's first seq jump is a warning; its later ones (a broken device's) debug lines."""
+        for bin_id, what in jumped.items():
+            first = bin_id not in self._jumped
+            self._jumped.add(bin_id)
+            logger.log(
+                logging.WARNING if first else logging.DEBUG,
+                "device %s: %s: counted as jumps, not as missing readings%s",
+                bin_id,
+                what,
+                "; its further jumps are counted, not logged" if first else "",
+            )
+
     def write(self, batch: Sequence[Queued]) -> None:
         """Write one batch in one transaction, then acknowledge each message in arrival order."""
         t0 = time.perf_counter()
@@ -267,6 +281,7 @@ class BatchWriter:
         self._acknowledge(batch)
         for r in result.rejects:
             self.rejects.record(r)
+        self._log_jumps(result.jumped)
         commit_ms = (time.perf_counter() - t0) * 1000
         with self.stats.lock:
             self.stats.readings_ingested += result.inserted
