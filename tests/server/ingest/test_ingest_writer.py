@@ -17,7 +17,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Programm
 from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.protocol import Reading, Stats
-from binsight.server.db.models import IngestReject
+from binsight.server.db.models import Device, IngestReject
 from binsight.server.db.models import Reading as ReadingRow
 from binsight.server.ingest import writer as writer_module
 from binsight.server.ingest.messages import Item, ReadingMsg, StatsMsg
@@ -93,6 +93,9 @@ def test_a_refused_message_is_rejected_and_the_rest_stored(
     with sessions() as s:
         row = s.get(IngestReject, "db_refused")
         assert row is not None and row.count == n_refused and "(bin d" in (row.last_topic or "")
+        # The failed first attempt created the devices and rolled back: they were created again.
+        devices = {d.bin_id: d.seq_count for d in s.execute(select(Device)).scalars()}
+        assert devices == {"d0": 20, "d1": 20, "d2": 20 + (not postgres)}
     st = r.writer.stats
     assert st.db_errors == 0 and st.data_errors >= n_refused and st.readings_ingested == _stored(sessions)
 
