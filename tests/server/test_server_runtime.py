@@ -183,11 +183,15 @@ def test_serve_tells_systemd_ready_watchdog_and_stopping(
     assert s.code() == 0
 
 
+class _Fatal(BaseException):
+    """What nothing in the writer catches (it carries on after any Exception): a thread-ending bug."""
+
+
 def _crash_the_writer(rt: ServerRuntime) -> None:
-    """A message whose acknowledgement raises: the writer thread dies of it, as of any bug."""
+    """A message whose acknowledgement raises what the writer does not catch: its thread dies of it."""
 
     def ack() -> None:
-        raise RuntimeError("ack failed")
+        raise _Fatal("ack failed")
 
     item = parse(Topics(), "binsight/bin-x/reading", b"{broken", int(time.time() * 1000), 1000)
     assert rt.broker is not None

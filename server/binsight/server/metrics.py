@@ -21,6 +21,7 @@ from binsight.server.state import AppState
 
 if TYPE_CHECKING:
     from binsight.server.ingest.service import Ingest
+    from binsight.server.ingest.writer import IngestStats
 
 __all__ = ["CONTENT_TYPE", "render_metrics"]
 
@@ -132,13 +133,7 @@ def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
     """This process's ingest: counters of what it stored and rejected, its queue and broker link."""
     st = ingest.writer.stats
     with st.lock:
-        ingested, dups, batches, errors, lag = (
-            st.readings_ingested,
-            st.duplicates,
-            st.batches,
-            st.db_errors,
-            st.last_lag_s,
-        )
+        ingested, dups, jumps, lag = st.readings_ingested, st.duplicates, st.seq_jumps, st.last_lag_s
     rejects = ingest.rejects.snapshot()
     _metric(
         out,
@@ -163,18 +158,12 @@ def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
     )
     _metric(
         out,
-        "binsight_ingest_batches_total",
+        "binsight_seq_jumps_total",
         "counter",
-        "Database transactions by ingest.",
-        [("", batches)],
+        "Readings whose seq jumped too far from their device's to count the gap as missing readings.",
+        [("", jumps)],
     )
-    _metric(
-        out,
-        "binsight_ingest_db_errors_total",
-        "counter",
-        "Failed (retried) ingest transactions.",
-        [("", errors)],
-    )
+    _writer_metrics(out, st)
     _metric(
         out,
         "binsight_ingest_queue_depth",
@@ -195,4 +184,38 @@ def _ingest_metrics(out: list[str], ingest: Ingest) -> None:
         "gauge",
         "1 when connected to the broker.",
         [("", int(ingest.broker.connected.is_set()))],
+    )
+
+
+def _writer_metrics(out: list[str], st: IngestStats) -> None:
+    """How the ingest writer's transactions went: committed, retried, refused, failing now."""
+    with st.lock:
+        batches, errors, data_errors, failing = st.batches, st.db_errors, st.data_errors, st.failures_in_a_row
+    _metric(
+        out,
+        "binsight_ingest_batches_total",
+        "counter",
+        "Database transactions by ingest.",
+        [("", batches)],
+    )
+    _metric(
+        out,
+        "binsight_ingest_db_errors_total",
+        "counter",
+        "Failed (retried) ingest transactions.",
+        [("", errors)],
+    )
+    _metric(
+        out,
+        "binsight_ingest_data_errors_total",
+        "counter",
+        "Ingest transactions the database refused for their data (split; refused messages: db_refused).",
+        [("", data_errors)],
+    )
+    _metric(
+        out,
+        "binsight_ingest_failures_in_a_row",
+        "gauge",
+        "Failed attempts in a row at the current batch (0: committing).",
+        [("", failing)],
     )

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
+from collections.abc import Iterator
+from types import SimpleNamespace
 
+import pytest
 from server_helpers import Api, item, reading
 
 from binsight.server.db.engine import now_ms
+from binsight.server.ingest.rejects import RejectLog
 from binsight.server.ingest.store import BinRegistry, write_batch
+from binsight.server.ingest.writer import DEGRADED_AFTER, BatchWriter
+from binsight.version import __version__
 
 
 def test_healthz_and_openapi(api: Api) -> None:
@@ -55,3 +63,55 @@ def test_web_page_served(api: Api) -> None:
     """/ serves the web page (or a pointer to /docs when the static files are not installed)."""
     r = api.client.get("/")
     assert (r.status_code == 200 and "<html" in r.text.lower()) or "<title>binsight" in r.text
+
+
+@pytest.fixture
+def with_ingest(api: Api) -> Iterator[BatchWriter]:
+    """The API's state with an ingest part (its writer not started) instead of none."""
+    state = api.client.app.state.binsight  # type: ignore[attr-defined]
+    rejects = RejectLog()
+    writer = BatchWriter(
+        api.sessions, queue.Queue(), rejects, batch_size=10, linger_ms=1, registration_required=False
+    )
+    connected = threading.Event()
+    connected.set()
+    state.ingest = SimpleNamespace(
+        writer=writer, rejects=rejects, broker=SimpleNamespace(connected=connected), queue_depth=lambda: 0
+    )
+    yield writer
+    state.ingest = None
+
+
+def test_healthz_degraded_while_the_writer_fails(api: Api, with_ingest: BatchWriter) -> None:
+    """/healthz answers 503 "degraded", naming the error, once the writer failed DEGRADED_AFTER times
+    in a row at one batch; ok (200) again after its next commit. /metrics shows the failures."""
+    stats = with_ingest.stats
+    assert api.client.get("/healthz").json() == {"status": "ok", "version": __version__, "mqtt": True}
+    stats.failures_in_a_row, stats.last_error_type = DEGRADED_AFTER - 1, "OperationalError"
+    assert api.client.get("/healthz").status_code == 200
+    stats.failures_in_a_row = DEGRADED_AFTER
+    r = api.client.get("/healthz")
+    assert r.status_code == 503 and r.json()["status"] == "degraded"
+    assert "5 times in a row (OperationalError)" in r.json()["ingest"]
+    body = api.client.get("/metrics").text
+    assert re.search(rf"^binsight_ingest_failures_in_a_row {DEGRADED_AFTER}$", body, re.M)
+    for name in ("binsight_ingest_data_errors_total", "binsight_seq_jumps_total"):
+        assert re.search(rf"^{name} 0$", body, re.M), name
+    assert re.search(r'^binsight_messages_rejected_total\{reason="db_refused"\} 0$', body, re.M)
+    stats.failures_in_a_row = 0
+    assert api.client.get("/healthz").json()["status"] == "ok"
+
+
+def test_seq_gaps_stay_sane_after_a_wild_seq(api: Api) -> None:
+    """A device's seq 2**63 - 1 is rejected; 2**53 - 1 (the largest taken) is a counted jump: the
+    seq-gap gauge and /api/ingest read the real gap (2), not 9.2e18 or 9e15."""
+    items = [item("reading", "w1", reading("w1", s_)) for s_ in (1, 2, 5)]
+    items += [
+        item("reading", "w1", reading("w1", 2**63 - 1)),
+        item("reading", "w1", reading("w1", 2**53 - 1)),
+    ]
+    with api.sessions() as s, s.begin():
+        write_batch(s, items, BinRegistry(), False, now_ms())
+    assert re.search(r"^binsight_seq_gaps 2$", api.client.get("/metrics").text, re.M)
+    ing = api.get("/api/ingest", "operator").json()
+    assert ing == {"rejects": {"number_out_of_range": 1}, "seq_gaps": 2, "readings": 4}

@@ -8,7 +8,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.models import Bin, Device, DeviceCommand, DeviceEvent, Image, IngestReject, Reading
 from binsight.server.health import missing_readings
-from binsight.server.ingest.store import BatchResult, BinRegistry, write_batch
+from binsight.server.ingest.messages import INT64_MAX, MAX_SEQ, Reject
+from binsight.server.ingest.store import (
+    MAX_SEQ_JUMP,
+    BatchResult,
+    BinRegistry,
+    SeqWindow,
+    advance_seq_window,
+    write_batch,
+)
 
 
 def _write(
@@ -139,3 +147,88 @@ def test_resent_events_stored_once(sessions: sessionmaker[Session]) -> None:
     with sessions() as s:
         refs = [e.ref for e in s.execute(select(DeviceEvent).order_by(DeviceEvent.id)).scalars()]
     assert refs == ["c1", "c2", None, None]
+
+
+def test_the_largest_accepted_values_are_stored(sessions: sessionmaker[Session]) -> None:
+    """Every field at the bound parse accepts (seq MAX_SEQ, INTEGER and BIGINT maxima, full-length
+    text in multi-byte characters, the largest finite float) fits both databases."""
+    big = 1.7e308
+    items = [
+        item("reading", "b1", reading("b1", MAX_SEQ, model="é" * 128, label="ü" * 64, infer_ms=big)),
+        item(
+            "stats",
+            "b1",
+            stats(
+                "b1",
+                outbox_depth=2**31 - 1,
+                dropped=INT64_MAX,
+                captures=INT64_MAX,
+                unusable=INT64_MAX,
+                model="m" * 128,
+                last_error="e" * 500,
+                uptime_s=big,
+                interval_s=big,
+                rss_mb=big,
+            ),
+        ),
+        item(
+            "event", "b1", {"bin_id": "b1", "ts": now_ms(), "kind": "model", "state": "ok", "ref": "r" * 128}
+        ),
+        item("image", "b1", {**image("b1", MAX_SEQ), "model": "m" * 128}),
+    ]
+    assert not [i for i in items if isinstance(i, Reject)], items
+    _write(sessions, items)
+    with sessions() as s:
+        d = s.get(Device, "b1")
+        assert d is not None and (d.outbox_depth, d.dropped, d.seq_max) == (2**31 - 1, INT64_MAX, MAX_SEQ)
+        assert s.execute(select(Reading.model)).scalar_one() == "é" * 128
+        assert s.execute(select(Image.seq)).scalar_one() == MAX_SEQ
+
+
+def test_a_seq_jump_is_counted_not_taken_for_missing_readings(sessions: sessionmaker[Session]) -> None:
+    """A seq far beyond the device's (2**53 - 1 after 0..9) is a jump: the gap stays what it was
+    (one reading, seq 5), not 9e15, and stays right for the readings that follow, on either side."""
+    first = [item("reading", "b1", reading("b1", s_)) for s_ in range(10) if s_ != 5]
+    assert _write(sessions, first).seq_jumps == 0
+    r = _write(sessions, [item("reading", "b1", reading("b1", MAX_SEQ))])
+    assert r.seq_jumps == 1
+    with sessions() as s:
+        d = s.get(Device, "b1")
+        assert d is not None and missing_readings(d) == 1 and d.seq_count == 10 and d.seq_max == MAX_SEQ
+    # The device goes on from 10 (the jump was one bad reading): back in its range, no new gap.
+    r = _write(sessions, [item("reading", "b1", reading("b1", s_)) for s_ in (10, 11, 13)])
+    assert r.seq_jumps == 1
+    with sessions() as s:
+        d = s.get(Device, "b1")
+        assert d is not None and d.seq_count == 13 and missing_readings(d) == 2  # seq 5 and 12
+    # A jump inside one batch counts too; a step within MAX_SEQ_JUMP is a gap.
+    r = _write(sessions, [item("reading", "b1", reading("b1", 13 + MAX_SEQ_JUMP + 1))])
+    assert r.seq_jumps == 1
+    r = _write(sessions, [item("reading", "b1", reading("b1", 14 + MAX_SEQ_JUMP + 1000))])
+    assert r.seq_jumps == 0
+    with sessions() as s:
+        assert missing_readings(s.get(Device, "b1")) == 2 + 999  # type: ignore[arg-type]
+
+
+def test_seq_window_arithmetic() -> None:
+    """advance_seq_window: ranges grow and count gaps; a jump moves the window and keeps its gaps;
+    whatever a device sends, one reading adds at most MAX_SEQ_JUMP missing ones."""
+    w, jumps = advance_seq_window(None, [5, 7, 6, 9])
+    assert (w, jumps, w.missing) == (SeqWindow(5, 9, 4), 0, 1)
+    w, jumps = advance_seq_window(w, [MAX_SEQ, 10, 11])  # one wild seq, then back to normal
+    assert jumps == 2 and w.missing == 1 and w.count == 7 and w.high == 11
+    w, jumps = advance_seq_window(w, [0])  # below the window, within reach: seqs 1..4 now missing
+    assert jumps == 0 and w.low == 0 and w.count == 8
+    for seqs in ([10 * MAX_SEQ_JUMP, 12], [12 + MAX_SEQ_JUMP + 1, 12], [MAX_SEQ_JUMP, 2 * MAX_SEQ_JUMP]):
+        after, _ = advance_seq_window(w, seqs)
+        assert after.missing <= w.missing + len(seqs) * MAX_SEQ_JUMP, seqs
+
+
+def test_reject_details_with_nul_are_stored(sessions: sessionmaker[Session]) -> None:
+    """A reject's detail quotes the payload (here a field named NUL): stored with the NUL replaced."""
+    bad = item("reading", "b1", {**reading("b1", 1), "\x00": 1})
+    assert isinstance(bad, Reject) and "\x00" in bad.detail
+    _write(sessions, [bad])
+    with sessions() as s:
+        row = s.get(IngestReject, "invalid_fields")
+        assert row is not None and row.count == 1 and "\x00" not in (row.last_detail or "")

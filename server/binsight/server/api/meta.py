@@ -21,11 +21,20 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 @router.get("/healthz", tags=["meta"])
-def healthz(state: State) -> dict[str, object]:
-    """Liveness: the database answers; ``mqtt`` says whether ingest is connected (null: API only)."""
+def healthz(state: State, response: Response) -> dict[str, object]:
+    """Liveness: the database answers; ``mqtt`` says whether ingest is connected (null: API only).
+
+    ``status`` is ``degraded`` (HTTP 503, with the reason in ``ingest``) while the ingest writer has
+    failed :data:`~binsight.server.ingest.writer.DEGRADED_AFTER` times in a row at one batch: the
+    API answers, but nothing reaches the database.
+    """
     with state.sessions() as s:
         s.execute(text("SELECT 1"))
     mqtt = None if state.ingest is None else state.ingest.broker.connected.is_set()
+    problem = None if state.ingest is None else state.ingest.writer.degraded
+    if problem is not None:
+        response.status_code = 503
+        return {"status": "degraded", "version": __version__, "mqtt": mqtt, "ingest": problem}
     return {"status": "ok", "version": __version__, "mqtt": mqtt}
 
 

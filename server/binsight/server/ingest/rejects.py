@@ -16,8 +16,8 @@ logger = logging.getLogger(__name__)
 class RejectLog:
     """Counts rejects by reason; the first of each reason is logged as a warning, the rest at debug.
 
-    ``pending()`` hands the counts not yet persisted to the writer, which adds them to the
-    ``ingest_rejects`` table in the same transaction that acknowledges the messages.
+    These are this process's counts (``binsight_messages_rejected_total``); the writer records a
+    reject here after the transaction that added it to the ``ingest_rejects`` table committed.
     """
 
     def __init__(self) -> None:

@@ -3,7 +3,8 @@
 Readings are inserted with ``ON CONFLICT (bin_id, seq) DO NOTHING ... RETURNING``, so a message the
 broker delivers twice (after a server restart, or to two servers) is stored once, and the per-device
 seq bookkeeping counts only rows actually inserted: ``seq_max - seq_min + 1 - seq_count`` is the
-number of readings that never arrived.
+number of readings that never arrived. A seq far outside the device's range is a reset or a broken
+device, not millions of lost readings: :func:`advance_seq_window` counts it as a jump instead.
 """
 
 from __future__ import annotations
@@ -47,9 +48,55 @@ from binsight.server.ingest.messages import (
     ReadingMsg,
     Reject,
     StatsMsg,
+    bin_of,
+    storable_text,
 )
 
-__all__ = ["BatchResult", "BinRegistry", "write_batch"]
+__all__ = ["MAX_SEQ_JUMP", "BatchResult", "BinRegistry", "SeqWindow", "advance_seq_window", "write_batch"]
+
+#: How far (either way) a new seq may lie outside a device's stored range and still count what lies
+#: between as missing readings. Farther is a jump: the device lost its state (reset) or is broken.
+#: 10**7 readings are 115 days of them at one a second, 19 years at the default interval of 600 s.
+MAX_SEQ_JUMP = 10**7
+
+
+@dataclass(frozen=True, slots=True)
+class SeqWindow:
+    """One device's seq bookkeeping (``devices.seq_min``, ``seq_max``, ``seq_count``).
+
+    ``count`` is every reading stored for the device; ``high - low + 1 - count`` are the missing ones.
+    """
+
+    low: int
+    high: int
+    count: int
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.high - self.low + 1 - self.count)
+
+
+def advance_seq_window(window: SeqWindow | None, seqs: Iterable[int]) -> tuple[SeqWindow, int]:
+    """The window after storing ``seqs`` (new readings, arrival order), and how many were jumps.
+
+    A seq more than :data:`MAX_SEQ_JUMP` outside the window moves the window to end at it, keeping
+    its length: what the device numbered before the jump counts as if it came right before it, so
+    the missing count neither grows by the jump nor forgets the gaps it had. ``seq_min`` is then a
+    bookkeeping value (it may be negative), not a seq that was seen. One wild seq and a return to
+    normal cost nothing; whatever a device sends, one reading adds at most ``MAX_SEQ_JUMP`` missing.
+    """
+    jumps = 0
+    for seq in seqs:
+        if window is None:
+            window = SeqWindow(seq, seq, 1)
+        elif window.low - MAX_SEQ_JUMP <= seq <= window.high + MAX_SEQ_JUMP:
+            window = SeqWindow(min(window.low, seq), max(window.high, seq), window.count + 1)
+        else:
+            jumps += 1
+            window = SeqWindow(seq - (window.high - window.low + 1), seq, window.count + 1)
+    if window is None:
+        raise ValueError("advance_seq_window needs a window or at least one seq")
+    return window, jumps
 
 
 class BinRegistry:
@@ -90,6 +137,10 @@ class BinRegistry:
 class BatchResult:
     inserted: int = 0
     duplicates: int = 0
+    #: Seqs that jumped far outside their device's range (see :func:`advance_seq_window`), and what
+    #: happened per device that had any (for the log).
+    seq_jumps: int = 0
+    jumped: dict[str, str] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     live_ts: list[int] = field(default_factory=list)
 
@@ -102,7 +153,7 @@ class _DeviceChange:
     last_seen: int = 0
     #: Readings this batch actually inserted (duplicates excluded): added to ``seq_count``.
     new_readings: int = 0
-    #: Lowest and highest seq among them (meaningful only when ``new_readings > 0``).
+    #: The device's ``seq_min`` and ``seq_max`` after them (meaningful only when ``new_readings > 0``).
     seq_min: int = 0
     seq_max: int = 0
     #: Timestamp and quality of the batch's newest reading (-1: no reading).
@@ -125,17 +176,18 @@ def _ensure_devices(session: Session, registry: BinRegistry, bin_ids: set[str]) 
         registry.devices |= new
 
 
-_PG_LOCK_DEVICES = text("SELECT 1 FROM devices WHERE bin_id = ANY(:bin_id) ORDER BY bin_id FOR UPDATE")
+_PG_LOCK_DEVICES = text(
+    "SELECT bin_id, seq_min, seq_max, seq_count FROM devices WHERE bin_id = ANY(:bin_id)"
+    " ORDER BY bin_id FOR UPDATE"
+)
 _PG_UPDATE_DEVICES = text(
     """
 UPDATE devices AS d SET
   last_seen = CASE WHEN v.last_seen > 0 THEN GREATEST(COALESCE(d.last_seen, 0), v.last_seen)
                    ELSE d.last_seen END,
   seq_count = d.seq_count + v.new_readings,
-  seq_min = CASE WHEN v.new_readings > 0 THEN LEAST(COALESCE(d.seq_min, v.seq_min), v.seq_min)
-                 ELSE d.seq_min END,
-  seq_max = CASE WHEN v.new_readings > 0 THEN GREATEST(COALESCE(d.seq_max, v.seq_max), v.seq_max)
-                 ELSE d.seq_max END,
+  seq_min = CASE WHEN v.new_readings > 0 THEN v.seq_min ELSE d.seq_min END,
+  seq_max = CASE WHEN v.new_readings > 0 THEN v.seq_max ELSE d.seq_max END,
   reading_ts = CASE WHEN v.reading_ts >= 0 AND v.reading_ts >= COALESCE(d.reading_ts, -1) THEN v.reading_ts
                     ELSE d.reading_ts END,
   quality = CASE WHEN v.reading_ts >= 0 AND v.reading_ts >= COALESCE(d.reading_ts, -1) THEN v.quality
@@ -169,19 +221,52 @@ def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     return {k: [r[k] for r in rows] for k in rows[0]}
 
 
-def _update_devices(session: Session, changes: dict[str, _DeviceChange]) -> None:
+def _seq_windows(session: Session, bin_ids: list[str]) -> dict[str, SeqWindow | None]:
+    """The devices' stored seq windows; on PostgreSQL the rows are locked (in id order, so that two
+    servers writing overlapping devices cannot deadlock) until the batch commits."""
+    if dialect.is_postgresql(session):
+        rows = session.execute(_PG_LOCK_DEVICES, {"bin_id": bin_ids}).all()
+    else:
+        # SQLite: this transaction already holds the database's write lock (it inserted readings).
+        t = Device.__table__
+        assert isinstance(t, Table)
+        query = select(t.c.bin_id, t.c.seq_min, t.c.seq_max, t.c.seq_count).where(t.c.bin_id.in_(bin_ids))
+        rows = session.execute(query).all()
+    return {b: None if lo is None or hi is None else SeqWindow(lo, hi, count) for b, lo, hi, count in rows}
+
+
+def _advance_seqs(
+    session: Session, changes: dict[str, _DeviceChange], fresh: dict[str, list[int]], result: BatchResult
+) -> None:
+    """Set each device's new ``seq_min``/``seq_max`` from the seqs this batch inserted for it."""
+    windows = _seq_windows(session, sorted(changes))
+    for bin_id, seqs in fresh.items():
+        old = windows.get(bin_id)
+        new, jumps = advance_seq_window(old, seqs)
+        c = changes[bin_id]
+        c.new_readings, c.seq_min, c.seq_max = len(seqs), new.low, new.high
+        if jumps:
+            result.seq_jumps += jumps
+            was = "nothing" if old is None else f"{old.low}..{old.high}"
+            result.jumped[bin_id] = (
+                f"{jumps} seq jump(s) of more than {MAX_SEQ_JUMP} ({was} stored, now at {new.high})"
+            )
+
+
+def _update_devices(
+    session: Session, changes: dict[str, _DeviceChange], fresh: dict[str, list[int]], result: BatchResult
+) -> None:
     """One UPDATE per device per batch: every SET sees the old row, as SQL defines.
 
-    PostgreSQL gets one statement over arrays (``unnest``), after locking the rows in id order so
-    that two servers writing overlapping devices cannot deadlock; SQLite an executemany.
+    The rows are read (on PostgreSQL: locked) first, for the seq bookkeeping. PostgreSQL gets one
+    statement over arrays (``unnest``); SQLite an executemany.
     """
     if not changes:
         return
+    _advance_seqs(session, changes, fresh, result)
     rows = [{"bin_id": b, **dataclasses.asdict(c)} for b, c in sorted(changes.items())]
     if dialect.is_postgresql(session):
-        cols = _columns(rows)
-        session.execute(_PG_LOCK_DEVICES, {"bin_id": cols["bin_id"]})
-        session.execute(_PG_UPDATE_DEVICES, cols)
+        session.execute(_PG_UPDATE_DEVICES, _columns(rows))
         return
     # The bind names differ from the column names: SQLAlchemy reserves those for the SET values.
     session.execute(_sqlite_update_devices(session), [{f"d_{k}": v for k, v in r.items()} for r in rows])
@@ -193,8 +278,6 @@ def _sqlite_update_devices(session: Session) -> Any:
     assert isinstance(t, Table)
     last_seen = bindparam("d_last_seen", type_=BigInteger)
     new_readings = bindparam("d_new_readings", type_=BigInteger)
-    seq_min = bindparam("d_seq_min", type_=BigInteger)
-    seq_max = bindparam("d_seq_max", type_=BigInteger)
     reading_ts = bindparam("d_reading_ts", type_=BigInteger)
     fill_ts = bindparam("d_fill_ts", type_=BigInteger)
     model = bindparam("d_model", type_=String)
@@ -210,14 +293,8 @@ def _sqlite_update_devices(session: Session) -> Any:
                 else_=t.c.last_seen,
             ),
             seq_count=t.c.seq_count + new_readings,
-            seq_min=case(
-                (any_new, dialect.least(session, func.coalesce(t.c.seq_min, seq_min), seq_min)),
-                else_=t.c.seq_min,
-            ),
-            seq_max=case(
-                (any_new, dialect.greatest(session, func.coalesce(t.c.seq_max, seq_max), seq_max)),
-                else_=t.c.seq_max,
-            ),
+            seq_min=case((any_new, bindparam("d_seq_min", type_=BigInteger)), else_=t.c.seq_min),
+            seq_max=case((any_new, bindparam("d_seq_max", type_=BigInteger)), else_=t.c.seq_max),
             reading_ts=case((newer_reading, reading_ts), else_=t.c.reading_ts),
             quality=case((newer_reading, bindparam("d_quality", type_=String)), else_=t.c.quality),
             fill_ts=case((newer_fill, fill_ts), else_=t.c.fill_ts),
@@ -233,12 +310,13 @@ def _write_readings(
     now_ms: int,
     result: BatchResult,
     changes: dict[str, _DeviceChange],
-) -> None:
+) -> dict[str, list[int]]:
+    """Insert the readings; returns the seqs actually inserted per device, in arrival order."""
     unique: dict[tuple[str, int], Reading_] = {}
     for m in msgs:
         unique.setdefault((m.reading.bin_id, m.reading.seq), m.reading)
     if not unique:
-        return
+        return {}
     stmt = (
         dialect.insert(session, Reading)
         .on_conflict_do_nothing(index_elements=["bin_id", "seq"])
@@ -267,12 +345,11 @@ def _write_readings(
         inserted = session.execute(stmt, rows).all()
     result.inserted += len(inserted)
     result.duplicates += len(msgs) - len(inserted)
-    for bin_id, seq in inserted:
-        c = changes[bin_id]
-        c.seq_min = seq if c.new_readings == 0 else min(c.seq_min, seq)
-        c.seq_max = seq if c.new_readings == 0 else max(c.seq_max, seq)
-        c.new_readings += 1
+    new = {(bin_id, seq) for bin_id, seq in inserted}
+    fresh: dict[str, list[int]] = {}
     for r in unique.values():
+        if (r.bin_id, r.seq) in new:
+            fresh.setdefault(r.bin_id, []).append(r.seq)
         c = changes[r.bin_id]
         if r.ts >= c.reading_ts:
             c.reading_ts, c.quality = r.ts, r.quality
@@ -281,6 +358,7 @@ def _write_readings(
         if not r.historical:
             c.model = r.model
             result.live_ts.append(r.ts)
+    return fresh
 
 
 def _write_stats(session: Session, msgs: Sequence[StatsMsg]) -> None:
@@ -388,7 +466,11 @@ def _write_rejects(session: Session, rejects: Sequence[Reject], now_ms: int) -> 
         per[r.reason] = (n + 1, r)
     for reason, (n, last) in sorted(per.items()):
         stmt = dialect.insert(session, IngestReject).values(
-            reason=reason, count=n, last_at=now_ms, last_topic=last.topic[:300], last_detail=last.detail[:500]
+            reason=reason,
+            count=n,
+            last_at=now_ms,
+            last_topic=storable_text(last.topic, 300),
+            last_detail=storable_text(last.detail, 500),
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["reason"],
@@ -410,18 +492,6 @@ def write_batch(
     rejects = [i for i in items if isinstance(i, Reject)]
     good = [i for i in items if not isinstance(i, Reject)]
 
-    def bin_of(i: Item) -> str:
-        if isinstance(i, ReadingMsg):
-            return i.reading.bin_id
-        if isinstance(i, StatsMsg):
-            return i.stats.bin_id
-        if isinstance(i, EventMsg):
-            return i.event.bin_id
-        if isinstance(i, ImageMsg):
-            return i.image.bin_id
-        assert isinstance(i, Availability)
-        return i.bin_id
-
     if registration_required:
         unknown = registry.unregistered(session, {bin_of(i) for i in good})
         if unknown:
@@ -440,8 +510,8 @@ def write_batch(
         if not (isinstance(i, Availability) and (not i.online or i.retained)):
             c.last_seen = now_ms
     _ensure_devices(session, registry, set(changes))
-    _write_readings(session, [i for i in good if isinstance(i, ReadingMsg)], now_ms, result, changes)
-    _update_devices(session, changes)
+    fresh = _write_readings(session, [i for i in good if isinstance(i, ReadingMsg)], now_ms, result, changes)
+    _update_devices(session, changes, fresh, result)
     if stats := [i for i in good if isinstance(i, StatsMsg)]:
         _write_stats(session, stats)
     if avail := [i for i in good if isinstance(i, Availability)]:
