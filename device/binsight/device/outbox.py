@@ -8,17 +8,30 @@ as the row it numbers, so it is monotonic across restarts and crashes.
 Each kind of message is bounded separately; when full, the oldest rows of that kind are dropped
 and counted (``dropped`` survives restarts). A lost delete (crash right after PUBACK) only means
 the message is sent again: the server deduplicates on ``(bin_id, seq)``.
+
+A full state partition (issue 15) stops no one. The WAL is checkpointed every
+``_WAL_AUTOCHECKPOINT_PAGES`` pages and truncated to ``_JOURNAL_SIZE_LIMIT`` (SQLite's default, a
+4 MB WAL kept at its largest size, filled a small partition before its first checkpoint, and a WAL
+that cannot be checkpointed never shrinks again, not even across restarts), and truncated to zero
+when the outbox drains and when a write failed. A write that still fails for want of space holds
+the message in memory (bounded per kind by ``HELD_IN_MEMORY``; beyond it the oldest are dropped and
+counted, images at once); the next write, delete or :meth:`Outbox.flush` that works stores them, in
+order. The seq keeps counting meanwhile. Held messages live in memory only: a crash while the disk
+is full loses them with the seqs they took (the server sees a gap).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from binsight.device.problems import DiskSpace, Problems, out_of_space
 from binsight.errors import BinsightError
 from binsight.protocol import Reading
 
@@ -38,6 +51,15 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 KINDS = ("reading", "image", "event")
 
+#: WAL pages before SQLite copies them back into the database (its default, 1000 pages, is 4 MB).
+_WAL_AUTOCHECKPOINT_PAGES = 64
+#: A checkpointed WAL is cut back to this many bytes (by default SQLite keeps its largest size).
+_JOURNAL_SIZE_LIMIT = 256 * 1024
+
+#: Messages held in memory per kind while the disk is full: ~1000 readings of ~300 bytes cover a
+#: week at the default 10 min interval; labelling images (up to 200 KB each) are not held.
+HELD_IN_MEMORY = {"reading": 1_000, "image": 0, "event": 100}
+
 
 class OutboxError(BinsightError):
     """The outbox database cannot be opened or written."""
@@ -51,21 +73,53 @@ class Row:
 
 
 class Outbox:
-    """A bounded, durable FIFO of messages waiting for their PUBACK. Thread-safe."""
+    """A bounded, durable FIFO of messages waiting for their PUBACK. Thread-safe.
 
-    def __init__(self, path: str | Path, limits: dict[str, int] | None = None) -> None:
+    Parameters
+    ----------
+    limits
+        The most rows kept per kind (``reading``, ``image``, ``event``).
+    problems
+        Where a full disk shows as the ``outbox`` problem (the agent's ``last_error``).
+    held
+        The most messages per kind held in memory while the disk is full (``HELD_IN_MEMORY``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        limits: dict[str, int] | None = None,
+        *,
+        problems: Problems | None = None,
+        held: dict[str, int] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.limits = {"reading": 50_000, "image": 20, "event": 1_000, **(limits or {})}
+        self.held_limits = {**HELD_IN_MEMORY, **(held or {})}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT}")
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from exc
         self._lock = threading.Lock()
+        self._checkpoint()  # a WAL left at its largest by an older agent is given back at once
         self._counts = {k: self._count(k) for k in KINDS}
+        self._next_seq = self._meta("next_seq")
+        self._held: dict[str, deque[bytes]] = {k: deque() for k in KINDS}
+        self._held_dropped: Counter[str] = Counter()  # dropped while the disk was full, not yet saved
+        self._undeleted: set[int] = set()  # acknowledged while the disk was full
+        self.disk = DiskSpace(
+            self.path,
+            "outbox",
+            f"holding messages in memory (up to {self.held_limits['reading']} readings), "
+            "then dropping the oldest and counting them",
+            problems=problems,
+        )
 
     def _count(self, kind: str) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE kind = ?", (kind,)).fetchone()[0])
@@ -81,6 +135,10 @@ class Outbox:
             (key, str(value)),
         )
 
+    def _add_dropped(self, kind: str, count: int) -> None:
+        key = "dropped" if kind == "reading" else f"dropped_{kind}"
+        self._set_meta(key, self._meta(key) + count)
+
     def _trim(self, kind: str) -> int:
         excess = self._counts[kind] - self.limits[kind]
         if excess <= 0:
@@ -90,35 +148,85 @@ class Outbox:
             (kind, excess),
         )
         self._counts[kind] -= excess
-        key = "dropped" if kind == "reading" else f"dropped_{kind}"
-        self._set_meta(key, self._meta(key) + excess)
+        self._add_dropped(kind, excess)
         return excess
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it to zero bytes: gives its space back."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:  # a full disk may refuse it too: the next one may work
+            logger.debug("outbox %s: checkpoint failed: %s", self.path, exc)
+
+    def _write_held(self) -> int:
+        """Store every held message, in order, in one transaction; returns readings trimmed."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for kind, held in self._held.items():
+                for payload in held:
+                    self._db.execute("INSERT INTO outbox (kind, payload) VALUES (?, ?)", (kind, payload))
+                self._counts[kind] += len(held)
+            trimmed = {kind: self._trim(kind) for kind in KINDS}
+            for kind, count in self._held_dropped.items():
+                self._add_dropped(kind, count)
+            self._set_meta("next_seq", self._next_seq)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # SQLite rolls back by itself after SQLITE_FULL
+                self._db.execute("ROLLBACK")
+            self._counts = {k: self._count(k) for k in KINDS}
+            raise
+        stored = sum(len(held) for held in self._held.values())
+        dropped = sum(self._held_dropped.values())
+        for held in self._held.values():
+            held.clear()
+        self._held_dropped.clear()
+        if stored > 1 or dropped:
+            self.disk.write_worked(f"{stored} messages held in memory stored, {dropped} dropped")
+        else:
+            self.disk.write_worked()
+        return trimmed["reading"]
+
+    def _store(self, kind: str, payload: bytes) -> int:
+        """Store ``payload`` after the held messages; hold it when the disk is full. Readings trimmed."""
+        self._held[kind].append(payload)
+        try:
+            try:
+                return self._write_held()
+            except sqlite3.Error as exc:
+                if not out_of_space(exc):
+                    raise
+                self._checkpoint()  # the WAL's space may be all that is missing
+                return self._write_held()
+        except sqlite3.Error as exc:
+            if not out_of_space(exc):
+                self._held[kind].pop()
+                raise OutboxError(f"outbox {self.path}: cannot store {kind}: {exc}") from exc
+            self.disk.write_failed(exc)
+            self._bound_held(kind)
+            return 0
+
+    def _bound_held(self, kind: str) -> None:
+        held = self._held[kind]
+        while len(held) > self.held_limits[kind]:
+            held.popleft()
+            self._held_dropped[kind] += 1
 
     def add_reading(self, make: Callable[[int], Reading]) -> Reading:
         """Number a reading with the next ``seq`` and store it durably, in one transaction.
 
         ``make(seq)`` builds the reading; the seq is consumed even if the reading is later dropped.
+        On a full disk the reading is held in memory (see the module's docstring).
         """
         with self._lock:
+            seq = self._next_seq
+            reading = make(seq)
+            self._next_seq = seq + 1
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    seq = self._meta("next_seq")
-                    reading = make(seq)
-                    self._db.execute(
-                        "INSERT INTO outbox (kind, payload) VALUES ('reading', ?)",
-                        (reading.model_dump_json().encode(),),
-                    )
-                    self._set_meta("next_seq", seq + 1)
-                    self._counts["reading"] += 1
-                    dropped = self._trim("reading")
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    self._counts["reading"] = self._count("reading")
-                    raise
-            except sqlite3.Error as exc:
-                raise OutboxError(f"outbox {self.path}: cannot store reading: {exc}") from exc
+                dropped = self._store("reading", reading.model_dump_json().encode())
+            except OutboxError:
+                self._next_seq = seq  # neither stored nor held: the seq is not used
+                raise
         if dropped:
             logger.warning(
                 "outbox full (%d readings): dropped the %d oldest", self.limits["reading"], dropped
@@ -126,25 +234,26 @@ class Outbox:
         return reading
 
     def add(self, kind: str, payload: bytes) -> None:
-        """Store an image or event message durably."""
+        """Store an image or event message durably (held in memory while the disk is full)."""
         if kind not in KINDS or kind == "reading":
             raise ValueError(f"use add_reading for readings; unknown kind {kind!r}")
         if self.limits[kind] == 0:
             return
         with self._lock:
+            self._store(kind, payload)
+
+    def flush(self) -> bool:
+        """Try again to store what is held in memory; True when nothing is held any more."""
+        with self._lock:
+            if not any(self._held.values()) and not self._held_dropped:
+                return True
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute("INSERT INTO outbox (kind, payload) VALUES (?, ?)", (kind, payload))
-                    self._counts[kind] += 1
-                    self._trim(kind)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    self._counts[kind] = self._count(kind)
-                    raise
+                self._write_held()
             except sqlite3.Error as exc:
-                raise OutboxError(f"outbox {self.path}: cannot store {kind}: {exc}") from exc
+                if not out_of_space(exc):
+                    raise OutboxError(f"outbox {self.path}: cannot store held messages: {exc}") from exc
+                return False
+            return True
 
     def after(self, last_id: int, limit: int) -> list[Row]:
         """Up to ``limit`` rows with ``id > last_id``, oldest first."""
@@ -160,37 +269,63 @@ class Outbox:
         return int(row[0]) if row and row[0] is not None else 0
 
     def delete(self, ids: Iterable[int]) -> None:
-        """Remove acknowledged rows (one transaction for the batch)."""
-        ids = list(ids)
-        if not ids:
-            return
+        """Remove acknowledged rows (one transaction for the batch).
+
+        On a full disk the ids are kept and deleted with the next batch (until then a new session
+        sends those rows again: harmless, see the module's docstring). Once the outbox is empty
+        its WAL is truncated.
+        """
         with self._lock:
+            ids = [*self._undeleted, *ids]
+            if not ids:
+                return
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                for chunk in range(0, len(ids), 500):
-                    part = ids[chunk : chunk + 500]
-                    marks = ",".join("?" * len(part))
-                    self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", part)
-                self._db.execute("COMMIT")
+                self._delete(ids)
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise OutboxError(f"outbox {self.path}: cannot delete acknowledged rows: {exc}") from exc
+                if not out_of_space(exc):
+                    raise OutboxError(f"outbox {self.path}: cannot delete acknowledged rows: {exc}") from exc
+                self._undeleted.update(ids)
+                self.disk.write_failed(exc)
+                self._checkpoint()
+                return
+            self._undeleted.clear()
             self._counts = {k: self._count(k) for k in KINDS}
+            if any(self._held.values()) or self._held_dropped:
+                with contextlib.suppress(sqlite3.Error):  # still no room: held on
+                    self._write_held()  # the deletes made room
+            else:
+                self.disk.write_worked()
+            if not any(self._counts.values()):
+                self._checkpoint()  # drained: give the WAL's space back
+
+    def _delete(self, ids: list[int]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk : chunk + 500]
+                marks = ",".join("?" * len(part))
+                self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", part)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     def depth(self, kind: str = "reading") -> int:
+        """Messages of ``kind`` waiting to be sent: on disk and held in memory."""
         with self._lock:
-            return self._counts[kind]
+            return self._counts[kind] + len(self._held[kind])
 
     @property
     def dropped(self) -> int:
-        """Readings dropped from a full outbox since the database was created."""
+        """Readings dropped (a full outbox, a full disk) since the database was created."""
         with self._lock:
-            return self._meta("dropped")
+            return self._meta("dropped") + self._held_dropped["reading"]
 
     @property
     def next_seq(self) -> int:
         with self._lock:
-            return self._meta("next_seq")
+            return self._next_seq
 
     def get_setting(self, key: str) -> str | None:
         """Small persistent agent state (interval set by command, refused releases)."""
@@ -200,10 +335,15 @@ class Outbox:
 
     def set_setting(self, key: str, value: str | None) -> None:
         with self._lock:
-            if value is None:
-                self._db.execute("DELETE FROM meta WHERE key = ?", ("setting." + key,))
-            else:
-                self._set_meta("setting." + key, value)
+            try:
+                if value is None:
+                    self._db.execute("DELETE FROM meta WHERE key = ?", ("setting." + key,))
+                else:
+                    self._set_meta("setting." + key, value)
+            except sqlite3.Error as exc:
+                if out_of_space(exc):
+                    self.disk.write_failed(exc)
+                raise OutboxError(f"outbox {self.path}: cannot save setting {key}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
