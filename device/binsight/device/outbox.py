@@ -176,15 +176,11 @@ class Outbox:
                 self._db.execute("ROLLBACK")
             self._counts = {k: self._count(k) for k in KINDS}
             raise
-        stored = sum(len(held) for held in self._held.values())
-        dropped = sum(self._held_dropped.values())
         for held in self._held.values():
             held.clear()
         self._held_dropped.clear()
-        if stored > 1 or dropped:
-            self.disk.write_worked(f"{stored} messages held in memory stored, {dropped} dropped")
-        else:
-            self.disk.write_worked()
+        if self.disk.full:
+            self.disk.write_worked(f"held messages stored; {self._meta('dropped')} readings dropped in all")
         return trimmed["reading"]
 
     def _store(self, kind: str, payload: bytes) -> int:

@@ -80,16 +80,27 @@ class DiskSpace:
         What the writer does while the disk is full, said in the WARNING.
     problems, source
         Where the open problem is shown (the agent's ``last_error``); None: logged only.
+    room
+        Bytes that must be free again before a full disk counts as fixed: near full, some writes
+        work and some fail, which must not log a line each.
     """
 
     def __init__(
-        self, path: Path, what: str, meanwhile: str, *, problems: Problems | None = None, source: str = ""
+        self,
+        path: Path,
+        what: str,
+        meanwhile: str,
+        *,
+        problems: Problems | None = None,
+        source: str = "",
+        room: int = 512 * 1024,
     ) -> None:
         self.path = path
         self.what = what
         self.meanwhile = meanwhile
         self.problems = problems
         self.source = source or what
+        self.room = room
         self._full = False
         self._lock = threading.Lock()
 
@@ -113,12 +124,15 @@ class DiskSpace:
             self.problems.set(self.source, message)
 
     def write_worked(self, detail: str = "") -> None:
-        """A write worked: after failures, one INFO line (with ``detail``) and the problem is cleared."""
+        """A write worked: after failures, once ``room`` bytes are free, one INFO line (with
+        ``detail``) and the problem is cleared."""
+        if not self._full:
+            return
+        free = free_bytes(self.path)
         with self._lock:
-            if not self._full:
+            if not self._full or (free is not None and free < self.room):
                 return
             self._full = False
-        free = free_bytes(self.path)
         logger.info(
             "%s %s: writable again (%s bytes free)%s",
             self.what,
