@@ -29,6 +29,7 @@ from device_support import (
     build_model,
     distinct_seqs,
     load_config,
+    reconfigure_broker,
     scene,
     write_config,
     write_images,
@@ -37,7 +38,7 @@ from device_support import (
 from binsight.device.agent import Agent
 from binsight.device.config import UpdatesConfig
 from binsight.device.inference import FillModel
-from binsight.device.outbox import HELD_IN_MEMORY, Outbox
+from binsight.device.outbox import HELD_IN_MEMORY, RESERVE_BYTES, Outbox
 from binsight.device.sources import Frame, FrameSource, open_source
 from binsight.device.updates import Updater
 from binsight.protocol import Reading, Stats
@@ -66,8 +67,11 @@ def small_partition(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(partition: Path, leave: int = 0) -> Path:
-    """Write a file until the partition has at most ``leave`` bytes free; returns it."""
-    filler = partition / "filler"
+    """Write a file until the partition has at most ``leave`` bytes free; returns it.
+
+    ``partition`` may name a file instead of a folder (a second filler)."""
+    filler = partition if partition.suffix or not partition.is_dir() else partition / "filler"
+    partition = filler.parent
     with open(filler, "wb", buffering=0) as fh:
         try:
             while (free := os.statvfs(partition).f_bavail * os.statvfs(partition).f_frsize) > leave:
@@ -109,7 +113,7 @@ def test_acks_on_a_full_partition_are_deleted_later(small_partition: Path, fault
     for _ in range(2000):
         box.add_reading(_reading)
     filler = fill(small_partition)
-    while not box.disk.full:
+    while not box.held:  # the disk full, the outbox's reserve used up too
         box.add_reading(_reading)
     fault_counts.sent = box.next_seq
     rows = [row.id for row in box.after(0, 10_000)]
@@ -124,6 +128,30 @@ def test_acks_on_a_full_partition_are_deleted_later(small_partition: Path, fault
     box.delete(r.id for r in held)
     assert box.depth() == 0
     fault_counts.stored = fault_counts.sent  # all reached the outbox and were acknowledged
+    box.close()
+
+
+def test_outbox_reopens_on_a_full_partition(small_partition: Path, fault_counts: Any) -> None:
+    """An agent restarted on a full partition opens its outbox (SQLite needs room for its
+    shared-memory file: the outbox's reserve gives it) and goes on storing, then holding."""
+    path = small_partition / "outbox.db"
+    box = Outbox(path)
+    for _ in range(10):
+        box.add_reading(_reading)
+    box.close()
+    assert (small_partition / "outbox.db.reserve").stat().st_size == RESERVE_BYTES
+    filler = fill(small_partition)
+    box = Outbox(path)
+    assert box.disk.full and not (small_partition / "outbox.db.reserve").exists()
+    while not box.held:
+        box.add_reading(_reading)
+    fault_counts.sent = box.next_seq
+    stored = len(box.after(0, 10_000))
+    assert stored + box.held == box.next_seq
+    filler.unlink()
+    assert box.flush() and len(box.after(0, 10_000)) == box.next_seq and box.held == 0
+    assert (small_partition / "outbox.db.reserve").exists(), "the reserve is set aside again"
+    fault_counts.stored = box.next_seq
     box.close()
 
 
@@ -170,40 +198,52 @@ def test_agent_rides_out_a_full_state_partition(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A real agent over a real broker: while its state partition is full it keeps capturing,
-    holds a few readings in memory and counts the rest as dropped, logs one WARNING (no
-    traceback) and shows the problem in its stats; once the filler is deleted it stores and sends
-    again with no restart, logs one INFO, and every reading is either received or counted."""
+    """A real agent, its broker away and its state partition full: it keeps capturing, holds a
+    few readings in memory and counts the rest as dropped, logs one WARNING (no traceback) and
+    shows the problem as its last_error; once the fillers are deleted and the broker is back it
+    stores and sends again with no restart, logs one INFO, and every reading is received or counted.
+
+    (With the broker there, a full disk costs nothing: each reading's room in the WAL is given back
+    when it is acknowledged and the outbox drains.)"""
     caplog.set_level(logging.INFO, logger="binsight")
     monkeypatch.setitem(HELD_IN_MEMORY, "reading", 5)  # so a short outage also drops some
+    if os.geteuid() == 0:
+        reconfigure_broker(mosquitto, "")  # root: persistence that works, so the collector misses nothing
     model = build_model(tmp_path / "v1.onnx", "v1")
     scenes = write_images(tmp_path / "scenes", [scene(80 + 10 * i, seed=i) for i in range(10)])
     toml = write_config(
         small_partition, bin_id="bin-full", source=scenes, model=model, port=mosquitto.port, interval_s=0.1
     )
-    cfg = load_config(toml)
     source = CountingSource(open_source(str(scenes), discard_frames=0))
-    col = Collector(mosquitto.port)
-    agent = Agent(cfg, source=source)
+    col = Collector(mosquitto.port, persistent=True)
+    agent = Agent(load_config(toml), source=source)
     agent.start()
     try:
         col.wait_for(lambda: len(col.payloads("reading")) >= 3)
+        mosquitto.stop()
         filler = fill(small_partition)
+        _wait(lambda: agent.outbox.disk.full, what="the outbox noticing")
+        more = fill(small_partition / "more")  # the room the outbox's reserve gave back, taken too
+        _wait(lambda: agent.outbox.held > 0, what="readings held in memory")
         full_from = source.bursts
         _wait(lambda: source.bursts >= full_from + 20, what="captures while the disk is full")
-        col.wait_for(lambda: any("cannot write" in (s["last_error"] or "") for s in col.payloads("stats")))
         assert agent.running
         assert len(_disk_lines(caplog, logging.WARNING)) == 1, "a full disk is one WARNING line"
-        assert "bytes free" in _disk_lines(caplog, logging.WARNING)[0].getMessage()
+        warning = _disk_lines(caplog, logging.WARNING)[0].getMessage()
+        assert str(agent.outbox.path) in warning and "bytes free" in warning
+        assert agent.stats().last_error == warning, "the stats' last_error says so"
         assert agent.outbox.dropped > 0, "beyond the readings held in memory, drops are counted"
 
         filler.unlink()
-        _wait(lambda: agent.outbox.depth() == 0 and not agent.outbox.disk.full, what="recovery")
+        more.unlink()
+        mosquitto.start()
+        _wait(lambda: agent.outbox.depth() == 0 and not agent.outbox.disk.full, 30, what="recovery")
         recovered_at = len(col.payloads("stats"))
         col.wait_for(lambda: len(col.payloads("stats")) > recovered_at)
         stats = Stats.model_validate(col.payloads("stats")[-1])
         dropped = agent.outbox.dropped  # final: nothing is dropped once there is room
         agent.stop()
+        col.wait_for(lambda: len(distinct_seqs(col.payloads("reading"))) + dropped >= source.bursts)
     finally:
         if agent.running:
             agent.stop()
@@ -213,7 +253,7 @@ def test_agent_rides_out_a_full_state_partition(
     assert len(_disk_lines(caplog, logging.INFO)) == 1, "its recovery is one INFO line"
     assert not [r for r in caplog.records if r.exc_info and r.name.startswith("binsight")], "no traceback"
     assert seqs == sorted(seqs), "readings held in memory go out in order"
-    assert stats.last_error is None, "the fixed problem is no longer shown"
+    assert "cannot write" not in (stats.last_error or ""), "the fixed problem is no longer shown"
     assert stats.dropped == dropped, "stats show the drops"
     fault_counts.sent = source.bursts
     fault_counts.stored = len(seqs)

@@ -12,6 +12,7 @@ and the open problems they report (:mod:`binsight.device.problems`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -129,7 +130,10 @@ class Agent:
                 return float(value)
         except ValueError:
             pass
-        self.outbox.set_setting("interval_s", None)  # the operator edited the config since: it wins
+        # The operator edited the config since: it wins (on a full disk the stale setting is
+        # forgotten at a later start; it is ignored meanwhile all the same).
+        with contextlib.suppress(OutboxError):
+            self.outbox.set_setting("interval_s", None)
         return configured
 
     # ----------------------------------------------------------------- lifecycle

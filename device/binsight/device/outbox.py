@@ -24,20 +24,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from binsight.device.problems import DiskSpace, Problems, out_of_space
+from binsight.device.problems import DiskSpace, Problems, free_bytes, out_of_space
 from binsight.errors import BinsightError
 from binsight.protocol import Reading
 
 __all__ = ["Outbox", "OutboxError", "Row"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -55,6 +59,10 @@ KINDS = ("reading", "image", "event")
 _WAL_AUTOCHECKPOINT_PAGES = 64
 #: A checkpointed WAL is cut back to this many bytes (by default SQLite keeps its largest size).
 _JOURNAL_SIZE_LIMIT = 256 * 1024
+
+#: Bytes set aside in ``<outbox>.reserve`` while there is room, given up when the disk is full: room
+#: for SQLite's shared-memory file (32 KB) at the next start, for a checkpoint and for more writes.
+RESERVE_BYTES = 256 * 1024
 
 #: Messages held in memory per kind while the disk is full: ~1000 readings of ~300 bytes cover a
 #: week at the default 10 min interval; labelling images (up to 200 KB each) are not held.
@@ -96,23 +104,6 @@ class Outbox:
         self.path = Path(path)
         self.limits = {"reading": 50_000, "image": 20, "event": 1_000, **(limits or {})}
         self.held_limits = {**HELD_IN_MEMORY, **(held or {})}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
-            self._db.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT}")
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise OutboxError(f"outbox {self.path}: {exc}") from exc
-        self._lock = threading.Lock()
-        self._checkpoint()  # a WAL left at its largest by an older agent is given back at once
-        self._counts = {k: self._count(k) for k in KINDS}
-        self._next_seq = self._meta("next_seq")
-        self._held: dict[str, deque[bytes]] = {k: deque() for k in KINDS}
-        self._held_dropped: Counter[str] = Counter()  # dropped while the disk was full, not yet saved
-        self._undeleted: set[int] = set()  # acknowledged while the disk was full
         self.disk = DiskSpace(
             self.path,
             "outbox",
@@ -120,6 +111,82 @@ class Outbox:
             "then dropping the oldest and counting them",
             problems=problems,
         )
+        self.reserve_path = self.path.with_name(self.path.name + ".reserve")
+        self._reserved = self.reserve_path.exists()
+        try:
+            self._db = self._open()
+        except OutboxError as exc:
+            # SQLite cannot even create its shared-memory file on a full disk: without the
+            # reserve's room, the agent would not start again until someone made room.
+            cause = exc.__cause__
+            if cause is None or not out_of_space(cause) or not self._release_reserve():
+                raise
+            self.disk.write_failed(cause)
+            self._db = self._open()
+        self._lock = threading.Lock()
+        self._checkpoint()  # a WAL left at its largest by an older agent is given back at once
+        self._counts = {k: self._count(k) for k in KINDS}
+        self._next_seq = self._meta("next_seq")
+        self._held: dict[str, deque[bytes]] = {k: deque() for k in KINDS}
+        self._held_dropped: Counter[str] = Counter()  # dropped while the disk was full, not yet saved
+        self._undeleted: set[int] = set()  # acknowledged while the disk was full
+        self._keep_reserve()
+
+    def _open(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT}")
+            db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            if db is not None:
+                db.close()
+            raise OutboxError(f"outbox {self.path}: {exc}") from exc
+        return db
+
+    def _keep_reserve(self) -> None:
+        """Set ``RESERVE_BYTES`` aside in a file beside the database, when there is room for it."""
+        if self._reserved:
+            return
+        free = free_bytes(self.path)
+        if free is None or free < RESERVE_BYTES + self.disk.room:
+            return
+        try:
+            with open(self.reserve_path, "wb") as fh:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fh.fileno(), 0, RESERVE_BYTES)  # zeros might be compressed away
+                else:  # pragma: no cover - not Linux
+                    fh.write(bytes(RESERVE_BYTES))
+        except OSError as exc:
+            self.reserve_path.unlink(missing_ok=True)
+            logger.debug("outbox %s: no reserve: %s", self.path, exc)
+            return
+        self._reserved = True
+
+    def _release_reserve(self) -> bool:
+        """Give the reserve's room to the database; True if there was a reserve."""
+        try:
+            self.reserve_path.unlink()
+        except OSError:
+            return False
+        self._reserved = False
+        return True
+
+    def _write(self, op: Callable[[], _T]) -> _T:
+        """Run the write ``op``; on a full disk note it, free the WAL's and the reserve's room, retry once."""
+        try:
+            return op()
+        except sqlite3.Error as exc:
+            if not out_of_space(exc):
+                raise
+            self.disk.write_failed(exc)
+            self._checkpoint()
+            self._release_reserve()
+            return op()
 
     def _count(self, kind: str) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE kind = ?", (kind,)).fetchone()[0])
@@ -181,24 +248,18 @@ class Outbox:
         self._held_dropped.clear()
         if self.disk.full:
             self.disk.write_worked(f"held messages stored; {self._meta('dropped')} readings dropped in all")
+        self._keep_reserve()
         return trimmed["reading"]
 
     def _store(self, kind: str, payload: bytes) -> int:
         """Store ``payload`` after the held messages; hold it when the disk is full. Readings trimmed."""
         self._held[kind].append(payload)
         try:
-            try:
-                return self._write_held()
-            except sqlite3.Error as exc:
-                if not out_of_space(exc):
-                    raise
-                self._checkpoint()  # the WAL's space may be all that is missing
-                return self._write_held()
+            return self._write(self._write_held)
         except sqlite3.Error as exc:
             if not out_of_space(exc):
                 self._held[kind].pop()
                 raise OutboxError(f"outbox {self.path}: cannot store {kind}: {exc}") from exc
-            self.disk.write_failed(exc)
             self._bound_held(kind)
             return 0
 
@@ -244,12 +305,18 @@ class Outbox:
             if not any(self._held.values()) and not self._held_dropped:
                 return True
             try:
-                self._write_held()
+                self._write(self._write_held)
             except sqlite3.Error as exc:
                 if not out_of_space(exc):
                     raise OutboxError(f"outbox {self.path}: cannot store held messages: {exc}") from exc
                 return False
             return True
+
+    @property
+    def held(self) -> int:
+        """Messages held in memory for want of disk space."""
+        with self._lock:
+            return sum(len(held) for held in self._held.values())
 
     def after(self, last_id: int, limit: int) -> list[Row]:
         """Up to ``limit`` rows with ``id > last_id``, oldest first."""
@@ -276,13 +343,11 @@ class Outbox:
             if not ids:
                 return
             try:
-                self._delete(ids)
+                self._write(lambda: self._delete(ids))
             except sqlite3.Error as exc:
                 if not out_of_space(exc):
                     raise OutboxError(f"outbox {self.path}: cannot delete acknowledged rows: {exc}") from exc
                 self._undeleted.update(ids)
-                self.disk.write_failed(exc)
-                self._checkpoint()
                 return
             self._undeleted.clear()
             self._counts = {k: self._count(k) for k in KINDS}
