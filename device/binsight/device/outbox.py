@@ -10,14 +10,16 @@ and counted (``dropped`` survives restarts). A lost delete (crash right after PU
 the message is sent again: the server deduplicates on ``(bin_id, seq)``.
 
 A full state partition (issue 15) stops no one. The WAL is checkpointed every
-``_WAL_AUTOCHECKPOINT_PAGES`` pages and truncated to ``_JOURNAL_SIZE_LIMIT`` (SQLite's default, a
+``_WAL_AUTOCHECKPOINT_PAGES`` pages and cut back to ``_JOURNAL_SIZE_LIMIT`` (SQLite's default, a
 4 MB WAL kept at its largest size, filled a small partition before its first checkpoint, and a WAL
-that cannot be checkpointed never shrinks again, not even across restarts), and truncated to zero
-when the outbox drains and when a write failed. A write that still fails for want of space holds
-the message in memory (bounded per kind by ``HELD_IN_MEMORY``; beyond it the oldest are dropped and
-counted, images at once); the next write, delete or :meth:`Outbox.flush` that works stores them, in
-order. The seq keeps counting meanwhile. Held messages live in memory only: a crash while the disk
-is full loses them with the seqs they took (the server sees a gap).
+that cannot be checkpointed never shrinks again, not even across restarts); it is truncated to zero
+at open, when the outbox drains (at most once a minute) and when a write failed. A write that fails
+for want of space also gives up the ``RESERVE_BYTES`` file kept beside the database and is tried
+again; one that still fails holds the message in memory (bounded per kind by ``HELD_IN_MEMORY``;
+beyond it the oldest are dropped and counted, images at once); the next write, delete or
+:meth:`Outbox.flush` that works stores them, in order. The seq keeps counting meanwhile. Held
+messages live in memory only: a crash while the disk is full loses them with the seqs they took
+(the server sees a gap).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -59,6 +62,9 @@ KINDS = ("reading", "image", "event")
 _WAL_AUTOCHECKPOINT_PAGES = 64
 #: A checkpointed WAL is cut back to this many bytes (by default SQLite keeps its largest size).
 _JOURNAL_SIZE_LIMIT = 256 * 1024
+#: A drained outbox truncates its WAL to zero at most this often: each time costs an fsync of the
+#: database, and a replay drains the outbox after every acknowledged batch.
+_TRUNCATE_EVERY_S = 60.0
 
 #: Bytes set aside in ``<outbox>.reserve`` while there is room, given up when the disk is full: room
 #: for SQLite's shared-memory file (32 KB) at the next start, for a checkpoint and for more writes.
@@ -130,6 +136,7 @@ class Outbox:
         self._held: dict[str, deque[bytes]] = {k: deque() for k in KINDS}
         self._held_dropped: Counter[str] = Counter()  # dropped while the disk was full, not yet saved
         self._undeleted: set[int] = set()  # acknowledged while the disk was full
+        self._truncated_at = time.monotonic()
         self._keep_reserve()
 
     def _open(self) -> sqlite3.Connection:
@@ -356,7 +363,9 @@ class Outbox:
                     self._write_held()  # the deletes made room
             else:
                 self.disk.write_worked()
-            if not any(self._counts.values()):
+            now = time.monotonic()
+            if not any(self._counts.values()) and now - self._truncated_at >= _TRUNCATE_EVERY_S:
+                self._truncated_at = now
                 self._checkpoint()  # drained: give the WAL's space back
 
     def _delete(self, ids: list[int]) -> None:
@@ -407,5 +416,9 @@ class Outbox:
                 raise OutboxError(f"outbox {self.path}: cannot save setting {key}: {exc}") from exc
 
     def close(self) -> None:
+        """Close the database, after a last try to store what is held in memory."""
         with self._lock:
+            if any(self._held.values()) or self._held_dropped:
+                with contextlib.suppress(sqlite3.Error):
+                    self._write_held()
             self._db.close()
