@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from binsight.device.outbox import Outbox
+from binsight.device.outbox import Outbox, OutboxError
 from binsight.protocol import Reading
 
 
@@ -98,3 +98,59 @@ def test_settings_persist(tmp_path: Path) -> None:
     assert box.get_setting("interval_s") == "30.0"
     box.set_setting("interval_s", None)
     assert box.get_setting("interval_s") is None
+
+
+def _full_disk(box: Outbox) -> None:
+    """Make the database refuse to grow by one page: SQLite's own SQLITE_FULL, as on a full partition."""
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count={pages}")
+    while not box.disk.full:
+        box.add_reading(_reading)
+
+
+def _room_again(box: Outbox) -> None:
+    box._db.execute("PRAGMA max_page_count=1073741823")
+
+
+def test_full_disk_holds_readings_then_stores_them_in_order(tmp_path: Path) -> None:
+    """On SQLITE_FULL a reading is held in memory (never raised), up to a bound, the oldest beyond it
+    dropped and counted; with room again the next write stores them in seq order, and the drops
+    and seq survive a reopen."""
+    path = tmp_path / "o.db"
+    box = Outbox(path, held={"reading": 3})
+    _full_disk(box)
+    for _ in range(4):
+        box.add_reading(_reading)
+    full_at = box.next_seq
+    assert box.disk.full and box.dropped == 2, "five readings held, three kept"
+    assert box.depth() == len(box.after(0, 10_000)) + 3
+    _room_again(box)
+    box.add_reading(_reading)
+    assert not box.disk.full
+    seqs = [Reading.model_validate_json(r.payload).seq for r in box.after(0, 10_000)]
+    assert seqs == sorted(seqs) and seqs[-4:] == [full_at - 3, full_at - 2, full_at - 1, full_at]
+    assert len(seqs) + box.dropped == box.next_seq == full_at + 1
+    box.close()
+    again = Outbox(path)
+    assert again.dropped == 2 and again.next_seq == full_at + 1
+
+
+def test_full_disk_images_are_dropped_events_held(tmp_path: Path) -> None:
+    """While full, an image (up to 200 KB) is dropped at once and counted; an event is held."""
+    box = Outbox(tmp_path / "o.db")
+    _full_disk(box)
+    box.add("image", b"jpeg")
+    box.add("event", b'{"e": 1}')
+    assert box.depth("image") == 0 and box.depth("event") == 1
+    _room_again(box)
+    assert box.flush()
+    assert [r.payload for r in box.after(0, 10_000) if r.kind != "reading"] == [b'{"e": 1}']
+    assert box._meta("dropped_image") == 1
+
+
+def test_settings_on_a_full_disk_raise_outbox_error(tmp_path: Path) -> None:
+    """A setting that cannot be saved is an OutboxError naming it, and the full disk is noted."""
+    box = Outbox(tmp_path / "o.db")
+    _full_disk(box)
+    with pytest.raises(OutboxError, match="cannot save setting big"):
+        box.set_setting("big", "x" * 100_000)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from device_support import load_config, write_config
 
+from binsight.device.agent import Agent
 from binsight.device.outbox import Outbox
 from binsight.device.remote import RemoteCommands
 from binsight.protocol import Reading
@@ -100,3 +103,39 @@ def test_every_command_is_answered(outbox: Outbox) -> None:
         ("failed", "c5", "camera unplugged"),
     ]
     assert target.captures == ["coverage", None]
+
+
+@pytest.mark.parametrize("interval_s", [1e-9, 0.1, 86_401.0, 1e9, math.inf, math.nan])
+def test_agent_refuses_an_interval_outside_its_range(
+    tmp_path: Path, scenes: Path, model_v1: Path, interval_s: float
+) -> None:
+    """The agent itself takes 10 s .. 1 day, widened to device.toml's own interval, whatever the command's
+    validation let through: outside, a ValueError naming the range, and nothing changes."""
+    toml = write_config(tmp_path, bin_id="b-iv", source=scenes, model=model_v1, port=1, interval_s=0.2)
+    agent = Agent(load_config(toml))
+    try:
+        agent.set_interval(600)
+        with pytest.raises(ValueError, match=r"refused: this device takes 0\.2 \.\. 86400 s"):
+            agent.set_interval(interval_s)
+        assert agent.interval_s == 600 and agent.outbox.get_setting("interval_s") == "600@0.2"
+        agent.set_interval(0.2)  # device.toml's own
+        assert agent.interval_s == 0.2
+    finally:
+        agent.outbox.close()
+        agent.source.close()
+
+
+def test_a_refused_interval_is_a_failed_command(outbox: Outbox) -> None:
+    """The agent's refusal ends in a ``failed`` event with its reason, and the command is done."""
+    target = Target()
+
+    def refuse(interval_s: float) -> None:
+        raise ValueError(f"interval {interval_s:g} s refused: this device takes 10 .. 86400 s")
+
+    target.set_interval = refuse  # type: ignore[method-assign]
+    commands, events = _commands(outbox, target)
+    acks: list[str] = []
+    commands.put(_cmd(id="c9", action="set_interval", interval_s=20), lambda: acks.append("c9"))
+    commands.run_queued()
+    assert events == [("failed", "c9", "interval 20 s refused: this device takes 10 .. 86400 s")]
+    assert acks == ["c9"]

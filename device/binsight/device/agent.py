@@ -12,7 +12,9 @@ and the open problems they report (:mod:`binsight.device.problems`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import threading
 import time
 
@@ -22,19 +24,24 @@ from binsight.device.config import DeviceConfig
 from binsight.device.inference import FillModel, ModelError, load_model
 from binsight.device.link import Link
 from binsight.device.memory import memory_use, release_startup_pages, tune_malloc
-from binsight.device.outbox import Outbox
+from binsight.device.outbox import Outbox, OutboxError
 from binsight.device.problems import Problems
 from binsight.device.remote import RemoteCommands
 from binsight.device.schedule import jittered
 from binsight.device.sources import EndOfSource, Frame, FrameSource, open_source
 from binsight.device.status import Status
 from binsight.device.updates import Updater
-from binsight.protocol import Reading, Stats
+from binsight.protocol import MAX_INTERVAL_S, MIN_INTERVAL_S, Reading, Stats
 from binsight.sdnotify import Notifier
 
 __all__ = ["Agent", "CaptureResult"]
 
 logger = logging.getLogger(__name__)
+
+#: The intervals ``set_interval`` may set, whatever the command says (the protocol bounds it too;
+#: the device checks on its own): faster floods the broker and the database and wears the camera,
+#: slower than daily misses a bin that fills in a day. device.toml's own interval is always allowed.
+SET_INTERVAL_RANGE_S = (MIN_INTERVAL_S, MAX_INTERVAL_S)  # the protocol's bounds on Command.interval_s
 
 
 class Agent:
@@ -75,6 +82,7 @@ class Agent:
             tz=cam.tz,
         )
         self.notifier = notifier or Notifier(cfg.watchdog.enabled)
+        self.problems = Problems()
         self.outbox = Outbox(
             cfg.outbox.path,
             {
@@ -82,10 +90,10 @@ class Agent:
                 "image": cfg.outbox.max_images,
                 "event": cfg.outbox.max_events,
             },
+            problems=self.problems,  # a full disk shows in last_error
         )
         self.interval_s = self._saved_interval(cam.interval_s)
         self.model: FillModel | None = None
-        self.problems = Problems()
         self._wake = threading.Event()
         self.commands = RemoteCommands(self.bin_id, self.outbox, self, report=self._event, wake=self._wake)
         self.link = Link(
@@ -118,11 +126,14 @@ class Agent:
             return configured
         value, _, when_configured = saved.partition("@")
         try:
-            if float(when_configured) == configured:
+            if float(when_configured) == configured and self._interval_allowed(float(value)):
                 return float(value)
         except ValueError:
             pass
-        self.outbox.set_setting("interval_s", None)  # the operator edited the config since: it wins
+        # The operator edited the config since: it wins (on a full disk the stale setting is
+        # forgotten at a later start; it is ignored meanwhile all the same).
+        with contextlib.suppress(OutboxError):
+            self.outbox.set_setting("interval_s", None)
         return configured
 
     # ----------------------------------------------------------------- lifecycle
@@ -214,6 +225,7 @@ class Agent:
                 elif retry_at is not None and now >= retry_at:
                     self._retry_camera()
                 if time.monotonic() >= next_stats:
+                    self.outbox.flush()  # readings held while the disk was full, if there is room now
                     self.publish_stats()
                     next_stats = time.monotonic() + stats_every
             except EndOfSource as exc:
@@ -221,6 +233,10 @@ class Agent:
                 self.finished = True
                 self._drain_then_stop()
                 return
+            except OutboxError as exc:  # a setting not saved; a full disk was logged once by the outbox
+                self.problems.set("loop", str(exc))
+                level = logging.DEBUG if self.outbox.disk.full else logging.ERROR
+                logger.log(level, "%s: %s", self.bin_id, exc)
             except Exception as exc:  # never let one bad capture kill an unattended agent
                 self.problems.set("loop", f"capture loop: {type(exc).__name__}: {exc}")
                 logger.exception("%s: capture loop error", self.bin_id)
@@ -287,11 +303,26 @@ class Agent:
     def publish_stats(self) -> bool:
         return self.status.publish(self.stats())
 
+    def _interval_range(self) -> tuple[float, float]:
+        low, high = SET_INTERVAL_RANGE_S
+        configured = self.cfg.camera.interval_s
+        return min(low, configured), max(high, configured)
+
+    def _interval_allowed(self, interval_s: float) -> bool:
+        low, high = self._interval_range()
+        return math.isfinite(interval_s) and low <= interval_s <= high
+
     def set_interval(self, interval_s: float) -> None:
-        """The ``set_interval`` command: kept across restarts until device.toml's own value changes."""
+        """The ``set_interval`` command: kept across restarts until device.toml's own value changes.
+
+        Raises ValueError, changing nothing, for an interval outside ``SET_INTERVAL_RANGE_S``.
+        """
+        if not self._interval_allowed(interval_s):
+            low, high = self._interval_range()
+            raise ValueError(f"interval {interval_s:g} s refused: this device takes {low:g} .. {high:g} s")
         self.interval_s = interval_s
-        self.outbox.set_setting("interval_s", f"{interval_s!r}@{self.cfg.camera.interval_s!r}")
         self._next_capture = time.monotonic() + jittered(self.interval_s, self.cfg.camera.jitter)
+        self.outbox.set_setting("interval_s", f"{interval_s!r}@{self.cfg.camera.interval_s!r}")
 
     @property
     def last_error(self) -> str | None:

@@ -34,7 +34,9 @@ class CommandTarget(Protocol):
     @property
     def last_error(self) -> str | None: ...
 
-    def set_interval(self, interval_s: float) -> None: ...
+    def set_interval(self, interval_s: float) -> None:
+        """Raises ValueError for an interval the device refuses."""
+        ...
 
     def publish_stats(self) -> bool: ...
 
@@ -110,7 +112,11 @@ class RemoteCommands:
             if cmd.interval_s is None:
                 self._report("command", "failed", cmd.id, "set_interval needs interval_s")
                 return
-            target.set_interval(cmd.interval_s)
+            try:
+                target.set_interval(cmd.interval_s)
+            except ValueError as exc:  # outside the device's own range
+                self._report("command", "failed", cmd.id, str(exc))
+                return
             self._report("command", "ok", cmd.id, f"interval {cmd.interval_s:g} s")
         elif cmd.action == "send_stats":
             sent = target.publish_stats()

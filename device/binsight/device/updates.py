@@ -22,10 +22,15 @@ while a differently signed or numbered release of the same version is still judg
 A refusal whose cause can pass (download error, no or unusable key, updates disabled, a full
 disk) is never remembered: it is retried with backoff while the release stays current, and on
 the next announcement or restart.
+
+A state partition without room for the model and ``KEEP_FREE_BYTES`` more is such a download error:
+nothing is written (the outbox keeps its room), the partial file of a download that filled the disk
+is removed, and the release is tried again later; a full disk is logged once, not per retry.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -43,6 +48,7 @@ from pydantic import ValidationError
 from binsight.device.config import UpdatesConfig
 from binsight.device.inference import FillModel, ModelError
 from binsight.device.outbox import Outbox
+from binsight.device.problems import DiskSpace, free_bytes, out_of_space
 from binsight.device.schedule import Backoff
 from binsight.device.sources import Frame
 from binsight.errors import BinsightError
@@ -70,6 +76,10 @@ KEEP_REFUSED = 16
 def announcement_id(release: ModelRelease) -> str:
     """The fingerprint of the whole signed announcement: another signature or number is another one."""
     return hashlib.sha256(release.model_dump_json().encode()).hexdigest()[:32]
+
+
+#: A download must leave this much free on the state partition, for the outbox.
+KEEP_FREE_BYTES = 1024 * 1024
 
 
 class UpdateError(BinsightError):
@@ -138,6 +148,9 @@ class Updater:
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(30.0, 3600.0)
         self._reported: tuple[str, str] | None = None  # (announcement, reason) last reported failed
+        self.disk = DiskSpace(
+            self.download_path, "model download", "the running model is kept; the release is retried later"
+        )
 
     @property
     def prev_path(self) -> Path:
@@ -336,8 +349,20 @@ class Updater:
             raise UpdateError(f"release URL {url!r} is not http(s)")
         return url
 
+    def _check_room(self, release: ModelRelease) -> None:
+        """Refuse (for now) a download the state partition has no room for, before writing a byte."""
+        free = free_bytes(self.download_path)
+        if free is not None and free < release.size + KEEP_FREE_BYTES:
+            message = (
+                f"no room for model {release.version} in {self.download_path.parent}: {free} bytes free, "
+                f"it needs {release.size} + {KEEP_FREE_BYTES} kept free for the outbox"
+            )
+            self.disk.write_failed(OSError(errno.ENOSPC, message))
+            raise UpdateError(message, permanent=False)
+
     def _download(self, release: ModelRelease) -> None:
         url = self._url(release)
+        self._check_room(release)
         size = 0
         tmp = self.download_path
         try:
@@ -351,9 +376,16 @@ class Updater:
                     fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or exc
+        except OSError as exc:
+            if out_of_space(exc):  # the partition filled meanwhile: give the space back at once
+                tmp.unlink(missing_ok=True)
+                self.disk.write_failed(exc)
+                raise UpdateError(
+                    f"no room for model {release.version} in {tmp.parent}: {exc}", permanent=False
+                ) from exc
+            reason = getattr(exc, "reason", None) or exc  # urllib.error.URLError is an OSError
             raise UpdateError(f"download of {url} failed: {reason}", permanent=False) from exc
+        self.disk.write_worked(f"model {release.version} downloaded")
         if size != release.size:
             # The file behind the URL may still be replaced by the right one: retried, not remembered.
             raise UpdateError(f"downloaded {size} bytes, the release says {release.size}", permanent=False)
@@ -371,13 +403,7 @@ class Updater:
         """Keep the current file as .prev, move the new one in; MODEL exists at every instant."""
         try:
             if self.model_path.exists():
-                tmp_prev = self.model_path.with_name(self.model_path.name + ".prev.tmp")
-                tmp_prev.unlink(missing_ok=True)
-                try:
-                    os.link(self.model_path, tmp_prev)
-                except OSError:
-                    shutil.copy2(self.model_path, tmp_prev)
-                os.replace(tmp_prev, self.prev_path)
+                os.replace(self._copy_of_current(), self.prev_path)
             os.replace(self.download_path, self.model_path)
             _fsync_dir(self.model_path.parent)
         except OSError as exc:
@@ -386,6 +412,20 @@ class Updater:
         self._accept(release)
         self.activate(candidate)
         self.report("active", release.version, f"previous model kept as {self.prev_path.name}")
+
+    def _copy_of_current(self) -> Path:
+        """``MODEL.prev.tmp``: a hard link to MODEL, a copy where links fail (removed if that fails)."""
+        tmp_prev = self.model_path.with_name(self.model_path.name + ".prev.tmp")
+        tmp_prev.unlink(missing_ok=True)
+        try:
+            os.link(self.model_path, tmp_prev)
+        except OSError:
+            try:
+                shutil.copy2(self.model_path, tmp_prev)
+            except OSError:
+                tmp_prev.unlink(missing_ok=True)  # a partial copy on a full disk
+                raise
+        return tmp_prev
 
     def rollback(self, reason: str) -> FillModel | None:
         """Go back to ``MODEL.prev`` (after repeated inference errors); None when there is none."""
