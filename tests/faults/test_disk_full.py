@@ -304,7 +304,7 @@ def test_model_download_on_a_full_disk_waits_for_room(
     path = small_partition / "model.onnx"
     build_model(path, "v1")
     v2 = build_model(folder / "v2.onnx", "v2", invert=True)
-    release = make_release(v2, key, "v2", "/v2.onnx")
+    release = make_release(v2, key, "v2", "/v2.onnx", release_number=2)
     events: list[tuple[str, str | None, str | None]] = []
     outbox = Outbox(small_partition / "outbox.db")
 
