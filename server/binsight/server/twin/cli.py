@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from binsight.server.config import WEEKDAYS
 from binsight.server.twin.policies import POLICIES
 from binsight.server.twin.sensing import DEFAULT_MAE
 
@@ -43,6 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar="PER_WEEK",
         help="sensitivity: rerun threshold and binsight at each outage rate",
+    )
+    p.add_argument(
+        "--service-days",
+        nargs="+",
+        default=list(WEEKDAYS[:6]),
+        choices=WEEKDAYS,
+        metavar="DAY",
+        help="the fleet's service days, for every policy (default mon..sat)",
     )
     p.add_argument(
         "--optional-min-fill",

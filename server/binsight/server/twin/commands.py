@@ -29,6 +29,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TwinConfig:
         sensing=sensing,
         policies=tuple(args.policies),
         time_limit_s=args.time_limit,
+        service_days=tuple(args.service_days),
         optional_min_fill=args.optional_min_fill,
         optional_detour_km=args.optional_detour_km,
     )
