@@ -124,3 +124,14 @@ def test_bad_options_name_the_problem(capsys: pytest.CaptureFixture[str]) -> Non
     args = p.parse_args(["twin", "--bins", "0", "--json"])
     assert args.func(args) == 2
     assert "--bins" in capsys.readouterr().err
+
+
+def test_sensitivity_reruns_the_sensing_policies() -> None:
+    """A model-error sweep reruns threshold and binsight once per value, keyed by the value."""
+    from binsight.server.twin.sensitivity import SENSING_POLICIES, sensitivity
+
+    out = sensitivity(_twin(), maes=[0.0, 0.15])
+    assert list(out) == ["model_mae"]
+    assert list(out["model_mae"]) == ["0", "0.15"]
+    for policies in out["model_mae"].values():
+        assert tuple(policies) == SENSING_POLICIES

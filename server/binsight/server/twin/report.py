@@ -25,6 +25,10 @@ FIGURES = {
 }
 
 
+#: One colour per policy in plots: the baselines grey, sensors green, binsight blue, the bound orange.
+COLOURS = {"fixed": "#888", "weekly": "#bbb", "threshold": "#6a9", "binsight": "#27c", "oracle": "#c72"}
+
+
 def _mean(values: list[Any]) -> Any:
     nums = [v for v in values if v is not None]
     return round(statistics.fmean(nums), 4) if nums else None
@@ -89,7 +93,9 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}"
+        if value.is_integer() and abs(value) >= 1:
+            return f"{value:,.0f}"
+        return f"{value:.3f}" if abs(value) < 1 else f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
     return f"{value:,}"
 
 
@@ -105,7 +111,7 @@ def table(result: dict[str, Any]) -> str:
     seeds = result.get("seeds", [result.get("seed")])
     lines.insert(
         0,
-        f"{result['bins']} bins, {result['weeks']} weeks, seed(s) {', '.join(map(str, seeds))}"
+        f"{result['bins']} bins, {result['weeks']} week(s), seed(s) {', '.join(map(str, seeds))}"
         + (" (figures are means over the seeds)" if len(seeds) > 1 else ""),
     )
     for key, cmp in comparisons(result["policies"]).items():
@@ -132,9 +138,9 @@ def plot(result: dict[str, Any], path: str | Path) -> None:
     for ax, key in zip(axes.flat, panels, strict=True):
         values = [result["policies"][n][key] or 0 for n in names]
         errs = [result.get("spread", {}).get(n, {}).get(key, {}).get("sd", 0) for n in names]
-        ax.bar(names, values, yerr=errs, color=["#888", "#aaa", "#6a9", "#27c", "#c72"][: len(names)])
+        ax.bar(names, values, yerr=errs, color=[COLOURS.get(n, "#888") for n in names])
         ax.set_title(FIGURES[key])
-    fig.suptitle(f"binsight twin: {result['bins']} bins, {result['weeks']} weeks")
+    fig.suptitle(f"binsight twin: {result['bins']} bins, {result['weeks']} week(s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -149,9 +155,12 @@ class ProgressBar:
 
     def __call__(self, day: int, days: int, label: str) -> None:
         self.done += 1
+        if not self.out.isatty() and self.done % max(1, self.total // 20) and self.done != self.total:
+            return  # a log file gets a line per 5%, a terminal every step
         filled = round(self.width * self.done / max(1, self.total))
         bar = "#" * filled + "." * (self.width - filled)
-        self.out.write(f"\r[{bar}] {self.done}/{self.total} days  {label:<10}")
+        end = "" if self.out.isatty() else "\n"
+        self.out.write(f"\r[{bar}] {self.done}/{self.total} days  {label:<10}{end}")
         self.out.flush()
 
     def close(self) -> None:
