@@ -293,7 +293,7 @@ def prepare(tw: TwinConfig) -> _Run:
 def run_policies(tw: TwinConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run every policy of ``tw`` on one world; the JSON-ready figures per policy."""
     run = prepare(tw)
-    measured = sum(1 for d in range(tw.world.warmup_days, run.world.days))
+    measured = run.world.days - tw.world.warmup_days
     policies: dict[str, Any] = {}
     for name in tw.policies:
         policies[name] = run_policy(name, run, progress).figures(measured)
