@@ -54,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the fleet's service days, for every policy (default mon..sat)",
     )
     p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.8,
+        help="experiment: the server's forecast.threshold, 'full' (default 0.8, the server's)",
+    )
+    p.add_argument(
         "--optional-min-fill",
         type=float,
         default=0.3,

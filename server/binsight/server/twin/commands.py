@@ -32,6 +32,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TwinConfig:
         service_days=tuple(args.service_days),
         optional_min_fill=args.optional_min_fill,
         optional_detour_km=args.optional_detour_km,
+        threshold=args.threshold,
     )
 
 

@@ -42,11 +42,13 @@ def fleet_config(
     service_days: list[str],
     time_limit_s: float,
     optional_min_fill: float = 0.3,
+    threshold: float = 0.8,
     database: str = "sqlite://",
 ) -> ServerConfig:
     """A validated ``server.toml`` equivalent with the twin's ``[fleet]`` (the server's own config model)."""
     data: dict[str, Any] = {
         "database": database,
+        "forecast": {"threshold": threshold},
         "fleet": {
             "depots": [{"id": i, "lat": la, "lon": lo} for i, la, lo in depots],
             "disposal_sites": [{"id": i, "lat": la, "lon": lo, "service_min": 20} for i, la, lo in disposal],

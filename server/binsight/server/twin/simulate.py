@@ -54,6 +54,8 @@ class TwinConfig:
     #: None: the planner's default, which the server uses today).
     optional_min_fill: float = 0.3
     optional_detour_km: float | None = None
+    #: The server's ``forecast.threshold`` ("full"), which ``threshold`` and ``binsight`` plan against.
+    threshold: float = 0.8
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.policies if p not in POLICIES]
@@ -119,6 +121,7 @@ def _server_config(tw: TwinConfig, world: World) -> ServerConfig:
         service_days=list(tw.service_days),
         time_limit_s=tw.time_limit_s,
         optional_min_fill=tw.optional_min_fill,
+        threshold=tw.threshold,
     )
 
 
@@ -310,5 +313,6 @@ def run_policies(tw: TwinConfig, progress: Progress | None = None) -> dict[str, 
             "warmup_days": tw.world.warmup_days,
             "optional_min_fill": tw.optional_min_fill,
             "optional_detour_km": tw.optional_detour_km,
+            "threshold": tw.threshold,
         },
     }
