@@ -64,7 +64,12 @@ def test_the_server_wheel_carries_its_web_page_and_migrations(wheels: dict[str, 
 
 
 def test_part_commands_are_entry_points(wheels: dict[str, Path]) -> None:
-    expected = {"device": {"device"}, "server": {"server", "route"}, "training": {"train"}, "demo": {"demo"}}
+    expected = {
+        "device": {"device"},
+        "server": {"server", "route", "twin"},
+        "training": {"train"},
+        "demo": {"demo"},
+    }
     for part, commands in expected.items():
         with zipfile.ZipFile(wheels[part]) as z:
             ep = next(n for n in z.namelist() if n.endswith("entry_points.txt"))
