@@ -1,7 +1,7 @@
 """The server as the twin runs it: a throwaway SQLite database, the server's ingest, forecasts and planner.
 
 Readings enter through the ingest's own parsing and ``write_batch``; the plan is
-:func:`binsight.server.planning.problem.build_problem` on that database, solved by
+:func:`binsight.server.planning.day_problem.build_problem` on that database, solved by
 :func:`binsight.server.routing.plan`, exactly as ``POST /api/plans`` and its runner do, only in-process.
 """
 
@@ -24,7 +24,7 @@ from binsight.server.db.migrate import upgrade
 from binsight.server.forecast.cache import ForecastCache, ReplayBudget
 from binsight.server.ingest.messages import Item, parse
 from binsight.server.ingest.store import BinRegistry, write_batch
-from binsight.server.planning.problem import PlanRequest, build_problem
+from binsight.server.planning.day_problem import PlanRequest, build_problem
 
 __all__ = ["TWIN_MODEL", "ServerSide", "fleet_config", "solve"]
 

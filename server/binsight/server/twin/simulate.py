@@ -19,7 +19,7 @@ import numpy as np
 
 from binsight.server.bins_import import BinRow
 from binsight.server.config import WEEKDAYS, ServerConfig
-from binsight.server.planning.problem import service_day
+from binsight.server.planning.day_problem import service_day
 from binsight.server.twin.city import CityState, Ledger
 from binsight.server.twin.policies import POLICIES, DayView, Fixed, Policy, make_policy
 from binsight.server.twin.sensing import Cameras, SensingConfig, build_cameras
