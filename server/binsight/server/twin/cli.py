@@ -1,4 +1,8 @@
-"""``binsight twin``: argument parsing only (the work is in :mod:`binsight.server.twin.commands`)."""
+"""``binsight twin``: argument parsing only (the work is in :mod:`binsight.server.twin.commands`).
+
+Every installed part's cli module is imported to build ``binsight --help``, so this one imports
+nothing heavy: no SQLAlchemy, no solver (tests/device/test_device_imports.py checks a camera's run).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ import argparse
 from typing import Any
 
 from binsight.server.config import WEEKDAYS
-from binsight.server.twin.policies import POLICIES
-from binsight.server.twin.sensing import DEFAULT_MAE
+from binsight.server.twin.sensing import DEFAULT_MAE, POLICIES
 
 __all__ = ["add_arguments", "register"]
 

@@ -28,7 +28,8 @@ from binsight.server.twin.world import World
 
 __all__ = ["POLICIES", "DayView", "Policy", "make_policy"]
 
-POLICIES = ("fixed", "weekly", "threshold", "binsight", "oracle")
+from binsight.server.twin.sensing import POLICIES
+
 #: ``fixed`` picks each bin's interval so that it is lifted at this level on average.
 FIXED_TARGET = 0.8
 

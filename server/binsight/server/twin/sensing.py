@@ -17,6 +17,8 @@ __all__ = ["DEFAULT_MAE", "Cameras", "SensingConfig", "build_cameras"]
 
 #: The shipped fill model's error on held-out frames, rounded (docs/training.md: MAE about 0.05).
 DEFAULT_MAE = 0.05
+#: The collection policies the twin compares (binsight.server.twin.policies builds them).
+POLICIES = ("fixed", "weekly", "threshold", "binsight", "oracle")
 
 
 @dataclass(frozen=True)
