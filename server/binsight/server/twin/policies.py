@@ -23,12 +23,12 @@ from numpy.typing import NDArray
 
 from binsight.server.config import ServerConfig
 from binsight.server.twin.city import CityState
+from binsight.server.twin.sensing import POLICIES
 from binsight.server.twin.server_side import ServerSide
 from binsight.server.twin.world import World
 
 __all__ = ["POLICIES", "DayView", "Policy", "make_policy"]
 
-from binsight.server.twin.sensing import POLICIES
 
 #: ``fixed`` picks each bin's interval so that it is lifted at this level on average.
 FIXED_TARGET = 0.8
