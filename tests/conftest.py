@@ -115,3 +115,12 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database URL per backend (server and fault tests): SQLite in tmp_path, or a fresh PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'binsight.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -44,14 +44,6 @@ DEVICES = [f"dev-{i}" for i in range(4)]
 ROUNDS = 30
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'poison.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 def _reading(bin_id: str, seq: object, **extra: object) -> dict[str, object]:
     ts = int(time.time() * 1000)
     return {"bin_id": bin_id, "seq": seq, "ts": ts, "fill": 0.5, "quality": "ok", "model": "m1", **extra}
@@ -113,14 +105,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def test_poison_messages(mosquitto: object, database: str, tmp_path: Path, fault_counts: Any) -> None:
+def test_poison_messages(mosquitto: object, db_url: str, tmp_path: Path, fault_counts: Any) -> None:
     """4 devices x 30 readings (one of them seq 2**53 - 1) with 13 kinds of poison each in between;
     the server restarted half way: all 120 valid readings stored, all 52 poison ones rejected by
     reason, none lost, the server alive and healthy throughout, and the seq gaps 0."""
     port = mosquitto.port  # type: ignore[attr-defined]
     http = free_port()
     conf = write_server_toml(
-        tmp_path / "server.toml", database=database, mqtt_port=port, http_port=http, client_id="srv-poison"
+        tmp_path / "server.toml", database=db_url, mqtt_port=port, http_port=http, client_id="srv-poison"
     )
     log = tmp_path / "server.log"
     proc = start_server(conf, log)
@@ -152,7 +144,7 @@ def test_poison_messages(mosquitto: object, database: str, tmp_path: Path, fault
         time.sleep(0.3)  # subscriptions granted
         for k in range(ROUNDS // 2):
             publish_round(k)
-        wait_for(lambda: count_readings(database)[0] >= 40, 30, "readings stored before the restart")
+        wait_for(lambda: count_readings(db_url)[0] >= 40, 30, "readings stored before the restart")
         alive_and_healthy()
 
         _stop(proc)  # restarted in the middle: what it had not acknowledged, the broker delivers again
@@ -162,12 +154,12 @@ def test_poison_messages(mosquitto: object, database: str, tmp_path: Path, fault
         proc = start_server(conf, log)
         valid = len(DEVICES) * ROUNDS
         total_poison = sum(expected.values())
-        wait_for(lambda: count_readings(database)[0] >= valid, 60, f"{valid} valid readings stored")
-        wait_for(lambda: sum(_rejects(database).values()) >= total_poison, 30, "every poison message counted")
+        wait_for(lambda: count_readings(db_url)[0] >= valid, 60, f"{valid} valid readings stored")
+        wait_for(lambda: sum(_rejects(db_url).values()) >= total_poison, 30, "every poison message counted")
         time.sleep(1.0)  # redeliveries still in flight would add rows or rejects now
         alive_and_healthy()
-        assert count_readings(database) == (valid, valid)
-        assert _rejects(database) == expected
+        assert count_readings(db_url) == (valid, valid)
+        assert _rejects(db_url) == expected
         metrics = _get(http, "/metrics")[1]
         assert "\nbinsight_seq_gaps 0\n" in metrics
         assert "\nbinsight_ingest_failures_in_a_row 0\n" in metrics
@@ -176,5 +168,5 @@ def test_poison_messages(mosquitto: object, database: str, tmp_path: Path, fault
             client.disconnect()
             client.loop_stop()
         _stop(proc)
-        fault_counts.stored = count_readings(database)[0]
-        fault_counts.rejected = sum(_rejects(database).values())
+        fault_counts.stored = count_readings(db_url)[0]
+        fault_counts.rejected = sum(_rejects(db_url).values())

@@ -1,6 +1,7 @@
 """Server fixtures: a database per backend (SQLite file, throwaway PostgreSQL), configs, API clients.
 
-Storage tests take ``db_url`` and run once per backend; PostgreSQL is the machine's (``pg_url``).
+Storage tests take ``db_url`` (tests/conftest.py) and run once per backend; PostgreSQL is the machine's
+(``pg_url``).
 """
 
 from __future__ import annotations
@@ -22,15 +23,6 @@ from binsight.server.db.migrate import upgrade
 from binsight.server.runtime import ServerRuntime
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated-on-first-use database URL: SQLite in tmp_path, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'binsight.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @pytest.fixture

@@ -115,10 +115,14 @@ def table(result: dict[str, Any]) -> str:
         + (" (figures are means over the seeds)" if len(seeds) > 1 else ""),
     )
     for key, cmp in comparisons(result["policies"]).items():
+        # Overflow as a share and in hours together (a share of zero hours is no number at all).
+        hours = f"{cmp['overflow_bin_hours_diff']:+,.1f} h"
+        ovf = cmp["overflow_bin_hours"]
         parts = [
-            f"{fig} {v:+.1%}" for fig, v in cmp.items() if fig != "overflow_bin_hours_diff" and v is not None
+            f"truck-km {cmp['truck_km']:+.1%}" if cmp["truck_km"] is not None else "truck-km -",
+            f"overflow bin-hours {ovf:+.1%} ({hours})" if ovf is not None else f"overflow bin-hours {hours}",
+            f"lifts {cmp['lifts']:+.1%}" if cmp["lifts"] is not None else "lifts -",
         ]
-        parts.append(f"overflow bin-hours {cmp['overflow_bin_hours_diff']:+,.1f}")
         lines.append(f"{key.replace('_', ' ')}: " + ", ".join(parts))
     return "\n".join(lines)
 
