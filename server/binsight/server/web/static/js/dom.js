@@ -69,6 +69,13 @@ export function flash(message, kind = 'info') {
   flashTimer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 8000 : 4000);
 }
 
+/** Take the message down (a new page: an error about the last one no longer applies). */
+export function clearFlash() {
+  const el = document.getElementById('flash');
+  clearTimeout(flashTimer);
+  if (el) el.hidden = true;
+}
+
 /** Save a Blob as a file through a temporary link. */
 export function download(blob, filename) {
   const url = URL.createObjectURL(blob);

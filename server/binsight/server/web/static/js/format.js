@@ -9,19 +9,28 @@ export function pct(fill, digits = 0) {
   return `${(fill * 100).toFixed(digits)}%`;
 }
 
-/** "3 min", "5 h 10 min", "2 d 4 h" for a duration in ms (absolute value). */
+/** "3 min", "5 h 10 min", "2 d 4 h" for a duration in ms (absolute value).
+ * Rounds once, to the unit of the smaller part, before splitting: 15 h 59.6 min is "16 h", never "15 h 60 min". */
 export function duration(ms) {
   const a = Math.abs(ms);
-  if (a < MIN) return `${Math.round(a / 1000)} s`;
-  if (a < HOUR) return `${Math.round(a / MIN)} min`;
-  if (a < DAY) {
-    const h = Math.floor(a / HOUR);
-    const m = Math.round((a - h * HOUR) / MIN);
+  const secs = Math.round(a / 1000);
+  if (secs < 60) return `${secs} s`;
+  const mins = Math.round(a / MIN);
+  if (mins < 60) return `${mins} min`;
+  if (mins < 24 * 60) {
+    const h = Math.floor(mins / 60);
+    const m = mins % 60;
     return m ? `${h} h ${m} min` : `${h} h`;
   }
-  const d = Math.floor(a / DAY);
-  const h = Math.round((a - d * DAY) / HOUR);
+  const hours = Math.round(a / HOUR);
+  const d = Math.floor(hours / 24);
+  const h = hours % 24;
   return h ? `${d} d ${h} h` : `${d} d`;
+}
+
+/** "1 collection", "3 collections": a count with its noun (plural given when not noun + "s"). */
+export function plural(n, noun, many = `${noun}s`) {
+  return `${n.toLocaleString()} ${n === 1 ? noun : many}`;
 }
 
 /** "5 min ago" / "in 2 d 3 h" relative to now. */

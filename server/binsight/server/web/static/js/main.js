@@ -1,7 +1,7 @@
 // Entry point: sign-in, navigation by role, and a hash router (#/map, #/plan, ...).
 import { api } from './api.js';
 import { can, clearToken, getToken, setToken } from './auth.js';
-import { flash, h, replace } from './dom.js';
+import { clearFlash, flash, h, replace } from './dom.js';
 import camerasView from './views/cameras.js';
 import labelView from './views/label.js';
 import mapView from './views/map.js';
@@ -12,7 +12,8 @@ const VIEWS = [mapView, planView, camerasView, labelView, modelsView];
 // Old addresses of renamed pages, kept working for bookmarks and links: #/fleet/<bin> -> #/cameras/<bin>.
 const RENAMED = { fleet: 'cameras' };
 
-const state = { me: null, cleanup: null };
+// notice: a message for the page being redirected to (flashed after the change clears the old ones).
+const state = { me: null, cleanup: null, notice: null };
 
 const $ = (id) => document.getElementById(id);
 
@@ -63,11 +64,15 @@ function route() {
   }
   const view = views.find((v) => v.id === id);
   if (!view) {
-    if (id && VIEWS.some((v) => v.id === id)) flash(`Your role (${state.me.role}) cannot open that page.`, 'error');
+    if (id && VIEWS.some((v) => v.id === id)) state.notice = `Your role (${state.me.role}) cannot open that page.`;
     location.replace(`#/${views[0].id}`);
     return;
   }
   unmount();
+  // An error about the page left behind would otherwise stay up over the new one.
+  clearFlash();
+  if (state.notice) flash(state.notice, 'error');
+  state.notice = null;
   renderNav(view.id);
   document.title = `${view.title} · binsight`;
   const container = $('view');

@@ -1,23 +1,112 @@
 // An SVG map in Web Mercator: bins, routes, depots and disposal sites on a plain background with a scale bar,
 // and an optional raster tile layer. Pan by dragging or arrow keys, zoom with the wheel, +/- or the buttons.
 import { h, replace, s } from './dom.js';
-import { fillColor, routeColor, textOn } from './colors.js';
+import { fillColor, fillTextColor, routeColor, textOn } from './colors.js';
 import { bounds, fit, project, scaleBar, tileUrl, unproject } from './geo.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const MIN_ZOOM = 2;
 const MAX_ZOOM = 19;
 const MAX_TILES = 80;
+// Route lines sit this many pixels right of their direction of travel: a return leg runs beside the outbound one.
+const ROUTE_OFFSET = 3;
+const STOP_R = 9;
+
+/**
+ * Screen points [{x, y, item}] grouped so that no two groups' seeds lie closer than `gap` pixels:
+ * [{x, y, items}] (a group sits at its first point). A grid of gap-sized cells keeps it linear.
+ */
+export function clusterPoints(points, gap) {
+  const cells = new Map();
+  const groups = [];
+  for (const p of points) {
+    const cx = Math.floor(p.x / gap);
+    const cy = Math.floor(p.y / gap);
+    let best = null;
+    let bestD = gap;
+    for (let i = -1; i <= 1; i += 1) {
+      for (let j = -1; j <= 1; j += 1) {
+        for (const g of cells.get(`${cx + i},${cy + j}`) || []) {
+          const d = Math.hypot(g.x - p.x, g.y - p.y);
+          if (d < bestD) { best = g; bestD = d; }
+        }
+      }
+    }
+    if (best) {
+      best.items.push(p.item);
+      continue;
+    }
+    const g = { x: p.x, y: p.y, items: [p.item] };
+    groups.push(g);
+    const key = `${cx},${cy}`;
+    if (!cells.has(key)) cells.set(key, []);
+    cells.get(key).push(g);
+  }
+  return groups;
+}
+
+/** A polyline [[x, y]] shifted `d` pixels to the right of its direction of travel (mitred corners). */
+export function offsetLine(points, d) {
+  const pts = points.filter((p, i) => i === 0 || Math.hypot(p[0] - points[i - 1][0], p[1] - points[i - 1][1]) > 0.01);
+  if (pts.length < 2) return pts;
+  const normals = [];
+  for (let i = 0; i < pts.length - 1; i += 1) {
+    const dx = pts[i + 1][0] - pts[i][0];
+    const dy = pts[i + 1][1] - pts[i][1];
+    const len = Math.hypot(dx, dy);
+    normals.push([-dy / len, dx / len]);
+  }
+  return pts.map((p, i) => {
+    const a = normals[Math.max(0, i - 1)];
+    const b = normals[Math.min(normals.length - 1, i)];
+    let nx = a[0] + b[0];
+    let ny = a[1] + b[1];
+    const len = Math.hypot(nx, ny);
+    // A U-turn has no mitre: step straight sideways from the turning point.
+    if (len < 1e-6) return [p[0] + a[0] * d, p[1] + a[1] * d];
+    nx /= len;
+    ny /= len;
+    const miter = Math.min(2, 1 / Math.max(0.5, nx * b[0] + ny * b[1]));
+    return [p[0] + nx * d * miter, p[1] + ny * d * miter];
+  });
+}
+
+/**
+ * Where to draw round badges of radius r for points [[x, y]] so that none covers another: each
+ * keeps its place when free, else moves to the first free spot on rings around it. Returns [[x, y]].
+ */
+export function placeBadges(points, r) {
+  const placed = [];
+  const free = (x, y) => placed.every(([px, py]) => Math.hypot(px - x, py - y) >= 2 * r + 1);
+  for (const [x, y] of points) {
+    let spot = free(x, y) ? [x, y] : null;
+    for (let ring = 1; !spot && ring <= 4; ring += 1) {
+      for (let k = 0; k < 8 * ring && !spot; k += 1) {
+        const angle = -Math.PI / 2 + (2 * Math.PI * k) / (8 * ring);
+        const cx = x + Math.cos(angle) * ring * (2 * r + 2);
+        const cy = y + Math.sin(angle) * ring * (2 * r + 2);
+        if (free(cx, cy)) spot = [cx, cy];
+      }
+    }
+    placed.push(spot || [x, y]);
+  }
+  return placed;
+}
 
 export class MapView {
   /**
    * @param {HTMLElement} host where the map goes
    * @param {{label: string, onSelect?: Function, describe?: Function}} options
-   *   describe(bin) returns a Node for the hover tooltip; onSelect(bin) is called on click.
+   *   describe(bin) returns a Node for the hover tooltip; onSelect(bin) is called on click;
+   *   onView() after each redraw (the visible area changed: see inView).
    */
-  constructor(host, { label = 'Map', onSelect = null, describe = null } = {}) {
+  constructor(host, { label = 'Map', onSelect = null, describe = null, onView = null } = {}) {
     this.onSelect = onSelect;
     this.describe = describe;
+    this.onView = onView;
+    // Bins drawn as one marker each, spread on a ring: {ids, lat, lon, zoom} (a cluster that zooming cannot split).
+    this.spread = null;
+    this.clusters = new Map();
     // The whole world until there is something to fit.
     this.center = { lat: 20, lon: 0 };
     this.zoom = 2;
@@ -40,7 +129,7 @@ export class MapView {
     };
     this.svg = s('svg', {
       class: 'map-svg', role: 'application', tabindex: '0',
-      'aria-label': `${label}. Drag or use the arrow keys to pan, + and - to zoom.`,
+      'aria-label': `${label}. Drag or use the arrow keys to pan, + and - to zoom (pinch on a touch screen).`,
     }, s('rect', { class: 'map-bg', x: 0, y: 0, width: '100%', height: '100%' }));
     // While dragging, only this group's transform changes; the layers are redrawn when the drag ends.
     this.view = s('g', { class: 'map-view' },
@@ -136,6 +225,37 @@ export class MapView {
     return [x - cx + this.width / 2, y - cy + this.height / 2];
   }
 
+  /** Whether a position is inside the drawn area (the list beside the map shows these). */
+  inView(lat, lon) {
+    if (!Number.isFinite(lat) || !Number.isFinite(lon)) return false;
+    const [x, y] = this.toScreen(lat, lon);
+    return x >= 0 && y >= 0 && x <= this.width && y <= this.height;
+  }
+
+  /** Zoom to z so that the ground under screen point `from` ends up under `to` (pinch: both move). */
+  zoomTo(z, from, to = from) {
+    this.userMoved = true;
+    const zoom = Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, z));
+    const [cx, cy] = project(this.center.lat, this.center.lon, this.zoom);
+    const [alat, alon] = unproject(cx + from[0] - this.width / 2, cy + from[1] - this.height / 2, this.zoom);
+    const [nx, ny] = project(alat, alon, zoom);
+    const [lat, lon] = unproject(nx - to[0] + this.width / 2, ny - to[1] + this.height / 2, zoom);
+    this.center = { lat, lon };
+    this.zoom = zoom;
+    this.requestRender();
+  }
+
+  /** Zoom in on a set of points (a cluster), at least `minStep` levels. */
+  zoomToPoints(points, minStep = 2) {
+    const b = bounds(points);
+    if (!b) return;
+    const f = fit(b, this.width, this.height, 48, MAX_ZOOM);
+    this.userMoved = true;
+    this.center = f.center;
+    this.zoom = Math.min(MAX_ZOOM, Math.max(f.zoom, this.zoom + minStep));
+    this.render();
+  }
+
   panBy(dx, dy, live = false) {
     this.userMoved = true;
     const [cx, cy] = project(this.center.lat, this.center.lon, this.zoom);
@@ -160,34 +280,91 @@ export class MapView {
   }
 
   zoomBy(delta, anchor = null) {
-    this.userMoved = true;
-    const z = Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, this.zoom + delta));
-    if (anchor) {
-      // Keep the point under the cursor where it is.
-      const [cx, cy] = project(this.center.lat, this.center.lon, this.zoom);
-      const ax = cx + anchor[0] - this.width / 2;
-      const ay = cy + anchor[1] - this.height / 2;
-      const [alat, alon] = unproject(ax, ay, this.zoom);
-      const [nx, ny] = project(alat, alon, z);
-      const [lat, lon] = unproject(nx - anchor[0] + this.width / 2, ny - anchor[1] + this.height / 2, z);
-      this.center = { lat, lon };
-    }
-    this.zoom = z;
-    this.requestRender();
+    const a = anchor || [this.width / 2, this.height / 2];
+    this.zoomTo(this.zoom + delta, a);
   }
 
+  /** The point of a pointer event in the map's own pixels. */
+  local(e) {
+    const r = this.svg.getBoundingClientRect();
+    return [e.clientX - r.left, e.clientY - r.top];
+  }
+
+  capture(id) {
+    try { this.svg.setPointerCapture(id); } catch { /* a pointer that already ended */ }
+  }
+
+  release(id) {
+    try { if (this.svg.hasPointerCapture(id)) this.svg.releasePointerCapture(id); } catch { /* ended */ }
+  }
+
+  /** A click (no drag, no pinch) on a bin or a cluster. */
+  clicked(target) {
+    const cluster = target.closest('[data-cluster]');
+    if (cluster) { this.openCluster(cluster.dataset.cluster); return; }
+    const dot = target.closest('[data-bin]');
+    if (dot && this.onSelect) {
+      const bin = this.bins.find((b) => b.id === dot.dataset.bin);
+      if (bin) this.onSelect(bin);
+    }
+  }
+
+  /** Zoom into a cluster; when zooming cannot separate its bins (same spot, or the deepest zoom), spread them. */
+  openCluster(key) {
+    const members = this.clusters.get(key);
+    if (!members) return;
+    const [x0, y0] = this.toScreen(members[0].lat, members[0].lon);
+    const apart = members.some((b) => {
+      const [x, y] = this.toScreen(b.lat, b.lon);
+      return Math.hypot(x - x0, y - y0) > 0.5;
+    });
+    if (apart && this.zoom < MAX_ZOOM - 0.01) {
+      this.zoomToPoints(members);
+      return;
+    }
+    const lat = members.reduce((sum, b) => sum + b.lat, 0) / members.length;
+    const lon = members.reduce((sum, b) => sum + b.lon, 0) / members.length;
+    this.spread = { ids: new Set(members.map((b) => b.id)), lat, lon, zoom: this.zoom };
+    this.render();
+  }
+
+  // long: one place for the pointer gestures (drag, pinch with two pointers, click) and the keys
   bindEvents() {
+    // Pointers down on the map, by id: one pans, two pinch (zoom about their midpoint and pan with it).
+    const pointers = new Map();
     let drag = null;
+    let pinch = null;
+    const pinchState = () => {
+      const [a, b] = [...pointers.values()];
+      return { dist: Math.max(1, Math.hypot(a[0] - b[0], a[1] - b[1])), mid: [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2] };
+    };
     this.svg.addEventListener('pointerdown', (e) => {
-      if (e.button !== 0) return;
-      drag = { x: e.clientX, y: e.clientY, moved: false };
+      if (e.pointerType === 'mouse' && e.button !== 0) return;
+      pointers.set(e.pointerId, this.local(e));
+      if (pointers.size === 1) {
+        drag = { x: e.clientX, y: e.clientY, moved: false };
+      } else if (pointers.size === 2) {
+        pinch = pinchState();
+        for (const id of pointers.keys()) this.capture(id);
+        if (drag && drag.moved) this.render();
+        drag = { moved: true };
+        this.hideTooltip();
+      }
     });
     this.svg.addEventListener('pointermove', (e) => {
-      if (!drag) return;
+      if (!pointers.has(e.pointerId)) return;
+      pointers.set(e.pointerId, this.local(e));
+      if (pinch && pointers.size >= 2) {
+        const now = pinchState();
+        this.zoomTo(this.zoom + Math.log2(now.dist / pinch.dist), pinch.mid, now.mid);
+        pinch = now;
+        return;
+      }
+      if (!drag || drag.x === undefined) return;
       const dx = e.clientX - drag.x;
       const dy = e.clientY - drag.y;
       if (!drag.moved && Math.hypot(dx, dy) < 4) return;
-      if (!drag.moved) this.svg.setPointerCapture(e.pointerId);
+      if (!drag.moved) this.capture(e.pointerId);
       drag.moved = true;
       drag.x = e.clientX;
       drag.y = e.clientY;
@@ -195,28 +372,32 @@ export class MapView {
       this.panBy(-dx, -dy, true);
     });
     const end = (e) => {
-      if (drag && drag.moved && this.svg.hasPointerCapture(e.pointerId)) this.svg.releasePointerCapture(e.pointerId);
+      if (!pointers.has(e.pointerId)) return;
+      pointers.delete(e.pointerId);
+      this.release(e.pointerId);
+      if (pinch) {
+        // The finger left on the map after a pinch pans on from where it is, never clicks.
+        if (pointers.size < 2) pinch = null;
+        const [rest] = [...pointers.values()];
+        const r = this.svg.getBoundingClientRect();
+        drag = rest ? { x: rest[0] + r.left, y: rest[1] + r.top, moved: true } : null;
+        if (!rest) this.render();
+        return;
+      }
       const wasDrag = drag && drag.moved;
       drag = null;
       if (wasDrag) this.render();
-      if (!wasDrag && e.type === 'pointerup') {
-        const target = e.target.closest('[data-bin]');
-        if (target && this.onSelect) {
-          const bin = this.bins.find((b) => b.id === target.dataset.bin);
-          if (bin) this.onSelect(bin);
-        }
-      }
+      else if (e.type === 'pointerup') this.clicked(e.target);
     };
     this.svg.addEventListener('pointerup', end);
     this.svg.addEventListener('pointercancel', end);
     this.svg.addEventListener('wheel', (e) => {
       e.preventDefault();
-      const r = this.svg.getBoundingClientRect();
-      this.zoomBy(e.deltaY < 0 ? 0.5 : -0.5, [e.clientX - r.left, e.clientY - r.top]);
+      this.zoomBy(e.deltaY < 0 ? 0.5 : -0.5, this.local(e));
     }, { passive: false });
     this.svg.addEventListener('dblclick', (e) => {
-      const r = this.svg.getBoundingClientRect();
-      this.zoomBy(1, [e.clientX - r.left, e.clientY - r.top]);
+      if (e.target.closest('[data-cluster]')) return;
+      this.zoomBy(1, this.local(e));
     });
     this.svg.addEventListener('keydown', (e) => {
       const step = 60;
@@ -226,20 +407,38 @@ export class MapView {
       else if (e.key === '-' || e.key === '_') { this.zoomBy(-1); e.preventDefault(); }
     });
     this.svg.addEventListener('pointerover', (e) => {
+      const cluster = e.target.closest('[data-cluster]');
+      if (cluster) { this.showClusterTooltip(cluster.dataset.cluster); return; }
       const target = e.target.closest('[data-bin]');
       if (!target || !this.describe) return;
       const bin = this.bins.find((b) => b.id === target.dataset.bin);
       if (bin) this.showTooltip(bin, target);
     });
     this.svg.addEventListener('pointerout', (e) => {
-      if (e.target.closest('[data-bin]')) this.hideTooltip();
+      if (e.target.closest('[data-bin], [data-cluster]')) this.hideTooltip();
     });
+  }
+
+  showClusterTooltip(key) {
+    const members = this.clusters.get(key);
+    if (!members) return;
+    const fullest = members.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1));
+    const names = fullest.slice(0, 5).map((b) => `${b.id} ${b.fill === null || b.fill === undefined ? '–' : `${Math.round(b.fill * 100)}%`}`);
+    replace(this.tooltip, h('strong', {}, `${members.length} bins here`),
+      h('ul', { class: 'cluster-list' }, names.map((n) => h('li', {}, n)),
+        members.length > 5 ? h('li', {}, `and ${members.length - 5} more`) : null),
+      h('p', { class: 'hint' }, 'Click to zoom in.'));
+    this.placeTooltip(...this.clusterPoint(members));
   }
 
   showTooltip(bin) {
     replace(this.tooltip, this.describe(bin));
+    const spot = this.drawnAt.get(bin.id);
+    this.placeTooltip(...(spot || this.toScreen(bin.lat, bin.lon)));
+  }
+
+  placeTooltip(x, y) {
     this.tooltip.hidden = false;
-    const [x, y] = this.toScreen(bin.lat, bin.lon);
     const tw = this.tooltip.offsetWidth;
     const th = this.tooltip.offsetHeight;
     // Beside the bin (never over it), vertically centred on it and kept inside the map.
@@ -268,6 +467,7 @@ export class MapView {
     this.renderBins();
     this.renderPlaces();
     this.renderScale();
+    if (this.onView) this.onView();
   }
 
   renderTiles() {
@@ -305,63 +505,121 @@ export class MapView {
     }
   }
 
+  /** Where a cluster's marker is: at its first bin (see clusterPoints). */
+  clusterPoint(members) {
+    return this.toScreen(members[0].lat, members[0].lon);
+  }
+
+  // long: bins, clusters, the spread ring and the selection ring are drawn together so they agree
   renderBins() {
-    // One element per bin (plus one path for all offline crosses): 5,000 bins stay quick to redraw.
+    // One element per marker (plus one path for all offline crosses): 5,000 bins stay quick to redraw.
+    // Markers that would touch merge into a cluster showing its count, coloured by its fullest bin.
     const layer = this.layers.bins;
     layer.replaceChildren();
+    this.clusters = new Map();
+    this.drawnAt = new Map();
     const r = this.bins.length > 300 ? 5 : 7;
     const d = r * 0.55;
-    // Faded bins (e.g. not on the shown routes) go underneath.
-    const order = this.bins.slice().sort((a, b) => Number(Boolean(b.faded)) - Number(Boolean(a.faded)));
+    if (this.spread && Math.abs(this.spread.zoom - this.zoom) > 1e-9) this.spread = null;
+    const spread = this.spread;
+    const visible = (bin) => {
+      if (!Number.isFinite(bin.lat) || !Number.isFinite(bin.lon)) return null;
+      const [x, y] = this.toScreen(bin.lat, bin.lon);
+      return x < -20 || y < -20 || x > this.width + 20 || y > this.height + 20 ? null : { x, y, item: bin };
+    };
     const frag = document.createDocumentFragment();
     let crosses = '';
     let selected = null;
-    for (const bin of order) {
-      if (!Number.isFinite(bin.lat) || !Number.isFinite(bin.lon)) continue;
-      const [x, y] = this.toScreen(bin.lat, bin.lon);
-      if (x < -20 || y < -20 || x > this.width + 20 || y > this.height + 20) continue;
+    const dot = (bin, x, y) => {
       const offline = bin.online === false;
-      const dot = document.createElementNS(SVG_NS, 'circle');
-      dot.setAttribute('class', `bin-dot${offline ? ' bin-offline' : ''}${bin.faded ? ' bin-faded' : ''}`);
-      dot.setAttribute('cx', x.toFixed(1));
-      dot.setAttribute('cy', y.toFixed(1));
-      dot.setAttribute('r', String(r));
-      dot.setAttribute('fill', fillColor(bin.fill));
-      dot.dataset.bin = bin.id;
-      frag.append(dot);
+      const el = document.createElementNS(SVG_NS, 'circle');
+      el.setAttribute('class', `bin-dot${offline ? ' bin-offline' : ''}${bin.faded ? ' bin-faded' : ''}`);
+      el.setAttribute('cx', x.toFixed(1));
+      el.setAttribute('cy', y.toFixed(1));
+      el.setAttribute('r', String(r));
+      el.setAttribute('fill', fillColor(bin.fill));
+      el.dataset.bin = bin.id;
+      frag.append(el);
+      this.drawnAt.set(bin.id, [x, y]);
       // A cross through offline cameras: told by shape, not only by colour.
       if (offline) crosses += `M${(x - d).toFixed(1)},${(y - d).toFixed(1)}l${2 * d},${2 * d}m0,${-2 * d}l${-2 * d},${2 * d}`;
-      if (bin.id === this.selectedId) selected = [x, y];
+      if (bin.id === this.selectedId) selected = [x, y, r + 5];
+    };
+    // Faded bins (e.g. not on the shown routes) go underneath, and cluster only among themselves.
+    for (const faded of [true, false]) {
+      const pts = this.bins.filter((b) => Boolean(b.faded) === faded && !(spread && spread.ids.has(b.id)))
+        .map(visible).filter(Boolean);
+      for (const g of clusterPoints(pts, 2 * r + 4)) {
+        if (g.items.length === 1) { dot(g.items[0], g.x, g.y); continue; }
+        const key = `c${this.clusters.size}`;
+        this.clusters.set(key, g.items);
+        const fullest = g.items.reduce((m, b) => ((b.fill ?? -1) > (m.fill ?? -1) ? b : m));
+        const radius = r + 4 + Math.min(6, Math.log2(g.items.length) * 1.5);
+        frag.append(s('g', { class: `bin-cluster${faded ? ' bin-faded' : ''}`, 'data-cluster': key, 'data-count': g.items.length },
+          s('circle', { cx: g.x.toFixed(1), cy: g.y.toFixed(1), r: radius.toFixed(1), fill: fillColor(fullest.fill) }),
+          s('text', { x: g.x.toFixed(1), y: g.y.toFixed(1), dy: '0.35em', 'text-anchor': 'middle', fill: fillTextColor(fullest.fill), text: String(g.items.length) })));
+        if (g.items.some((b) => b.id === this.selectedId)) selected = [g.x, g.y, radius + 4];
+      }
+    }
+    if (spread) {
+      // Bins at one spot, on a ring around it, each tied to the spot by a thin line.
+      const members = this.bins.filter((b) => spread.ids.has(b.id));
+      const [cx, cy] = this.toScreen(spread.lat, spread.lon);
+      const ring = Math.max(3 * r, (members.length * (2 * r + 4)) / (2 * Math.PI));
+      let spokes = '';
+      members.forEach((bin, k) => {
+        const angle = -Math.PI / 2 + (2 * Math.PI * k) / members.length;
+        const x = cx + Math.cos(angle) * ring;
+        const y = cy + Math.sin(angle) * ring;
+        spokes += `M${cx.toFixed(1)},${cy.toFixed(1)}L${x.toFixed(1)},${y.toFixed(1)}`;
+        dot(bin, x, y);
+      });
+      layer.append(s('path', { class: 'bin-spokes', d: spokes }));
     }
     layer.append(frag);
     if (crosses) layer.append(s('path', { class: 'bin-cross', d: crosses }));
-    if (selected) layer.append(s('circle', { class: 'bin-selected', cx: selected[0], cy: selected[1], r: r + 5 }));
+    if (selected) layer.append(s('circle', { class: 'bin-selected', cx: selected[0], cy: selected[1], r: selected[2] }));
   }
 
+  // long: lines, then stop badges placed so that none hides another
   renderRoutes() {
     const lines = this.layers.routes;
     const stops = this.layers.stops;
     lines.replaceChildren();
     stops.replaceChildren();
+    const badges = [];
     this.routes.forEach((route, i) => {
       const color = route.color || routeColor(i);
       const pts = route.stops.filter((p) => Number.isFinite(p.lat) && Number.isFinite(p.lon));
-      const d = pts.map((p, k) => {
-        const [x, y] = this.toScreen(p.lat, p.lon);
-        return `${k ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`;
-      }).join('');
+      // The road between two stops when the server sent it (OSRM), else a straight line.
+      const path = [];
+      pts.forEach((p, k) => {
+        if (k > 0 && Array.isArray(p.path) && p.path.length > 1) {
+          for (const [lat, lon] of p.path) path.push(this.toScreen(lat, lon));
+        }
+        path.push(this.toScreen(p.lat, p.lon));
+      });
+      const d = offsetLine(path, ROUTE_OFFSET).map(([x, y], k) => `${k ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`).join('');
       lines.append(s('path', { class: 'route-line', d, stroke: color, 'data-truck': route.truck }));
       let n = 0;
       for (const p of pts) {
         if (p.kind !== 'bin') continue;
         n += 1;
-        const [x, y] = this.toScreen(p.lat, p.lon);
-        stops.append(s('g', { class: 'route-stop', 'data-truck': route.truck, 'data-stop': p.id },
-          s('circle', { cx: x, cy: y, r: 9, fill: color }),
-          s('text', { x, y, dy: '0.35em', 'text-anchor': 'middle', fill: textOn(color), text: String(n) }),
-          s('title', { text: `${route.truck} stop ${n}: ${p.id}` })));
+        badges.push({ truck: route.truck, id: p.id, n, color, at: this.toScreen(p.lat, p.lon) });
       }
     });
+    const spots = placeBadges(badges.map((b) => b.at), STOP_R);
+    let leaders = '';
+    badges.forEach((b, k) => {
+      const [x, y] = spots[k];
+      const moved = Math.hypot(x - b.at[0], y - b.at[1]) > 0.5;
+      if (moved) leaders += `M${b.at[0].toFixed(1)},${b.at[1].toFixed(1)}L${x.toFixed(1)},${y.toFixed(1)}`;
+      stops.append(s('g', { class: `route-stop${moved ? ' route-stop-moved' : ''}`, 'data-truck': b.truck, 'data-stop': b.id, 'data-n': b.n },
+        s('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: STOP_R, fill: b.color }),
+        s('text', { x: x.toFixed(1), y: y.toFixed(1), dy: '0.35em', 'text-anchor': 'middle', fill: textOn(b.color), text: String(b.n) }),
+        s('title', { text: `${b.truck} stop ${b.n}: ${b.id}` })));
+    });
+    if (leaders) stops.prepend(s('path', { class: 'stop-leaders', d: leaders }));
   }
 
   renderPlaces() {

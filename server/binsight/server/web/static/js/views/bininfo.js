@@ -13,12 +13,28 @@ export function stateBadge(bin) {
   return h('span', { class: 'state state-unknown' }, 'no device');
 }
 
+/** Why a camera is offline, worded to follow the "offline" badge without repeating it. */
+export function offlineReason(reason) {
+  if (!reason) return '';
+  if (/^offline message/.test(reason)) return `sent its offline message${reason.slice('offline message'.length)}`;
+  return reason.replace(/^offline:?\s*/i, '');
+}
+
+/** The device badge and, when offline, why: "offline · silent for 3 h ...". */
+export function deviceState(bin) {
+  const why = bin.online === false ? offlineReason(bin.offline_reason) : '';
+  return [stateBadge(bin), why ? h('span', { class: 'state-why' }, ` · ${why}`) : null];
+}
+
 export function timeToFull(forecast, now = Date.now()) {
   if (!forecast || !forecast.full_ts) return 'not forecast';
-  if (forecast.full_ts <= now) return `full now (since ${relative(forecast.full_ts, now).replace(' ago', '')})`;
-  // "full in 2 d 3 h (between in 1 d and in 3 d)" reads badly: the band gets plain durations.
+  if (forecast.full_ts <= now) {
+    return now - forecast.full_ts < 60_000 ? 'full now' : `full now (since ${duration(now - forecast.full_ts)})`;
+  }
+  // "full in 2 d 3 h (between in 1 d and in 3 d)" reads badly: the band gets plain durations,
+  // and a band that already began starts at "now", not at "0 s".
   const band = forecast.low_ts && forecast.high_ts && forecast.high_ts - forecast.low_ts >= 60_000
-    ? ` (${duration(Math.max(0, forecast.low_ts - now))} to ${duration(forecast.high_ts - now)})` : '';
+    ? ` (${forecast.low_ts - now < 60_000 ? 'now' : duration(forecast.low_ts - now)} to ${duration(forecast.high_ts - now)})` : '';
   return `full ${relative(forecast.full_ts, now)}${band}`;
 }
 
@@ -32,7 +48,7 @@ export function binDetails(bin) {
       row('Fill rate', bin.forecast && bin.forecast.rate_per_day !== null && bin.forecast.rate_per_day !== undefined
         ? `${pct(bin.forecast.rate_per_day, 1)} per day` : '–'),
       row('Last reading', bin.fill_ts ? `${relative(bin.fill_ts)} (${dateTime(bin.fill_ts)})` : 'none yet'),
-      row('Device', stateBadge(bin), bin.online === false && bin.offline_reason ? ` ${bin.offline_reason}` : ''),
+      row('Device', deviceState(bin)),
       row('Last seen', bin.last_seen ? relative(bin.last_seen) : '–'),
       row('Site', bin.site || '–'),
       row('Capacity', bin.capacity_l ? `${bin.capacity_l} L` : '–'),

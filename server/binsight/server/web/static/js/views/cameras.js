@@ -2,8 +2,8 @@
 import { api, query } from '../api.js';
 import { fillChart, fillLegend } from '../chart.js';
 import { flash, h, keepFocus, replace, table } from '../dom.js';
-import { dateTime, duration, relative } from '../format.js';
-import { timeToFull } from './bininfo.js';
+import { dateTime, duration, plural, relative } from '../format.js';
+import { offlineReason, timeToFull } from './bininfo.js';
 
 const COMMANDS = [
   ['capture', 'Capture now'],
@@ -93,8 +93,8 @@ export default {
       replace(chartHost,
         h('div', { class: 'row' }, h('h2', {}, `Fill history of ${binId}`),
           h('div', { class: 'field' }, h('label', { for: 'h-days' }, 'Period'), days)),
-        h('p', {}, `${hist.readings.length} readings (${hist.readings.length - usable} unusable) · `
-          + `${hist.collections.length} collections detected · ${timeToFull(hist.forecast || (bin && bin.forecast))}`),
+        h('p', {}, `${plural(hist.readings.length, 'reading')} (${hist.readings.length - usable} unusable) · `
+          + `${plural(hist.collections.length, 'collection')} detected · ${timeToFull(hist.forecast || (bin && bin.forecast))}`),
         fillChart({ ...hist, title: `Fill of ${binId} over the last ${days.value} days` }),
         fillLegend(),
         ctx.can('commands') && dev ? h('div', { class: 'row commands' }, h('span', {}, 'Commands:'),
@@ -108,12 +108,12 @@ export default {
     function render() {
       const shown = offlineOnly.checked ? devices.filter((d) => !d.online) : devices;
       const off = devices.filter((d) => !d.online).length;
-      summary.textContent = `${devices.length} devices · ${devices.length - off} online · ${off} offline`;
+      summary.textContent = `${plural(devices.length, 'device')} · ${devices.length - off} online · ${off} offline`;
       const sorted = shown.slice().sort((a, b) => Number(a.online) - Number(b.online) || a.bin_id.localeCompare(b.bin_id));
       keepFocus(listHost, 'data-device', () => replace(listHost, table([
         { label: 'Bin', value: (d) => h('button', { type: 'button', class: 'link', onclick: () => showHistory(d.bin_id), 'aria-label': `Fill history of ${d.bin_id}` }, d.bin_id) },
         { label: 'State', value: (d) => [h('span', { class: `state ${d.online ? 'state-online' : 'state-offline'}` }, d.online ? 'online' : 'offline'),
-          !d.online && d.reason ? ` ${d.reason}` : '', d.camera_ok === false ? h('span', { class: 'state-offline' }, ' · camera fault') : ''] },
+          !d.online && d.reason ? ` · ${offlineReason(d.reason)}` : '', d.camera_ok === false ? h('span', { class: 'state-offline' }, ' · camera fault') : ''] },
         { label: 'Readings', value: (d) => (d.readings ?? '–'), className: 'num' },
         { label: 'Last seen', value: (d) => h('span', { title: dateTime(d.last_seen) }, relative(d.last_seen)) },
         { label: 'Model', value: (d) => h('code', {}, d.model || '–') },

@@ -2,13 +2,40 @@
 import { api } from '../api.js';
 import { fillColor } from '../colors.js';
 import { h, keepFocus, replace, table } from '../dom.js';
-import { relative } from '../format.js';
+import { pct, plural, relative } from '../format.js';
 import { MapView } from '../mapview.js';
-import { binDetails, fillBadge, stateBadge, timeToFull } from './bininfo.js';
+import { binDetails, deviceState, fillBadge, timeToFull } from './bininfo.js';
 
 export const OSM_TEMPLATE = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png';
 const TILE_KEY = 'binsight.tiles';
 const LIST_MAX = 300;
+const URGENT_SHOWN = 8;
+// Phones get the details of a tapped bin in a sheet over the page's bottom, where the thumb is.
+const PHONE = '(max-width: 600px)';
+
+/** Midnight after `now`, local time, plus `days` days (epoch ms). */
+function endOfDay(now, days = 0) {
+  const d = new Date(now);
+  d.setHours(24 * (days + 1), 0, 0, 0);
+  return d.getTime();
+}
+
+/**
+ * Bins by when their forecast reaches the full threshold: {today, tomorrow, later} (soonest first)
+ * and how many have no forecast. A bin already full counts for today.
+ */
+export function urgency(bins, now = Date.now()) {
+  const out = { today: [], tomorrow: [], later: [], unforecast: 0 };
+  const today = endOfDay(now);
+  const tomorrow = endOfDay(now, 1);
+  for (const b of bins) {
+    const ts = b.forecast && b.forecast.full_ts;
+    if (!ts) { out.unforecast += 1; continue; }
+    out[ts < today ? 'today' : ts < tomorrow ? 'tomorrow' : 'later'].push(b);
+  }
+  for (const k of ['today', 'tomorrow', 'later']) out[k].sort((a, b) => a.forecast.full_ts - b.forecast.full_ts);
+  return out;
+}
 
 /** Tile settings live in this browser: {on, url}. Off by default: the page must work offline. */
 export function tileSettings() {
@@ -43,28 +70,47 @@ export function filterBins(bins, { site, minFill, offline }) {
     && (!offline || b.online === false));
 }
 
+function urgentGroup(title, id, bins, pick) {
+  const rest = bins.length - URGENT_SHOWN;
+  return h('section', { class: 'urgent-group', 'data-urgent': id },
+    h('h3', {}, `${title} `, h('span', { class: 'count' }, `(${bins.length})`)),
+    bins.length
+      ? h('ul', {}, bins.slice(0, URGENT_SHOWN).map((b) => h('li', {},
+        h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id), ' ',
+        fillBadge(b.fill), ' ', h('span', { class: 'hint' }, timeToFull(b.forecast).replace(/ \(.*\)$/, '')))),
+      rest > 0 ? h('li', { class: 'hint' }, `and ${plural(rest, 'more bin')}`) : null)
+      : h('p', { class: 'hint' }, 'None.'));
+}
+
 export default {
   id: 'map',
   title: 'Map',
   ability: 'map',
+  // long: one view, its controls and their wiring; the parts it draws are the functions above
   mount(container, ctx) {
     let bins = [];
     let selected = null;
     let timer = null;
+    let listTimer = null;
     const filters = { site: '', minFill: 0, offline: false };
+    const phone = window.matchMedia(PHONE);
 
     const site = h('select', { id: 'f-site' }, h('option', { value: '' }, 'All sites'));
     const minFill = h('input', { id: 'f-fill', type: 'number', min: 0, max: 100, step: 5, value: 0, inputmode: 'numeric' });
     const offline = h('input', { id: 'f-offline', type: 'checkbox' });
     const summary = h('p', { class: 'summary', 'aria-live': 'polite' });
-    const details = h('aside', { class: 'panel details', 'aria-label': 'Selected bin' },
-      h('p', { class: 'hint' }, 'Hover or click a bin for details.'));
+    const closeBtn = h('button', { type: 'button', class: 'btn btn-quiet sheet-close', 'aria-label': 'Close the details', onclick: () => closeDetails() }, '×');
+    const detailsBody = h('div', { class: 'details-body' }, h('p', { class: 'hint' }, 'Hover or click a bin for details.'));
+    const details = h('aside', { class: 'panel details', id: 'bin-details', 'aria-label': 'Selected bin' }, closeBtn, detailsBody);
+    const urgent = h('section', { class: 'panel urgent', id: 'urgent', 'aria-labelledby': 'urgent-title' });
     const listHost = h('div', { class: 'bin-list' });
+    const listHead = h('h2', { id: 'list-title' }, 'Bins in view');
     const mapHost = h('div', { class: 'map-host' });
     const legend = h('ul', { class: 'legend' },
       [0, 0.25, 0.5, 0.75, 1].map((f) => h('li', {}, h('span', { class: 'swatch', style: { background: fillColor(f) } }), `${f * 100}%`)),
       h('li', {}, h('span', { class: 'swatch', style: { background: fillColor(null) } }), 'no reading'),
-      h('li', {}, h('span', { class: 'swatch swatch-offline', 'aria-hidden': 'true' }, '×'), 'offline'));
+      h('li', {}, h('span', { class: 'swatch swatch-offline', 'aria-hidden': 'true' }, '×'), 'offline'),
+      h('li', {}, h('span', { class: 'swatch swatch-cluster', 'aria-hidden': 'true' }, '3'), 'bins close together (click to zoom)'));
 
     const form = h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
       h('div', { class: 'field' }, h('label', { for: 'f-site' }, 'Site'), site),
@@ -76,14 +122,16 @@ export default {
       form,
       h('div', { class: 'map-layout' },
         h('div', { class: 'map-col' }, mapHost, legend, tileControls((tpl) => map.setTiles(tpl))),
-        details),
-      h('h2', {}, 'Bins in view'),
+        h('div', { class: 'side-col' }, urgent, details)),
+      listHead,
       listHost);
 
     const map = new MapView(mapHost, {
       label: 'Map of bins',
       describe: (bin) => binDetails(bin),
       onSelect: (bin) => choose(bin),
+      // The list follows the map: after a pan or zoom it shows the bins now in view.
+      onView: () => { clearTimeout(listTimer); listTimer = setTimeout(renderList, 120); },
     });
     const st = tileSettings();
     if (st.on) map.setTiles(st.url);
@@ -93,10 +141,55 @@ export default {
         ? h('p', {}, h('a', { href: `#/cameras/${encodeURIComponent(bin.id)}` }, `Fill history and device of ${bin.id}`)) : null];
     }
 
+    function closeDetails() {
+      details.classList.remove('open');
+      selected = null;
+      map.select(null);
+      replace(detailsBody, h('p', { class: 'hint' }, 'Hover or click a bin for details.'));
+    }
+
     function choose(bin) {
       selected = bin.id;
       map.select(bin.id);
-      replace(details, detailsOf(bin));
+      replace(detailsBody, detailsOf(bin));
+      details.classList.add('open');
+      // Show the details where the user is looking: a sheet on phones; on a narrow screen, scrolled to.
+      if (!phone.matches) {
+        const r = details.getBoundingClientRect();
+        if (r.top > window.innerHeight || r.bottom < 0) details.scrollIntoView({ block: 'nearest' });
+      }
+    }
+
+    function pick(bin) {
+      choose(bin);
+      if (Number.isFinite(bin.lat) && Number.isFinite(bin.lon)) map.centerOn(bin.lat, bin.lon);
+    }
+
+    function renderUrgent(shown) {
+      const u = urgency(shown);
+      replace(urgent,
+        h('h2', { id: 'urgent-title' }, 'Reaching full'),
+        h('p', { class: 'hint' }, 'By the forecast of when each bin reaches the full threshold.'),
+        urgentGroup('Today', 'today', u.today, pick),
+        urgentGroup('Tomorrow', 'tomorrow', u.tomorrow, pick),
+        urgentGroup('Later', 'later', u.later, pick),
+        u.unforecast ? h('p', { class: 'hint' }, `${plural(u.unforecast, 'bin')} without a forecast.`) : null);
+    }
+
+    function renderList() {
+      const shown = filterBins(bins, filters);
+      const inView = shown.filter((b) => map.inView(b.lat, b.lon));
+      listHead.textContent = inView.length === shown.length ? 'Bins in view' : `Bins in view (${inView.length} of ${shown.length}: pan or zoom out for the others)`;
+      // The list is for reading and keyboard access; past a few hundred rows the filters serve better.
+      const sorted = inView.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1)).slice(0, LIST_MAX);
+      keepFocus(listHost, 'data-bin-row', () => replace(listHost, table([
+        { label: 'Bin', value: (b) => h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id) },
+        { label: 'Site', value: (b) => b.site || '–' },
+        { label: 'Fill', value: (b) => fillBadge(b.fill) },
+        { label: 'Forecast', value: (b) => timeToFull(b.forecast) },
+        { label: 'Last reading', value: (b) => (b.fill_ts ? relative(b.fill_ts) : 'none') },
+        { label: 'Device', value: (b) => deviceState(b) },
+      ], sorted, { caption: inView.length > LIST_MAX ? `The ${LIST_MAX} fullest of ${inView.length} bins in view (zoom or filter to see others)` : 'Bins, fullest first', rowAttrs: (b) => ({ 'data-bin-row': b.id }), empty: shown.length ? 'No bins in view: pan or zoom out.' : 'No bins match the filters.' })));
     }
 
     function render() {
@@ -108,24 +201,17 @@ export default {
         summary.textContent = 'No bins yet: import them with `binsight server bins import FILE --config server.toml`.';
         map.setBins([]);
         replace(listHost);
+        replace(urgent);
         return;
       }
-      summary.textContent = `${shown.length} of ${bins.length} bins shown · ${full} at 80% or more · ${off} offline`
+      summary.textContent = `${shown.length} of ${plural(bins.length, 'bin')} shown · ${full} at ${pct(0.8)} or more · ${off} offline`
         + (unplaced ? ` · ${unplaced} without a position (import them with bins import)` : '');
       map.setBins(shown);
-      // The list is for reading and keyboard access; past a few hundred rows the filters serve better.
-      const sorted = shown.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1)).slice(0, LIST_MAX);
-      keepFocus(listHost, 'data-bin-row', () => replace(listHost, table([
-        { label: 'Bin', value: (b) => h('button', { type: 'button', class: 'link', onclick: () => { choose(b); map.centerOn(b.lat, b.lon); } }, b.id) },
-        { label: 'Site', value: (b) => b.site || '–' },
-        { label: 'Fill', value: (b) => fillBadge(b.fill) },
-        { label: 'Forecast', value: (b) => timeToFull(b.forecast) },
-        { label: 'Last reading', value: (b) => (b.fill_ts ? relative(b.fill_ts) : 'none') },
-        { label: 'Device', value: (b) => [stateBadge(b), b.online === false && b.offline_reason ? ` ${b.offline_reason}` : ''] },
-      ], sorted, { caption: shown.length > LIST_MAX ? `The ${LIST_MAX} fullest of ${shown.length} bins (filter to see others)` : 'Bins, fullest first', rowAttrs: (b) => ({ 'data-bin-row': b.id }), empty: 'No bins match the filters.' })));
+      renderUrgent(shown);
+      renderList();
       if (selected) {
         const b = bins.find((x) => x.id === selected);
-        if (b) replace(details, detailsOf(b));
+        if (b) replace(detailsBody, detailsOf(b));
       }
     }
 
@@ -140,16 +226,26 @@ export default {
       const current = site.value;
       replace(site, h('option', { value: '' }, 'All sites'), sites.map((x) => h('option', { value: x }, x)));
       site.value = sites.includes(current) ? current : '';
+      if (!map.fitted) {
+        map.bins = filterBins(bins, filters);
+        map.fitAll();
+      }
       render();
-      if (!map.fitted) map.fitAll();
     }
 
+    const onEscape = (e) => { if (e.key === 'Escape' && details.classList.contains('open')) closeDetails(); };
+    document.addEventListener('keydown', onEscape);
     site.addEventListener('change', () => { filters.site = site.value; render(); });
     minFill.addEventListener('input', () => { filters.minFill = Number(minFill.value) || 0; render(); });
     offline.addEventListener('change', () => { filters.offline = offline.checked; render(); });
 
     load();
     timer = setInterval(load, 60_000);
-    return () => { clearInterval(timer); map.destroy(); };
+    return () => {
+      clearInterval(timer);
+      clearTimeout(listTimer);
+      document.removeEventListener('keydown', onEscape);
+      map.destroy();
+    };
   },
 };
