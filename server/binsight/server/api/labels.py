@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
-from sqlalchemy import and_, exists, select
+from pydantic import BaseModel
+from sqlalchemy import and_, exists, func, select
 
 from binsight.server.api.schemas import LabelIn, LabelStats, QueueItem
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
-from binsight.server.db.models import Image, Label
+from binsight.server.db.models import Bin, Image, Label
 from binsight.server.labels import Kind, counted_labels, export_zip
 from binsight.server.state import AppState, get_state
 
@@ -25,18 +26,42 @@ State = Annotated[AppState, Depends(get_state)]
 ImageId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the image's id")]
 
 
-@router.get("/api/labels/queue", response_model=list[QueueItem])
-def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[QueueItem]:
-    """Images nobody labelled yet and this user did not skip; ``unsure`` ones first, then newest."""
+class QueueSize(BaseModel):
+    waiting: int
+    """Images this user could label now (the queue's true length, not the page of it fetched)."""
+
+
+class Reference(BaseModel):
+    image_id: int
+    bin_id: str
+    fill: float
+
+
+class References(BaseModel):
+    site: str | None
+    empty: Reference | None
+    """The site's labelled image nearest empty (lowest fill)."""
+    full: Reference | None
+    """The site's labelled image nearest full (highest fill)."""
+
+
+def _waiting(who: Principal) -> Any:
+    """The images waiting for ``who``: nobody labelled them and this user did not skip them."""
     labelled = exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
     skipped_by_me = exists().where(
         and_(Label.image_id == Image.id, Label.skipped.is_(True), Label.who == who.name)
     )
+    return and_(~labelled, ~skipped_by_me)
+
+
+@router.get("/api/labels/queue", response_model=list[QueueItem])
+def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[QueueItem]:
+    """Images nobody labelled yet and this user did not skip; ``unsure`` ones first, then newest."""
     unsure_first = (Image.reason != "unsure").asc()
     with state.sessions() as s:
         rows = s.execute(
             select(Image.id, Image.bin_id, Image.ts, Image.reason, Image.predicted_fill, Image.model)
-            .where(~labelled, ~skipped_by_me)
+            .where(_waiting(who))
             .order_by(unsure_first, Image.ts.desc())
             .limit(limit)
         ).all()
@@ -51,6 +76,37 @@ def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)
         )
         for r in rows
     ]
+
+
+@router.get("/api/labels/queue/size", response_model=QueueSize)
+def queue_size(who: Labeller, state: State) -> QueueSize:
+    """How many images wait for this user (the page shows progress against it)."""
+    with state.sessions() as s:
+        n = s.execute(select(func.count()).select_from(Image).where(_waiting(who))).scalar_one()
+    return QueueSize(waiting=n)
+
+
+@router.get("/api/labels/references", response_model=References)
+def references(bin_id: str, _who: Viewer, state: State) -> References:
+    """Labelled examples of the bin's site (the bin alone when it has none) nearest empty and nearest full,
+    for a labeller to compare an image with how this site looks empty and full."""
+    with state.sessions() as s:
+        b = s.get(Bin, bin_id)
+        if b is None:
+            raise HTTPException(404, f"no bin {bin_id!r}")
+        site_bins = select(Bin.id).where(Bin.site == b.site)
+        bins = [bin_id] if b.site is None else list(s.execute(site_bins).scalars())
+        counted = [
+            Reference(image_id=c.image_id, bin_id=c.bin_id, fill=c.fill)
+            for c in counted_labels(s, kind="fill", bins=bins)
+            if c.fill is not None
+        ]
+    if not counted:
+        return References(site=b.site, empty=None, full=None)
+    # Ties go to the newest image (the highest id): the camera's view may have changed since older ones.
+    lowest = min(counted, key=lambda r: (r.fill, -r.image_id))
+    highest = max(counted, key=lambda r: (r.fill, r.image_id))
+    return References(site=b.site, empty=lowest, full=highest if highest is not lowest else None)
 
 
 @router.get(

@@ -1,10 +1,12 @@
 // Labelling: images sent by cameras, unsure ones first. Set the fill depth, save, next.
-// Keys: 0-9 set 0..90%, F sets 100%, arrows nudge by 5%, Enter saves, S skips, U marks unusable.
+// Keys: 0-9 set 0..90%, F sets 100%, arrows nudge by 5%, Enter saves, S skips, U marks unusable,
+// B goes back to the previous image (saving it again replaces its label), Z zooms the image.
 import { api, query } from '../api.js';
 import { flash, h, replace, table } from '../dom.js';
-import { pct, shortDateTime } from '../format.js';
+import { pct, plural, shortDateTime } from '../format.js';
 
 const QUEUE_SIZE = 50;
+const ZOOMS = [1, 2, 3];
 
 /** What a key does to the fill (percent), or null when it is not a fill key. */
 export function keyToFill(key, current) {
@@ -13,6 +15,50 @@ export function keyToFill(key, current) {
   if (key === 'ArrowRight' || key === 'ArrowUp') return Math.min(100, current + 5);
   if (key === 'ArrowLeft' || key === 'ArrowDown') return Math.max(0, current - 5);
   return null;
+}
+
+/** "12 of 212 done" style progress: this session's labels against them plus what still waits. */
+export function progressText(done, waiting) {
+  return `${plural(waiting, 'image')} waiting · ${done} labelled this session`;
+}
+
+/** An image box that zooms (Z, the button, the wheel) and pans by dragging while zoomed. */
+function zoomable(img) {
+  let zoom = 1;
+  let at = [0, 0];
+  let drag = null;
+  const box = h('div', { class: 'label-image-box' }, img);
+  const apply = () => {
+    const limit = (v, size) => Math.max(-(size * (zoom - 1)) / 2, Math.min((size * (zoom - 1)) / 2, v));
+    at = [limit(at[0], box.clientWidth), limit(at[1], box.clientHeight)];
+    img.style.transform = zoom === 1 ? '' : `translate(${at[0]}px, ${at[1]}px) scale(${zoom})`;
+    box.classList.toggle('zoomed', zoom > 1);
+    box.dataset.zoom = String(zoom);
+    button.textContent = zoom === 1 ? 'Zoom (Z)' : `${zoom}× (Z)`;
+  };
+  const set = (z) => { zoom = z; if (z === 1) at = [0, 0]; apply(); };
+  const next = () => set(ZOOMS[(ZOOMS.indexOf(zoom) + 1) % ZOOMS.length]);
+  const button = h('button', { type: 'button', id: 'l-zoom', class: 'btn', onclick: next }, 'Zoom (Z)');
+  box.addEventListener('wheel', (e) => {
+    e.preventDefault();
+    const i = ZOOMS.indexOf(zoom) + (e.deltaY < 0 ? 1 : -1);
+    set(ZOOMS[Math.max(0, Math.min(ZOOMS.length - 1, i))]);
+  }, { passive: false });
+  box.addEventListener('pointerdown', (e) => {
+    if (zoom === 1) return;
+    drag = [e.clientX, e.clientY];
+    box.setPointerCapture(e.pointerId);
+  });
+  box.addEventListener('pointermove', (e) => {
+    if (!drag) return;
+    at = [at[0] + e.clientX - drag[0], at[1] + e.clientY - drag[1]];
+    drag = [e.clientX, e.clientY];
+    apply();
+  });
+  const stop = () => { drag = null; };
+  box.addEventListener('pointerup', stop);
+  box.addEventListener('pointercancel', stop);
+  return { box, button, next, reset: () => set(1) };
 }
 
 export default {
@@ -26,9 +72,20 @@ export default {
     let alive = true;
     let imageUrl = null;
     let done = 0;
+    let waiting = null;
+    // What this session did, oldest first ({item, kind, fill}); `back` steps into it from the queue.
+    const history = [];
+    let back = 0;
+    const refUrls = [];
+    const refCache = new Map();
 
     const img = h('img', { id: 'l-image', alt: '', class: 'label-image' });
-    const imgBox = h('div', { class: 'label-image-box' }, img);
+    const zoom = zoomable(img);
+    const imgBox = zoom.box;
+    const progress = h('progress', { id: 'l-progress', max: 1, value: 0, 'aria-label': 'Labelling progress' });
+    const prevBtn = h('button', { type: 'button', id: 'l-prev', class: 'btn', disabled: true }, '← Previous (B)');
+    const revisit = h('p', { id: 'l-revisit', class: 'revisit', hidden: true });
+    const refsHost = h('div', { id: 'l-refs', class: 'label-refs' });
     const meta = h('p', { id: 'l-meta', class: 'label-meta' });
     const slider = h('input', { id: 'l-fill', type: 'range', min: 0, max: 100, step: 5, value: 50,
       'aria-describedby': 'l-keys' });
@@ -42,18 +99,22 @@ export default {
       imgBox,
       h('div', { class: 'panel label-controls' },
         meta,
+        revisit,
         h('label', { for: 'l-fill', class: 'big-label' }, 'How full is the container?'),
         h('div', { class: 'slider-row' }, h('span', { 'aria-hidden': 'true' }, 'empty'), slider, h('span', { 'aria-hidden': 'true' }, 'full')),
         out,
         h('div', { class: 'row buttons' }, saveBtn, skipBtn, unusableBtn),
+        h('div', { class: 'row buttons' }, prevBtn, zoom.button),
         h('ul', { id: 'l-keys', class: 'keys' },
           h('li', {}, h('kbd', {}, '0'), '–', h('kbd', {}, '9'), ' set 0–90%, ', h('kbd', {}, 'F'), ' sets 100%'),
           h('li', {}, h('kbd', {}, '←'), h('kbd', {}, '→'), ' nudge by 5%'),
-          h('li', {}, h('kbd', {}, 'Enter'), ' save · ', h('kbd', {}, 'S'), ' skip · ', h('kbd', {}, 'U'), ' unusable'))));
+          h('li', {}, h('kbd', {}, 'Enter'), ' save · ', h('kbd', {}, 'S'), ' skip · ', h('kbd', {}, 'U'), ' unusable'),
+          h('li', {}, h('kbd', {}, 'B'), ' previous image · ', h('kbd', {}, 'Z'), ' zoom')),
+        refsHost));
     const empty = h('p', { class: 'panel empty-queue', hidden: true }, 'No images are waiting for a label. Cameras send more as they capture.');
 
     replace(container,
-      h('div', { class: 'page-head' }, h('h1', {}, 'Labelling'), count),
+      h('div', { class: 'page-head' }, h('h1', {}, 'Labelling'), count, progress),
       work, empty,
       h('h2', {}, 'Labels so far'), statsHost);
 
@@ -80,26 +141,92 @@ export default {
       }
     }
 
+    /** The image on screen: one from this session's history when the user went back, else the queue's. */
+    function current() {
+      return back ? history[history.length - back] : (queue[index] ? { item: queue[index] } : null);
+    }
+
+    function renderCount() {
+      const total = waiting === null ? null : done + waiting;
+      count.textContent = waiting === null ? `${done} labelled this session` : progressText(done, waiting);
+      progress.hidden = !total;
+      if (total) { progress.max = total; progress.value = done; }
+      prevBtn.disabled = back >= history.length;
+    }
+
+    async function loadWaiting() {
+      try {
+        waiting = (await api('/api/labels/queue/size')).waiting;
+      } catch {
+        waiting = null;
+      }
+      if (alive) renderCount();
+    }
+
+    async function blobUrl(imageId) {
+      const blob = await api(`/api/images/${encodeURIComponent(imageId)}`, { blob: true });
+      return URL.createObjectURL(blob);
+    }
+
+    /** The site's labelled examples nearest empty and nearest full, beside the image to label. */
+    async function showReferences(item) {
+      let refs = refCache.get(item.bin_id);
+      try {
+        if (!refs) {
+          refs = await api(`/api/labels/references${query({ bin_id: item.bin_id })}`);
+          refCache.set(item.bin_id, refs);
+        }
+      } catch (err) {
+        replace(refsHost, h('p', { class: 'hint' }, `No reference images: ${err.message}`));
+        return;
+      }
+      const only = refs.empty && !refs.full;
+      const shown = [['empty', only ? 'The one labelled example' : 'Nearest empty', refs.empty], ['full', 'Nearest full', refs.full]]
+        .filter(([, , ref]) => ref && ref.image_id !== item.image_id);
+      if (!shown.length) {
+        replace(refsHost, h('p', { class: 'hint' }, `No labelled images of ${refs.site ? `site ${refs.site}` : item.bin_id} to compare with yet.`));
+        return;
+      }
+      const figures = await Promise.all(shown.map(async ([kind, title, ref]) => {
+        const url = await blobUrl(ref.image_id).catch(() => null);
+        if (url) refUrls.push(url);
+        return h('figure', { class: 'label-ref', 'data-ref': kind, 'data-image-id': ref.image_id },
+          url ? h('img', { src: url, alt: `${title}: ${ref.bin_id} labelled ${pct(ref.fill)}` }) : null,
+          h('figcaption', {}, `${title}: ${pct(ref.fill)} (${ref.bin_id})`));
+      }));
+      if (!alive || current()?.item !== item) return;
+      replace(refsHost, h('h3', {}, `Labelled examples of ${refs.site ? `site ${refs.site}` : item.bin_id}`),
+        h('div', { class: 'label-ref-row' }, figures));
+    }
+
     async function showCurrent() {
-      const item = queue[index];
+      const cur = current();
+      const item = cur && cur.item;
       work.hidden = !item;
       empty.hidden = Boolean(item);
-      count.textContent = item
-        ? `Image ${index + 1} of ${queue.length} in the queue · ${done} labelled this session`
-        : `${done} labelled this session`;
+      renderCount();
       if (!item) return;
+      zoom.reset();
+      revisit.hidden = !back;
+      if (back) {
+        revisit.textContent = cur.kind === 'skip' ? 'You skipped this image: label it now, or press S to go on.'
+          : `You ${cur.kind === 'unusable' ? 'marked this image unusable' : `labelled this image ${cur.fill}%`}: saving again replaces it; S goes on without changing it.`;
+      }
+      skipBtn.textContent = back ? 'Keep, next (S)' : 'Skip (S)';
       replace(meta,
         h('strong', {}, item.bin_id), ` · ${shortDateTime(item.ts)} · `,
         item.reason ? h('span', { class: 'reason' }, `sent because: ${item.reason}`) : 'sampled',
         item.predicted_fill !== null && item.predicted_fill !== undefined ? ` · model says ${pct(item.predicted_fill)}` : '');
-      setFill(item.predicted_fill !== null && item.predicted_fill !== undefined ? Math.round(item.predicted_fill * 20) * 5 : 50);
+      const guess = item.predicted_fill !== null && item.predicted_fill !== undefined ? Math.round(item.predicted_fill * 20) * 5 : 50;
+      setFill(back && cur.kind === 'save' ? cur.fill : guess);
       img.alt = `Camera image from ${item.bin_id}, ${shortDateTime(item.ts)}`;
       img.dataset.imageId = item.image_id;
+      showReferences(item);
       try {
-        const blob = await api(`/api/images/${encodeURIComponent(item.image_id)}`, { blob: true });
-        if (!alive || queue[index] !== item) return;
+        const url = await blobUrl(item.image_id);
+        if (!alive || current()?.item !== item) { URL.revokeObjectURL(url); return; }
         if (imageUrl) URL.revokeObjectURL(imageUrl);
-        imageUrl = URL.createObjectURL(blob);
+        imageUrl = url;
         img.src = imageUrl;
       } catch (err) {
         img.removeAttribute('src');
@@ -115,16 +242,31 @@ export default {
         return;
       }
       index = 0;
+      loadWaiting();
       if (alive) showCurrent();
     }
 
+    function goBack() {
+      if (back >= history.length || saving) return;
+      back += 1;
+      showCurrent();
+    }
+
     async function act(kind) {
-      const item = queue[index];
-      if (!item || saving) return;
+      const cur = current();
+      if (!cur || saving) return;
+      const { item } = cur;
+      if (back && kind === 'skip') {
+        // Going on from a revisited image leaves its label as it was.
+        back -= 1;
+        showCurrent();
+        return;
+      }
       saving = true;
       const id = encodeURIComponent(item.image_id);
+      const fill = Number(slider.value);
       try {
-        if (kind === 'save') await api(`/api/images/${id}/label`, { method: 'POST', body: { fill: Number(slider.value) / 100 } });
+        if (kind === 'save') await api(`/api/images/${id}/label`, { method: 'POST', body: { fill: fill / 100 } });
         else if (kind === 'unusable') await api(`/api/images/${id}/label`, { method: 'POST', body: { fill: null, unusable: true } });
         else await api(`/api/images/${id}/skip`, { method: 'POST' });
       } catch (err) {
@@ -133,11 +275,21 @@ export default {
         return;
       }
       saving = false;
+      const again = Boolean(back);
       if (kind !== 'skip') {
-        done += 1;
-        flash(kind === 'save' ? `Saved ${item.bin_id}: ${slider.value}% full.` : `Marked ${item.bin_id} unusable.`);
+        if (!again || cur.kind === 'skip') done += 1;
+        flash(kind === 'save' ? `Saved ${item.bin_id}: ${fill}% full.` : `Marked ${item.bin_id} unusable.`);
         loadStats();
+        refCache.delete(item.bin_id);
       }
+      if (again) {
+        Object.assign(cur, { kind, fill });
+        back -= 1;
+        showCurrent();
+        return;
+      }
+      history.push({ item, kind, fill });
+      if (waiting !== null) waiting = Math.max(0, waiting - 1);
       index += 1;
       if (index >= queue.length) await loadQueue();
       else showCurrent();
@@ -146,6 +298,7 @@ export default {
     saveBtn.addEventListener('click', () => act('save'));
     skipBtn.addEventListener('click', () => act('skip'));
     unusableBtn.addEventListener('click', () => act('unusable'));
+    prevBtn.addEventListener('click', goBack);
 
     function onKey(e) {
       if (e.ctrlKey || e.metaKey || e.altKey || work.hidden) return;
@@ -161,6 +314,8 @@ export default {
       }
       if (e.key === 's' || e.key === 'S') { e.preventDefault(); act('skip'); return; }
       if (e.key === 'u' || e.key === 'U') { e.preventDefault(); act('unusable'); return; }
+      if (e.key === 'b' || e.key === 'B') { e.preventDefault(); goBack(); return; }
+      if (e.key === 'z' || e.key === 'Z') { e.preventDefault(); zoom.next(); return; }
       const next = keyToFill(e.key, Number(slider.value));
       if (next !== null) {
         e.preventDefault();
@@ -175,6 +330,7 @@ export default {
       alive = false;
       document.removeEventListener('keydown', onKey);
       if (imageUrl) URL.revokeObjectURL(imageUrl);
+      for (const url of refUrls) URL.revokeObjectURL(url);
     };
   },
 };
