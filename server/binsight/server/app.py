@@ -52,6 +52,13 @@ def create_app(state: AppState) -> FastAPI:
         def web_page() -> FileResponse:
             return FileResponse(index, media_type="text/html")
 
+        # The service worker that keeps the page usable offline must be served from "/" to control it.
+        worker = state.web_dir / "sw.js"
+
+        @app.get("/sw.js", include_in_schema=False)
+        def service_worker() -> FileResponse:
+            return FileResponse(worker, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
     else:
 
         @app.get("/", include_in_schema=False)

@@ -50,6 +50,9 @@ export async function api(path, { method = 'GET', body, blob = false, signal } =
     }
     throw new ApiError(res.status, message);
   }
+  // The service worker answered from its saved copy (no network): tell the page, which says so.
+  const cached = res.headers.get('X-Binsight-Cached');
+  window.dispatchEvent(new CustomEvent('binsight:data', { detail: { path, cachedAt: cached === null ? null : Number(cached) } }));
   if (blob) return res.blob();
   if (res.status === 204) return null;
   const text = await res.text();

@@ -2,6 +2,7 @@
 import { api } from './api.js';
 import { can, clearToken, getToken, setToken } from './auth.js';
 import { clearFlash, flash, h, replace } from './dom.js';
+import { shortDateTime } from './format.js';
 import camerasView from './views/cameras.js';
 import labelView from './views/label.js';
 import mapView from './views/map.js';
@@ -97,7 +98,31 @@ async function signIn(token, interactive = false) {
   if (interactive) $('main').focus();
 }
 
+/** The service worker keeps the page and the last bins and plans for use without a connection. */
+function offlineSupport() {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register('/sw.js')
+    .then(() => navigator.serviceWorker.ready)
+    .then((reg) => reg.active && reg.active.postMessage({
+      type: 'binsight:keep', urls: performance.getEntriesByType('resource').map((r) => r.name),
+    }))
+    .catch((err) => console.warn('no offline copy:', err.message));
+  const note = $('offline-note');
+  window.addEventListener('binsight:data', (e) => {
+    const { cachedAt } = e.detail;
+    if (cachedAt === null) { note.hidden = true; return; }
+    note.textContent = `No connection: showing data saved ${cachedAt ? shortDateTime(cachedAt) : 'earlier'}. It may be out of date.`;
+    note.hidden = false;
+  });
+}
+
+function forgetSaved() {
+  const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+  if (worker) worker.postMessage('binsight:forget');
+}
+
 function start() {
+  offlineSupport();
   $('login-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const token = $('token').value.trim();
@@ -109,6 +134,7 @@ function start() {
   });
   $('logout').addEventListener('click', () => {
     clearToken();
+    forgetSaved();
     showLogin('Signed out.');
   });
   window.addEventListener('hashchange', route);
