@@ -185,3 +185,25 @@ def test_an_error_goes_when_the_page_changes(page: Any, site: Seeded) -> None:
     page.click("#nav a[data-view='map']")
     page.wait_for_selector("[data-bin]")
     assert not page.locator("#flash").is_visible()
+
+
+def test_route_lines_follow_the_road_when_the_plan_has_paths(page: Any, site: Seeded) -> None:
+    """A stop's ``path`` (OSRM's road from the stop before) bends the line; without one it is straight."""
+    out = _module(
+        page,
+        site,
+        "mapview.js",
+        """const host = document.createElement('div'); host.style.cssText = 'width:600px;height:400px';
+        document.body.append(host);
+        const map = new m.MapView(host, {label: 'test'});
+        const stops = [{id: 'd', kind: 'depot', lat: 52.37, lon: 4.89},
+                       {id: 'b', kind: 'bin', lat: 52.38, lon: 4.90,
+                        path: [[52.37, 4.89], [52.376, 4.893], [52.38, 4.90]]}];
+        map.setRoutes([{truck: 't', stops}]);
+        const bent = map.el.querySelector('.route-line').getAttribute('d').split('L').length;
+        map.setRoutes([{truck: 't', stops: stops.map(({path, ...s}) => s)}]);
+        const straight = map.el.querySelector('.route-line').getAttribute('d').split('L').length;
+        map.destroy();
+        return [bent, straight];""",
+    )
+    assert out == [3, 2]

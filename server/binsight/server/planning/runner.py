@@ -81,6 +81,10 @@ class PlanRunner:
             return
         # Bins the server left out of the problem are shown with the solver's own skips.
         result["skipped"] = [*result.get("skipped", []), *excluded]
+        # With OSRM configured, the stops get the roads between them (the maps draw those).
+        from binsight.server.routing.geometry import attach_paths
+
+        attach_paths(problem.get("distance") or {}, result)
         self._finish(plan_id, "done", None, result)
 
     def _finish(self, plan_id: str, status: str, error: str | None, result: dict[str, Any] | None) -> None:
