@@ -85,3 +85,25 @@ def test_image_ids_beyond_64_bits_are_422(api: Api) -> None:
             else:
                 assert r.status_code == 422, (path, image_id, r.status_code, r.text)
                 assert ("less" if image_id > 0 else "greater") + " than or equal to" in r.text
+
+
+def test_queue_size_and_reference_images(api: Api) -> None:
+    """The queue's true size per user; the site's labelled images nearest empty and nearest full."""
+    ids = _seed(api)  # queue order: ids[0] and ids[2] are bin L1's (site west), ids[1] is L2's
+    assert api.get("/api/labels/queue/size", "labeller").json() == {"waiting": 3}
+    assert api.get("/api/labels/references?bin_id=L1", "labeller").json() == {
+        "site": "west",
+        "empty": None,
+        "full": None,
+    }
+    api.post(f"/api/images/{ids[0]}/label", "labeller", json={"fill": 0.9})
+    api.post(f"/api/images/{ids[1]}/skip", "labeller")
+    assert api.get("/api/labels/queue/size", "labeller").json() == {"waiting": 1}
+    assert api.get("/api/labels/queue/size", "admin").json() == {"waiting": 2}  # skips are per user
+    one = api.get("/api/labels/references?bin_id=L1", "operator").json()
+    assert one["empty"]["image_id"] == ids[0] and one["full"] is None  # one example: no pair yet
+    api.post(f"/api/images/{ids[2]}/label", "admin", json={"fill": 0.1})
+    refs = api.get("/api/labels/references?bin_id=L1", "labeller").json()
+    assert refs["empty"] == {"image_id": ids[2], "bin_id": "L1", "fill": 0.1}
+    assert refs["full"] == {"image_id": ids[0], "bin_id": "L1", "fill": 0.9}
+    assert api.get("/api/labels/references?bin_id=nope", "labeller").status_code == 404
