@@ -309,3 +309,23 @@ def wait_until(fn: Any, timeout: float = 20.0, what: str = "condition") -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def finished_plan(site: Seeded) -> dict[str, Any]:
+    """The latest plan once finished, planning one (2 s limit) when there is none: a test that needs a
+    plan must not leave one running, or the next test's plan waits behind it."""
+    import httpx
+
+    r = httpx.get(
+        site.base_url + "/api/plans/latest", headers={"Authorization": f"Bearer {site.tokens['operator']}"}
+    )
+    if r.status_code != 200:
+        site.api("/api/plans", "operator", method="POST", body={"time_limit_s": 2})
+
+    def done() -> dict[str, Any] | None:
+        plan = site.api("/api/plans/latest", "operator")
+        return dict(plan) if plan["status"] != "running" else None
+
+    plan = wait_until(done, timeout=60, what="a finished plan")
+    assert plan["status"] == "done", plan.get("error")
+    return dict(plan)

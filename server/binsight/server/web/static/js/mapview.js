@@ -73,11 +73,13 @@ export function offsetLine(points, d) {
 
 /**
  * Where to draw round badges of radius r for points [[x, y]] so that none covers another: each
- * keeps its place when free, else moves to the first free spot on rings around it. Returns [[x, y]].
+ * keeps its place when free, else moves to the first free spot on rings around it; `obstacles` (other
+ * markers, e.g. depots) are kept clear too. Returns [[x, y]].
  */
-export function placeBadges(points, r) {
+export function placeBadges(points, r, obstacles = []) {
   const placed = [];
-  const free = (x, y) => placed.every(([px, py]) => Math.hypot(px - x, py - y) >= 2 * r + 1);
+  const taken = (x, y) => obstacles.some(([ox, oy]) => Math.hypot(ox - x, oy - y) < 2 * r + 3);
+  const free = (x, y) => !taken(x, y) && placed.every(([px, py]) => Math.hypot(px - x, py - y) >= 2 * r + 1);
   for (const [x, y] of points) {
     let spot = free(x, y) ? [x, y] : null;
     for (let ring = 1; !spot && ring <= 4; ring += 1) {
@@ -545,9 +547,16 @@ export class MapView {
       if (offline) crosses += `M${(x - d).toFixed(1)},${(y - d).toFixed(1)}l${2 * d},${2 * d}m0,${-2 * d}l${-2 * d},${2 * d}`;
       if (bin.id === this.selectedId) selected = [x, y, r + 5];
     };
+    // Bins that are route stops lie under their numbered badge: drawn plainly, never in a cluster
+    // (a cluster's count beside stop numbers would read as one).
+    const stopIds = new Set(this.routes.flatMap((rt) => rt.stops.filter((p) => p.kind === 'bin').map((p) => p.id)));
+    for (const bin of this.bins) {
+      const at = stopIds.has(bin.id) && visible(bin);
+      if (at) dot(bin, at.x, at.y);
+    }
     // Faded bins (e.g. not on the shown routes) go underneath, and cluster only among themselves.
     for (const faded of [true, false]) {
-      const pts = this.bins.filter((b) => Boolean(b.faded) === faded && !(spread && spread.ids.has(b.id)))
+      const pts = this.bins.filter((b) => Boolean(b.faded) === faded && !stopIds.has(b.id) && !(spread && spread.ids.has(b.id)))
         .map(visible).filter(Boolean);
       for (const g of clusterPoints(pts, 2 * r + 4)) {
         if (g.items.length === 1) { dot(g.items[0], g.x, g.y); continue; }
@@ -608,7 +617,8 @@ export class MapView {
         badges.push({ truck: route.truck, id: p.id, n, color, at: this.toScreen(p.lat, p.lon) });
       }
     });
-    const spots = placeBadges(badges.map((b) => b.at), STOP_R);
+    const places = this.places.filter((p) => Number.isFinite(p.lat) && Number.isFinite(p.lon)).map((p) => this.toScreen(p.lat, p.lon));
+    const spots = placeBadges(badges.map((b) => b.at), STOP_R, places);
     let leaders = '';
     badges.forEach((b, k) => {
       const [x, y] = spots[k];

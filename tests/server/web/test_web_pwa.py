@@ -1,11 +1,12 @@
-"""Issue #18, offline: a service worker keeps the page and the last bins and plans, so a phone that
+"""Issue #18, offline (a progressive web app; named to run after test_web_plan, which expects to
+make the first plan): a service worker keeps the page and the last bins and plans, so a phone that
 loses its connection still shows them, and the page says the data is saved, not live."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from web_support import Seeded, shot, signed_in
+from web_support import Seeded, finished_plan, shot, signed_in
 
 SHOTS = "/tmp/shots-c"
 
@@ -37,7 +38,7 @@ def test_map_offline_on_a_phone(phone: Any, site: Seeded) -> None:
 
 def test_plan_offline(page: Any, site: Seeded) -> None:
     """The last fetched plan answers offline too (the worker saves /api/plans reads)."""
-    site.api("/api/plans", "operator", method="POST", body={})
+    finished_plan(site)
     _go_offline_and_reload(page, site, "plan", "#plan-status:not(:empty)")
     page.locator("#offline-note").wait_for(state="visible")
     page.screenshot(path=f"{SHOTS}/plan-offline.png")
