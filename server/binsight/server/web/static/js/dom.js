@@ -103,5 +103,6 @@ export function keepFocus(host, rowAttr, render) {
   if (key === null || index < 0) return;
   const again = [...host.querySelectorAll(`[${rowAttr}]`)].find((r) => r.getAttribute(rowAttr) === key);
   const target = again && again.querySelectorAll('button, a[href], input, select')[index];
-  if (target) target.focus();
+  // A refresh must not scroll the page: the user may be looking elsewhere (e.g. at the map).
+  if (target) target.focus({ preventScroll: true });
 }

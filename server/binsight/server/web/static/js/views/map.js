@@ -154,15 +154,25 @@ export default {
       replace(detailsBody, detailsOf(bin));
       details.classList.add('open');
       // Show the details where the user is looking: a sheet on phones; on a narrow screen, scrolled to.
-      if (!phone.matches) {
+      if (phone.matches) {
+        keepAboveSheet(bin);
+      } else {
         const r = details.getBoundingClientRect();
         if (r.top > window.innerHeight || r.bottom < 0) details.scrollIntoView({ block: 'nearest' });
       }
     }
 
+    /** On a phone, scroll so the tapped bin is not under the sheet: midway in the space above it. */
+    function keepAboveSheet(bin) {
+      if (!Number.isFinite(bin.lat) || !Number.isFinite(bin.lon)) return;
+      const sheetTop = details.getBoundingClientRect().top;
+      const y = map.svg.getBoundingClientRect().top + map.toScreen(bin.lat, bin.lon)[1];
+      if (y > sheetTop - 24 || y < 0) window.scrollBy(0, y - sheetTop / 2);
+    }
+
     function pick(bin) {
-      choose(bin);
       if (Number.isFinite(bin.lat) && Number.isFinite(bin.lon)) map.centerOn(bin.lat, bin.lon);
+      choose(bin);
     }
 
     function renderUrgent(shown) {
