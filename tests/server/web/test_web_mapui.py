@@ -149,7 +149,7 @@ def test_phone_details_in_a_sheet_and_a_compact_header(phone: Any, site: Seeded)
     assert "nrd-01" in sheet.inner_text()
     # The tapped bin stays in sight above the sheet.
     dot = phone.locator("circle[data-bin='nrd-01']").bounding_box()
-    assert dot is not None and 0 <= dot["y"] and dot["y"] + dot["height"] <= box["y"], (dot, box)
+    assert dot is not None and dot["y"] >= 0 and dot["y"] + dot["height"] <= box["y"], (dot, box)
     _shot(phone, "phone-sheet")
     # A bin picked in the list far down the page: its details show in the sheet, the map scrolls to it.
     phone.locator("[data-bin-row='ctr-06'] button").click()
@@ -157,7 +157,7 @@ def test_phone_details_in_a_sheet_and_a_compact_header(phone: Any, site: Seeded)
     phone.wait_for_timeout(500)  # the list redraws after the map moved: it must not scroll the page back
     dot = phone.locator("circle[data-bin='ctr-06']").bounding_box()
     top = sheet.bounding_box()
-    assert dot is not None and top is not None and 0 <= dot["y"] and dot["y"] + dot["height"] <= top["y"]
+    assert dot is not None and top is not None and dot["y"] >= 0 and dot["y"] + dot["height"] <= top["y"]
     _shot(phone, "phone-sheet-from-list")
     phone.click(".sheet-close")
     sheet.wait_for(state="hidden")
