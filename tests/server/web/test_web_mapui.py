@@ -54,16 +54,20 @@ def test_bins_in_view_lists_only_the_bins_on_screen(page: Any, site: Seeded) -> 
     page.focus(".map-svg")
     for _ in range(4):
         page.keyboard.press("+")
-    page.wait_for_function(f"document.querySelectorAll('[data-bin-row]').length < {len(site.bins)}")
-    rows = page.eval_on_selector_all("[data-bin-row]", "els => els.map(e => e.dataset.binRow)")
-    drawn = page.evaluate(
-        """() => { const r = document.querySelector('.map-svg').getBoundingClientRect();
+    drawn_js = """() => { const r = document.querySelector('.map-svg').getBoundingClientRect();
         return [...document.querySelectorAll('circle[data-bin]')].filter(c => {
           const b = c.getBoundingClientRect();
           const x = b.x + b.width / 2 - r.x, y = b.y + b.height / 2 - r.y;
-          return x >= 0 && y >= 0 && x <= r.width && y <= r.height; }).map(c => c.dataset.bin); }"""
-    )
-    assert "ctr-01" in rows and sorted(rows) == sorted(drawn)
+          return x >= 0 && y >= 0 && x <= r.width && y <= r.height; }).map(c => c.dataset.bin).sort(); }"""
+    rows_js = "() => [...document.querySelectorAll('[data-bin-row]')].map(e => e.dataset.binRow).sort()"
+
+    def settled() -> list[str] | None:
+        # Zooming redraws the map a frame at a time and the list a moment after: compare once both rest.
+        rows, drawn = page.evaluate(rows_js), page.evaluate(drawn_js)
+        return rows if rows == drawn and len(rows) < len(site.bins) else None
+
+    rows = wait_until(settled, what="the list to hold exactly the bins on screen")
+    assert "ctr-01" in rows
     assert f"of {len(site.bins)}" in page.inner_text("#list-title")
     _shot(page, "map-in-view", full_page=True)
 
