@@ -222,3 +222,39 @@ def test_route_lines_follow_the_road_when_the_plan_has_paths(page: Any, site: Se
         return [bent, straight];""",
     )
     assert out == [3, 2]
+
+
+def test_bins_at_one_spot_spread_on_a_ring(page: Any, site: Seeded) -> None:
+    """A cluster no zoom can split (three bins at one address) opens into a ring of its bins."""
+    out = _module(
+        page,
+        site,
+        "mapview.js",
+        """const host = document.createElement('div'); host.style.cssText = 'width:600px;height:400px';
+        document.body.append(host);
+        const picked = [];
+        const map = new m.MapView(host, {label: 'test', onSelect: (b) => picked.push(b.id)});
+        map.setBins(['a', 'b', 'c'].map((id, i) => ({id, lat: 52.37, lon: 4.89, fill: 0.3 * i,
+                                                     online: true})));
+        map.fitAll();
+        const count = (sel) => map.el.querySelectorAll(sel).length;
+        const before = [count('[data-cluster]'), count('circle[data-bin]')];
+        const click = (el) => {
+          const r = el.getBoundingClientRect();
+          const at = {clientX: r.x + r.width / 2, clientY: r.y + r.height / 2, bubbles: true, pointerId: 1,
+                      pointerType: 'mouse', button: 0};
+          el.dispatchEvent(new PointerEvent('pointerdown', at));
+          el.dispatchEvent(new PointerEvent('pointerup', at));
+        };
+        click(map.el.querySelector('[data-cluster] circle'));
+        const dots = [...map.el.querySelectorAll('circle[data-bin]')];
+        const spread = dots.map((d) => [Number(d.getAttribute('cx')), Number(d.getAttribute('cy'))]);
+        click(dots[1]);
+        const result = {before, after: dots.length, spokes: map.el.querySelectorAll('.bin-spokes').length,
+                        apart: Math.hypot(spread[0][0] - spread[1][0], spread[0][1] - spread[1][1]), picked};
+        map.destroy();
+        return result;""",
+    )
+    assert out["before"] == [1, 0]
+    assert out["after"] == 3 and out["spokes"] == 1 and out["apart"] >= 14
+    assert out["picked"] == ["b"]
