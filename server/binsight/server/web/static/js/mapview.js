@@ -617,7 +617,14 @@ export class MapView {
         badges.push({ truck: route.truck, id: p.id, n, color, at: this.toScreen(p.lat, p.lon) });
       }
     });
-    const places = this.places.filter((p) => Number.isFinite(p.lat) && Number.isFinite(p.lon)).map((p) => this.toScreen(p.lat, p.lon));
+    // Depots and disposal sites, and their names (about 7 px a letter, from 14 px right of the marker).
+    const places = [];
+    for (const p of this.places.filter((q) => Number.isFinite(q.lat) && Number.isFinite(q.lon))) {
+      const [x, y] = this.toScreen(p.lat, p.lon);
+      places.push([x, y]);
+      const width = 7 * String(p.label || p.id).length;
+      for (let dx = 18; dx < 14 + width; dx += 8) places.push([x + dx, y]);
+    }
     const spots = placeBadges(badges.map((b) => b.at), STOP_R, places);
     let leaders = '';
     badges.forEach((b, k) => {
