@@ -1,4 +1,4 @@
-"""``/api/plans``: plan routes in the background, read the latest, export it."""
+"""``/api/plans``: plan routes in the background, read the latest, export it, publish it for drivers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
 from binsight.server.planning.day_problem import PlanningError, PlanRequest, build_problem
 from binsight.server.planning.exports import to_csv, to_geojson, to_gpx
+from binsight.server.planning.publish import PublishError, idle_trucks, plan_day, publish, unpublish
 from binsight.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])
@@ -32,6 +33,10 @@ def _out(p: Plan) -> PlanOut:
         created_by=p.created_by,
         request=p.request,
         result=p.result,
+        service_day=plan_day(p),
+        published_at=p.published_at,
+        published_by=p.published_by,
+        idle_trucks=idle_trucks(p) if p.status == "done" else [],
     )
 
 
@@ -80,6 +85,29 @@ def _get(state: AppState, plan_id: str) -> Plan:
 @router.get("/{plan_id}", response_model=PlanOut)
 def get_plan(plan_id: str, _who: Operator, state: State) -> PlanOut:
     return _out(_get(state, plan_id))
+
+
+@router.post("/{plan_id}/publish", response_model=PlanOut)
+def publish_plan(plan_id: str, who: Operator, state: State) -> PlanOut:
+    """Publish (lock) a finished plan for its day: drivers follow it; it replaces the day's earlier one."""
+    with state.sessions() as s, s.begin():
+        try:
+            p = publish(s, plan_id, who.name)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except PublishError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return _out(p)
+
+
+@router.post("/{plan_id}/unpublish", response_model=PlanOut)
+def unpublish_plan(plan_id: str, _who: Operator, state: State) -> PlanOut:
+    """Withdraw a published plan: its drivers are told that no plan is published for the day."""
+    with state.sessions() as s, s.begin():
+        try:
+            return _out(unpublish(s, plan_id))
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
 
 
 @router.get("/{plan_id}/problem")

@@ -66,6 +66,7 @@ class PlanRunner:
                     created_by=created_by,
                     request=request,
                     problem=problem,
+                    service_day=str(problem.get("name", ""))[:10] or None,
                 )
             )
         return plan_id, self._pool.submit(self._run, plan_id, problem, excluded, time_limit_s)
