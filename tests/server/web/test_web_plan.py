@@ -124,6 +124,10 @@ def test_phone_manifest_is_readable(phone: Any, site: Seeded, planned: dict[str,
     assert size >= 16
     box = first_bin.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    # The stops come before the plan picker, the exports and the map (issue #18: drivers scrolled past them).
+    for other in (".plan-tools", ".map-host-plan"):
+        other_box = phone.locator(other).bounding_box()
+        assert other_box is not None and box["y"] < other_box["y"], other
     phone.locator(f".manifest[data-truck='{truck}']").scroll_into_view_if_needed()
     shot(phone, "phone-manifest")
     shot(phone, "phone-manifest-full", full_page=True)

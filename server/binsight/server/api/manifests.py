@@ -16,7 +16,9 @@ from binsight.server.db.models import Plan
 from binsight.server.planning.publish import (
     PublishError,
     StopStatus,
+    idle_trucks,
     manifest,
+    plan_day,
     published_plan,
     record_stop,
     stop_history,
@@ -49,6 +51,21 @@ def _published(state: AppState, s: Any, day: str | None) -> Plan:
         when = f"for {day}" if day else "for today or later"
         raise HTTPException(404, f"no plan is published {when}: the dispatcher publishes the day's plan")
     return plan
+
+
+@router.get("/api/manifests")
+def published_summary(who: Reader, state: State, date: str | None = None) -> dict[str, Any]:
+    """Which plan is published for ``date`` (default: the first published day from today) and its trucks."""
+    with state.sessions() as s:
+        plan = _published(state, s, date)
+        return {
+            "plan_id": plan.id,
+            "service_day": plan_day(plan),
+            "published_at": plan.published_at,
+            "published_by": plan.published_by,
+            "trucks": [str(t.get("id")) for t in (plan.problem or {}).get("trucks", [])],
+            "idle_trucks": idle_trucks(plan),
+        }
 
 
 @router.get("/api/manifests/{truck}")

@@ -1,0 +1,125 @@
+"""Publishing a plan, and a driver's manifest of the published plan on a phone (issue #18)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from web_support import Seeded, login, shot, signed_in, wait_until
+
+PHONE_HEIGHT = 844
+
+
+def _plan(site: Seeded, trucks: list[str]) -> dict[str, Any]:
+    started = site.api(
+        "/api/plans", "operator", "POST", {"time_limit_s": 2, "trucks": trucks, "threshold": 1.0}
+    )
+    for _ in range(200):
+        plan = site.api(f"/api/plans/{started['id']}", "operator")
+        if plan["status"] != "running":
+            assert plan["status"] == "done", plan["error"]
+            return plan
+        time.sleep(0.2)
+    raise AssertionError("plan did not finish")
+
+
+@pytest.fixture(scope="module")
+def published(site: Seeded) -> dict[str, Any]:
+    """A truck-1-only plan, published through the API; then a newer plan nobody published."""
+    plan = _plan(site, ["truck-1"])
+    site.api(f"/api/plans/{plan['id']}/publish", "operator", "POST")
+    newer = _plan(site, ["truck-1", "truck-2"])
+    return {"plan": plan, "newer": newer}
+
+
+def test_publish_from_the_plan_page(page: Any, site: Seeded, published: dict[str, Any]) -> None:
+    """The plan page names the plan's real day, shows it unpublished, and publishes it on a click."""
+    newer = published["newer"]
+    signed_in(page, site, "operator", "plan")
+    page.wait_for_selector("#plan-publish")
+    day = newer["service_day"]
+    assert "next day" not in page.inner_text("#p-history")
+    assert f"for {day}" in page.inner_text("#p-history")
+    assert "PUBLISHED" in page.inner_text("#p-history")  # the earlier plan, published
+    title = page.inner_text("#plan-title")
+    assert title.startswith("Plan for ") and "next service day" not in title and day[:4] in title
+    assert "Not published" in page.inner_text(".plan-publish")
+    shot(page, "plan-unpublished")
+    page.click("#plan-publish")
+    page.wait_for_selector("#plan-published")
+    assert "olga" in page.inner_text("#plan-published")
+    assert site.api(f"/api/plans/{newer['id']}", "operator")["published_at"]
+    assert site.api(f"/api/plans/{published['plan']['id']}", "operator")["published_at"] is None
+    shot(page, "plan-published")
+    # Put the truck-1-only plan back for the driver tests.
+    page.click("#plan-unpublish")
+    page.wait_for_selector("#plan-publish")
+    site.api(f"/api/plans/{published['plan']['id']}/publish", "operator", "POST")
+
+
+def test_truck_without_route_is_said_so(page: Any, site: Seeded, published: dict[str, Any]) -> None:
+    """#/plan/truck-2 on a plan without truck-2 says so and shows no other truck's manifest."""
+    signed_in(page, site, "operator", "plan/truck-2")
+    page.wait_for_selector("#p-history option", state="attached")
+    page.select_option("#p-history", published["plan"]["id"])
+    page.wait_for_selector("#plan-truck-none:has-text('its trucks: truck-1')")
+    assert "truck-2 has no route in this plan" in page.inner_text("#plan-truck-none")
+    assert page.locator(".manifest").count() == 0
+    shot(page, "plan-truck-none")
+
+
+def test_driver_signs_in_to_the_published_manifest(
+    phone: Any, site: Seeded, published: dict[str, Any]
+) -> None:
+    """A driver's token opens truck-1's published manifest: stop 1 in the first screen, names, navigate."""
+    plan = published["plan"]
+    login(phone, site, "driver")
+    phone.wait_for_selector(".stops")
+    assert phone.url.endswith("#/manifest")
+    assert phone.locator("#nav a").all_inner_texts() == ["Manifests"]
+    route = next(r for r in plan["result"]["routes"] if r["truck"] == "truck-1")
+    bins = [s["id"] for s in route["stops"] if s["kind"] == "bin"]
+    assert phone.eval_on_selector_all(".stop-bin", "els => els.map(e => e.dataset.stop)") == bins
+    assert "truck-1" in phone.inner_text("#manifest-title")
+    first = phone.locator(".stop-bin").first
+    box = first.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= PHONE_HEIGHT, box  # no scrolling to stop 1
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    name = first.locator(".stop-name").inner_text()
+    assert name and name != bins[0]  # the bin's name, its id below
+    assert bins[0] in first.locator(".stop-sub").inner_text()
+    assert first.locator(".stop-nav").get_attribute("href").startswith("geo:")
+    # No card's name runs into its ETA (the disposal row was the one that did).
+    overlaps = phone.evaluate(
+        """() => [...document.querySelectorAll('.stop')].filter((li) => {
+          const a = li.querySelector('.stop-name').getBoundingClientRect();
+          const b = li.querySelector('.stop-eta').getBoundingClientRect();
+          return a.right > b.left + 0.5 && a.bottom > b.top && b.bottom > a.top;
+        }).map((li) => li.dataset.stop)"""
+    )
+    assert overlaps == []
+    shot(phone, "driver-manifest")
+
+    first.locator(".stop-btn-done").click()
+    phone.wait_for_selector(f".stop[data-stop='{bins[0]}'] .stop-report-done")
+    assert "by dan" in phone.inner_text(f".stop[data-stop='{bins[0]}'] .stop-report")
+    reports = wait_until(
+        lambda: site.api(f"/api/stop-reports?plan_id={plan['id']}", "operator"), what="stop report stored"
+    )
+    assert [(r["bin_id"], r["status"], r["by"]) for r in reports][-1] == (bins[0], "done", "dan")
+    shot(phone, "driver-manifest-done", full_page=True)
+
+
+def test_driver_cannot_open_the_plan(page: Any, site: Seeded, published: dict[str, Any]) -> None:
+    """The plan page is not offered to a driver, and its API refuses the driver's token."""
+    signed_in(page, site, "driver", "plan")
+    page.wait_for_selector(".stops")
+    assert page.locator("#plan-btn").count() == 0
+    page.expect_errors = True
+    status = page.evaluate(
+        """t => fetch('/api/plans/latest', {headers: {Authorization: 'Bearer ' + t}}).then(r => r.status)""",
+        site.tokens["driver"],
+    )
+    assert status == 403
+    shot(page, "driver-desktop")
