@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
+from binsight.server.planning.explain import explain_skips
 
 __all__ = ["PlanRunner", "Planner", "routing_planner"]
 
@@ -80,8 +81,9 @@ class PlanRunner:
             logger.exception("plan %s failed", plan_id)
             self._finish(plan_id, "failed", f"{type(exc).__name__}: {exc}", None)
             return
-        # Bins the server left out of the problem are shown with the solver's own skips.
-        result["skipped"] = [*result.get("skipped", []), *excluded]
+        # Bins the server left out of the problem are shown with the solver's own skips, whose
+        # "no capacity or time left" claims are checked against the routes (planning.explain).
+        result["skipped"] = [*explain_skips(problem, result), *excluded]
         self._finish(plan_id, "done", None, result)
 
     def _finish(self, plan_id: str, status: str, error: str | None, result: dict[str, Any] | None) -> None:
