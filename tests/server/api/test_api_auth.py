@@ -29,6 +29,7 @@ ENDPOINTS = [
     ("GET", "/api/plans/x/problem", {"operator"}),
     ("POST", "/api/plans/x/publish", {"operator"}),
     ("POST", "/api/plans/x/unpublish", {"operator"}),
+    ("POST", "/api/plans/x/move", {"operator"}),
     ("GET", "/api/manifests/truck-1", {"operator", "driver"}),
     ("POST", "/api/manifests/truck-1/stops/x", {"operator", "driver"}),
     ("GET", "/api/stop-reports", {"operator"}),

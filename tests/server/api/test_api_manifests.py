@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from server_helpers import Api
@@ -165,3 +166,60 @@ def test_token_admin_routes(api: Api) -> None:
     assert new["id"] not in {t["id"] for t in api.get("/api/tokens").json()}
     assert new["id"] in {t["id"] for t in api.get("/api/tokens", params={"include_revoked": True}).json()}
     assert api.post("/api/tokens/9999/revoke").status_code == 404
+
+
+def test_move_a_bin_to_another_truck(api: Api) -> None:
+    """The bin leaves its route for the other truck's; both are re-timed; the edit is a new plan."""
+    _seed(api)
+    plan = _plan(api, trucks=["truck-1", "truck-2"])
+    by_truck = {r["truck"]: _bin_stops(r) for r in plan["result"]["routes"]}
+    source = next(t for t, stops in by_truck.items() if stops)
+    target = "truck-2" if source == "truck-1" else "truck-1"
+    moving = by_truck[source][0]
+    r = api.post(f"/api/plans/{plan['id']}/move", "operator", json={"bin_id": moving, "truck": target})
+    assert r.status_code == 201, r.text
+    edited = r.json()
+    assert edited["id"] != plan["id"] and edited["request"]["edit_of"] == plan["id"]
+    routes = {x["truck"]: x for x in edited["result"]["routes"]}
+    assert moving in _bin_stops(routes[target]) and moving not in _bin_stops(
+        routes.get(source, {"stops": []})
+    )
+    assert routes[target]["stops"][0]["kind"] == "depot" and routes[target]["stops"][-1]["kind"] == "depot"
+    assert edited["result"]["engine"] == "manual" and edited["result"]["violations"] == []
+    # The solver's plan is unchanged.
+    assert moving in _bin_stops(
+        next(
+            x for x in api.get(f"/api/plans/{plan['id']}").json()["result"]["routes"] if x["truck"] == source
+        )
+    )
+    # Unknown truck or bin, a bin already there, a published plan: 409 naming the problem.
+    r = api.post(f"/api/plans/{edited['id']}/move", json={"bin_id": moving, "truck": "truck-9"})
+    assert r.status_code == 409 and "truck-9" in r.json()["detail"]
+    r = api.post(f"/api/plans/{edited['id']}/move", json={"bin_id": moving, "truck": target})
+    assert r.status_code == 409 and "already on" in r.json()["detail"]
+    api.post(f"/api/plans/{edited['id']}/publish")
+    r = api.post(f"/api/plans/{edited['id']}/move", json={"bin_id": moving, "truck": source})
+    assert r.status_code == 409 and "published (locked)" in r.json()["detail"]
+
+
+def test_move_that_breaks_capacity_says_so(api: Api, make_config: Any) -> None:
+    """Moving every bin onto one small truck overloads it: 409 lists the violation; allowed when asked."""
+    _seed(api)
+    plan = _plan(api, trucks=["truck-1", "truck-2"])
+    with api.sessions() as s, s.begin():
+        p = s.get(Plan, plan["id"])
+        assert p is not None and p.problem is not None
+        problem = dict(p.problem)
+        problem["trucks"] = [{**t, "capacity_l": 1000} for t in problem["trucks"]]
+        p.problem = problem
+    by_truck = {r["truck"]: _bin_stops(r) for r in plan["result"]["routes"]}
+    source = max(by_truck, key=lambda t: len(by_truck[t]))
+    target = "truck-2" if source == "truck-1" else "truck-1"
+    r = api.post(f"/api/plans/{plan['id']}/move", json={"bin_id": by_truck[source][0], "truck": target})
+    assert r.status_code == 409 and "breaks" in r.json()["detail"]
+    assert "capacity" in r.json()["detail"] or "load" in r.json()["detail"]
+    r = api.post(
+        f"/api/plans/{plan['id']}/move",
+        json={"bin_id": by_truck[source][0], "truck": target, "allow_violations": True},
+    )
+    assert r.status_code == 201 and r.json()["result"]["violations"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from binsight.server.api.schemas import PlanAccepted, PlanOut
@@ -13,6 +15,7 @@ from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
 from binsight.server.planning.day_problem import PlanningError, PlanRequest, build_problem
+from binsight.server.planning.edit import EditError, move_bin
 from binsight.server.planning.exports import to_csv, to_geojson, to_gpx
 from binsight.server.planning.publish import PublishError, idle_trucks, plan_day, publish, unpublish
 from binsight.server.state import AppState, get_state
@@ -98,6 +101,56 @@ def publish_plan(plan_id: str, who: Operator, state: State) -> PlanOut:
         except PublishError as exc:
             raise HTTPException(409, str(exc)) from None
         return _out(p)
+
+
+class MoveBin(BaseModel):
+    """``POST /api/plans/{id}/move``: put one bin on another truck's route."""
+
+    model_config = ConfigDict(extra="forbid")
+    bin_id: str = Field(min_length=1, max_length=64)
+    truck: str = Field(min_length=1, max_length=64)
+    allow_violations: bool = Field(
+        default=False, description="save the edit even when it breaks capacity, shift or a window"
+    )
+
+
+@router.post("/{plan_id}/move", status_code=201, response_model=PlanOut)
+def move(plan_id: str, body: MoveBin, who: Operator, state: State) -> PlanOut:
+    """Move a bin to another truck: both routes re-timed and checked; the edit is saved as a new plan.
+
+    409 when the plan is published (locked: withdraw it first), is not finished, or the edit breaks
+    a constraint (the detail lists each) and ``allow_violations`` is not set.
+    """
+    with state.sessions() as s, s.begin():
+        p = s.get(Plan, plan_id)
+        if p is None:
+            raise HTTPException(404, f"no plan {plan_id!r}")
+        if p.published_at is not None:
+            raise HTTPException(409, f"plan {plan_id} is published (locked): withdraw it before editing")
+        if p.status != "done" or p.result is None or p.problem is None:
+            raise HTTPException(409, f"plan {plan_id} is {p.status}, not done")
+        try:
+            result = move_bin(p.problem, p.result, body.bin_id, body.truck)
+        except EditError as exc:
+            raise HTTPException(409, str(exc)) from None
+        if result["violations"] and not body.allow_violations:
+            raise HTTPException(
+                409, f"moving {body.bin_id} to {body.truck} breaks: " + "; ".join(result["violations"])
+            )
+        edited = Plan(
+            id=uuid.uuid4().hex,
+            status="done",
+            created_at=now_ms(),
+            finished_at=now_ms(),
+            created_by=who.name,
+            request={**p.request, "edit_of": p.id, "moved": {"bin_id": body.bin_id, "truck": body.truck}},
+            problem=p.problem,
+            result=result,
+            service_day=plan_day(p),
+        )
+        s.add(edited)
+        s.flush()
+        return _out(edited)
 
 
 @router.post("/{plan_id}/unpublish", response_model=PlanOut)
