@@ -123,3 +123,33 @@ def test_driver_cannot_open_the_plan(page: Any, site: Seeded, published: dict[st
     )
     assert status == 403
     shot(page, "driver-desktop")
+
+
+def test_move_a_bin_to_another_truck(page: Any, site: Seeded, published: dict[str, Any]) -> None:
+    """The dispatcher moves a bin to truck-2; the re-timed plan shows it there, saved as a new plan."""
+    signed_in(page, site, "operator", "plan")
+    page.wait_for_selector("#p-move-bin")
+    shown = page.input_value("#p-history")
+    plan = site.api(f"/api/plans/{shown}", "operator")
+    moving = next(
+        s["id"]
+        for r in plan["result"]["routes"]
+        if r["truck"] == "truck-1"
+        for s in r["stops"]
+        if s["kind"] == "bin"
+    )
+    page.fill("#p-move-bin", moving)
+    page.select_option("#p-move-truck", "truck-2")
+    page.click("#p-move-btn")
+    # A move that breaks the 90-minute shift or the capacity is refused with the reason first.
+    page.wait_for_selector(f".manifest[data-truck='truck-2'] td:text-is('{moving}'), #p-move-anyway")
+    if page.locator("#p-move-anyway").count():
+        assert "breaks" in page.inner_text("#p-move-result")
+        shot(page, "plan-move-refused")
+        page.click("#p-move-anyway")
+        page.wait_for_selector("#plan-violations")
+    page.wait_for_selector(f".manifest[data-truck='truck-2'] td:text-is('{moving}')")
+    assert page.locator(f".manifest[data-truck='truck-1'] td:text-is('{moving}')").count() == 0
+    latest = site.api("/api/plans/latest", "operator")
+    assert latest["request"]["edit_of"] == shown and page.input_value("#p-history") == latest["id"]
+    shot(page, "plan-moved", full_page=True)

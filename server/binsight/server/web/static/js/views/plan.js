@@ -168,6 +168,41 @@ export default {
       }
     }
 
+    // Move one bin to another truck: the server re-times the routes and says what the move breaks.
+    async function moveBin(binId, truck, allowViolations = false) {
+      try {
+        const p = await api(`/api/plans/${encodeURIComponent(plan.id)}/move`,
+          { method: 'POST', body: { bin_id: binId, truck, allow_violations: allowViolations } });
+        requested = true;
+        show(p);
+        const route = (p.result.routes || []).find((r) => r.truck === truck);
+        const back = route ? route.stops[route.stops.length - 1].arrive : '';
+        flash(`Moved ${binId} to ${truck}${back ? `, back at ${back}` : ''}: saved as a new plan.`);
+      } catch (err) {
+        const breaks = err instanceof ApiError && err.status === 409 && err.message.includes('breaks');
+        const out = container.querySelector('#p-move-result');
+        replace(out, `Not moved: ${err.message}`,
+          breaks ? h('button', { type: 'button', class: 'btn', id: 'p-move-anyway', onclick: () => moveBin(binId, truck, true) }, 'Move anyway') : null);
+        out.className = 'status error';
+      }
+    }
+
+    function moveForm(routes) {
+      if (!ctx.can('plan') || plan.published_at) return null;
+      const res = plan.result;
+      const ids = [...(res.included || []), ...(res.skipped || [])].map((x) => x.id).sort();
+      const trucks = [...new Set([...routes.map((r) => r.truck), ...(plan.idle_trucks || [])])];
+      const binIn = h('input', { id: 'p-move-bin', list: 'p-move-bins', spellcheck: 'false', autocomplete: 'off' });
+      const truckIn = h('select', { id: 'p-move-truck' }, trucks.map((t) => h('option', { value: t }, t)));
+      return h('form', { class: 'plan-move no-print', 'aria-label': 'Move a bin to another truck',
+        onsubmit: (e) => { e.preventDefault(); if (binIn.value.trim()) moveBin(binIn.value.trim(), truckIn.value); } },
+      h('datalist', { id: 'p-move-bins' }, ids.map((x) => h('option', { value: x }))),
+      h('div', { class: 'field' }, h('label', { for: 'p-move-bin' }, 'Move bin'), binIn),
+      h('div', { class: 'field' }, h('label', { for: 'p-move-truck' }, 'to truck'), truckIn),
+      h('button', { type: 'submit', class: 'btn', id: 'p-move-btn' }, 'Move and re-time'),
+      h('p', { id: 'p-move-result', class: 'status', role: 'status' }));
+    }
+
     function publishBar() {
       if (!ctx.can('plan')) return null;
       if (plan.published_at) {
@@ -203,9 +238,12 @@ export default {
         h('p', {}, `${routes.length} route${routes.length === 1 ? '' : 's'} · ${(res.included || []).length} bins collected · `
           + `${(res.skipped || []).length} skipped · ${km(totals.km)} · ${litres(totals.l)} collected`
           + `${res.feasible === false ? ' · NOT FEASIBLE' : ''} · planned ${dateTime(plan.created_at)}`),
+        (res.violations || []).length ? h('ul', { id: 'plan-violations', class: 'error' },
+          res.violations.map((v) => h('li', {}, v))) : null,
         idle.size ? h('p', { id: 'plan-idle', class: 'plan-idle' },
           `Idle: ${[...idle].join(', ')} (no stops in this plan)`) : null,
         publishBar(),
+        moveForm(routes),
         missing ? h('p', { id: 'plan-truck-none', class: 'notice' },
           `${missing} has no route in this plan${idle.has(missing) ? ': it stays at the depot' : ` (its trucks: ${truckIds.join(', ') || 'none'})`}. `,
           h('a', { href: `#/manifest/${encodeURIComponent(missing)}` }, `${missing}'s manifest in the published plan`)) : null,
