@@ -90,10 +90,16 @@ def test_driver_signs_in_to_the_published_manifest(
     assert name and name != bins[0]  # the bin's name, its id below
     assert bins[0] in first.locator(".stop-sub").inner_text()
     assert first.locator(".stop-nav").get_attribute("href").startswith("geo:")
-    # No card's name runs into its ETA (the disposal row was the one that did).
+    # No card's name runs into its ETA (the disposal row was the one that did), however long.
+    phone.evaluate(
+        """() => { document.querySelector('.stop-disposal .stop-name, .stop-depot .stop-name')
+                     .textContent = 'Disposal (tip) Afvalverwerking-Westpoort-Noord'; }"""
+    )
     overlaps = phone.evaluate(
         """() => [...document.querySelectorAll('.stop')].filter((li) => {
-          const a = li.querySelector('.stop-name').getBoundingClientRect();
+          const range = document.createRange();  // the text itself, which may overflow its box
+          range.selectNodeContents(li.querySelector('.stop-name'));
+          const a = range.getBoundingClientRect();
           const b = li.querySelector('.stop-eta').getBoundingClientRect();
           return a.right > b.left + 0.5 && a.bottom > b.top && b.bottom > a.top;
         }).map((li) => li.dataset.stop)"""
