@@ -159,3 +159,26 @@ def test_move_a_bin_to_another_truck(page: Any, site: Seeded, published: dict[st
     latest = site.api("/api/plans/latest", "operator")
     assert latest["request"]["edit_of"] == shown and page.input_value("#p-history") == latest["id"]
     shot(page, "plan-moved", full_page=True)
+
+
+def test_driver_is_told_of_a_newly_published_plan(
+    phone: Any, site: Seeded, published: dict[str, Any]
+) -> None:
+    """When the dispatcher publishes another plan, the driver's page says so on its next look."""
+    first, newer = published["plan"], published["newer"]
+    site.api(f"/api/plans/{first['id']}/publish", "operator", "POST")
+    signed_in(phone, site, "driver", "manifest")
+    phone.wait_for_selector(".stops")
+    assert phone.inner_text("#manifest-status") == ""
+    site.api(f"/api/plans/{newer['id']}/publish", "operator", "POST")
+    try:
+        phone.click("#m-refresh")
+        phone.wait_for_selector("#manifest-status:has-text('published a new plan')")
+        routes = [r for r in newer["result"]["routes"] if r["truck"] == "truck-1"]
+        bins = [s["id"] for r in routes for s in r["stops"] if s["kind"] == "bin"]
+        assert phone.eval_on_selector_all(".stop-bin", "els => els.map(e => e.dataset.stop)") == bins
+        if not bins:  # the newer plan leaves truck-1 at the depot: the page says so
+            assert "truck-1 has no route" in phone.inner_text("#manifest-none")
+        shot(phone, "driver-new-plan")
+    finally:
+        site.api(f"/api/plans/{first['id']}/publish", "operator", "POST")

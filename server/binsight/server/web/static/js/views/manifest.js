@@ -11,6 +11,9 @@ const REPORTS = [
   { status: 'blocked', label: 'Blocked' },
   { status: 'overflowing', label: 'Overflowing' },
 ];
+// The dispatcher may publish a new plan during the shift: look again this often (and when the phone
+// wakes up), and say so when the plan changed.
+const REFRESH_MS = 60_000;
 const REPORT_TEXT = { done: 'Done', blocked: 'Blocked', overflowing: 'Overflowing' };
 
 /** "Thursday 4 December 2026" for "2026-12-04" (the plan's own day, not "next day"). */
@@ -107,14 +110,17 @@ export default {
         h('ol', { class: 'stops', 'aria-label': `Stops for ${m.truck}` }, stops.map((x) => stopItem(m.service_day, x))));
     }
 
+    let shownPlan = null;
     async function load() {
-      status.textContent = 'Loading…';
+      if (shownPlan === null) status.textContent = 'Loading…';
       try {
         const m = truck
           ? await api(`/api/manifests/${encodeURIComponent(truck)}`)
           : { ...(await api('/api/manifests')), truck: '', route: null, message: 'Choose a truck to see its stops.' };
         if (!alive) return;
-        status.textContent = '';
+        status.textContent = shownPlan && shownPlan !== m.plan_id
+          ? `The dispatcher published a new plan (${dateTime(m.published_at)}): these are your stops now.` : '';
+        shownPlan = m.plan_id;
         render(m);
       } catch (err) {
         if (!alive) return;
@@ -125,6 +131,9 @@ export default {
       }
     }
     load();
-    return () => { alive = false; };
+    const timer = setInterval(load, REFRESH_MS);
+    const onWake = () => { if (document.visibilityState === 'visible') load(); };
+    document.addEventListener('visibilitychange', onWake);
+    return () => { alive = false; clearInterval(timer); document.removeEventListener('visibilitychange', onWake); };
   },
 };
