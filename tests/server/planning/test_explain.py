@@ -77,9 +77,27 @@ def test_no_time_left_is_said_so() -> None:
     problem = _problem(shift_end="09:15")
     problem["trucks"] = problem["trucks"][:1]
     reason = explain_skips(problem, _result(back="09:15"))[0]["reason"]
-    assert "does not fit its shift (0 min left)" in reason
+    assert "would make the truck late: its shift or a later stop's window leaves 0 min" in reason
 
 
 def test_an_unreadable_problem_keeps_the_planners_reasons() -> None:
     """Checking must never cost the plan: a broken problem leaves the reasons as they were."""
     assert explain_skips({"trucks": []}, _result())[0]["reason"] == CLAIMED
+
+
+def test_a_closing_window_later_on_leaves_no_time() -> None:
+    """Hours left at the end do not help when a later stop's window closes as the truck arrives there."""
+    problem = _problem()
+    problem["trucks"] = problem["trucks"][:1]
+    for b in problem["bins"]:
+        if b["id"] == "b":
+            b["window"] = ["06:00", "06:10"]
+    result = _result()
+    # Only the legs before b (depot->a, a->b) are cheap; b starts at 06:10, as its window closes.
+    result["routes"][0]["stops"][2]["start"] = "06:10"
+    for s in result["routes"][0]["stops"]:
+        s.setdefault("start", s["arrive"])
+    reason = explain_skips(problem, result)[0]["reason"]
+    # Before b the detour would make b miss its window; after b it still fits (b's window is behind).
+    assert "after a" not in reason and "after depot" not in reason
+    assert "after b" in reason

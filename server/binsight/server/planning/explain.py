@@ -37,7 +37,7 @@ class _Leg:
     b: int
     load_l: float  # the most carried from this leg to the next unloading
     capacity_l: float
-    slack_s: float  # shift (and maximum duration) left after the route ends
+    slack_s: float  # how much later the rest of the route may run: shift, maximum duration, windows
 
 
 def _minutes(hhmm: Any) -> float | None:
@@ -114,6 +114,7 @@ def _idle(result: dict[str, Any], spec: Any) -> list[str]:
 
 def _legs(spec: Any, result: dict[str, Any], index: dict[str, int]) -> list[_Leg]:
     trucks = {t.id: t for t in spec.trucks}
+    windows = {b.id: float(b.window[1]) for b in spec.bins if b.window is not None}
     legs: list[_Leg] = []
     for route in result.get("routes", []):
         truck = trucks.get(route.get("truck"))
@@ -129,15 +130,35 @@ def _legs(spec: Any, result: dict[str, Any], index: dict[str, int]) -> list[_Leg
             limit = min(limit, start + truck.max_duration_min)
         slack = (limit - end) * 60
         peaks = _segment_peaks(stops)
+        waits = _window_slacks(stops, windows)
         for k, (x, y) in enumerate(itertools.pairwise(stops)):
             if x.get("kind") == "disposal" and k == len(stops) - 2 and spec.disposal_sites:
                 continue  # a bin after the last tip would need another trip to the tip
+            leg_slack = min(slack, waits[k + 1])
             legs.append(
                 _Leg(
-                    truck.id, str(x["id"]), index[x["id"]], index[y["id"]], peaks[k], truck.capacity_l, slack
+                    truck.id,
+                    str(x["id"]),
+                    index[x["id"]],
+                    index[y["id"]],
+                    peaks[k],
+                    truck.capacity_l,
+                    leg_slack,
                 )
             )
     return legs
+
+
+def _window_slacks(stops: list[dict[str, Any]], windows: dict[str, float]) -> list[float]:
+    """Per stop, how much later it and every stop after it may start before a window closes (s)."""
+    slacks = [float("inf")] * (len(stops) + 1)
+    for k in range(len(stops) - 1, -1, -1):
+        own = float("inf")
+        late, start = windows.get(str(stops[k].get("id"))), _minutes(stops[k].get("start"))
+        if late is not None and start is not None:
+            own = (late - start) * 60
+        slacks[k] = min(own, slacks[k + 1])
+    return slacks
 
 
 def _segment_peaks(stops: list[dict[str, Any]]) -> list[float]:
@@ -165,8 +186,8 @@ def _why(b: _Bin, legs: list[_Leg], dist: np.ndarray, dur: np.ndarray) -> str:
         extra_m, _, _, leg = min(fitting, key=lambda r: r[0])
         return (
             f"{head}: a {extra_m / 1000:.2f} km detour on {leg.truck} after {leg.after} fits its load "
-            f"({leg.load_l + b.volume_l:,.0f} of {leg.capacity_l:,.0f} L) and its shift "
-            f"({leg.slack_s / 60:.0f} min left), but the solver did not find it within its time limit "
+            f"({leg.load_l + b.volume_l:,.0f} of {leg.capacity_l:,.0f} L) and its times "
+            f"({leg.slack_s / 60:.0f} min to spare), but the solver did not find it within its time limit "
             "(a longer limit may take it)"
         )
     worth = [r for r in rows if r[0] <= b.worth_m]
@@ -180,8 +201,8 @@ def _why(b: _Bin, legs: list[_Leg], dist: np.ndarray, dur: np.ndarray) -> str:
             f"{b.volume_l:,.0f} L); an extra trip to the tip costs more than the bin is worth"
         )
     return (
-        f"{head}: the cheapest, {extra_m / 1000:.2f} km on {leg.truck} after {leg.after}, does not fit "
-        f"its shift ({max(0.0, leg.slack_s) / 60:.0f} min left)"
+        f"{head}: the cheapest, {extra_m / 1000:.2f} km on {leg.truck} after {leg.after}, would make "
+        f"the truck late: its shift or a later stop's window leaves {max(0.0, leg.slack_s) / 60:.0f} min"
     )
 
 
