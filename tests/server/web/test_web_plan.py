@@ -19,7 +19,9 @@ def _plan_through_the_page(page: Any, site: Seeded) -> dict[str, Any]:
     # Progress shows while the solver runs.
     page.wait_for_selector("#plan-progress:not([hidden])")
     assert "Solving" in page.inner_text("#plan-status") or "Sending" in page.inner_text("#plan-status")
-    page.wait_for_selector(".manifest", timeout=60_000)
+    # An earlier plan's manifests may be on the page already (other modules plan too): wait for this one.
+    page.wait_for_selector("#plan-status:has-text('ready')", timeout=60_000)
+    page.wait_for_selector(".manifest")
     plan = site.api("/api/plans/latest", "operator")
     assert plan["status"] == "done", plan.get("error")
     return plan
