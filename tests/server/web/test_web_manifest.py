@@ -117,6 +117,22 @@ def test_driver_signs_in_to_the_published_manifest(
     shot(phone, "driver-manifest-done", full_page=True)
 
 
+def test_dispatcher_sees_the_drivers_reports(page: Any, site: Seeded, published: dict[str, Any]) -> None:
+    """On the published plan, the plan page shows what the driver reported at each stop."""
+    plan = published["plan"]
+    reports = site.api(f"/api/stop-reports?plan_id={plan['id']}", "operator")
+    assert reports, "the driver test reports a stop first"
+    signed_in(page, site, "operator", "plan")
+    page.wait_for_selector("#p-history option", state="attached")
+    page.select_option("#p-history", plan["id"])
+    row = page.locator(
+        f".manifest[data-truck='truck-1'] tr[data-stop='{reports[-1]['bin_id']}'][data-report='done']"
+    )
+    row.wait_for()
+    assert "done" in row.inner_text() and "by dan" in row.inner_text()
+    shot(page, "plan-reports")
+
+
 def test_driver_cannot_open_the_plan(page: Any, site: Seeded, published: dict[str, Any]) -> None:
     """The plan page is not offered to a driver, and its API refuses the driver's token."""
     signed_in(page, site, "driver", "plan")

@@ -156,6 +156,25 @@ export default {
     }
 
     // Publishing locks the plan for drivers: their manifests follow it, not the latest plan.
+    // On a published plan, what the drivers reported per stop (done, blocked, overflowing).
+    async function showReports(p) {
+      let reports;
+      try {
+        reports = await api(`/api/stop-reports?plan_id=${encodeURIComponent(p.id)}`);
+      } catch {
+        return;
+      }
+      if (!plan || plan.id !== p.id) return;
+      for (const rep of reports) {
+        const row = manifests.querySelector(`.manifest[data-truck="${CSS.escape(rep.truck)}"] tr[data-stop="${CSS.escape(rep.bin_id)}"]`);
+        if (!row) continue;
+        row.dataset.report = rep.status;
+        row.querySelector('.plan-report')?.remove();
+        row.children[1].append(h('span', { class: `plan-report plan-report-${rep.status}` },
+          ` · ${rep.status} ${shortDateTime(rep.ts)} by ${rep.by}${rep.note ? `: ${rep.note}` : ''}`));
+      }
+    }
+
     async function setPublished(on) {
       try {
         const p = await api(`/api/plans/${encodeURIComponent(plan.id)}/${on ? 'publish' : 'unpublish'}`, { method: 'POST' });
@@ -294,7 +313,7 @@ export default {
             { label: 'Expected fill', short: 'fill', value: (x) => (x.kind === 'bin' ? pct(x.fill) : ''), className: 'num' },
             { label: 'Volume', short: 'vol.', value: (x) => (x.kind === 'bin' ? litres(x.volume_l) : ''), className: 'num' },
             { label: 'Load after', short: 'load', value: (x) => litres(x.load_after_l), className: 'num' },
-          ], rows, { caption: `Stops for ${r.truck}`, rowAttrs: (x) => ({ class: `stop-${x.kind}` }) }));
+          ], rows, { caption: `Stops for ${r.truck}`, rowAttrs: (x) => ({ class: `stop-${x.kind}`, 'data-stop': x.kind === 'bin' ? x.id : false }) }));
       }));
 
       const reasons = (list) => table([
@@ -325,6 +344,7 @@ export default {
       if (p.result) {
         renderPlan();
         loadHistory();
+        if (p.published_at) showReports(p);
       }
     }
 
