@@ -67,13 +67,14 @@ def make_config(tmp_path: Path) -> Callable[..., ServerConfig]:
 @pytest.fixture
 def api(make_config: Callable[..., ServerConfig], db_url: str) -> Iterator[Api]:
     """The app of an API-only runtime (no broker) on a migrated database (per backend), with admin,
-    operator and labeller tokens."""
+    operator, labeller and driver (truck-1) tokens."""
     runtime = ServerRuntime(make_config(database=db_url), mqtt=False)
     runtime.start(listen=False)
     tokens = {}
     with runtime.sessions() as s, s.begin():
         for role in ("admin", "operator", "labeller"):
             tokens[role] = create_token(s, role, f"{role}-test")
+        tokens["driver"] = create_token(s, "driver", "driver-test", truck="truck-1")
     try:
         with TestClient(runtime.app) as client:
             yield Api(client, tokens)

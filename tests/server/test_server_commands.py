@@ -1,4 +1,4 @@
-"""`binsight server token create | bins import | migrate | export-labels | run --check`, run as users do."""
+"""`binsight server token create|list|revoke | bins import | migrate | export-labels | run --check`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,30 @@ def _binsight(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "binsight", *args], capture_output=True, text=True, timeout=60
     )
+
+
+def test_cli_tokens(tmp_path: Path) -> None:
+    """token create --role driver needs --truck; token list shows ids, never tokens; revoke refuses it."""
+    conf = tmp_path / "server.toml"
+    conf.write_text('database = "sqlite:///t.db"\n')
+    r = _binsight("server", "token", "create", "--role", "driver", "--config", str(conf))
+    assert r.returncode == 2 and "--truck" in r.stderr and r.stdout == ""
+    r = _binsight(
+        "server", "token", "create", "--role", "driver", "--truck", "truck-2", "--config", str(conf)
+    )
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    r = _binsight("server", "token", "list", "--config", str(conf))
+    assert r.returncode == 0 and "driver-truck-2" in r.stdout and "truck-2" in r.stdout
+    assert token not in r.stdout and hash_token(token) not in r.stdout
+    r = _binsight("server", "token", "revoke", "1", "--config", str(conf))
+    assert r.returncode == 0 and "revoked token 1 (driver-truck-2, driver)" in r.stderr
+    r = _binsight("server", "token", "list", "--config", str(conf))
+    assert "driver-truck-2" not in r.stdout and "(no tokens)" in r.stdout
+    r = _binsight("server", "token", "list", "--all", "--config", str(conf))
+    assert "REVOKED" in r.stdout
+    r = _binsight("server", "token", "revoke", "7", "--config", str(conf))
+    assert r.returncode == 1 and "no token with id 7" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cli_round_trip(tmp_path: Path) -> None:

@@ -1,4 +1,9 @@
-"""Bearer tokens with roles. Only a token's sha256 is stored; the token is shown once, at creation."""
+"""Bearer tokens with roles. Only a token's sha256 is stored; the token is shown once, at creation.
+
+Roles: ``admin`` (everything), ``operator`` (dispatching), ``labeller`` (the labelling queue) and
+``driver``: read-only but for its own stop reports, it sees the published manifests and nothing else,
+and its token names its truck so that signing in opens that truck's manifest.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +31,13 @@ __all__ = [
     "hash_token",
     "principal_for_token",
     "require",
+    "revoke_token",
     "role_refusal",
+    "token_rows",
 ]
 
-Role = Literal["operator", "labeller", "admin"]
-ROLES: tuple[Role, ...] = ("operator", "labeller", "admin")
+Role = Literal["operator", "labeller", "admin", "driver"]
+ROLES: tuple[Role, ...] = ("operator", "labeller", "admin", "driver")
 _PREFIX = "bst_"
 
 _bearer = HTTPBearer(auto_error=False, description="`binsight server token create --role ROLE`")
@@ -40,21 +47,57 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(session: Session, role: str, name: str | None = None) -> str:
-    """Store a new token's hash and return the token (the only time it exists in clear)."""
+def create_token(session: Session, role: str, name: str | None = None, truck: str | None = None) -> str:
+    """Store a new token's hash and return the token (the only time it exists in clear).
+
+    A ``driver`` token needs ``truck``: the manifest its holder opens; other roles take none.
+    """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    if role == "driver" and not truck:
+        raise ValueError("a driver token needs its truck (--truck TRUCK_ID)")
+    if role != "driver" and truck:
+        raise ValueError(f"only driver tokens name a truck, not {role} tokens")
     token = _PREFIX + secrets.token_urlsafe(32)
     session.add(
-        ApiToken(name=name or f"{role}-token", role=role, token_hash=hash_token(token), created_at=now_ms())
+        ApiToken(
+            name=name or (f"driver-{truck}" if truck else f"{role}-token"),
+            role=role,
+            token_hash=hash_token(token),
+            created_at=now_ms(),
+            truck=truck,
+        )
     )
     return token
+
+
+def token_rows(session: Session, *, include_revoked: bool = False) -> list[ApiToken]:
+    """The tokens, oldest first (never a token itself: only names, roles and times are stored)."""
+    query = select(ApiToken).order_by(ApiToken.id)
+    if not include_revoked:
+        query = query.where(ApiToken.revoked_at.is_(None))
+    return list(session.execute(query).scalars())
+
+
+def revoke_token(session: Session, token_id: int) -> ApiToken:
+    """Revoke token ``token_id`` from now on; revoking it again keeps the first time.
+
+    Raises ``LookupError`` for an unknown id.
+    """
+    tok = session.get(ApiToken, token_id)
+    if tok is None:
+        raise LookupError(f"no token with id {token_id}")
+    if tok.revoked_at is None:
+        tok.revoked_at = now_ms()
+    return tok
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     name: str
     role: Role
+    #: A driver's truck (from its token); None for other roles.
+    truck: str | None = None
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -88,8 +131,9 @@ def principal_for_token(sessions: sessionmaker[Session], token: str) -> Principa
             session.execute(update(ApiToken).where(ApiToken.id == tok.id).values(last_used_at=now))
         role = tok.role
         name = tok.name
+        truck = tok.truck
     assert role in ROLES
-    return Principal(name=name, role=role)
+    return Principal(name=name, role=role, truck=truck)
 
 
 def authenticate(

@@ -18,10 +18,19 @@ def register(sub: Any) -> None:
     t = ssub.add_parser("token", help="API tokens")
     tsub = t.add_subparsers(dest="token_command", metavar="ACTION")
     tc = tsub.add_parser("create", help="create a token and print it alone on stdout")
-    tc.add_argument("--role", required=True, choices=["operator", "labeller", "admin"])
+    tc.add_argument("--role", required=True, choices=["operator", "labeller", "admin", "driver"])
     tc.add_argument("--config", required=True)
     tc.add_argument("--name", default=None, help="who or what the token is for")
+    tc.add_argument("--truck", default=None, help="driver tokens: the truck whose manifest it opens")
     tc.set_defaults(func=_token_create)
+    tl = tsub.add_parser("list", help="the tokens: id, name, role, truck, created, last used, revoked")
+    tl.add_argument("--config", required=True)
+    tl.add_argument("--all", action="store_true", help="include revoked tokens")
+    tl.set_defaults(func=_token_list)
+    tr = tsub.add_parser("revoke", help="revoke a token by id (`token list`): refused from then on")
+    tr.add_argument("id", type=int)
+    tr.add_argument("--config", required=True)
+    tr.set_defaults(func=_token_revoke)
 
     b = ssub.add_parser("bins", help="the bins the server knows")
     bsub = b.add_subparsers(dest="bins_command", metavar="ACTION")
@@ -62,6 +71,18 @@ def _token_create(args: argparse.Namespace) -> int:
     from binsight.server.commands import token_create
 
     return token_create(args)
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from binsight.server.commands import token_list
+
+    return token_list(args)
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from binsight.server.commands import token_revoke
+
+    return token_revoke(args)
 
 
 def _bins_import(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Handlers of `binsight server run | token create | bins import | migrate | prune-images | export-labels`."""
+"""Handlers of `binsight server run | token create|list|revoke | bins import | migrate | prune-images |
+export-labels`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from pathlib import Path
 
 from binsight.server.config import load_server_config
 
-__all__ = ["bins_import", "export_labels", "migrate", "prune_images", "run", "token_create"]
+__all__ = [
+    "bins_import",
+    "export_labels",
+    "migrate",
+    "prune_images",
+    "run",
+    "token_create",
+    "token_list",
+    "token_revoke",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +54,69 @@ def token_create(args: argparse.Namespace) -> int:
     config = load_server_config(args.config)
     engine = make_engine(config.database)
     upgrade(engine)
-    with make_sessionmaker(engine)() as s, s.begin():
-        token = create_token(s, args.role, args.name)
-    engine.dispose()
+    try:
+        with make_sessionmaker(engine)() as s, s.begin():
+            token = create_token(s, args.role, args.name, getattr(args, "truck", None))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
     print(token)  # alone on stdout, so `TOKEN=$(binsight server token create ...)` works
+    return 0
+
+
+def _when(ms: int | None) -> str:
+    import datetime as dt
+
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def token_list(args: argparse.Namespace) -> int:
+    """One line per token; the tokens themselves are not stored, so only their ids and names show."""
+    from binsight.server.auth import token_rows
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.migrate import upgrade
+
+    config = load_server_config(args.config)
+    engine = make_engine(config.database)
+    try:
+        upgrade(engine)
+        with make_sessionmaker(engine)() as s:
+            rows = token_rows(s, include_revoked=args.all)
+            lines = [
+                f"{t.id:>4}  {t.name:<24} {t.role:<9} {t.truck or '-':<10} created {_when(t.created_at)}"
+                f"  used {_when(t.last_used_at)}"
+                + (f"  REVOKED {_when(t.revoked_at)}" if t.revoked_at else "")
+                for t in rows
+            ]
+    finally:
+        engine.dispose()
+    print(f"{'id':>4}  {'name':<24} {'role':<9} {'truck':<10}")
+    print("\n".join(lines) if lines else "(no tokens)")
+    return 0
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    from binsight.server.auth import revoke_token
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.migrate import upgrade
+
+    config = load_server_config(args.config)
+    engine = make_engine(config.database)
+    try:
+        upgrade(engine)
+        with make_sessionmaker(engine)() as s, s.begin():
+            tok = revoke_token(s, args.id)
+            name, role = tok.name, tok.role
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"revoked token {args.id} ({name}, {role})", file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,7 @@ def db_url(tmp_path: Path) -> str:
 
 # (method, path, roles admitted besides admin)
 ENDPOINTS = [
-    ("GET", "/api/me", {"operator", "labeller"}),
+    ("GET", "/api/me", {"operator", "labeller", "driver"}),
     ("GET", "/api/bins", {"operator", "labeller"}),
     ("GET", "/api/bins/x/history", {"operator", "labeller"}),
     ("GET", "/api/devices", {"operator"}),
@@ -25,6 +25,17 @@ ENDPOINTS = [
     ("POST", "/api/plans", {"operator"}),
     ("GET", "/api/plans/latest", {"operator"}),
     ("GET", "/api/plans/x/export.csv", {"operator"}),
+    ("GET", "/api/plans", {"operator"}),
+    ("GET", "/api/plans/x/problem", {"operator"}),
+    ("POST", "/api/plans/x/publish", {"operator"}),
+    ("POST", "/api/plans/x/unpublish", {"operator"}),
+    ("POST", "/api/plans/x/move", {"operator"}),
+    ("GET", "/api/manifests/truck-1", {"operator", "driver"}),
+    ("POST", "/api/manifests/truck-1/stops/x", {"operator", "driver"}),
+    ("GET", "/api/stop-reports", {"operator"}),
+    ("GET", "/api/tokens", set()),
+    ("POST", "/api/tokens", set()),
+    ("POST", "/api/tokens/1/revoke", set()),
     ("GET", "/api/labels/queue", {"labeller"}),
     ("POST", "/api/images/1/label", {"labeller"}),
     ("POST", "/api/images/1/skip", {"labeller"}),
@@ -45,7 +56,7 @@ def test_roles(api: Api, method: str, path: str, roles: set[str]) -> None:
     assert r.status_code == 401
     r = api.client.request(method, path, headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert r.status_code == 401
-    for role in ("admin", "operator", "labeller"):
+    for role in ("admin", "operator", "labeller", "driver"):
         r = api.client.request(method, path, headers=api.h(role), json={})
         if role == "admin" or role in roles:
             assert r.status_code not in (401, 403), (role, r.status_code, r.text)
@@ -74,7 +85,11 @@ def test_revoked_token_refused(api: Api) -> None:
     from binsight.server.auth import hash_token
     from binsight.server.db.models import ApiToken
 
-    assert api.get("/api/me", "operator").json() == {"name": "operator-test", "role": "operator"}
+    assert api.get("/api/me", "operator").json() == {
+        "name": "operator-test",
+        "role": "operator",
+        "truck": None,
+    }
     with api.sessions() as s, s.begin():
         s.execute(
             update(ApiToken)

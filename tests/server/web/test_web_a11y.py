@@ -24,8 +24,8 @@ UNNAMED = """() => {
 }"""
 
 
-READY = {"map": "[data-bin]", "plan": "#plan-status:not(:empty)", "cameras": "[data-device]",
-         "label": "#l-total", "models": "#view .table-wrap"}  # fmt: skip
+READY = {"map": "[data-bin]", "plan": "#plan-status:not(:empty)", "manifest": "#manifest-none",
+         "cameras": "[data-device]", "label": "#l-total", "models": "#view .table-wrap"}  # fmt: skip
 
 
 def test_every_control_has_a_name_and_each_page_one_h1(page: Any, site: Seeded) -> None:
@@ -46,10 +46,10 @@ def test_keyboard_reaches_the_skip_link_then_the_pages(page: Any, site: Seeded) 
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     seen = []
-    for _ in range(5):
+    for _ in range(6):
         page.keyboard.press("Tab")
         seen.append(page.evaluate("document.activeElement.textContent.trim()"))
-    assert seen == ["binsight", "Map", "Route plan", "Cameras", "Models"]
+    assert seen == ["binsight", "Map", "Route plan", "Manifests", "Cameras", "Models"]
 
 
 def test_refreshing_the_bin_list_keeps_keyboard_focus(page: Any, site: Seeded) -> None:

@@ -17,7 +17,7 @@ def test_login_with_token_shows_name_role_and_pages(page: Any, site: Seeded) -> 
     page.click("#login-form button[type=submit]")
     page.wait_for_selector("#nav a")
     assert page.inner_text("#who-name") == "olga (operator)"
-    assert page.locator("#nav a").all_inner_texts() == ["Map", "Route plan", "Cameras", "Models"]
+    assert page.locator("#nav a").all_inner_texts() == ["Map", "Route plan", "Manifests", "Cameras", "Models"]
     assert page.evaluate("sessionStorage.getItem('binsight.token')") == site.tokens["operator"]
     assert page.evaluate("localStorage.getItem('binsight.token')") is None
     page.click("#logout")
@@ -56,7 +56,14 @@ def test_labeller_cannot_reach_the_plan_button(page: Any, site: Seeded) -> None:
 def test_admin_is_offered_every_page(page: Any, site: Seeded) -> None:
     """An admin sees all five pages."""
     login(page, site, "admin")
-    assert page.locator("#nav a").all_inner_texts() == ["Map", "Route plan", "Cameras", "Labelling", "Models"]
+    assert page.locator("#nav a").all_inner_texts() == [
+        "Map",
+        "Route plan",
+        "Manifests",
+        "Cameras",
+        "Labelling",
+        "Models",
+    ]
 
 
 def test_sign_in_link_takes_the_token_out_of_the_address(page: Any, site: Seeded) -> None:

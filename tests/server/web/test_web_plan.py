@@ -19,7 +19,9 @@ def _plan_through_the_page(page: Any, site: Seeded) -> dict[str, Any]:
     # Progress shows while the solver runs.
     page.wait_for_selector("#plan-progress:not([hidden])")
     assert "Solving" in page.inner_text("#plan-status") or "Sending" in page.inner_text("#plan-status")
-    page.wait_for_selector(".manifest", timeout=60_000)
+    # An earlier plan's manifests may be on the page already (other modules plan too): wait for this one.
+    page.wait_for_selector("#plan-status:has-text('ready')", timeout=60_000)
+    page.wait_for_selector(".manifest")
     plan = site.api("/api/plans/latest", "operator")
     assert plan["status"] == "done", plan.get("error")
     return plan
@@ -124,6 +126,26 @@ def test_phone_manifest_is_readable(phone: Any, site: Seeded, planned: dict[str,
     assert size >= 16
     box = first_bin.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    # No stop's name runs into its ETA (the disposal row did on the demo, issue #18): give one a long name.
+    phone.evaluate(
+        """() => { const td = document.querySelector('.manifest tr.stop-disposal td:nth-child(2)')
+                          || document.querySelector('.manifest tr.stop-depot td:nth-child(2)');
+                   td.textContent = 'Disposal Afvalverwerking-Westpoort-Noord'; }"""
+    )
+    overlaps = phone.evaluate(
+        """() => [...document.querySelectorAll('.manifest tbody tr')].filter((tr) => {
+          const range = document.createRange();  // the text itself, which may overflow its cell
+          range.selectNodeContents(tr.children[1]);
+          const a = range.getBoundingClientRect();
+          const b = tr.children[2].getBoundingClientRect();
+          return a.right > b.left + 0.5 && a.bottom > b.top && b.bottom > a.top;
+        }).map((tr) => tr.children[1].textContent)"""
+    )
+    assert overlaps == []
+    # The stops come before the plan picker, the exports and the map (issue #18: drivers scrolled past them).
+    for other in (".plan-tools", ".map-host-plan"):
+        other_box = phone.locator(other).bounding_box()
+        assert other_box is not None and box["y"] < other_box["y"], other
     phone.locator(f".manifest[data-truck='{truck}']").scroll_into_view_if_needed()
     shot(phone, "phone-manifest")
     shot(phone, "phone-manifest-full", full_page=True)

@@ -216,6 +216,7 @@ def seed(workdir: Path, port: int) -> Seeded:
         tokens["admin"] = create_token(s, "admin", "ada")
         tokens["operator"] = create_token(s, "operator", "olga")
         tokens["labeller"] = create_token(s, "labeller", "lena")
+        tokens["driver"] = create_token(s, "driver", "dan", truck="truck-1")
 
     topics = Topics()
     items = [parse(topics, t, p, now, 86_400_000) for t, p in messages]

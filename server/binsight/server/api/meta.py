@@ -45,7 +45,7 @@ def metrics(state: State) -> Response:
 
 @router.get("/api/me", response_model=Me, tags=["meta"])
 def me(who: Annotated[Principal, Depends(authenticate)]) -> Me:
-    return Me(name=who.name, role=who.role)
+    return Me(name=who.name, role=who.role, truck=who.truck)
 
 
 @router.get("/api/ingest", response_model=IngestOut, tags=["meta"])

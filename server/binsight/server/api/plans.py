@@ -1,11 +1,13 @@
-"""``/api/plans``: plan routes in the background, read the latest, export it."""
+"""``/api/plans``: plan routes in the background, read the latest, export it, publish it for drivers."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from binsight.server.api.schemas import PlanAccepted, PlanOut
@@ -13,7 +15,9 @@ from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
 from binsight.server.planning.day_problem import PlanningError, PlanRequest, build_problem
+from binsight.server.planning.edit import EditError, move_bin
 from binsight.server.planning.exports import to_csv, to_geojson, to_gpx
+from binsight.server.planning.publish import PublishError, idle_trucks, plan_day, publish, unpublish
 from binsight.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])
@@ -32,6 +36,10 @@ def _out(p: Plan) -> PlanOut:
         created_by=p.created_by,
         request=p.request,
         result=p.result,
+        service_day=plan_day(p),
+        published_at=p.published_at,
+        published_by=p.published_by,
+        idle_trucks=idle_trucks(p) if p.status == "done" else [],
     )
 
 
@@ -80,6 +88,79 @@ def _get(state: AppState, plan_id: str) -> Plan:
 @router.get("/{plan_id}", response_model=PlanOut)
 def get_plan(plan_id: str, _who: Operator, state: State) -> PlanOut:
     return _out(_get(state, plan_id))
+
+
+@router.post("/{plan_id}/publish", response_model=PlanOut)
+def publish_plan(plan_id: str, who: Operator, state: State) -> PlanOut:
+    """Publish (lock) a finished plan for its day: drivers follow it; it replaces the day's earlier one."""
+    with state.sessions() as s, s.begin():
+        try:
+            p = publish(s, plan_id, who.name)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except PublishError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return _out(p)
+
+
+class MoveBin(BaseModel):
+    """``POST /api/plans/{id}/move``: put one bin on another truck's route."""
+
+    model_config = ConfigDict(extra="forbid")
+    bin_id: str = Field(min_length=1, max_length=64)
+    truck: str = Field(min_length=1, max_length=64)
+    allow_violations: bool = Field(
+        default=False, description="save the edit even when it breaks capacity, shift or a window"
+    )
+
+
+@router.post("/{plan_id}/move", status_code=201, response_model=PlanOut)
+def move(plan_id: str, body: MoveBin, who: Operator, state: State) -> PlanOut:
+    """Move a bin to another truck: both routes re-timed and checked; the edit is saved as a new plan.
+
+    409 when the plan is published (locked: withdraw it first), is not finished, or the edit breaks
+    a constraint (the detail lists each) and ``allow_violations`` is not set.
+    """
+    with state.sessions() as s, s.begin():
+        p = s.get(Plan, plan_id)
+        if p is None:
+            raise HTTPException(404, f"no plan {plan_id!r}")
+        if p.published_at is not None:
+            raise HTTPException(409, f"plan {plan_id} is published (locked): withdraw it before editing")
+        if p.status != "done" or p.result is None or p.problem is None:
+            raise HTTPException(409, f"plan {plan_id} is {p.status}, not done")
+        try:
+            result = move_bin(p.problem, p.result, body.bin_id, body.truck)
+        except EditError as exc:
+            raise HTTPException(409, str(exc)) from None
+        if result["violations"] and not body.allow_violations:
+            raise HTTPException(
+                409, f"moving {body.bin_id} to {body.truck} breaks: " + "; ".join(result["violations"])
+            )
+        edited = Plan(
+            id=uuid.uuid4().hex,
+            status="done",
+            created_at=now_ms(),
+            finished_at=now_ms(),
+            created_by=who.name,
+            request={**p.request, "edit_of": p.id, "moved": {"bin_id": body.bin_id, "truck": body.truck}},
+            problem=p.problem,
+            result=result,
+            service_day=plan_day(p),
+        )
+        s.add(edited)
+        s.flush()
+        return _out(edited)
+
+
+@router.post("/{plan_id}/unpublish", response_model=PlanOut)
+def unpublish_plan(plan_id: str, _who: Operator, state: State) -> PlanOut:
+    """Withdraw a published plan: its drivers are told that no plan is published for the day."""
+    with state.sessions() as s, s.begin():
+        try:
+            return _out(unpublish(s, plan_id))
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
 
 
 @router.get("/{plan_id}/problem")

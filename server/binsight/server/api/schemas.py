@@ -113,6 +113,13 @@ class PlanOut(BaseModel):
     created_by: str | None
     request: dict[str, Any]
     result: dict[str, Any] | None
+    #: The day the plan is for (YYYY-MM-DD); null only for a plan without a problem.
+    service_day: str | None = None
+    #: Set while this plan is its day's published (locked) plan, the one drivers follow.
+    published_at: int | None = None
+    published_by: str | None = None
+    #: Trucks of the plan's fleet that get no bin stop.
+    idle_trucks: list[str] = []
 
 
 class QueueItem(BaseModel):
@@ -151,6 +158,8 @@ class ModelOut(BaseModel):
 class Me(BaseModel):
     name: str
     role: str
+    #: A driver's truck: the manifest the page opens on sign-in.
+    truck: str | None = None
 
 
 class IngestOut(BaseModel):

@@ -39,6 +39,7 @@ __all__ = [
     "Plan",
     "Reading",
     "Rollout",
+    "StopUpdate",
 ]
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -172,6 +173,26 @@ class Plan(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     problem: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The day the plan is for (``YYYY-MM-DD``, its problem's ``name``); NULL on plans made before 0005b.
+    service_day: Mapped[str | None] = mapped_column(String(10), index=True)
+    #: Set when a dispatcher publishes (locks) the plan: drivers see only their day's published plan.
+    published_at: Mapped[int | None] = mapped_column(BigInteger)
+    published_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class StopUpdate(Base):
+    """What a driver reported at a stop of a published plan: done, blocked or overflowing."""
+
+    __tablename__ = "stop_updates"
+    __table_args__ = (Index("ix_stop_updates_bin_id_ts", "bin_id", "ts"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(String(32), index=True)
+    truck: Mapped[str] = mapped_column(String(64))
+    bin_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    by: Mapped[str] = mapped_column(String(100))
 
 
 class ModelRecord(Base):
@@ -201,6 +222,8 @@ class ApiToken(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: The truck whose manifest a ``driver`` token opens (NULL for other roles).
+    truck: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeviceEvent(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
+from binsight.server.planning.explain import explain_skips
 
 __all__ = ["PlanRunner", "Planner", "routing_planner"]
 
@@ -66,6 +67,7 @@ class PlanRunner:
                     created_by=created_by,
                     request=request,
                     problem=problem,
+                    service_day=str(problem.get("name", ""))[:10] or None,
                 )
             )
         return plan_id, self._pool.submit(self._run, plan_id, problem, excluded, time_limit_s)
@@ -79,8 +81,9 @@ class PlanRunner:
             logger.exception("plan %s failed", plan_id)
             self._finish(plan_id, "failed", f"{type(exc).__name__}: {exc}", None)
             return
-        # Bins the server left out of the problem are shown with the solver's own skips.
-        result["skipped"] = [*result.get("skipped", []), *excluded]
+        # Bins the server left out of the problem are shown with the solver's own skips, whose
+        # "no capacity or time left" claims are checked against the routes (planning.explain).
+        result["skipped"] = [*explain_skips(problem, result), *excluded]
         # With OSRM configured, the stops get the roads between them (the maps draw those).
         from binsight.server.routing.geometry import attach_paths
 

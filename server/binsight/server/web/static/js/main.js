@@ -5,11 +5,12 @@ import { clearFlash, flash, h, replace } from './dom.js';
 import { shortDateTime } from './format.js';
 import camerasView from './views/cameras.js';
 import labelView from './views/label.js';
+import manifestView from './views/manifest.js';
 import mapView from './views/map.js';
 import modelsView from './views/models.js';
 import planView from './views/plan.js';
 
-const VIEWS = [mapView, planView, camerasView, labelView, modelsView];
+const VIEWS = [mapView, planView, manifestView, camerasView, labelView, modelsView];
 // Old addresses of renamed pages, kept working for bookmarks and links: #/fleet/<bin> -> #/cameras/<bin>.
 const RENAMED = { fleet: 'cameras' };
 

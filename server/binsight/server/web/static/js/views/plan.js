@@ -5,6 +5,7 @@ import { download, flash, h, replace, table } from '../dom.js';
 import { clock, dateTime, km, litres, minutes, pct, shortDateTime } from '../format.js';
 import { MapView } from '../mapview.js';
 import { binDetails } from './bininfo.js';
+import { longDay } from './manifest.js';
 import { tileSettings } from './map.js';
 
 const POLL_MS = 1000;
@@ -12,6 +13,11 @@ const POLL_MS = 1000;
 function today() {
   const d = new Date();
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+/** The day a plan is for: the server says (service_day); a plan's request date otherwise. */
+function planDay(p) {
+  return p.service_day || (p.request && p.request.date) || (p.result && p.result.name) || null;
 }
 
 const KIND_LABEL = { depot: 'Depot', disposal: 'Disposal', break: 'Break', bin: 'Bin' };
@@ -113,13 +119,16 @@ export default {
       }
       const current = plan ? plan.id : '';
       replace(historySel, plans.map((p) => h('option', { value: p.id, selected: p.id === current },
-        `${shortDateTime(p.created_at)} · ${p.request && p.request.date ? p.request.date : 'next day'} · ${p.status}`)));
+        `${shortDateTime(p.created_at)} · for ${planDay(p)} · ${p.status}${p.published_at ? ' · PUBLISHED' : ''}`)));
     }
     // The tooltip of a bin on the plan map says why the planner took or skipped it.
     const whyOf = new Map();
+    // The bin's details are live; the reason is what the planner saw (its forecast fill), so say when.
     const describe = (bin) => {
       const w = whyOf.get(bin.id);
-      return [binDetails(bin), w ? h('p', { class: `plan-why plan-why-${w.kind}` }, `${w.kind === 'taken' ? 'Taken' : 'Skipped'}: ${w.reason || 'no reason given'}`) : null];
+      return [binDetails(bin), w ? h('p', { class: `plan-why plan-why-${w.kind}` },
+        h('span', { class: 'plan-why-when' }, `When planned (${plan ? shortDateTime(plan.created_at) : ''}, forecast fill): `),
+        `${w.kind === 'taken' ? 'Taken' : 'Skipped'}: ${w.reason || 'no reason given'}`) : null];
     };
     const map = new MapView(mapHost, { label: 'Map of planned routes', describe });
     const st = tileSettings();
@@ -146,32 +155,124 @@ export default {
       }
     }
 
+    // Publishing locks the plan for drivers: their manifests follow it, not the latest plan.
+    // On a published plan, what the drivers reported per stop (done, blocked, overflowing).
+    async function showReports(p) {
+      let reports;
+      try {
+        reports = await api(`/api/stop-reports?plan_id=${encodeURIComponent(p.id)}`);
+      } catch {
+        return;
+      }
+      if (!plan || plan.id !== p.id) return;
+      for (const rep of reports) {
+        const row = manifests.querySelector(`.manifest[data-truck="${CSS.escape(rep.truck)}"] tr[data-stop="${CSS.escape(rep.bin_id)}"]`);
+        if (!row) continue;
+        row.dataset.report = rep.status;
+        row.querySelector('.plan-report')?.remove();
+        row.children[1].append(h('span', { class: `plan-report plan-report-${rep.status}` },
+          ` · ${rep.status} ${shortDateTime(rep.ts)} by ${rep.by}${rep.note ? `: ${rep.note}` : ''}`));
+      }
+    }
+
+    async function setPublished(on) {
+      try {
+        const p = await api(`/api/plans/${encodeURIComponent(plan.id)}/${on ? 'publish' : 'unpublish'}`, { method: 'POST' });
+        plan = { ...plan, ...p };
+        flash(on ? `Published: drivers now see this plan for ${planDay(p)}.` : 'Withdrawn: drivers see no plan for that day.');
+        renderPlan();
+        loadHistory();
+      } catch (err) {
+        flash(`${on ? 'Publishing' : 'Withdrawing'} failed: ${err.message}`, 'error');
+      }
+    }
+
+    // Move one bin to another truck: the server re-times the routes and says what the move breaks.
+    async function moveBin(binId, truck, allowViolations = false) {
+      try {
+        const p = await api(`/api/plans/${encodeURIComponent(plan.id)}/move`,
+          { method: 'POST', body: { bin_id: binId, truck, allow_violations: allowViolations } });
+        requested = true;
+        show(p);
+        const route = (p.result.routes || []).find((r) => r.truck === truck);
+        const back = route ? route.stops[route.stops.length - 1].arrive : '';
+        flash(`Moved ${binId} to ${truck}${back ? `, back at ${back}` : ''}: saved as a new plan.`);
+      } catch (err) {
+        const breaks = err instanceof ApiError && err.status === 409 && err.message.includes('breaks');
+        const out = container.querySelector('#p-move-result');
+        replace(out, `Not moved: ${err.message}`,
+          breaks ? h('button', { type: 'button', class: 'btn', id: 'p-move-anyway', onclick: () => moveBin(binId, truck, true) }, 'Move anyway') : null);
+        out.className = 'status error';
+      }
+    }
+
+    function moveForm(routes) {
+      if (!ctx.can('plan') || plan.published_at) return null;
+      const res = plan.result;
+      const ids = [...(res.included || []), ...(res.skipped || [])].map((x) => x.id).sort();
+      const trucks = [...new Set([...routes.map((r) => r.truck), ...(plan.idle_trucks || [])])];
+      const binIn = h('input', { id: 'p-move-bin', list: 'p-move-bins', spellcheck: 'false', autocomplete: 'off' });
+      const truckIn = h('select', { id: 'p-move-truck' }, trucks.map((t) => h('option', { value: t }, t)));
+      return h('form', { class: 'plan-move no-print', 'aria-label': 'Move a bin to another truck',
+        onsubmit: (e) => { e.preventDefault(); if (binIn.value.trim()) moveBin(binIn.value.trim(), truckIn.value); } },
+      h('datalist', { id: 'p-move-bins' }, ids.map((x) => h('option', { value: x }))),
+      h('div', { class: 'field' }, h('label', { for: 'p-move-bin' }, 'Move bin'), binIn),
+      h('div', { class: 'field' }, h('label', { for: 'p-move-truck' }, 'to truck'), truckIn),
+      h('button', { type: 'submit', class: 'btn', id: 'p-move-btn' }, 'Move and re-time'),
+      h('p', { id: 'p-move-result', class: 'status', role: 'status' }));
+    }
+
+    function publishBar() {
+      if (!ctx.can('plan')) return null;
+      if (plan.published_at) {
+        return h('div', { class: 'plan-publish no-print' },
+          h('span', { id: 'plan-published', class: 'plan-published' },
+            `Published for drivers ${dateTime(plan.published_at)} by ${plan.published_by || '?'}: locked`),
+          h('button', { type: 'button', class: 'btn', id: 'plan-unpublish', onclick: () => setPublished(false) }, 'Withdraw'));
+      }
+      return h('div', { class: 'plan-publish no-print' },
+        h('span', { class: 'plan-unpublished' }, 'Not published: drivers do not see this plan.'),
+        h('button', { type: 'button', class: 'btn btn-primary', id: 'plan-publish', onclick: () => setPublished(true) },
+          `Publish for ${planDay(plan)}`));
+    }
+
     function renderPlan() {
       const res = plan.result;
       result.hidden = false;
       whyOf.clear();
       for (const x of res.included || []) whyOf.set(x.id, { kind: 'taken', reason: x.reason });
       for (const x of res.skipped || []) whyOf.set(x.id, { kind: 'skipped', reason: x.reason });
-      const routes = (res.routes || []).filter((r) => r.stops && r.stops.length);
-      const req = plan.request || {};
+      const idle = new Set(plan.idle_trucks || []);
+      const routes = (res.routes || []).filter((r) => r.stops && r.stops.length && !idle.has(r.truck));
       const truckIds = routes.map((r) => r.truck);
-      if (onlyTruck && !truckIds.includes(onlyTruck)) onlyTruck = '';
+      // A truck with no route in this plan is said so, never replaced by another truck's route.
+      const missing = onlyTruck && !truckIds.includes(onlyTruck) ? onlyTruck : '';
       const shownRoutes = onlyTruck ? routes.filter((r) => r.truck === onlyTruck) : routes;
+      result.classList.toggle('one-truck', Boolean(onlyTruck));
       const colorOf = (truck) => routeColor(truckIds.indexOf(truck));
 
       const totals = routes.reduce((a, r) => ({ km: a.km + (r.distance_km || 0), l: a.l + (r.collected_l || 0) }), { km: 0, l: 0 });
       replace(summary,
-        h('h2', { id: 'plan-title' }, `Plan for ${req.date || plan.serviceDay || 'the next service day'}`),
+        h('h2', { id: 'plan-title' }, `Plan for ${longDay(planDay(plan))}`),
         h('p', {}, `${routes.length} route${routes.length === 1 ? '' : 's'} · ${(res.included || []).length} bins collected · `
           + `${(res.skipped || []).length} skipped · ${km(totals.km)} · ${litres(totals.l)} collected`
           + `${res.feasible === false ? ' · NOT FEASIBLE' : ''} · planned ${dateTime(plan.created_at)}`),
+        (res.violations || []).length ? h('ul', { id: 'plan-violations', class: 'error' },
+          res.violations.map((v) => h('li', {}, v))) : null,
+        idle.size ? h('p', { id: 'plan-idle', class: 'plan-idle' },
+          `Idle: ${[...idle].join(', ')} (no stops in this plan)`) : null,
+        publishBar(),
+        moveForm(routes),
+        missing ? h('p', { id: 'plan-truck-none', class: 'notice' },
+          `${missing} has no route in this plan${idle.has(missing) ? ': it stays at the depot' : ` (its trucks: ${truckIds.join(', ') || 'none'})`}. `,
+          h('a', { href: `#/manifest/${encodeURIComponent(missing)}` }, `${missing}'s manifest in the published plan`)) : null,
         h('ul', { class: 'legend route-legend' }, routes.map((r) => h('li', {},
           h('span', { class: 'swatch', style: { background: colorOf(r.truck) } }), r.truck)),
         h('li', {}, h('span', { class: 'swatch swatch-depot', 'aria-hidden': 'true' }, 'H'), 'depot'),
         h('li', {}, h('span', { class: 'swatch swatch-disposal', 'aria-hidden': 'true' }, 'T'), 'disposal (tip)')));
 
       const truckSel = h('select', { id: 'p-truck' }, h('option', { value: '' }, 'All trucks'),
-        truckIds.map((t) => h('option', { value: t, selected: t === onlyTruck }, t)));
+        [...truckIds, ...(missing ? [missing] : [])].map((t) => h('option', { value: t, selected: t === onlyTruck }, t)));
       truckSel.addEventListener('change', () => {
         onlyTruck = truckSel.value;
         history.replaceState(null, '', `#/plan${onlyTruck ? `/${encodeURIComponent(onlyTruck)}` : ''}`);
@@ -212,7 +313,7 @@ export default {
             { label: 'Expected fill', short: 'fill', value: (x) => (x.kind === 'bin' ? pct(x.fill) : ''), className: 'num' },
             { label: 'Volume', short: 'vol.', value: (x) => (x.kind === 'bin' ? litres(x.volume_l) : ''), className: 'num' },
             { label: 'Load after', short: 'load', value: (x) => litres(x.load_after_l), className: 'num' },
-          ], rows, { caption: `Stops for ${r.truck}`, rowAttrs: (x) => ({ class: `stop-${x.kind}` }) }));
+          ], rows, { caption: `Stops for ${r.truck}`, rowAttrs: (x) => ({ class: `stop-${x.kind}`, 'data-stop': x.kind === 'bin' ? x.id : false }) }));
       }));
 
       const reasons = (list) => table([
@@ -222,19 +323,6 @@ export default {
       replace(why,
         h('details', { class: 'no-print-closed' }, h('summary', {}, `Why these ${(res.included || []).length} bins were taken`), reasons(res.included)),
         h('details', {}, h('summary', {}, `Why ${(res.skipped || []).length} bins were skipped`), reasons(res.skipped)));
-    }
-
-    async function serviceDayOf(p) {
-      // A plan asked without a date was made for the server's next service day: the problem names it.
-      if (p.request && p.request.date) return;
-      try {
-        const problem = await api(`/api/plans/${encodeURIComponent(p.id)}/problem`);
-        if (problem && problem.name && plan && plan.id === p.id) {
-          plan.serviceDay = problem.name;
-          const title = container.querySelector('#plan-title');
-          if (title) title.textContent = `Plan for ${problem.name}`;
-        }
-      } catch { /* the title keeps "the next service day" */ }
     }
 
     function show(p) {
@@ -255,8 +343,8 @@ export default {
       status.textContent = `Plan ${String(p.id).slice(0, 8)} ready.`;
       if (p.result) {
         renderPlan();
-        serviceDayOf(p);
         loadHistory();
+        if (p.published_at) showReports(p);
       }
     }
 
