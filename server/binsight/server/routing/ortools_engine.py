@@ -282,9 +282,20 @@ def _search_parameters(net: Network, time_limit_s: float, settings: OrToolsSetti
         nodes = max(1, len(net.loc))
         params.ls_operator_neighbors_ratio = min(1.0, settings.neighbors / nodes)
         params.ls_operator_min_neighbors = settings.neighbors
-    params.use_iterated_local_search = settings.iterated
+    if settings.iterated:
+        _iterated_local_search(params)
     params.time_limit.FromMilliseconds(max(50, int(time_limit_s * 1000)))
     return params
+
+
+def _iterated_local_search(params: Any) -> None:
+    """OR-Tools' iterated local search with SISR ruins (Christiaens and Vanden Berghe 2020, their
+    defaults: strings of up to 10 visits, 10 removed on average), recreated by cheapest insertion."""
+    params.use_iterated_local_search = True
+    ruin = params.iterated_local_search_parameters.ruin_recreate_parameters.ruin_strategies.add()
+    ruin.sisr.max_removed_sequence_size = 10
+    ruin.sisr.avg_num_removed_visits = 10
+    ruin.sisr.bypass_factor = 0.01
 
 
 def _enum(holder: Any, name: str, what: str) -> int:

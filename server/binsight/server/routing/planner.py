@@ -13,8 +13,8 @@ import importlib.util
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
+from binsight.server.routing import ENGINES, Engine
 from binsight.server.routing.instance import Instance
 from binsight.server.routing.network import Network
 from binsight.server.routing.schedule import RouteSchedule, schedule_route
@@ -24,8 +24,6 @@ __all__ = ["DECOMPOSE_ABOVE", "ENGINES", "Outcome", "solve_instance"]
 
 logger = logging.getLogger(__name__)
 
-Engine = Literal["auto", "pyvrp", "ortools", "portfolio"]
-ENGINES: tuple[Engine, ...] = ("auto", "pyvrp", "ortools", "portfolio")
 DECOMPOSE_ABOVE = 1500
 STALL_MIN = 2_000  # PyVRP iterations without improvement before a binsight problem stops early
 STALL_PER_CLIENT = 50

@@ -65,8 +65,9 @@ MEMBERS: dict[str, Member] = {"pyvrp": pyvrp_member, "ortools": ortools_member}
 
 
 def grace_s(time_limit_s: float) -> float:
-    """How long past the limit an engine may take before it is stopped (process start, model build)."""
-    return 2.0 + 0.1 * time_limit_s
+    """How long past the limit an engine may answer before it is stopped (a model build or a last
+    search step that overruns, sending the answer back)."""
+    return 3.0 + 0.2 * time_limit_s
 
 
 def _context() -> Any:
@@ -77,10 +78,15 @@ def _context() -> Any:
     return ctx
 
 
-def _run_member(member: Member, inst: Instance, time_limit_s: float, seed: int, conn: Connection) -> None:
-    """Child process body: solve, and send back ``("ok", solution)`` or ``("failed", traceback)``."""
+def _run_member(member: Member, inst: Instance, deadline: float, seed: int, conn: Connection) -> None:
+    """Child process body: solve until ``deadline`` (``time.time()``), and send back
+    ``("ok", solution)`` or ``("failed", the exception)``.
+
+    The time left is measured here, so a slow start (the forkserver importing the solvers on the
+    first plan, a loaded machine) shortens the search rather than the wait past the limit.
+    """
     try:
-        solution = member(inst, time_limit_s, seed)
+        solution = member(inst, max(0.1, deadline - time.time()), seed)
         solution.raw = None  # the engine's own object may not pickle, and the parent has no use for it
         conn.send(("ok", solution))
     except BaseException as exc:  # everything, so the parent learns why rather than just that
@@ -95,13 +101,13 @@ class _Child:
     """One engine's process and the read end of its pipe."""
 
     def __init__(
-        self, ctx: Any, name: str, member: Member, inst: Instance, *, limit: float, seed: int
+        self, ctx: Any, name: str, member: Member, inst: Instance, *, deadline: float, seed: int
     ) -> None:
         self.name = name
         self.conn, send = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
             target=_run_member,
-            args=(member, inst, limit, seed, send),
+            args=(member, inst, deadline, seed, send),
             name=f"binsight-portfolio-{name}",
             daemon=True,
         )
@@ -149,7 +155,8 @@ def solve_portfolio(
             cores,
             len(members),
         )
-    children = [_Child(ctx, name, m, inst, limit=time_limit_s, seed=seed) for name, m in members.items()]
+    deadline = time.time() + time_limit_s
+    children = [_Child(ctx, name, m, inst, deadline=deadline, seed=seed) for name, m in members.items()]
     answers = _collect(children, t0 + time_limit_s + grace_s(time_limit_s))
     runs: list[EngineRun] = []
     outcomes: list[tuple[EngineRun, Outcome]] = []
