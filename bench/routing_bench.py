@@ -9,7 +9,8 @@ to it, every time limit and every solver, prints the cost and its ratio to the B
   solution strategy or ``shape``, ``META`` a metaheuristic, ``NEIGHBORS`` a number or ``all``,
   ``ils`` for iterated local search, ``full`` to keep the whole fleet), e.g.
   ``ortools:SAVINGS/GUIDED_LOCAL_SEARCH/40``;
-- ``warm-ortools``: PyVRP for 30% of the time, then OR-Tools from its routes (ReadAssignmentFromRoutes).
+- ``warm-ortools:SHARE``: PyVRP for SHARE of the time (e.g. 0.3), then OR-Tools from its routes
+  (ReadAssignmentFromRoutes) for the rest.
 
 ``--cities BINS:TRUCKS:SEED ...`` adds generated binsight problems (windows, breaks, disposal
 trips, optional bins; no BKS): their ratio is to the best objective any solver found in the run.
@@ -136,9 +137,9 @@ def planner(source: str, time_limit: float, seed: int, solver: str) -> dict[str,
     elif solver.startswith("ortools:"):
         net = Network.build(inst)
         out = check(inst, solve_ortools(net, left, seed, settings=ortools_settings(solver[8:])))
-    elif solver == "warm-ortools":
+    elif solver.startswith("warm-ortools:"):
         net = Network.build(inst)
-        first = check(inst, solve_pyvrp(net, 0.3 * left, seed))
+        first = check(inst, solve_pyvrp(net, float(solver.split(":")[1]) * left, seed))
         rest = time_limit - (time.perf_counter() - t0)
         out = check(inst, solve_ortools(net, rest, seed, initial=first.solution))
         extra = {"pyvrp_first": first.cost, "pyvrp_first_feasible": first.feasible}

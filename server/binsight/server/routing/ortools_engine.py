@@ -75,6 +75,8 @@ class _Model:
     service: list[int]
     #: The truck (index into ``Instance.vehicle_list()``) behind each OR-Tools vehicle.
     fleet: list[int]
+    #: What leaving a mandatory bin out costs: far more than any route could save by it.
+    drop_mandatory: int = 0
 
     @property
     def n_vehicles(self) -> int:
@@ -152,7 +154,8 @@ def _build_model(net: Network, fleet: list[int] | None = None) -> _Model:
     manager = pywrapcp.RoutingIndexManager(len(node_of), len(vehicles), starts, ends)
     routing = pywrapcp.RoutingModel(manager)
     service, demand = _service_and_demand(net, len(node_of), site_nodes)
-    model = _Model(routing, manager, node_of, site_nodes, service, fleet)
+    drop = 100 * (int(net.dist.max()) + 1) * (len(net.inst.disposal) + 2)
+    model = _Model(routing, manager, node_of, site_nodes, service, fleet, drop)
 
     dist = net.dist[node_of][:, node_of]
     dist_cb = routing.RegisterTransitMatrix(dist.tolist())
@@ -234,8 +237,10 @@ def _constrain_nodes(net: Network, model: _Model, route_ends: set[int], horizon:
         load.SlackVar(index).SetValue(0)
         job = net.inst.clients[node - net.client_offset]
         time.CumulVar(index).SetRange(job.tw_early, min(job.tw_late, horizon))
-        if not job.required:
-            routing.AddDisjunction([index], job.prize)
+        # A mandatory bin may be dropped too, at a price no detour comes near: then the first
+        # solution heuristics always finish (with unloading trips they often fail to fit every
+        # bin), and the search pulls the dropped ones in. The exact check still reports any left.
+        routing.AddDisjunction([index], job.prize if not job.required else model.drop_mandatory)
 
 
 def _constrain_vehicles(net: Network, model: _Model, horizon: int) -> None:
@@ -323,7 +328,12 @@ def _solve(net: Network, model: _Model, params: Any, initial: EngineSolution | N
 
 
 def _warm_routes(net: Network, initial: EngineSolution, model: _Model) -> list[list[int]]:
-    """``initial``'s routes as OR-Tools nodes per model vehicle (disposal visits on unused copies)."""
+    """``initial``'s routes per model vehicle as OR-Tools *indices*, which ``ReadAssignmentFromRoutes``
+    wants (disposal visits on unused copies).
+
+    Indices are not nodes: the manager numbers the nodes that are no route's start or end first,
+    so with disposal sites (whose route ends are nodes of their own) every index is off.
+    """
     site_nodes = model.site_nodes
     slot = {k: v for v, k in enumerate(model.fleet)}
     used = [0] * len(site_nodes)
@@ -337,7 +347,7 @@ def _warm_routes(net: Network, initial: EngineSolution, model: _Model) -> list[l
             elif used[visit.index] < len(site_nodes[visit.index]):
                 nodes.append(site_nodes[visit.index][used[visit.index]])
                 used[visit.index] += 1
-        routes[slot[route.vehicle]] = nodes
+        routes[slot[route.vehicle]] = [model.manager.NodeToIndex(n) for n in nodes]
     return routes
 
 
