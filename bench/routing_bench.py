@@ -33,6 +33,7 @@ import math
 import multiprocessing as mp
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -280,9 +281,11 @@ def main() -> None:
                     jobs.append((s, source, tl, args.seed))
     print(f"{len(sources)} instances, {len(jobs)} runs to do", flush=True)
     results = list(done)
+    # Fresh, non-daemonic workers (a Pool's are daemonic, and the portfolio starts processes).
     ctx = mp.get_context("spawn")
-    with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:
-        for res in pool.imap_unordered(run_one, jobs):
+    with ProcessPoolExecutor(args.jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
+        for future in as_completed([pool.submit(run_one, job) for job in jobs]):
+            res = future.result()
             results.append(res)
             print(
                 f"{res['instance']:<16}{res['solver']:<24}{res['time_limit']:>5g}s cost {res['cost']:<10g}"

@@ -7,6 +7,7 @@ its own process by name, so they must be importable there.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import subprocess
 import sys
@@ -171,3 +172,14 @@ def test_portfolio_works_on_one_core() -> None:
     out = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == '[true, ["ok", "ok"]]'
+
+
+def _portfolio_in_worker() -> tuple[bool, list[str]]:
+    out = solve_portfolio(instance(), 1.0, members={"pyvrp": pyvrp_member, "raises": raises})
+    return out.feasible, [r.status for r in out.runs]
+
+
+def test_portfolio_in_a_daemonic_pool_worker_runs_the_engines_in_turn() -> None:
+    """A Pool worker may not start processes: the engines take turns, and a failure is still recorded."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_portfolio_in_worker) == (True, ["ok", "failed"])

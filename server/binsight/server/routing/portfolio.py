@@ -146,41 +146,30 @@ def solve_portfolio(
     """
     t0 = time.perf_counter()
     members = dict(members or MEMBERS)
-    ctx = _context()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if cores < len(members):
-        logger.info(
-            "portfolio: %d engines share %d core(s); each searches about 1/%d of the time",
-            len(members),
-            cores,
-            len(members),
-        )
-    deadline = time.time() + time_limit_s
-    children = [_Child(ctx, name, m, inst, deadline=deadline, seed=seed) for name, m in members.items()]
-    answers = _collect(children, t0 + time_limit_s + grace_s(time_limit_s))
+    if mp.current_process().daemon:
+        answers = _in_turn(members, inst, time_limit_s, seed)
+    else:
+        answers = _side_by_side(members, inst, time_limit_s, seed)
     runs: list[EngineRun] = []
     outcomes: list[tuple[EngineRun, Outcome]] = []
-    for child in children:
-        kind, payload, elapsed = answers.get(
-            child.name, ("timed out", None, time.perf_counter() - child.started)
-        )
+    for name in members:
+        kind, payload, elapsed = answers[name]
         if kind == "failed":
-            logger.warning("portfolio: %s failed: %s", child.name, payload)
-            runs.append(EngineRun(child.name, "failed", elapsed, error=str(payload)))
+            logger.warning("portfolio: %s failed: %s", name, payload)
+            runs.append(EngineRun(name, "failed", elapsed, error=str(payload)))
             continue
         if kind == "timed out":
             error = f"stopped after {elapsed:.1f} s without an answer (limit {time_limit_s:g} s)"
-            logger.warning("portfolio: %s timed out: %s", child.name, error)
-            runs.append(EngineRun(child.name, "timed out", elapsed, error=error))
+            logger.warning("portfolio: %s timed out: %s", name, error)
+            runs.append(EngineRun(name, "timed out", elapsed, error=error))
             continue
         outcome = check(inst, payload, elapsed)
-        run = EngineRun(child.name, "ok", elapsed, outcome.feasible, outcome.objective, outcome.cost)
+        run = EngineRun(name, "ok", elapsed, outcome.feasible, outcome.objective, outcome.cost)
         runs.append(run)
         outcomes.append((run, outcome))
     if not outcomes:
-        raise RuntimeError(
-            "portfolio: every engine failed: " + "; ".join(f"{r.engine} {r.status}: {r.error}" for r in runs)
-        )
+        reasons = "; ".join(f"{r.engine} {r.status}: {r.error}" for r in runs)
+        raise RuntimeError(f"portfolio: every engine failed: {reasons}")
     won_run, best = outcomes[0]
     for run, outcome in outcomes[1:]:
         if better(best, outcome) is outcome:  # a tie keeps the earlier member's plan
@@ -192,10 +181,47 @@ def solve_portfolio(
     return best
 
 
-def _collect(children: list[_Child], deadline: float) -> dict[str, tuple[str, Any, float]]:
+Answers = dict[str, tuple[str, Any, float]]
+
+
+def _side_by_side(members: dict[str, Member], inst: Instance, time_limit_s: float, seed: int) -> Answers:
+    """Each member in its own process, all at once; ``(kind, payload, elapsed)`` per member."""
+    ctx = _context()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < len(members):
+        logger.info("portfolio: %d engines share %d core(s)", len(members), cores)
+    t0 = time.perf_counter()
+    deadline = time.time() + time_limit_s
+    children = [_Child(ctx, name, m, inst, deadline=deadline, seed=seed) for name, m in members.items()]
+    answers = _collect(children, t0 + time_limit_s + grace_s(time_limit_s))
+    for child in children:
+        answers.setdefault(child.name, ("timed out", None, time.perf_counter() - child.started))
+    return answers
+
+
+def _in_turn(members: dict[str, Member], inst: Instance, time_limit_s: float, seed: int) -> Answers:
+    """Each member in this process, one after the other with an equal share of the time.
+
+    For callers that may not start processes (a ``multiprocessing.Pool`` worker is daemonic, and
+    daemonic processes may have no children). An exception is still caught and recorded; a crash
+    in native code or a hang is not, which is what the processes are for.
+    """
+    logger.warning("portfolio: in a daemonic process, so the engines run in turn, not side by side")
+    answers: Answers = {}
+    for name, member in members.items():
+        t0 = time.perf_counter()
+        try:
+            answers[name] = ("ok", member(inst, time_limit_s / len(members), seed), time.perf_counter() - t0)
+        except Exception as exc:  # recorded as the engine's failure; the other engines still run
+            tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            answers[name] = ("failed", tail, time.perf_counter() - t0)
+    return answers
+
+
+def _collect(children: list[_Child], deadline: float) -> Answers:
     """Each child's ``(kind, payload, elapsed)`` as it arrives, until all answered or ``deadline``;
     children still running then are killed (and have no entry)."""
-    answers: dict[str, tuple[str, Any, float]] = {}
+    answers: Answers = {}
     pending = {child.conn: child for child in children}
     try:
         while pending:
