@@ -319,7 +319,8 @@ def _solve(net: Network, model: _Model, params: Any, initial: EngineSolution | N
         warm = _warm_routes(net, initial, model)
         assignment = routing.ReadAssignmentFromRoutes(warm, True)
         if assignment is not None:
-            solution = routing.SolveFromAssignmentWithParameters(assignment, params)
+            # When the time runs out before the search reports anything, the start is still a plan.
+            solution = routing.SolveFromAssignmentWithParameters(assignment, params) or assignment
         else:
             logger.info("ortools: warm start rejected (infeasible for exact constraints); solving cold")
     if solution is None:
