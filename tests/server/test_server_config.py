@@ -49,6 +49,8 @@ def test_deploy_sample_loads() -> None:
             r"shift end 06:00 is not after",
         ),
         ('[fleet]\nservice_days = ["someday"]\n', r"fleet\.service_days\.0"),
+        ('[fleet]\nengine = "fastest"\n', r"fleet\.engine: .*'auto', 'pyvrp', 'ortools' or 'portfolio'"),
+        ("[fleet]\nengine = 2\n", r"fleet\.engine"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path: Path, toml: str, match: str) -> None:
@@ -57,3 +59,13 @@ def test_bad_configs_name_the_key(tmp_path: Path, toml: str, match: str) -> None
     p.write_text(toml)
     with pytest.raises(ConfigError, match=match):
         load_server_config(p)
+
+
+@pytest.mark.parametrize("engine", ["auto", "pyvrp", "ortools", "portfolio"])
+def test_fleet_engine(tmp_path: Path, engine: str) -> None:
+    """[fleet] engine takes each route engine; absent, it is auto."""
+    p = tmp_path / "s.toml"
+    p.write_text(f'[fleet]\nengine = "{engine}"\n')
+    assert load_server_config(p).fleet.engine == engine
+    p.write_text("[fleet]\n")
+    assert load_server_config(p).fleet.engine == "auto"

@@ -15,6 +15,7 @@ from pydantic import Field, StringConstraints, ValidationInfo, field_validator, 
 
 from binsight.config import Section, check_time_zone, load_toml
 from binsight.protocol import DEFAULT_ROOT
+from binsight.server.routing import Engine
 
 __all__ = [
     "DepotConfig",
@@ -170,6 +171,11 @@ class FleetConfig(Section):
         default=0.3, ge=0.0, le=1.0, description="bins below this predicted fill are left out of plans"
     )
     default_service_min: float = Field(default=2.0, ge=0)
+    engine: Engine = Field(
+        default="auto",
+        description="route engine: auto, pyvrp, ortools, or portfolio (PyVRP and OR-Tools at once, the "
+        "better plan kept; two processes, so best with two free cores); a plan request may override it",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> FleetConfig:

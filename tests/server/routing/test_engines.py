@@ -8,14 +8,20 @@ combine the engines; these call :func:`solve_pyvrp` and :func:`solve_ortools` on
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
 from binsight.server.routing.instance import Instance, Job, Site, Vehicle
+from binsight.server.routing.instance_builder import build_instance, parse_problem
 from binsight.server.routing.network import Network
 from binsight.server.routing.ortools_engine import solve_ortools
+from binsight.server.routing.planner import check
 from binsight.server.routing.pyvrp_engine import solve_pyvrp
 from binsight.server.routing.solution import EngineSolution
+
+from .conftest import at_km, bin_at, problem
 
 ENGINES = {
     "pyvrp": lambda net: solve_pyvrp(net, 0.3, seed=1),
@@ -114,9 +120,28 @@ def test_ortools_warm_started_from_pyvrp_keeps_the_optimum() -> None:
     assert total == 60
 
 
-def test_ortools_reports_no_solution_when_none_exists() -> None:
-    """A bin due before any truck can reach it: OR-Tools finds nothing and says so, no routes."""
+def test_ortools_leaves_out_a_mandatory_bin_no_truck_can_serve() -> None:
+    """A bin due before any truck can reach it: OR-Tools drops it (at its prohibitive price) rather
+    than fail, so the exact check names it as the unserved mandatory bin."""
     inst = line_instance([0, 10], [Job("late", 1, demand=1, tw_late=5)], [Vehicle("t", capacity=10)])
     solution = solve_ortools(Network.build(inst), 0.3)
     assert solution.routes == []
-    assert solution.detail.startswith("ortools status")
+    assert check(inst, solution).unserved_required == [0]
+
+
+def test_ortools_warm_start_with_disposal_sites_is_accepted(caplog: pytest.LogCaptureFixture) -> None:
+    """With disposal sites (route ends are nodes of their own) PyVRP's routes still reach OR-Tools as
+    its first solution, so its plan is no worse than PyVRP's."""
+    p = problem(
+        [bin_at(f"b{i}", 1 + i, (-1) ** i, volume_l=400) for i in range(8)],
+        trucks=[{"id": f"t{i}", "depot": "depot", "capacity_l": 1000} for i in (1, 2)],
+        disposal=[{"id": "tip", **at_km(4, 2), "service_min": 5}],
+    )
+    inst = build_instance(parse_problem(p)).inst
+    net = Network.build(inst)
+    first = check(inst, solve_pyvrp(net, 0.3, seed=1))
+    assert first.feasible
+    with caplog.at_level(logging.INFO, logger="binsight.server.routing.ortools_engine"):
+        polished = check(inst, solve_ortools(net, 0.5, initial=first.solution))
+    assert "warm start rejected" not in caplog.text
+    assert polished.feasible and polished.objective <= first.objective

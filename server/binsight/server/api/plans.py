@@ -18,6 +18,7 @@ from binsight.server.planning.day_problem import PlanningError, PlanRequest, bui
 from binsight.server.planning.edit import EditError, move_bin
 from binsight.server.planning.exports import to_csv, to_geojson, to_gpx
 from binsight.server.planning.publish import PublishError, idle_trucks, plan_day, publish, unpublish
+from binsight.server.routing import Engine
 from binsight.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])
@@ -43,17 +44,32 @@ def _out(p: Plan) -> PlanOut:
     )
 
 
+class PlanBody(PlanRequest):
+    """``POST /api/plans`` body: the day's request, and the route engine to plan it with."""
+
+    engine: Engine | None = Field(
+        default=None, description="auto | pyvrp | ortools | portfolio (default: [fleet] engine)"
+    )
+
+
 @router.post("", status_code=202, response_model=PlanAccepted)
-def create_plan(who: Operator, state: State, body: PlanRequest | None = None) -> PlanAccepted:
-    """Build the route problem from bins, forecasts and ``[fleet]``, and solve it in the background."""
-    req = body or PlanRequest()
+def create_plan(who: Operator, state: State, body: PlanBody | None = None) -> PlanAccepted:
+    """Build the route problem from bins, forecasts and ``[fleet]``, and solve it in the background.
+
+    The plan's ``result.engine`` names the engine whose plan was kept (for ``portfolio``, the
+    winner; ``result.portfolio`` says how each engine fared).
+    """
+    req = body or PlanBody()
     with state.sessions() as s:
         try:
             problem, excluded = build_problem(s, state.config, req, state.forecasts, now_ms())
         except PlanningError as exc:
             raise HTTPException(409, str(exc)) from None
     limit = req.time_limit_s or state.config.fleet.plan_time_limit_s
-    plan_id, _ = state.plans.submit(req.model_dump(mode="json"), problem, excluded, limit, who.name)
+    engine = req.engine or state.config.fleet.engine
+    plan_id, _ = state.plans.submit(
+        req.model_dump(mode="json"), problem, excluded, limit, who.name, engine=engine
+    )
     return PlanAccepted(id=plan_id, status="running")
 
 

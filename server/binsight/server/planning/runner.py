@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,20 +13,28 @@ from sqlalchemy.orm import Session, sessionmaker
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
 from binsight.server.planning.explain import explain_skips
+from binsight.server.routing import Engine
 
 __all__ = ["PlanRunner", "Planner", "routing_planner"]
 
 logger = logging.getLogger(__name__)
 
-Planner = Callable[[dict[str, Any], float], dict[str, Any]]
+
+class Planner(Protocol):
+    """Plans a route problem in about ``time_limit_s`` with the named engine (``[fleet] engine``)."""
+
+    def __call__(
+        self, problem: dict[str, Any], time_limit_s: float, *, engine: Engine = "auto"
+    ) -> dict[str, Any]: ...
 
 
-def routing_planner(problem: dict[str, Any], time_limit_s: float) -> dict[str, Any]:
+def routing_planner(
+    problem: dict[str, Any], time_limit_s: float, *, engine: Engine = "auto"
+) -> dict[str, Any]:
     """The route planner of ``binsight.server.routing``, imported when first used."""
     from binsight.server import routing
 
-    plan: Planner = routing.plan
-    return plan(problem, time_limit_s)
+    return routing.plan(problem, time_limit_s, engine=engine)
 
 
 class PlanRunner:
@@ -56,6 +63,8 @@ class PlanRunner:
         excluded: list[dict[str, str]],
         time_limit_s: float,
         created_by: str | None,
+        *,
+        engine: Engine = "auto",
     ) -> tuple[str, Future[None]]:
         plan_id = uuid.uuid4().hex
         with self.sessions() as s, s.begin():
@@ -70,13 +79,18 @@ class PlanRunner:
                     service_day=str(problem.get("name", ""))[:10] or None,
                 )
             )
-        return plan_id, self._pool.submit(self._run, plan_id, problem, excluded, time_limit_s)
+        return plan_id, self._pool.submit(self._run, plan_id, problem, excluded, time_limit_s, engine)
 
     def _run(
-        self, plan_id: str, problem: dict[str, Any], excluded: list[dict[str, str]], limit: float
+        self,
+        plan_id: str,
+        problem: dict[str, Any],
+        excluded: list[dict[str, str]],
+        limit: float,
+        engine: Engine,
     ) -> None:
         try:
-            result = dict(self.planner(problem, limit))
+            result = dict(self.planner(problem, limit, engine=engine))
         except Exception as exc:  # a solver failure must become the plan's error, never kill the thread
             logger.exception("plan %s failed", plan_id)
             self._finish(plan_id, "failed", f"{type(exc).__name__}: {exc}", None)

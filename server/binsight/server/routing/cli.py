@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
     s.add_argument("--time-limit", type=float, default=10.0, help="seconds")
     s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--engine", default="auto", help="auto | ortools | pyvrp")
+    s.add_argument("--engine", default="auto", help="auto | pyvrp | ortools | portfolio")
     s.set_defaults(func=_solve)
 
 

@@ -28,13 +28,15 @@ def benchmark_result(outcome: Any) -> dict[str, Any]:
         "violations": outcome.violations,
         "engine": outcome.solution.engine,
         "elapsed_s": round(outcome.elapsed_s, 2),
+        **({"portfolio": [run.summary() for run in outcome.runs]} if outcome.runs else {}),
     }
 
 
 def solve(args: argparse.Namespace) -> int:
     """Solve ``args.instance`` and print the result (one JSON object with ``--json``)."""
+    from binsight.server.routing import ENGINES
     from binsight.server.routing.instance_builder import plan_problem
-    from binsight.server.routing.planner import ENGINES, solve_instance
+    from binsight.server.routing.planner import solve_instance
     from binsight.server.routing.readers import read_instance_file
 
     if args.engine not in ENGINES:

@@ -20,9 +20,9 @@ from pydantic import ValidationError
 
 from binsight.config import format_validation_error
 from binsight.errors import DataError
+from binsight.server.routing import Engine
 from binsight.server.routing.distances import matrices
 from binsight.server.routing.instance import INF, Break, Instance, Job, Site, Vehicle
-from binsight.server.routing.planner import Engine
 from binsight.server.routing.spec import BinSpec, RouteProblem
 
 __all__ = ["Built", "InfeasibleProblem", "build_instance", "parse_problem", "plan_problem"]
@@ -207,7 +207,8 @@ def plan_problem(
     base_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Plan a binsight problem; the result dict of docs/contracts.md (JSON-ready)."""
-    from binsight.server.routing.planner import ENGINES, solve_instance
+    from binsight.server.routing import ENGINES
+    from binsight.server.routing.planner import solve_instance
     from binsight.server.routing.result import plan_result
 
     if engine not in ENGINES:
@@ -218,4 +219,4 @@ def plan_problem(
     # The limit covers the whole call: distances first, and a little kept for checking and reasons.
     left = time_limit_s - (time.perf_counter() - t0) - 0.05 * time_limit_s
     outcome = solve_instance(built.inst, max(0.1, left), seed=seed, engine=engine)
-    return plan_result(built, outcome)
+    return {**plan_result(built, outcome), "engine_requested": engine}

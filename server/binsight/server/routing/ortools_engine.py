@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from binsight.server.routing.instance import INF
 from binsight.server.routing.network import Network
 from binsight.server.routing.solution import EngineSolution, RoutePlan, Visit
 
-__all__ = ["solve_ortools"]
+__all__ = ["OrToolsSettings", "solve_ortools"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,31 @@ def _copies_per_site(net: Network) -> int:
     return max(2, min(need, 4 * inst.num_vehicles + 4))
 
 
+@dataclass(frozen=True)
+class OrToolsSettings:
+    """How OR-Tools searches: first solution, metaheuristic, and how far its moves look.
+
+    ``first_solution`` names a ``FirstSolutionStrategy`` (None: parallel cheapest insertion when
+    clients have windows, savings otherwise); ``metaheuristic`` a ``LocalSearchMetaheuristic``.
+    ``neighbors`` restricts the local-search operators to each node's that many nearest nodes
+    (None: all), which makes each move cheaper on larger problems. ``iterated`` turns on OR-Tools'
+    iterated local search (ruin and recreate perturbations between descents). ``trim_fleet``: on
+    problems without time limits, a fleet type far larger than the load needs (the literature's
+    "unlimited" CVRP fleet is one vehicle per customer) is cut to what capacity needs plus a margin,
+    since every idle vehicle is searched over too.
+    """
+
+    first_solution: str | None = None
+    metaheuristic: str = "GUIDED_LOCAL_SEARCH"
+    neighbors: int | None = None
+    iterated: bool = False
+    trim_fleet: bool = True
+
+
+#: The settings ``--engine ortools`` uses (chosen by ``bench/routing_ortools.py``; see docs/routing.md).
+SETTINGS = OrToolsSettings()
+
+
 @dataclass
 class _Model:
     """One network as an OR-Tools routing model, with what reading its solution back needs."""
@@ -47,7 +73,14 @@ class _Model:
     site_nodes: list[list[int]]
     #: Service time per OR-Tools node.
     service: list[int]
-    n_vehicles: int
+    #: The truck (index into ``Instance.vehicle_list()``) behind each OR-Tools vehicle.
+    fleet: list[int]
+    #: What leaving a mandatory bin out costs: far more than any route could save by it.
+    drop_mandatory: int = 0
+
+    @property
+    def n_vehicles(self) -> int:
+        return len(self.fleet)
 
 
 def solve_ortools(
@@ -55,16 +88,29 @@ def solve_ortools(
     time_limit_s: float,
     seed: int = 0,
     initial: EngineSolution | None = None,
+    settings: OrToolsSettings | None = None,
 ) -> EngineSolution:
-    """Solve with OR-Tools guided local search for ``time_limit_s`` seconds.
+    """Solve with OR-Tools for ``time_limit_s`` seconds (default :data:`SETTINGS`).
 
-    ``initial`` (e.g. PyVRP's routes) is read with ``ReadAssignmentFromRoutes`` and used as the
-    first solution; without it the first solution strategy is chosen by problem shape (parallel
-    cheapest insertion when there are time windows, savings otherwise).
+    ``initial`` (e.g. PyVRP's routes, or a previous plan's) is read with ``ReadAssignmentFromRoutes``
+    and used as the first solution; without it, or when OR-Tools rejects it, the first solution
+    strategy of ``settings`` builds one.
     """
     del seed  # OR-Tools' local search is deterministic for given parameters
-    model = _build_model(net)
-    solution = _solve(net, model, _search_parameters(net, time_limit_s), initial)
+    settings = settings or SETTINGS
+    t0 = time.perf_counter()
+    fleet = _fleet(net, initial) if settings.trim_fleet else None
+    model = _build_model(net, fleet)
+    solution = _solve(net, model, _search_parameters(net, time_limit_s, settings), initial)
+    if solution is None and fleet is not None and len(fleet) < net.inst.num_vehicles:
+        logger.info(
+            "ortools: no solution with %d of %d vehicles; retrying with all",
+            len(fleet),
+            net.inst.num_vehicles,
+        )
+        model = _build_model(net)
+        left = max(0.05, time_limit_s - (time.perf_counter() - t0))
+        solution = _solve(net, model, _search_parameters(net, left, settings), initial)
     if solution is None:
         return EngineSolution(routes=[], engine="ortools", detail=f"ortools status {model.routing.status()}")
     return EngineSolution(
@@ -74,18 +120,42 @@ def solve_ortools(
     )
 
 
-def _build_model(net: Network) -> _Model:
-    """The routing model: nodes, arc costs, the load and time dimensions and their bounds."""
+def _fleet(net: Network, initial: EngineSolution | None) -> list[int]:
+    """The trucks worth modelling: all of them, unless nothing but capacity limits the routes."""
+    inst = net.inst
+    everyone = list(range(inst.num_vehicles))
+    timed = any(c.tw_early > 0 or c.tw_late < INF for c in inst.clients) or any(
+        v.tw_late < INF or v.max_duration < INF or v.brk is not None for v in inst.vehicles
+    )
+    if timed or inst.disposal:
+        return everyone
+    total = sum(c.demand for c in inst.clients)
+    keep: list[int] = []
+    first = 0
+    for v in inst.vehicles:
+        need = math.ceil(1.1 * total / max(1, v.capacity)) + 2
+        keep += range(first, first + min(v.count, need))
+        first += v.count
+    if initial is not None:  # a warm start's trucks must exist in the model
+        keep += [r.vehicle for r in initial.routes]
+    return sorted(set(keep))
+
+
+def _build_model(net: Network, fleet: list[int] | None = None) -> _Model:
+    """The routing model over ``fleet`` (default: every truck): nodes, arc costs, load and time."""
     from ortools.constraint_solver import pywrapcp
 
-    vehicles = net.inst.vehicle_list()
+    everyone = net.inst.vehicle_list()
+    fleet = fleet if fleet is not None else list(range(len(everyone)))
+    vehicles = [everyone[k] for k in fleet]
     node_of, site_nodes = _node_map(net)
     starts = [v.depot for v in vehicles]
     ends = [net.end_node[v.depot] for v in vehicles]
     manager = pywrapcp.RoutingIndexManager(len(node_of), len(vehicles), starts, ends)
     routing = pywrapcp.RoutingModel(manager)
     service, demand = _service_and_demand(net, len(node_of), site_nodes)
-    model = _Model(routing, manager, node_of, site_nodes, service, len(vehicles))
+    drop = 100 * (int(net.dist.max()) + 1) * (len(net.inst.disposal) + 2)
+    model = _Model(routing, manager, node_of, site_nodes, service, fleet, drop)
 
     dist = net.dist[node_of][:, node_of]
     dist_cb = routing.RegisterTransitMatrix(dist.tolist())
@@ -167,8 +237,10 @@ def _constrain_nodes(net: Network, model: _Model, route_ends: set[int], horizon:
         load.SlackVar(index).SetValue(0)
         job = net.inst.clients[node - net.client_offset]
         time.CumulVar(index).SetRange(job.tw_early, min(job.tw_late, horizon))
-        if not job.required:
-            routing.AddDisjunction([index], job.prize)
+        # A mandatory bin may be dropped too, at a price no detour comes near: then the first
+        # solution heuristics always finish (with unloading trips they often fail to fit every
+        # bin), and the search pulls the dropped ones in. The exact check still reports any left.
+        routing.AddDisjunction([index], job.prize if not job.required else model.drop_mandatory)
 
 
 def _constrain_vehicles(net: Network, model: _Model, horizon: int) -> None:
@@ -179,7 +251,9 @@ def _constrain_vehicles(net: Network, model: _Model, horizon: int) -> None:
     solver = routing.solver()
     # Break constraints want service times by routing index, not node.
     visit_transit = [model.service[manager.IndexToNode(i)] for i in range(routing.Size())]
-    for v, veh in enumerate(net.inst.vehicle_list()):
+    everyone = net.inst.vehicle_list()
+    for v, k in enumerate(model.fleet):
+        veh = everyone[k]
         load.SlackVar(routing.Start(v)).SetValue(0)
         late = min(veh.tw_late, horizon)
         time.CumulVar(routing.Start(v)).SetRange(veh.tw_early, late)
@@ -195,17 +269,46 @@ def _constrain_vehicles(net: Network, model: _Model, horizon: int) -> None:
         routing.AddVariableMaximizedByFinalizer(time.CumulVar(routing.Start(v)))
 
 
-def _search_parameters(net: Network, time_limit_s: float) -> Any:
-    """Guided local search from a first solution suited to the problem's shape."""
+def _search_parameters(net: Network, time_limit_s: float, settings: OrToolsSettings) -> Any:
+    """OR-Tools search parameters for ``settings`` on this problem."""
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
     params = pywrapcp.DefaultRoutingSearchParameters()
-    has_tw = any(c.tw_late < INF or c.tw_early > 0 for c in net.inst.clients)
     fss = routing_enums_pb2.FirstSolutionStrategy
-    params.first_solution_strategy = fss.PARALLEL_CHEAPEST_INSERTION if has_tw else fss.SAVINGS
-    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    first = settings.first_solution
+    if first is None:
+        has_tw = any(c.tw_late < INF or c.tw_early > 0 for c in net.inst.clients)
+        first = "PARALLEL_CHEAPEST_INSERTION" if has_tw else "SAVINGS"
+    params.first_solution_strategy = _enum(fss, first, "first solution strategy")
+    params.local_search_metaheuristic = _enum(
+        routing_enums_pb2.LocalSearchMetaheuristic, settings.metaheuristic, "metaheuristic"
+    )
+    if settings.neighbors is not None:
+        nodes = max(1, len(net.loc))
+        params.ls_operator_neighbors_ratio = min(1.0, settings.neighbors / nodes)
+        params.ls_operator_min_neighbors = settings.neighbors
+    if settings.iterated:
+        _iterated_local_search(params)
     params.time_limit.FromMilliseconds(max(50, int(time_limit_s * 1000)))
     return params
+
+
+def _iterated_local_search(params: Any) -> None:
+    """OR-Tools' iterated local search with SISR ruins (Christiaens and Vanden Berghe 2020, their
+    defaults: strings of up to 10 visits, 10 removed on average), recreated by cheapest insertion."""
+    params.use_iterated_local_search = True
+    ruin = params.iterated_local_search_parameters.ruin_recreate_parameters.ruin_strategies.add()
+    ruin.sisr.max_removed_sequence_size = 10
+    ruin.sisr.avg_num_removed_visits = 10
+    ruin.sisr.bypass_factor = 0.01
+
+
+def _enum(holder: Any, name: str, what: str) -> int:
+    """The value of OR-Tools enum ``name`` (e.g. ``SAVINGS``); a clear error for a wrong one."""
+    names = [v.name for v in holder.DESCRIPTOR.enum_types_by_name["Value"].values]
+    if name not in names:
+        raise ValueError(f"OR-Tools {what} {name!r}: expected one of {', '.join(names)}")
+    return int(getattr(holder, name))
 
 
 def _solve(net: Network, model: _Model, params: Any, initial: EngineSolution | None) -> Any:
@@ -213,10 +316,11 @@ def _solve(net: Network, model: _Model, params: Any, initial: EngineSolution | N
     routing = model.routing
     solution = None
     if initial is not None:
-        warm = _warm_routes(net, initial, model.site_nodes, model.n_vehicles)
+        warm = _warm_routes(net, initial, model)
         assignment = routing.ReadAssignmentFromRoutes(warm, True)
         if assignment is not None:
-            solution = routing.SolveFromAssignmentWithParameters(assignment, params)
+            # When the time runs out before the search reports anything, the start is still a plan.
+            solution = routing.SolveFromAssignmentWithParameters(assignment, params) or assignment
         else:
             logger.info("ortools: warm start rejected (infeasible for exact constraints); solving cold")
     if solution is None:
@@ -224,11 +328,17 @@ def _solve(net: Network, model: _Model, params: Any, initial: EngineSolution | N
     return solution
 
 
-def _warm_routes(
-    net: Network, initial: EngineSolution, site_nodes: list[list[int]], n_vehicles: int
-) -> list[list[int]]:
+def _warm_routes(net: Network, initial: EngineSolution, model: _Model) -> list[list[int]]:
+    """``initial``'s routes per model vehicle as OR-Tools *indices*, which ``ReadAssignmentFromRoutes``
+    wants (disposal visits on unused copies).
+
+    Indices are not nodes: the manager numbers the nodes that are no route's start or end first,
+    so with disposal sites (whose route ends are nodes of their own) every index is off.
+    """
+    site_nodes = model.site_nodes
+    slot = {k: v for v, k in enumerate(model.fleet)}
     used = [0] * len(site_nodes)
-    routes: list[list[int]] = [[] for _ in range(n_vehicles)]
+    routes: list[list[int]] = [[] for _ in range(model.n_vehicles)]
     for route in initial.routes:
         visits = route.visits[:-1] if net.inst.disposal else route.visits  # last unload = route end
         nodes = []
@@ -238,7 +348,7 @@ def _warm_routes(
             elif used[visit.index] < len(site_nodes[visit.index]):
                 nodes.append(site_nodes[visit.index][used[visit.index]])
                 used[visit.index] += 1
-        routes[route.vehicle] = nodes
+        routes[slot[route.vehicle]] = [model.manager.NodeToIndex(n) for n in nodes]
     return routes
 
 
@@ -249,10 +359,10 @@ def _extract(net: Network, model: _Model, solution: Any) -> list[RoutePlan]:
     vehicles = inst.vehicle_list()
     disposal_index = {node: s for s, node in enumerate(net.disposal_nodes)}
     plans = []
-    for v in range(model.n_vehicles):
+    for v, truck in enumerate(model.fleet):
         index = solution.Value(routing.NextVar(routing.Start(v)))
         visits: list[Visit] = []
-        last = vehicles[v].depot
+        last = vehicles[truck].depot
         while not routing.IsEnd(index):
             node = node_of[manager.IndexToNode(index)]
             if node >= net.client_offset:
@@ -264,6 +374,6 @@ def _extract(net: Network, model: _Model, solution: Any) -> list[RoutePlan]:
         if not any(x.kind == "client" for x in visits):
             continue
         if inst.disposal:
-            visits.append(Visit("disposal", int(net.final_site[last, vehicles[v].depot])))
-        plans.append(RoutePlan(vehicle=v, visits=visits))
+            visits.append(Visit("disposal", int(net.final_site[last, vehicles[truck].depot])))
+        plans.append(RoutePlan(vehicle=truck, visits=visits))
     return plans

@@ -13,19 +13,17 @@ import importlib.util
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
+from binsight.server.routing import ENGINES, Engine
 from binsight.server.routing.instance import Instance
 from binsight.server.routing.network import Network
 from binsight.server.routing.schedule import RouteSchedule, schedule_route
-from binsight.server.routing.solution import EngineSolution
+from binsight.server.routing.solution import EngineRun, EngineSolution
 
 __all__ = ["DECOMPOSE_ABOVE", "ENGINES", "Outcome", "solve_instance"]
 
 logger = logging.getLogger(__name__)
 
-Engine = Literal["auto", "pyvrp", "ortools"]
-ENGINES: tuple[Engine, ...] = ("auto", "pyvrp", "ortools")
 DECOMPOSE_ABOVE = 1500
 STALL_MIN = 2_000  # PyVRP iterations without improvement before a binsight problem stops early
 STALL_PER_CLIENT = 50
@@ -40,6 +38,8 @@ class Outcome:
     schedules: list[RouteSchedule]
     unserved_required: list[int] = field(default_factory=list)
     elapsed_s: float = 0.0
+    #: With ``engine="portfolio"``: how each engine fared (the one kept has ``won``).
+    runs: list[EngineRun] = field(default_factory=list)
 
     @property
     def violations(self) -> list[str]:
@@ -65,6 +65,11 @@ class Outcome:
         return sum(c.prize for i, c in enumerate(self.inst.clients) if not c.required and i not in served)
 
     @property
+    def objective(self) -> int:
+        """What the engines minimise: distance plus the worth of optional bins left out."""
+        return self.distance + self.penalty
+
+    @property
     def cost(self) -> float:
         """Total distance in the instance's reporting unit (VRPLIB/DIMACS convention for benchmarks)."""
         value = self.distance / self.inst.cost_scale
@@ -88,10 +93,11 @@ def check(inst: Instance, solution: EngineSolution, elapsed_s: float = 0.0) -> O
     return Outcome(inst, solution, schedules, unserved, elapsed_s)
 
 
-def _better(a: Outcome, b: Outcome) -> Outcome:
+def better(a: Outcome, b: Outcome) -> Outcome:
+    """The feasible one; between equals, the lower distance plus skipped worth (``a`` on a tie)."""
     if a.feasible != b.feasible:
         return a if a.feasible else b
-    return a if a.distance + a.penalty <= b.distance + b.penalty else b
+    return a if a.objective <= b.objective else b
 
 
 def solve_instance(
@@ -99,13 +105,18 @@ def solve_instance(
 ) -> Outcome:
     """Plan ``inst`` within about ``time_limit_s`` seconds with ``engine`` and check the result.
 
-    With ``engine="auto"`` and ``decompose``, problems above :data:`DECOMPOSE_ABOVE` clients are
-    solved in sectors.
+    With ``engine`` auto or pyvrp and ``decompose``, problems above :data:`DECOMPOSE_ABOVE` clients
+    are solved in sectors. ``portfolio`` runs PyVRP and OR-Tools in two processes at once and keeps
+    the better plan (:mod:`binsight.server.routing.portfolio`).
     """
     t0 = time.perf_counter()
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if engine == "auto" and decompose and len(inst.clients) > DECOMPOSE_ABOVE:
+    if engine == "portfolio":
+        from binsight.server.routing.portfolio import solve_portfolio
+
+        return solve_portfolio(inst, time_limit_s, seed)
+    if engine in ("auto", "pyvrp") and decompose and len(inst.clients) > DECOMPOSE_ABOVE:
         from binsight.server.routing.decompose import solve_decomposed
 
         sol = solve_decomposed(inst, time_limit_s, seed, solve=solve_instance)
@@ -136,7 +147,7 @@ def solve_instance(
             more = check(
                 inst, solve_pyvrp(net, rest, seed + 1, initial=outcome.solution.raw, stall=stall), 0.0
             )
-            outcome = _better(more, outcome)
+            outcome = better(more, outcome)
         outcome.elapsed_s = time.perf_counter() - t0
         return outcome
     if importlib.util.find_spec("ortools") is None:  # binsight-server installs it; be clear if not
@@ -150,6 +161,6 @@ def solve_instance(
     logger.info("PyVRP plan breaks %d constraints; polishing with OR-Tools", len(outcome.violations))
     rest = max(1.0, rest)
     polished = check(inst, solve_ortools(net, rest, seed, initial=outcome.solution), 0.0)
-    best = _better(polished, outcome)
+    best = better(polished, outcome)
     best.elapsed_s = time.perf_counter() - t0
     return best

@@ -79,6 +79,7 @@ def plan_result(built: Built, outcome: Outcome) -> dict[str, Any]:
         "engine": outcome.solution.engine,
         "engine_detail": outcome.solution.detail,
         "elapsed_s": round(outcome.elapsed_s, 2),
+        **({"portfolio": [run.summary() for run in outcome.runs]} if outcome.runs else {}),
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["EngineSolution", "RoutePlan", "Visit"]
+__all__ = ["EngineRun", "EngineSolution", "RoutePlan", "Visit"]
 
 VisitKind = Literal["client", "disposal"]
 
@@ -49,3 +49,33 @@ class EngineSolution:
     engine: str
     detail: str = ""
     raw: Any = None  # the engine's own solution object, to continue from
+
+
+@dataclass
+class EngineRun:
+    """How one engine of a portfolio fared: ``status`` is ``ok``, ``failed`` or ``timed out``.
+
+    ``objective`` is distance plus the worth of skipped optional bins, in the instance's integer
+    units (what the portfolio compares); ``error`` says why a run that is not ``ok`` gave nothing.
+    """
+
+    engine: str
+    status: Literal["ok", "failed", "timed out"]
+    elapsed_s: float
+    feasible: bool | None = None
+    objective: int | None = None
+    cost: float | None = None
+    error: str | None = None
+    won: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready, for the plan's ``portfolio`` list."""
+        return {
+            "engine": self.engine,
+            "status": self.status,
+            "won": self.won,
+            "feasible": self.feasible,
+            "cost": self.cost,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "error": self.error,
+        }
