@@ -209,6 +209,41 @@ def test_rollback_announces_the_previous_model_to_every_bin(setup: Setup) -> Non
     assert states == ["superseded", "rolled_back", "all"]
 
 
+def test_a_second_rollback_never_goes_back_to_the_model_rolled_back_from(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """v0, v1 healthy on every bin; a forced bad v2 reaches every bin and is rolled back from. A
+    second rollback (a double click) walks back to v0, never to v2; a third finds nothing (409) and
+    changes nothing; re-promoting v2 goes through the canary stage again."""
+    v0 = tiny_model(tmp_path / "v0.onnx", "v0", a=1, b=0)
+    register_model(setup.sessions, setup.service.config.models.dir, v0, None)
+    setup.live_to_all("v0", 0.4)
+    setup.live_to_all("v1", 0.4, force=True, reason="test")
+    setup.live_to_all("v2", 0.4, force=True, reason="a forced bad model")
+    first = setup.service.rollback(who="admin", reason="v2 is flat")
+    assert (first["version"], first["previous"]) == ("v1", "v2")
+    second = setup.service.rollback(who="admin")
+    assert (second["version"], second["previous"]) == ("v0", "v1")
+    assert setup.broker.announced() == dict.fromkeys(BINS, "v0")
+    before = dict(setup.broker.retained)
+    with pytest.raises(RolloutError, match="no previous model") as exc:
+        setup.service.rollback(who="admin")
+    assert exc.value.status == 409 and setup.broker.retained == before
+    again = setup.service.promote("v2", force=True, reason="fixed upstream", who="admin")
+    assert again["state"] == "canary" and setup.broker.announced() == {"b1": "v2", "b2": "v0", "b3": "v0"}
+
+
+def test_a_halted_model_is_no_rollback_target(setup: Setup) -> None:
+    """A halted candidate never reached every bin: rollback from the model after it skips it."""
+    setup.live_to_all("v1", 0.2)
+    setup.service.promote("v2", force=True, reason="test", who="admin")
+    setup.readings("b1", "v2", 0.9)
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "halted" and setup.state()["active"] == "v1"
+    with pytest.raises(RolloutError, match="no previous model"):
+        setup.service.rollback(who="admin")
+
+
 @pytest.mark.parametrize(
     ("promote", "status", "message"),
     [

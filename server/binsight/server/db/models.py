@@ -275,6 +275,8 @@ class Rollout(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    #: When it reached every bin (None: never, or before migration 0005a): rollback targets only these.
+    all_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ReleaseRecord(Base):

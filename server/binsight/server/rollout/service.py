@@ -79,6 +79,7 @@ def rollout_dict(r: Rollout) -> dict[str, Any]:
         "created_by": r.created_by,
         "started_at": r.started_at,
         "updated_at": r.updated_at,
+        "all_at": r.all_at,
     }
 
 
@@ -284,30 +285,53 @@ class RolloutService:
             logger.info("model %s promoted by %s: canary stage on %s", version, who, ", ".join(canaries))
             return rollout_dict(rollout)
 
-    def rollback(self, *, who: str, reason: str | None = None) -> dict[str, Any]:
-        """Make the model that was active before the current one active again, on every bin at once.
+    def _rollback_target(self, s: Session, active: ModelRecord) -> ModelRecord:
+        """The latest model but ``active`` that was healthy on every bin and not rolled back from since.
+
+        Healthy in production: a rollout of it reached every bin (``all_at``; a rollback is there at
+        once). Rolled back from since then, or halted: never a target again until it is promoted
+        anew, through the gate and the canaries, and reaches every bin once more.
 
         Raises
         ------
         RolloutError
-            409 when there is no previous model to go back to.
+            409 when no such model (with its file) exists.
+        """
+        healthy: dict[str, int] = {}
+        left: dict[str, int] = {}
+        for r in s.execute(select(Rollout).order_by(Rollout.id)).scalars():
+            if r.all_at is not None and r.state != "halted":
+                healthy[r.version] = max(healthy.get(r.version, 0), r.all_at)
+            if r.kind == "rollback" and r.previous:
+                left[r.previous] = max(left.get(r.previous, 0), r.started_at)
+            if r.state == "halted":
+                left[r.version] = max(left.get(r.version, 0), r.updated_at)
+        ranked = sorted((at, v) for v, at in healthy.items() if v != active.version and left.get(v, -1) < at)
+        for _, version in reversed(ranked):
+            record = s.get(ModelRecord, version)
+            if record is not None:
+                return record
+        raise RolloutError(
+            f"{active.version} has no previous model to roll back to: no other model was healthy on "
+            "every bin without being rolled back from since (promote one instead: it goes through the "
+            "gate and the canaries)",
+            409,
+        )
+
+    def rollback(self, *, who: str, reason: str | None = None) -> dict[str, Any]:
+        """Make the last model that was healthy in production before the current one active again, on
+        every bin at once; never one that was halted or rolled back from (see :meth:`_rollback_target`).
+
+        Raises
+        ------
+        RolloutError
+            409 when there is no such model to go back to.
         """
         with self.lock, self.sessions() as s, s.begin():
             active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
             if active is None:
                 raise RolloutError("no model is active: nothing to roll back", 409)
-            last = (
-                s.execute(
-                    select(Rollout)
-                    .where(Rollout.version == active.version, Rollout.state != "halted")
-                    .order_by(Rollout.id.desc())
-                )
-                .scalars()
-                .first()
-            )
-            previous = s.get(ModelRecord, last.previous) if last is not None and last.previous else None
-            if previous is None:
-                raise RolloutError(f"{active.version} has no previous model to roll back to", 409)
+            previous = self._rollback_target(s, active)
             now = now_ms()
             for old in self._live(s):
                 old.state, old.updated_at = "rolled_back", now
@@ -323,6 +347,7 @@ class RolloutService:
                 created_by=who,
                 started_at=now,
                 updated_at=now,
+                all_at=now,
             )
             s.add(rollout)
             s.flush()
@@ -433,7 +458,7 @@ class RolloutService:
                         continue
                     if not ready:
                         continue
-                    r.state, r.updated_at = "all", now
+                    r.state, r.updated_at, r.all_at = "all", now, now
                     logger.info("canaries of %s are healthy: announcing to every bin", r.version)
                 record = s.get(ModelRecord, r.version)
                 told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
