@@ -139,7 +139,9 @@ class Event(_Message):
     bin_id: BinId
     ts: int = Field(ge=0)
     kind: Literal["command", "model"]
-    state: Literal["ok", "failed", "downloading", "verified", "active", "rolled_back"]
+    #: ``failed``: refused for good (or a command failed); ``retrying``: a model release refused for
+    #: a cause that can pass (no key yet, download error), tried again with backoff.
+    state: Literal["ok", "failed", "retrying", "downloading", "verified", "active", "rolled_back"]
     ref: str | None = Field(default=None, max_length=128, description="command id or model version")
     detail: str | None = Field(default=None, max_length=500)
 

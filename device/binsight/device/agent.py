@@ -333,7 +333,7 @@ class Agent:
         self.status.event(kind, state, ref, detail)
 
     def _report_model(self, state: str, version: str | None, detail: str | None) -> None:
-        if state == "failed":
+        if state in ("failed", "retrying"):
             self.problems.set("update", f"model update {version or ''}: {detail}".strip())
         elif state in ("active", "rolled_back"):
             self.problems.clear("update")

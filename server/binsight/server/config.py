@@ -214,6 +214,9 @@ class RolloutConfig(Section):
     )
     min_canary_readings: int = Field(default=3, ge=1, description="readings per canary on the new model")
     canary_soak_s: float = Field(default=600.0, ge=0.0, description="least time in the canary stage")
+    canary_deadline_s: float = Field(
+        default=1800.0, gt=0.0, description="halt when a canary has not switched to the new model by then"
+    )
     max_jump: float = Field(
         default=0.2, gt=0.0, le=1.0, description="halt when a canary's fill jumps more than expected + this"
     )

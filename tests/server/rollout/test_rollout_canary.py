@@ -130,3 +130,42 @@ def test_coverage_requests_reach_the_cameras(fleet: tuple[Stack, ModelTopics]) -
         return {q["bin_id"] for q in queue if q["reason"] == "coverage"}
 
     wait_until(lambda: coverage_images() == set(BINS), 30, "a coverage image from every bin")
+
+
+def test_a_canary_without_a_key_is_heard_and_the_stage_halts_at_its_deadline(
+    make_stack: Callable[..., Stack], models: dict[str, Path], tmp_path: Path
+) -> None:
+    """A canary with no [updates] public_key refuses the release: the server stores the refusal with
+    its reason (``retrying``: the cause can pass), shows it per bin, and halts the stage at
+    ``canary_deadline_s`` saying which canary did not switch and why; the other bins are never told.
+    Restarted with the key, the same camera (same state DB) installs the next release."""
+    stack = make_stack(canary_bins=["bin-a"], canary_deadline_s=3.0)
+    frames = write_frames(tmp_path / "frames", [scene(60, seed=i) for i in range(6)])
+    stack.start_agent("bin-a", frames, models["v1"], public_key="")
+    stack.start_agent("bin-b", frames, models["v1"])
+    wait_until(lambda: stack.latest_model("bin-a") == "v1-brightness", 30, "bin-a reading on v1")
+    topics = ModelTopics(stack.port)
+    try:
+        ok = _register(stack, models["ok"])
+        code, body = stack.admin.call("POST", f"/api/models/{ok}/promote", {})
+        assert code == 200 and body["state"] == "canary"
+
+        def bin_a_event() -> dict[str, object] | None:
+            _, state = stack.admin.call("GET", "/api/rollout")
+            return next(b["event"] for b in state["bins"] if b["bin_id"] == "bin-a")
+
+        event = wait_until(bin_a_event, 30, "bin-a's refusal reaching the server")
+        assert event["state"] == "retrying" and "no trusted public key" in str(event["detail"])
+        halted = wait_until(lambda: (r := _rollout(stack))["state"] == "halted" and r, 30, "deadline halt")
+        why = str(halted["halt_reason"])
+        assert "not switched" in why and "bin-a" in why and "no trusted public key" in why, why
+        assert ok not in topics.told("bin-b")
+
+        # The key added and the camera restarted: the next promotion is installed, nothing remembered.
+        stack.agents.pop("bin-a").stop()
+        stack.start_agent("bin-a", frames, models["v1"])
+        code, _ = stack.admin.call("POST", f"/api/models/{ok}/promote", {})
+        assert code == 200
+        wait_until(lambda: stack.latest_model("bin-a") == ok, 30, "bin-a on the new model")
+    finally:
+        topics.close()

@@ -180,6 +180,22 @@ def test_a_jump_in_the_canary_readings_halts(setup: Setup) -> None:
     assert setup.broker.announced()["b1"] == "v1"
 
 
+def test_a_canary_that_never_switches_halts_at_the_deadline(setup: Setup) -> None:
+    """Nothing heard from the canary on the candidate: past canary_deadline_s the stage halts, naming
+    the canary and that no model event came; before it, the stage waits."""
+    setup.live_to_all("v1", 0.2)
+    setup.service.promote("v2", force=True, reason="test", who="admin")
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "canary"
+    setup.service.cfg = setup.service.cfg.model_copy(update={"canary_deadline_s": 0.001})
+    time.sleep(0.01)
+    setup.service.tick()
+    rollout = setup.state()["rollout"]
+    assert rollout["state"] == "halted", rollout
+    assert "b1 (no model event)" in rollout["halt_reason"] and "canary_deadline_s" in rollout["halt_reason"]
+    assert setup.broker.announced() == dict.fromkeys(BINS, "v1")
+
+
 def test_a_halt_sticks_when_the_broker_is_gone(setup: Setup) -> None:
     """No broker at halt time: the halt is recorded anyway, and says the canaries were not sent back."""
     setup.live_to_all("v1", 0.2)

@@ -83,6 +83,13 @@ def rollout_dict(r: Rollout) -> dict[str, Any]:
     }
 
 
+def _event_dict(ev: DeviceEvent | None) -> dict[str, Any] | None:
+    """A bin's last model event for the status: a refusal shows its reason on the Models page."""
+    if ev is None:
+        return None
+    return {"state": ev.state, "ref": ev.ref, "detail": ev.detail, "ts": ev.ts}
+
+
 class RolloutService:
     """The rollout state machine over the database; one per server process.
 
@@ -379,6 +386,9 @@ class RolloutService:
         for ev in failed:
             if (ev.state == "failed" and ev.ref in (r.version, None)) or ev.state == "rolled_back":
                 return f"canary {ev.bin_id} reported model {ev.state}: {ev.detail or ''}".strip(), False
+        late = self._not_switched(s, r, now)
+        if late is not None:
+            return late, False
         k = self.cfg.min_canary_readings
         expected = float((r.comparison or {}).get("expected_shift") or 0.0)
         ready = now - r.started_at >= self.cfg.canary_soak_s * 1000
@@ -433,6 +443,43 @@ class RolloutService:
                 )
         return None, ready
 
+    def _last_model_event(self, s: Session, bin_id: str, since: int) -> DeviceEvent | None:
+        return (
+            s.execute(
+                select(DeviceEvent)
+                .where(
+                    DeviceEvent.bin_id == bin_id,
+                    DeviceEvent.kind == "model",
+                    DeviceEvent.received_at >= since,
+                )
+                .order_by(DeviceEvent.ts.desc(), DeviceEvent.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+
+    def _not_switched(self, s: Session, r: Rollout, now: int) -> str | None:
+        """Past ``canary_deadline_s``, the canaries with no reading on the new model, and why (their
+        last model event: a refusal being retried, or nothing heard at all); None while in time."""
+        if now - r.started_at < self.cfg.canary_deadline_s * 1000:
+            return None
+        late = []
+        for b in r.canary_bins:
+            switched = s.execute(
+                select(Reading.id).where(Reading.bin_id == b, Reading.model == r.version).limit(1)
+            ).first()
+            if switched is not None:
+                continue
+            ev = self._last_model_event(s, b, r.started_at)
+            heard = f"last model event {ev.state}: {ev.detail or ''}".strip() if ev else "no model event"
+            late.append(f"{b} ({heard})")
+        if not late:
+            return None
+        return (
+            f"canaries not switched to {r.version} within canary_deadline_s "
+            f"{self.cfg.canary_deadline_s:g} s: " + "; ".join(late)
+        )
+
     def _halt(self, s: Session, r: Rollout, why: str, now: int) -> None:
         r.state, r.halt_reason, r.updated_at = "halted", why[:500], now
         previous = s.get(ModelRecord, r.previous) if r.previous else None
@@ -477,7 +524,12 @@ class RolloutService:
             told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
             running: dict[str, str | None] = {b: m for b, m in s.execute(select(Device.bin_id, Device.model))}
             bins = [
-                {"bin_id": b, "announced": told.get(b) or None, "running": running.get(b)}
+                {
+                    "bin_id": b,
+                    "announced": told.get(b) or None,
+                    "running": running.get(b),
+                    "event": _event_dict(self._last_model_event(s, b, 0)),
+                }
                 for b in self._bins(s)
             ]
             last_number = s.execute(select(func.max(ReleaseRecord.number))).scalar()
