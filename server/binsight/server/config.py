@@ -220,6 +220,12 @@ class RolloutConfig(Section):
     max_jump: float = Field(
         default=0.2, gt=0.0, le=1.0, description="halt when a canary's fill jumps more than expected + this"
     )
+    min_spread: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="judge a spread collapse only when old readings spread this"
+    )
+    min_spread_ratio: float = Field(
+        default=0.25, ge=0.0, le=1.0, description="halt when the canaries' spread falls below this share"
+    )
     max_mae_increase: float = Field(
         default=0.0, ge=0.0, description="a candidate whose held-out MAE is higher by more than this is worse"
     )

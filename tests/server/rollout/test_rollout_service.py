@@ -196,6 +196,47 @@ def test_a_canary_that_never_switches_halts_at_the_deadline(setup: Setup) -> Non
     assert setup.broker.announced() == dict.fromkeys(BINS, "v1")
 
 
+def test_a_flat_lined_candidate_halts_though_no_canary_jumps(setup: Setup) -> None:
+    """Two canaries at 0.30-0.45 and 0.70-0.85 on v1; v2 reads 0.60-0.61 on both (the issue's forced bad
+    model): each canary's median moves by less than max_jump (0.4 here), but the readings' spread
+    collapsed, so the rollout halts saying so."""
+    setup.service.cfg = setup.service.cfg.model_copy(
+        update={"canary_bins": ["b1", "b2"], "max_jump": 0.4, "min_canary_readings": 3}
+    )
+    setup.service.promote("v1", force=False, reason=None, who="admin")
+    for b, fills in (("b1", (0.30, 0.38, 0.45)), ("b2", (0.70, 0.78, 0.85))):
+        for f in fills:
+            setup.readings(b, "v1", f, n=1)
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "all"
+    setup.service.promote("v2", force=True, reason="forced bad model", who="admin")
+    for b, fills in (("b1", (0.60, 0.61, 0.60)), ("b2", (0.61, 0.60, 0.61))):
+        for f in fills:
+            setup.readings(b, "v2", f, n=1)
+    setup.service.tick()
+    rollout = setup.state()["rollout"]
+    assert rollout["state"] == "halted" and "collapsed" in rollout["halt_reason"], rollout
+    assert setup.broker.announced()["b3"] == "v1"
+
+
+def test_readings_that_keep_their_spread_pass(setup: Setup) -> None:
+    """A candidate that reads each canary a little differently (spread kept) goes to every bin."""
+    setup.service.cfg = setup.service.cfg.model_copy(
+        update={"canary_bins": ["b1", "b2"], "min_canary_readings": 3}
+    )
+    setup.service.promote("v1", force=False, reason=None, who="admin")
+    for b, fills in (("b1", (0.30, 0.38, 0.45)), ("b2", (0.70, 0.78, 0.85))):
+        for f in fills:
+            setup.readings(b, "v1", f, n=1)
+    setup.service.tick()
+    setup.service.promote("v2", force=True, reason="test", who="admin")
+    for b, fills in (("b1", (0.33, 0.40, 0.47)), ("b2", (0.68, 0.75, 0.80))):
+        for f in fills:
+            setup.readings(b, "v2", f, n=1)
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "all"
+
+
 def test_a_halt_sticks_when_the_broker_is_gone(setup: Setup) -> None:
     """No broker at halt time: the halt is recorded anyway, and says the canaries were not sent back."""
     setup.live_to_all("v1", 0.2)

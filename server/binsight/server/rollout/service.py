@@ -20,7 +20,7 @@ import hashlib
 import logging
 import math
 import threading
-from statistics import median
+from statistics import median, pstdev
 from typing import Any
 
 from sqlalchemy import func, select
@@ -390,58 +390,90 @@ class RolloutService:
         if late is not None:
             return late, False
         k = self.cfg.min_canary_readings
-        expected = float((r.comparison or {}).get("expected_shift") or 0.0)
         ready = now - r.started_at >= self.cfg.canary_soak_s * 1000
+        samples: dict[str, tuple[list[float], list[float]]] = {}
         for b in r.canary_bins:
-            new = [
-                f
-                for f in s.execute(
-                    select(Reading.fill)
-                    .where(
-                        Reading.bin_id == b,
-                        Reading.model == r.version,
-                        Reading.quality == "ok",
-                        Reading.historical.is_(False),
-                    )
-                    .order_by(Reading.ts)
-                    .limit(k)
-                ).scalars()
-                if f is not None
-            ]
+            new, old = self._canary_samples(s, r, b, k, now)
             if len(new) < k:
                 ready = False
-                continue
-            if r.previous is None:
-                continue
-            first_new_ts = s.execute(
-                select(Reading.ts).where(Reading.bin_id == b, Reading.model == r.version).order_by(Reading.ts)
-            ).scalar()
-            old = [
-                f
-                for f in s.execute(
-                    select(Reading.fill)
-                    .where(
-                        Reading.bin_id == b,
-                        Reading.model == r.previous,
-                        Reading.quality == "ok",
-                        Reading.ts < (first_new_ts or now),
-                    )
-                    .order_by(Reading.ts.desc())
-                    .limit(k)
-                ).scalars()
-                if f is not None
-            ]
-            if not old:
-                continue
-            jump = abs(median(new) - median(old))
-            if jump > expected + self.cfg.max_jump:
+            elif old:
+                samples[b] = (new, old)
+        why = self._jumped(r, samples) or self._collapsed(r, samples)
+        return (why, False) if why is not None else (None, ready)
+
+    def _canary_samples(
+        self, s: Session, r: Rollout, b: str, k: int, now: int
+    ) -> tuple[list[float], list[float]]:
+        """A canary's first ``k`` usable live fills on the new model and its last ``k`` on the previous one."""
+        new = [
+            f
+            for f in s.execute(
+                select(Reading.fill)
+                .where(
+                    Reading.bin_id == b,
+                    Reading.model == r.version,
+                    Reading.quality == "ok",
+                    Reading.historical.is_(False),
+                )
+                .order_by(Reading.ts)
+                .limit(k)
+            ).scalars()
+            if f is not None
+        ]
+        if len(new) < k or r.previous is None:
+            return new, []
+        first_new_ts = s.execute(
+            select(Reading.ts).where(Reading.bin_id == b, Reading.model == r.version).order_by(Reading.ts)
+        ).scalar()
+        old = [
+            f
+            for f in s.execute(
+                select(Reading.fill)
+                .where(
+                    Reading.bin_id == b,
+                    Reading.model == r.previous,
+                    Reading.quality == "ok",
+                    Reading.ts < (first_new_ts or now),
+                )
+                .order_by(Reading.ts.desc())
+                .limit(k)
+            ).scalars()
+            if f is not None
+        ]
+        return new, old
+
+    def _jumped(self, r: Rollout, samples: dict[str, tuple[list[float], list[float]]]) -> str | None:
+        """A canary whose median moved more than the offline comparison's expected shift + ``max_jump``."""
+        expected = float((r.comparison or {}).get("expected_shift") or 0.0)
+        for b, (new, old) in samples.items():
+            if abs(median(new) - median(old)) > expected + self.cfg.max_jump:
                 return (
                     f"canary {b}: readings jumped from {median(old):.2f} ({r.previous}) to "
                     f"{median(new):.2f} ({r.version}), more than the expected {expected:.2f} + "
-                    f"max_jump {self.cfg.max_jump:.2f}",
-                    False,
+                    f"max_jump {self.cfg.max_jump:.2f}"
                 )
-        return None, ready
+        return None
+
+    def _collapsed(self, r: Rollout, samples: dict[str, tuple[list[float], list[float]]]) -> str | None:
+        """The candidate's readings over all canaries spread far less than the previous model's did.
+
+        A flat-lined model (one value whatever it sees) can sit within ``expected + max_jump`` of
+        every canary's old median and pass the jump check; across bins at different fills, and over
+        time, real readings vary. Judged when the old readings spread at least ``min_spread``.
+        """
+        new = [f for n, _ in samples.values() for f in n]
+        old = [f for _, o in samples.values() for f in o]
+        if len(new) < 3 or len(old) < 3:
+            return None
+        spread_new, spread_old = pstdev(new), pstdev(old)
+        if spread_old >= self.cfg.min_spread and spread_new < self.cfg.min_spread_ratio * spread_old:
+            return (
+                f"canaries {', '.join(sorted(samples))}: readings on {r.version} collapsed to a spread of "
+                f"{spread_new:.3f} (range {min(new):.2f}..{max(new):.2f}) where {r.previous} spread "
+                f"{spread_old:.3f} ({min(old):.2f}..{max(old):.2f}): a model reading nearly the same "
+                f"whatever it sees (min_spread_ratio {self.cfg.min_spread_ratio:g})"
+            )
+        return None
 
     def _last_model_event(self, s: Session, bin_id: str, since: int) -> DeviceEvent | None:
         return (
