@@ -404,7 +404,7 @@ class RolloutService:
     def _canary_samples(
         self, s: Session, r: Rollout, b: str, k: int, now: int
     ) -> tuple[list[float], list[float]]:
-        """A canary's first ``k`` usable live fills on the new model and its last ``k`` on the previous one."""
+        """A canary's first ``k`` usable live fills on the new model, its last ``k`` on the previous one."""
         new = [
             f
             for f in s.execute(
