@@ -237,7 +237,8 @@ def compare_models(
         side: dict[str, Any] = {"version": info.metadata.get("binsight.model_version"), "path": str(path)}
         side.update(metrics_for(info, ds, idx, out))
         side["per_site"] = {
-            site: metrics_for(info, ds, [idx[k] for k in ks], out[ks]) for site, ks in sorted(by_site.items())
+            site: _site_metrics(metrics_for(info, ds, [idx[k] for k in ks], out[ks]))
+            for site, ks in sorted(by_site.items())
         }
         return side, out
 
@@ -305,6 +306,18 @@ def _load_by_bins(data_dir: Path) -> Dataset:
     return ds
 
 
+#: Fewer held-out labels than this at a site: no r2 for it (the variance of 2-4 fills says nothing).
+MIN_R2_SAMPLES = 5
+
+
+def _site_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A site's metrics; r2 left out (None, with the reason) below :data:`MIN_R2_SAMPLES` labels."""
+    n = int(metrics.get("n") or 0)
+    if "r2" in metrics and n < MIN_R2_SAMPLES:
+        metrics = {**metrics, "r2": None, "r2_note": f"{n} held-out labels: under {MIN_R2_SAMPLES}, no r2"}
+    return metrics
+
+
 def fit_from_server(
     source: str,
     out: Path,
@@ -347,7 +360,7 @@ def fit_from_server(
             Path(out),
             backbone=backbone,
             int8=int8,
-            report_path=None,
+            report_path=report_path,  # the JSON (rewritten below, with the comparison) and its PNG
             skip_bad=True,
             cache_dir=cache_dir,
             progress=progress,
@@ -362,8 +375,9 @@ def fit_from_server(
             model_path, got.active, got.data_dir, report["split"]["test_bins"], got.sites
         )
         if report_path is not None:
-            report_path.parent.mkdir(parents=True, exist_ok=True)
-            report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            staged = report_path.with_name(f".{report_path.name}.tmp")
+            staged.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            staged.replace(report_path)
         if upload:
             report["uploaded"] = upload_model(source, _token(token), model_path, report)
         return report
