@@ -120,7 +120,7 @@ def _fetch_active(base_url: str, token: str, dest: Path) -> Path | None:
         return None
     version = str(active["version"])
     path = dest / f"active-{version}.onnx"
-    path.write_bytes(_request(f"{base_url.rstrip('/')}/models/{urllib.parse.quote(version)}.onnx", None))
+    path.write_bytes(_request(f"{base_url.rstrip('/')}/models/{urllib.parse.quote(version)}.onnx", token))
     return path
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
+from binsight.server.api.models import model_listing
 from binsight.server.api.schemas import ModelOut
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
@@ -88,7 +89,8 @@ async def upload_model(
         raise HTTPException(exc.status, detail) from None
     finally:
         path.unlink(missing_ok=True)
-    return ModelOut.model_validate(record, from_attributes=True)
+    with state.sessions() as s:
+        return model_listing(s, [record])[0]
 
 
 @router.post("/api/models/rollback")

@@ -188,6 +188,8 @@ class ModelRecord(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     activated_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: The file's binsight.dataset_fingerprint: metrics are comparable only on the same data set.
+    dataset_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiToken(Base):

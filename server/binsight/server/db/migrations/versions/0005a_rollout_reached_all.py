@@ -1,4 +1,6 @@
-"""0005a: when a rollout reached every bin (``rollouts.all_at``): rollback walks back through those.
+"""0005a: when a rollout reached every bin (``rollouts.all_at``): rollback walks back through those;
+and each model's data set fingerprint (``models.dataset_fingerprint``), so that metrics from different
+data sets do not read as comparable and metadata copied onto another file shows.
 
 A rollback must go back to a model that was healthy in production, never to a halted one or to one
 that was rolled back from; the state column alone cannot tell (``superseded`` is set whether the
@@ -24,10 +26,14 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("rollouts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("all_at", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("models", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("dataset_fingerprint", sa.String(length=64), nullable=True))
     op.execute("UPDATE rollouts SET all_at = updated_at WHERE state = 'all'")
     op.execute("UPDATE rollouts SET all_at = started_at WHERE kind = 'rollback'")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("models", schema=None) as batch_op:
+        batch_op.drop_column("dataset_fingerprint")
     with op.batch_alter_table("rollouts", schema=None) as batch_op:
         batch_op.drop_column("all_at")
