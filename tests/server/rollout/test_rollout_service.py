@@ -277,12 +277,15 @@ def test_a_second_rollback_never_goes_back_to_the_model_rolled_back_from(
     setup.live_to_all("v0", 0.4)
     setup.live_to_all("v1", 0.4, force=True, reason="test")
     setup.live_to_all("v2", 0.4, force=True, reason="a forced bad model")
+    assert setup.state()["rollback_to"] == "v1"
     first = setup.service.rollback(who="admin", reason="v2 is flat")
+    assert setup.state()["rollback_to"] == "v0"
     assert (first["version"], first["previous"]) == ("v1", "v2")
     second = setup.service.rollback(who="admin")
     assert (second["version"], second["previous"]) == ("v0", "v1")
     assert setup.broker.announced() == dict.fromkeys(BINS, "v0")
     before = dict(setup.broker.retained)
+    assert setup.state()["rollback_to"] is None
     with pytest.raises(RolloutError, match="no previous model") as exc:
         setup.service.rollback(who="admin")
     assert exc.value.status == 409 and setup.broker.retained == before

@@ -325,6 +325,16 @@ class RolloutService:
             409,
         )
 
+    def _rollback_preview(self, s: Session) -> str | None:
+        """The version a rollback now would go back to (None: it would be refused)."""
+        active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
+        if active is None:
+            return None
+        try:
+            return self._rollback_target(s, active).version
+        except RolloutError:
+            return None
+
     def rollback(self, *, who: str, reason: str | None = None) -> dict[str, Any]:
         """Make the last model that was healthy in production before the current one active again, on
         every bin at once; never one that was halted or rolled back from (see :meth:`_rollback_target`).
@@ -546,7 +556,8 @@ class RolloutService:
                     self._announce(s, todo, self._current_release(s, r, record), r.id, self._publisher())
 
     def status(self) -> dict[str, Any]:
-        """``{active, rollout, history, bins: [{bin_id, announced, running}]}``."""
+        """``{active, rollback_to, release_number, rollout, history, bins: [{bin_id, announced, running,
+        event}]}``; ``rollback_to`` is where a rollback would go now (None: it would be refused)."""
         with self.sessions() as s:
             active = s.execute(select(ModelRecord.version).where(ModelRecord.active.is_(True))).scalar()
             history = [
@@ -565,8 +576,10 @@ class RolloutService:
                 for b in self._bins(s)
             ]
             last_number = s.execute(select(func.max(ReleaseRecord.number))).scalar()
+            rollback_to = self._rollback_preview(s)
         return {
             "active": active,
+            "rollback_to": rollback_to,
             "release_number": last_number,
             "rollout": history[0] if history else None,
             "history": history,
