@@ -54,6 +54,8 @@ min_canary_readings = 3
 canary_soak_s = 30
 canary_deadline_s = 180
 check_interval_s = 5
+# The gate does not decide on fewer held-out labels (a real server: 30); the demo's few bins hold out fewer.
+min_heldout_labels = 20
 """
 
 

@@ -226,6 +226,9 @@ class RolloutConfig(Section):
     min_spread_ratio: float = Field(
         default=0.25, ge=0.0, le=1.0, description="halt when the canaries' spread falls below this share"
     )
+    min_heldout_labels: int = Field(
+        default=30, ge=1, description="fewer held-out labels than this: the gate refuses to decide"
+    )
     max_mae_increase: float = Field(
         default=0.0, ge=0.0, description="a candidate whose held-out MAE is higher by more than this is worse"
     )

@@ -210,6 +210,7 @@ def start_stack(port: int, tmp: Path, signing_key: tuple[Path, str], **rollout: 
                 "min_canary_readings": 2,
                 "canary_soak_s": 0.0,
                 "check_interval_s": 0.2,
+                "min_heldout_labels": 1,  # the loop tests hold out a few bins of a small fleet
                 **rollout,
             },
         }

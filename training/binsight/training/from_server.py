@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from binsight.errors import BinsightError, DataError
+from binsight.heldout import paired_difference
 from binsight.secrets import read_secret
 from binsight.training import DEFAULT_INPUT_SIZE
 
@@ -205,14 +206,17 @@ def compare_models(
     *,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Both models on the same held-out labels (the images of ``test_bins``), overall and per site.
+    """Both models on the same held-out labels (the images of ``test_bins``), overall and per site,
+    and (fill models) the paired difference of their errors with its 95% interval
+    (:func:`binsight.heldout.paired_difference`, resampling whole bins).
 
     Returns
     -------
     dict
         ``{metric, lower_is_better, n, test_bins, expected_shift, candidate: {version, <metrics>,
         per_site}, active: {...} | None}``; ``expected_shift`` is the 90th percentile of
-        ``|candidate - active|`` over those images: how far readings may move at the switch.
+        ``|candidate - active|`` over those images: how far readings may move at the switch;
+        ``difference`` is ``{n, bins, mean_diff, ci, level, resampled}`` (candidate minus active MAE).
     """
     from binsight.training.data import load_dataset
     from binsight.training.evaluate import metrics_for, predict_dataset
@@ -259,6 +263,12 @@ def compare_models(
         result["active"] = act
         if task == "regression":
             result["expected_shift"] = float(np.percentile(np.abs(cand_out - act_out), 90))
+            y = np.array([ds.samples[i].fill for i in idx], dtype=np.float64)
+            result["difference"] = paired_difference(
+                np.abs(cand_out.reshape(-1) - y).tolist(),
+                np.abs(act_out.reshape(-1) - y).tolist(),
+                [ds.samples[i].bin_id or "" for i in idx],
+            )
     return result
 
 

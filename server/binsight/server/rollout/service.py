@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from binsight.heldout import describe
 from binsight.protocol import ModelRelease, Topics
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import now_ms
@@ -41,7 +42,7 @@ from binsight.server.db.models import (
 )
 from binsight.server.rollout.announce import Publisher, announce, load_signing_key, release_for
 from binsight.server.rollout.errors import RolloutError
-from binsight.server.rollout.gate import GateResult, judge
+from binsight.server.rollout.gate import GateResult, judge, too_few
 from binsight.server.rollout.verify import recheck
 
 __all__ = ["RolloutService", "pick_canaries"]
@@ -215,14 +216,22 @@ class RolloutService:
         check = recheck(
             s, self.config.models.dir, record, active, [str(b) for b in comp.get("test_bins") or []]
         )
-        if check["checked"] and check["candidate_mae"] > check["active_mae"] + self.cfg.max_mae_increase:
+        if not check["checked"]:
+            return check, gate
+        small = too_few(int(check["n"]), self.cfg.min_heldout_labels, "stored here")
+        if small is not None:
+            return check, GateResult(False, small, comp)
+        stated = f"{check['n']} held-out labels stored here; {describe(check['difference'])}"
+        if check["candidate_mae"] > check["active_mae"] + self.cfg.max_mae_increase:
             gate = GateResult(
                 False,
                 f"candidate {record.version} is worse than the active {active.version} on the "
-                f"{check['n']} held-out labels stored here: MAE {check['candidate_mae']:.4f} vs "
-                f"{check['active_mae']:.4f}",
+                f"{stated}: MAE {check['candidate_mae']:.4f} vs {check['active_mae']:.4f}",
                 comp,
             )
+        else:
+            gate = GateResult(True, f"{gate.reason}; server check: MAE {check['candidate_mae']:.4f} vs "
+                              f"{check['active_mae']:.4f} on the {stated}", comp)  # fmt: skip
         return check, gate
 
     # ------------------------------------------------------------------ actions
@@ -242,7 +251,11 @@ class RolloutService:
                 raise RolloutError(f"no model {version!r} is registered", 404)
             active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
             gate = judge(
-                version, record.report, active.version if active else None, self.cfg.max_mae_increase
+                version,
+                record.report,
+                active.version if active else None,
+                self.cfg.max_mae_increase,
+                self.cfg.min_heldout_labels,
             )
             server_check: dict[str, Any] | None = None
             if gate.ok and active is not None and (gate.comparison or {}).get("metric") == "mae":
