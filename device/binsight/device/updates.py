@@ -149,7 +149,11 @@ class Updater:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(30.0, 3600.0)
-        self._reported: dict[str, str] = {}  # announcement -> the reason last reported in this process
+        self._reported: dict[str, str] = {}
+        # The shadow soak: the model switched from, and how many captures it still runs alongside.
+        self._shadow: tuple[FillModel, int] | None = (
+            None  # announcement -> the reason last reported in this process
+        )
         self.disk = DiskSpace(
             self.download_path, "model download", "the running model is kept; the release is retried later"
         )
@@ -431,8 +435,25 @@ class Updater:
             raise UpdateError(f"cannot install the new model file: {exc}", permanent=False) from exc
         candidate.path = self.model_path
         self._accept(release)
+        previous = self.current()
         self.activate(candidate)
+        if previous is not None and self.cfg.shadow_captures > 0:
+            self._shadow = (previous, self.cfg.shadow_captures)
         self.report("active", release.version, f"previous model kept as {self.prev_path.name}")
+
+    def take_shadow(self) -> FillModel | None:
+        """The previous model, for the next ``shadow_captures`` captures after a switch (then None).
+
+        The capture runs it on the same frames as the new one and the reading carries both, so the
+        server judges the canary on the same frames (docs/retraining.md). Its memory is released
+        after the last shadow capture; a restart ends the soak early.
+        """
+        shadow = self._shadow
+        if shadow is None:
+            return None
+        model, left = shadow
+        self._shadow = (model, left - 1) if left > 1 else None
+        return model
 
     def _copy_of_current(self) -> Path:
         """``MODEL.prev.tmp``: a hard link to MODEL, a copy where links fail (removed if that fails)."""

@@ -123,6 +123,9 @@ class Reading(Base):
     model: Mapped[str] = mapped_column(String(128))
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
     spread: Mapped[float | None] = mapped_column(Float)
+    #: Shadow soak (migration 0005a): the previous model's fill on the same frames, after a switch.
+    shadow_model: Mapped[str | None] = mapped_column(String(128))
+    shadow_fill: Mapped[float | None] = mapped_column(Float)
     infer_ms: Mapped[float | None] = mapped_column(Float)
     label: Mapped[str | None] = mapped_column(String(64))
 

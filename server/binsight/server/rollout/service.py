@@ -421,8 +421,63 @@ class RolloutService:
                 ready = False
             elif old:
                 samples[b] = (new, old)
-        why = self._jumped(r, samples) or self._collapsed(r, samples)
+        shadowed = self._shadow_pairs(s, r, k)
+        why = self._shadow_verdict(r, shadowed) or self._jumped(r, samples) or self._collapsed(r, samples)
         return (why, False) if why is not None else (None, ready)
+
+    def _shadow_pairs(self, s: Session, r: Rollout, k: int) -> dict[str, list[tuple[float, float]]]:
+        """Per canary, its first ``k`` (new fill, previous model's fill) pairs on the same frames."""
+        if r.previous is None:
+            return {}
+        out: dict[str, list[tuple[float, float]]] = {}
+        for b in r.canary_bins:
+            rows = s.execute(
+                select(Reading.fill, Reading.shadow_fill)
+                .where(
+                    Reading.bin_id == b,
+                    Reading.model == r.version,
+                    Reading.shadow_model == r.previous,
+                    Reading.quality == "ok",
+                    Reading.fill.is_not(None),
+                    Reading.shadow_fill.is_not(None),
+                )
+                .order_by(Reading.ts)
+                .limit(k)
+            ).all()
+            if len(rows) >= k:
+                out[b] = [(float(f), float(sf)) for f, sf in rows if f is not None and sf is not None]
+        return out
+
+    def _shadow_verdict(self, r: Rollout, pairs: dict[str, list[tuple[float, float]]]) -> str | None:
+        """The shadow soak's judgement: the candidate against the previous model on the same frames.
+
+        A canary whose median gap exceeds ``expected_shift + max_jump`` disagrees with the model it
+        replaces on what it sees (no time passed between the two readings); over all canaries, the
+        candidate's fills spreading under ``min_spread_ratio`` of the previous model's on the same
+        frames is a flat line.
+        """
+        expected = float((r.comparison or {}).get("expected_shift") or 0.0)
+        for b, ps in pairs.items():
+            gap = median(abs(f - sf) for f, sf in ps)
+            if gap > expected + self.cfg.max_jump:
+                return (
+                    f"canary {b}: on the same frames {r.version} reads {median(f for f, _ in ps):.2f} where "
+                    f"{r.previous} reads {median(sf for _, sf in ps):.2f} (median gap {gap:.2f}, more than "
+                    f"the expected {expected:.2f} + max_jump {self.cfg.max_jump:.2f})"
+                )
+        new = [f for ps in pairs.values() for f, _ in ps]
+        old = [sf for ps in pairs.values() for _, sf in ps]
+        if len(new) < 3:
+            return None
+        spread_new, spread_old = pstdev(new), pstdev(old)
+        if spread_old >= self.cfg.min_spread and spread_new < self.cfg.min_spread_ratio * spread_old:
+            return (
+                f"canaries {', '.join(sorted(pairs))}: on the same frames {r.version} collapsed to a spread "
+                f"of {spread_new:.3f} ({min(new):.2f}..{max(new):.2f}) where {r.previous} spread "
+                f"{spread_old:.3f} ({min(old):.2f}..{max(old):.2f}; min_spread_ratio "
+                f"{self.cfg.min_spread_ratio:g})"
+            )
+        return None
 
     def _canary_samples(
         self, s: Session, r: Rollout, b: str, k: int, now: int
