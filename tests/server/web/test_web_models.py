@@ -109,6 +109,9 @@ def test_models_page_shows_metrics_curve_and_admin_actions(
     assert page.locator(".chart .series-baseline").count() == 1
     # The camera that refused a release, with its reason.
     assert "no trusted public key" in page.inner_text("#m-refusals")
+    # Label quality: the panel is there (agreement, gold, per labeller) whatever the seeded labels are.
+    page.wait_for_selector("section[aria-label='Label quality'] h2")
+    assert "labelled by two" in page.inner_text("#m-agreement")
     assert "baseline: mean (0.231)" in page.inner_text("#view")
     # How it compared with the model that was active, overall and per site.
     detail = page.inner_text("section[aria-label='Model details']")

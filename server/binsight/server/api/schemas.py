@@ -122,6 +122,8 @@ class QueueItem(BaseModel):
     reason: str
     predicted_fill: float | None
     model: str
+    #: Already labelled by one other person: a second label measures agreement and bias.
+    second_opinion: bool = False
 
 
 class LabelIn(BaseModel):

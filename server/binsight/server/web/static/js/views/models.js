@@ -96,10 +96,11 @@ export default {
     let rollbackTo = null;
     const rolloutHost = h('section', { class: 'panel rollout', 'aria-label': 'Rollout', hidden: true });
     const detail = h('section', { class: 'panel', hidden: true, 'aria-label': 'Model details' });
+    const qualityHost = h('section', { class: 'panel', hidden: true, 'aria-label': 'Label quality' });
     const status = h('p', { class: 'summary', 'aria-live': 'polite' });
     replace(container,
       h('div', { class: 'page-head' }, h('h1', {}, 'Models'), status),
-      rollbackRow, rolloutHost, listHost, detail);
+      rollbackRow, rolloutHost, listHost, detail, qualityHost);
 
     async function promote(m) {
       const reason = window.prompt(`Promote ${m.version}? Canary cameras get it first, then every camera.\nReason (recorded):`, '');
@@ -216,6 +217,29 @@ export default {
         ], st.history.slice(1))) : null);
     }
 
+    // How far the labels the gate judges with can be trusted (GET /api/labels/quality).
+    function renderQuality(q) {
+      if (!q) { qualityHost.hidden = true; return; }
+      qualityHost.hidden = false;
+      const d = q.double_labelled || {};
+      const g = q.gold || {};
+      const signed = (v) => (v === null || v === undefined ? '–' : `${v > 0 ? '+' : ''}${num(v)}`);
+      replace(qualityHost,
+        h('h2', {}, 'Label quality'),
+        h('p', { id: 'm-agreement' }, d.images
+          ? `${d.images} images labelled by two or more people: mean difference ${num(d.mean_abs_diff)}, ${Math.round((d.within_0_1 || 0) * 100)}% within 0.1.`
+          : 'No image is labelled by two people yet (the labelling queue offers one labelled image in ten for a second label).'),
+        h('p', {}, g.images
+          ? `${g.images} gold images (taken at a detected collection: about empty); mean label ${num(g.mean_label)}.`
+          : 'No gold images yet (images taken right after a detected collection).'),
+        (q.labellers || []).length ? table([
+          { label: 'Labeller', value: (x) => x.who },
+          { label: 'Labels', value: (x) => String(x.labels), className: 'num' },
+          { label: 'Bias against the others', value: (x) => `${signed(x.bias_vs_others)} (${x.double_labelled} shared)`, className: 'num' },
+          { label: 'Bias on gold images', value: (x) => `${signed(x.bias_vs_gold)} (${x.gold})`, className: 'num' },
+        ], q.labellers, { caption: 'Per labeller: mean difference from the others on the same images, and from 0 on gold images', rowAttrs: (x) => ({ 'data-labeller': x.who }) }) : null);
+    }
+
     function render() {
       const active = models.find((m) => m.active);
       status.textContent = `${models.length} models · active: ${active ? active.version : 'none'}`;
@@ -245,6 +269,11 @@ export default {
         renderRollout(await api('/api/rollout'));
       } catch {
         renderRollout(null); // a server without rollouts: the list still shows
+      }
+      try {
+        renderQuality(await api('/api/labels/quality'));
+      } catch {
+        renderQuality(null);
       }
     }
     load();
