@@ -343,7 +343,8 @@ def fit_from_server(
     progress: bool = True,
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
-    """Fetch every human label, fit a candidate, compare it with the active model; optionally upload it.
+    """Fetch every human label, fit a candidate on the training bins' labels, compare it with the active
+    model on the held-out bins' labels; optionally upload it.
 
     Parameters
     ----------
@@ -409,7 +410,8 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
         "labels": report["source"]["labels"],
-        "held_out": {"n": comp["n"], "bins": comp["test_bins"]},
+        "fitted_on": report["split"]["train"],  # the training bins' labels; the rest are held out
+        "held_out": {"n": comp["n"], "bins": comp["test_bins"], "difference": comp.get("difference")},
         "candidate": side(comp["candidate"]),
         "active": side(comp["active"]),
         "uploaded": (report.get("uploaded") or {}).get("version"),
