@@ -178,7 +178,8 @@ def test_shadow_soak_judges_the_candidate_on_the_same_frames(
     """Frames from dark to bright; after a switch the canary also runs the model it replaced on the
     same frames and its readings carry both. An inverted model keeps the median (0.5 either way), so
     the jump check passes it, but on the same frames it disagrees: halted. A flat-lined model (0.60
-    whatever it sees) collapses the spread: halted. The other bins are never told of either."""
+    whatever it sees) is halted on the same frames too (its spread collapses, or its gap on those
+    frames is too wide). The other bins are never told of either."""
     stack = make_stack(canary_bins=["bin-a"], min_canary_readings=4)
     frames = write_frames(tmp_path / "frames", [scene(b, seed=b) for b in (50, 90, 128, 165, 205)])
     for b in ("bin-a", "bin-b"):
@@ -190,7 +191,9 @@ def test_shadow_soak_judges_the_candidate_on_the_same_frames(
         assert code == 200
         wait_until(lambda: _rollout(stack)["state"] == "all", 30, "v1 on every bin")
         flat = _register(stack, tiny_model(tmp_path / "flat.onnx", "v5-flat", a=0.0, b=0.6))
-        for candidate, words in ((models["jump"], "on the same frames"), (None, "collapsed")):
+        # Which frames the first shadow readings fall on depends on timing: the flat model may be caught
+        # by its gap on them or by its collapsed spread; both are judgements on the same frames.
+        for candidate, words in ((models["jump"], "on the same frames"), (None, "on the same frames")):
             version = _register(stack, candidate) if candidate is not None else flat
             code, body = stack.admin.call(
                 "POST", f"/api/models/{version}/promote", {"force": True, "reason": "shadow test"}
