@@ -22,9 +22,17 @@ a device refuses any release number not above the highest it accepted (docs/cont
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
     "BIN_ID_PATTERN",
@@ -87,6 +95,20 @@ class Reading(_Message):
     spread: float | None = Field(default=None, ge=0.0, le=1.0, description="spread of the burst's fills")
     infer_ms: float | None = Field(default=None, ge=0.0)
     label: str | None = Field(default=None, max_length=64, description="predicted class (classification)")
+    shadow_model: str | None = Field(
+        default=None, max_length=128, description="shadow soak: the previous model, run on the same frames"
+    )
+    shadow_fill: float | None = Field(default=None, ge=0.0, le=1.0, description="its fill on those frames")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_shadow(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Absent unless set: a server from before the shadow soak forbids unknown fields, so an
+        # ordinary reading must stay exactly what it was.
+        data: dict[str, Any] = handler(self)
+        for key in ("shadow_model", "shadow_fill"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class Stats(_Message):
@@ -139,7 +161,9 @@ class Event(_Message):
     bin_id: BinId
     ts: int = Field(ge=0)
     kind: Literal["command", "model"]
-    state: Literal["ok", "failed", "downloading", "verified", "active", "rolled_back"]
+    #: ``failed``: refused for good (or a command failed); ``retrying``: a model release refused for
+    #: a cause that can pass (no key yet, download error), tried again with backoff.
+    state: Literal["ok", "failed", "retrying", "downloading", "verified", "active", "rolled_back"]
     ref: str | None = Field(default=None, max_length=128, description="command id or model version")
     detail: str | None = Field(default=None, max_length=500)
 

@@ -104,10 +104,11 @@ def test_good_release_is_verified_activated_and_previous_kept(
     assert not harness.updater.download_path.exists()
 
 
-def _refused(harness: Harness, release: ModelRelease, needle: str) -> None:
+def _refused(harness: Harness, release: ModelRelease, needle: str, state: str = "failed") -> None:
+    """Refused with ``needle`` in the reason: ``failed`` (for good) or ``retrying`` (the cause can pass)."""
     before = harness.path.read_bytes()
     harness.updater.process(release)
-    assert harness.states()[-1] == "failed", harness.events
+    assert harness.states()[-1] == state, harness.events
     assert needle in (harness.events[-1][2] or ""), harness.events[-1]
     assert harness.model is not None and harness.model.version == "v1"
     assert harness.answers() == pytest.approx(120 / 255, abs=0.03), "the old model must keep answering"
@@ -139,7 +140,7 @@ def test_wrong_hash_refused(harness: Harness, http_dir, key, model_v2, model_v1)
         folder, _ = http_dir
         data = model_v1.read_bytes()
         (folder / "v2.onnx").write_bytes((data + b"\0" * release.size)[: release.size])
-    _refused(harness, release, "sha256 of the download")
+    _refused(harness, release, "sha256 of the download", "retrying")
 
 
 def test_corrupt_model_refused(harness: Harness, http_dir, key, tmp_path: Path) -> None:
@@ -176,7 +177,7 @@ def test_version_mismatch_and_size_refused(harness: Harness, http_dir, key, mode
             ),
         }
     )
-    _refused(harness, forged, "larger than the release")
+    _refused(harness, forged, "larger than the release", "retrying")
 
 
 def test_no_key_configured_refuses(tmp_path: Path, model_v1: Path, model_v2: Path, http_dir, key) -> None:
@@ -184,7 +185,7 @@ def test_no_key_configured_refuses(tmp_path: Path, model_v1: Path, model_v2: Pat
     _, base = http_dir
     h = Harness(tmp_path, model_v1, base, None)
     url = publish_file(http_dir, model_v2, "v2.onnx")
-    _refused(h, numbered(model_v2, key, "v2", url), "no trusted public key")
+    _refused(h, numbered(model_v2, key, "v2", url), "no trusted public key", "retrying")
 
 
 def test_malformed_key_is_retried_not_remembered(
@@ -197,7 +198,7 @@ def test_malformed_key_is_retried_not_remembered(
     release = numbered(model_v2, key, "v2", publish_file(http_dir, model_v2, "v2.onnx"))
     retry = h.updater.process(release)
     assert retry is not None and retry > 0
-    assert h.states() == ["failed"]
+    assert h.states() == ["retrying"]
     assert "public key unusable" in (h.events[-1][2] or "")
     assert h.outbox.get_setting("refused_announcements") is None
     assert h.model is not None and h.model.version == "v1"
@@ -208,7 +209,7 @@ def test_download_error_is_retried(harness: Harness, key, model_v2) -> None:
     release = numbered(model_v2, key, "v2", "/missing.onnx")
     retry = harness.updater.process(release)
     assert retry is not None and retry > 0
-    assert harness.states()[-1] == "failed"
+    assert harness.states()[-1] == "retrying"
     assert harness.outbox.get_setting("refused_announcements") is None
 
 
@@ -221,6 +222,22 @@ def test_refused_release_not_fetched_again(harness: Harness, http_dir, key, tmp_
     n = len(harness.events)
     harness.updater.process(release)
     assert len(harness.events) == n
+
+
+def test_a_remembered_refusal_is_reported_again_after_a_restart(
+    harness: Harness, http_dir, key, tmp_path: Path
+) -> None:
+    """The retained announcement comes back after a restart: not fetched again, but the server still
+    hears why (one ``failed`` event with the stored reason), not an INFO line only on the device."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"x" * 500)
+    release = numbered(junk, key, "v9", publish_file(http_dir, junk, "junk.onnx"))
+    harness.updater.process(release)
+    after = harness.restart(format_public_key(key.public_key()))
+    for _ in range(2):
+        assert after.updater.process(release) is None
+    assert after.states() == ["failed"], after.events
+    assert "refused before: new model rejected" in (after.events[-1][2] or "")
 
 
 def test_rollback_at_start_when_model_file_is_broken(tmp_path: Path, model_v1: Path) -> None:
@@ -434,8 +451,8 @@ def test_missing_key_is_not_remembered(tmp_path: Path, model_v1: Path, model_v2:
 
 
 def test_transient_failure_reported_once(harness: Harness, key, model_v2) -> None:
-    """A download error retried three times is one ``failed`` event, not one per retry."""
+    """A download error retried three times is one ``retrying`` event, not one per retry."""
     release = numbered(model_v2, key, "v2", "/missing.onnx")
     for _ in range(3):
         assert harness.updater.process(release) is not None
-    assert harness.states().count("failed") == 1
+    assert harness.states().count("retrying") == 1

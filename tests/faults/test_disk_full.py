@@ -328,7 +328,7 @@ def test_model_download_on_a_full_disk_waits_for_room(
     for _ in range(2):
         retry = updater.process(release)
         assert retry is not None, "a full disk is retried, not remembered as a refused release"
-        assert events[-1][0] == "failed" and "no room for model v2" in (events[-1][2] or ""), events[-1]
+        assert events[-1][0] == "retrying" and "no room for model v2" in (events[-1][2] or ""), events[-1]
         assert running[-1].version == "v1" and FillModel(path).version == "v1"
         assert not updater.download_path.exists()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "model dow" in r.getMessage()]
@@ -339,7 +339,7 @@ def test_model_download_on_a_full_disk_waits_for_room(
     assert events[-1][0] == "active" and running[-1].version == "v2" and FillModel(path).version == "v2"
     assert any(r.levelno == logging.INFO and "writable again" in r.getMessage() for r in caplog.records)
     sent_events = [json.loads(row.payload)[0] for row in outbox.after(0, 100)]
-    tries = ["downloading", "failed"] * 2
+    tries = ["downloading", "retrying"] * 2
     assert sent_events == [*tries, "downloading", "verified", "active"], "events held, then sent in order"
     outbox.close()
     fault_counts.stored = 1

@@ -92,6 +92,17 @@ def test_forged_replayed_and_rolled_back_releases(stack: Stack, tmp_path: Path, 
             wait_until(lambda: agent.updater.accepted_release() == number, 10, f"release {number} accepted")
             fault_counts.stored += 1
 
+        def healthy_everywhere(version: str) -> None:
+            """Its rollout reached every bin: only such a model is a rollback target."""
+            wait_until(
+                lambda: (
+                    (r := stack.admin.call("GET", "/api/rollout")[1]["rollout"])["version"] == version
+                    and r["state"] == "all"
+                ),
+                30,
+                f"{version} on every bin",
+            )
+
         def refused(needle: str) -> None:
             wait_until(lambda: _refusals(stack, needle) == 1, 30, f"the server's record of '{needle}'")
             fault_counts.rejected += 1
@@ -125,6 +136,7 @@ def test_forged_replayed_and_rolled_back_releases(stack: Stack, tmp_path: Path, 
         _promote(stack, "v2")
         fault_counts.sent += 1
         installed("v2", number)
+        healthy_everywhere("v2")
         _promote(stack, "v4")
         fault_counts.sent += 1
         installed("v4", number + 1)

@@ -126,6 +126,9 @@ def _register_model(server: ServerRuntime, model: Path) -> None:
         if record is not None and not record.active:
             record.active = True
             record.activated_at = int(time.time() * 1000)
+    from binsight.demo.trust import mark_initial_model_healthy
+
+    mark_initial_model_healthy(server.sessions, version)
 
 
 def _post_json(url: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -198,7 +201,10 @@ def run_demo(args: argparse.Namespace) -> int:
             f"cameras: {len(city.bins)} agents (real agent code), one capture every {CAPTURE_INTERVAL_S:.0f}s"
         )
         mqtt = {"host": "127.0.0.1", "port": args.mqtt_port, "root": "binsight-demo", "protocol": protocol}
-        _start_cameras(stack, city, folders, model=model, data=data, mqtt=mqtt)
+        from binsight.demo.trust import ensure_release_key
+
+        updates = {"public_key": ensure_release_key(data)[1], "base_url": server.http_url}
+        _start_cameras(stack, city, folders, model=model, data=data, mqtt=mqtt, updates=updates)
         say(f"route plans: the first in {args.first_plan_after:.0f}s, then every {args.plan_every:.0f}s")
         _print_welcome(server.http_url, token, args.duration)
         planner = _PlanLoop(server.http_url, token, args, stop)
@@ -231,13 +237,15 @@ def _start_server(
 ) -> tuple[ServerRuntime, str]:
     """The server from its config file, as ``binsight server run`` builds it; bins, model and an admin
     token in its database. Returns the started runtime and the token."""
+    from binsight.demo.trust import ensure_release_key, rollout_toml
     from binsight.server.auth import create_token
     from binsight.server.bins_import import import_bins, read_bins
     from binsight.server.config import load_server_config
     from binsight.server.runtime import ServerRuntime
 
     conf_path = data / "server.toml"
-    conf_path.write_text(_server_toml(data, city, args.port, args.mqtt_port, protocol))
+    key, _ = ensure_release_key(data)  # promotions sign with it; the cameras trust its public half
+    conf_path.write_text(_server_toml(data, city, args.port, args.mqtt_port, protocol) + rollout_toml(key))
     server = ServerRuntime(load_server_config(conf_path))
     server.start()
     stack.callback(server.stop)
@@ -256,8 +264,10 @@ def _start_cameras(
     model: Path,
     data: Path,
     mqtt: dict[str, Any],
+    updates: dict[str, Any],
 ) -> None:
-    """One real agent per bin, replaying its frames on the accelerated clock."""
+    """One real agent per bin, replaying its frames on the accelerated clock; ``updates`` is their
+    ``[updates]`` (the demo key's public half, the server's URL for relative release URLs)."""
     from binsight.device.config import DeviceConfig
     from binsight.device.simulate import SimulatedFleet
 
@@ -270,6 +280,7 @@ def _start_cameras(
             "stats": {"interval_s": 10.0},
             "labelling": {"every_n": 12},
             "watchdog": {"enabled": False},
+            "updates": updates,
         }
     )
     fleet = SimulatedFleet(

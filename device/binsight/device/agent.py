@@ -113,7 +113,8 @@ class Agent:
         )
         self.capture_step = Capture(cfg, clock=self.clock, source=self.source, outbox=self.outbox,
                                     problems=self.problems, model=lambda: self.model,
-                                    rollback=self.updater.rollback, stored=self.link.wake)  # fmt: skip
+                                    rollback=self.updater.rollback, stored=self.link.wake,
+                                    shadow=self.updater.take_shadow)  # fmt: skip
         self.finished = False  # the source ended (image folder or video without loop)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -333,7 +334,7 @@ class Agent:
         self.status.event(kind, state, ref, detail)
 
     def _report_model(self, state: str, version: str | None, detail: str | None) -> None:
-        if state == "failed":
+        if state in ("failed", "retrying"):
             self.problems.set("update", f"model update {version or ''}: {detail}".strip())
         elif state in ("active", "rolled_back"):
             self.problems.clear("update")

@@ -64,6 +64,7 @@ class Capture:
         model: Callable[[], FillModel | None],
         rollback: Callable[[str], object],
         stored: Callable[[], None],
+        shadow: Callable[[], FillModel | None] = lambda: None,
     ) -> None:
         self.cfg = cfg
         self.bin_id = cfg.bin_id
@@ -74,6 +75,7 @@ class Capture:
         self._model = model
         self._rollback = rollback
         self._stored = stored
+        self._shadow = shadow
         self.last_frame: Frame | None = None
         self.last_infer_ms: float | None = None
         self.camera_ok = True
@@ -157,7 +159,27 @@ class Capture:
         self._consecutive_errors = 0
         self.problems.clear("inference")
         self.problems.clear("loop")
-        return self._combine(ts, preds, model.version, chosen)
+        result = self._combine(ts, preds, model.version, chosen)
+        return self._with_shadow(result, to_run)
+
+    def _with_shadow(self, result: CaptureResult, frames: list[Frame]) -> CaptureResult:
+        """During a shadow soak, the previous model's fill on the same frames, beside the new one's."""
+        shadow = self._shadow()
+        if shadow is None or result.reading is None or result.reading.fill is None:
+            return result
+        try:
+            fills = [p.fill for p in shadow.predict(frames) if p.fill is not None]
+        except ModelError as exc:  # the old model's trouble is no reason to lose the reading
+            logger.debug("%s: shadow model %s: %s", self.bin_id, shadow.version, exc)
+            return result
+        if not fills:
+            return result
+        extra = {
+            "shadow_model": shadow.version,
+            "shadow_fill": min(1.0, max(0.0, float(statistics.median(fills)))),
+        }
+        reading = Reading.model_validate({**result.reading.model_dump(), **extra})
+        return CaptureResult(reading, result.frame, result.confidence)
 
     def _combine(self, ts: int, preds: list[Prediction], version: str, frame: Frame) -> CaptureResult:
         fills = [p.fill for p in preds if p.fill is not None]

@@ -218,6 +218,9 @@ class UpdatesConfig(Section):
     base_url: str | None = Field(default=None, description="server URL for relative release URLs")
     max_bytes: int = Field(default=300 * 1024 * 1024, gt=0)
     timeout_s: float = Field(default=60.0, gt=0.0)
+    shadow_captures: int = Field(
+        default=30, ge=0, description="after a switch, run the previous model on this many captures too"
+    )
 
     resolve_path = field_validator("public_key_file", mode="after")(_resolve)
 

@@ -15,13 +15,15 @@ For each :class:`~binsight.protocol.ModelRelease` seen on ``<root>/<bin_id>/mode
    one renamed over ``MODEL``; the agent switches to it between two captures -> ``active``, and
    the release number becomes the highest accepted.
 
-Any failure leaves the running model untouched (``failed`` + reason), reported once per distinct
-announcement. A refusal whose cause lies in the announcement itself is remembered by the whole
-signed announcement's fingerprint, so its retained copy is not fetched again on every restart
-while a differently signed or numbered release of the same version is still judged on its own.
-A refusal whose cause can pass (download error, no or unusable key, updates disabled, a full
-disk) is never remembered: it is retried with backoff while the release stays current, and on
-the next announcement or restart.
+Any failure leaves the running model untouched, and every refusal reaches the server as a model
+event naming its cause, once per distinct announcement and reason (and once per process start).
+A refusal whose cause lies in the announcement itself (``failed``) is remembered, with its reason,
+by the whole signed announcement's fingerprint, so its retained copy is not fetched again on every
+restart (the remembered reason is reported again instead) while a differently signed or numbered
+release of the same version is still judged on its own. A refusal whose cause can pass
+(``retrying``: download error, no or unusable key, updates disabled, a full disk) is never
+remembered: it is retried with backoff while the release stays current, and on the next
+announcement or restart.
 
 A state partition without room for the model and ``KEEP_FREE_BYTES`` more is such a download error:
 nothing is written (the outbox keeps its room), the partial file of a download that filled the disk
@@ -147,7 +149,11 @@ class Updater:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(30.0, 3600.0)
-        self._reported: tuple[str, str] | None = None  # (announcement, reason) last reported failed
+        self._reported: dict[str, str] = {}
+        # The shadow soak: the model switched from, and how many captures it still runs alongside.
+        self._shadow: tuple[FillModel, int] | None = (
+            None  # announcement -> the reason last reported in this process
+        )
         self.disk = DiskSpace(
             self.download_path, "model download", "the running model is kept; the release is retried later"
         )
@@ -210,12 +216,22 @@ class Updater:
         value = self.store.get_setting(ACCEPTED)
         return int(value) if value is not None else None
 
-    def _refused(self) -> list[str]:
-        value = self.store.get_setting(REFUSED)
-        return list(json.loads(value)) if value else []
+    def _refused(self) -> dict[str, str]:
+        """Fingerprint -> reason of the announcements refused for good, oldest first.
 
-    def _remember_refused(self, ident: str) -> None:
-        refused = [r for r in self._refused() if r != ident] + [ident]
+        Agents before reasons were kept stored bare fingerprints: those read with a generic reason.
+        """
+        value = self.store.get_setting(REFUSED)
+        out: dict[str, str] = {}
+        for item in json.loads(value) if value else []:
+            if isinstance(item, str):
+                out[item] = "refused before this agent kept reasons"
+            else:
+                out[str(item[0])] = str(item[1])
+        return out
+
+    def _remember_refused(self, ident: str, reason: str) -> None:
+        refused = [[i, r] for i, r in self._refused().items() if i != ident] + [[ident, reason]]
         self.store.set_setting(REFUSED, json.dumps(refused[-KEEP_REFUSED:]))
 
     def _rolled_back(self) -> str | None:
@@ -242,8 +258,11 @@ class Updater:
         if running and not self._is_newer(release):
             return None  # the release this device runs, redelivered
         ident = announcement_id(release)
-        if ident in self._refused():
-            logger.info("model release %s was refused before; ignoring it", release.version)
+        before = self._refused().get(ident)
+        if before is not None:
+            # Still a refusal the server must hear of after a restart: the stored reason, once.
+            if ident not in self._reported:
+                self._report_once(release, ident, "failed", f"refused before: {before}")
             return None
         try:
             self._admit(release)
@@ -260,16 +279,22 @@ class Updater:
         self._backoff.reset()
         return None
 
+    def _report_once(self, release: ModelRelease, ident: str, state: str, reason: str) -> None:
+        """Send the refusal as a model event, once per announcement and reason in this process."""
+        if self._reported.get(ident) == reason:
+            return
+        self._reported = {**dict(list(self._reported.items())[-KEEP_REFUSED:]), ident: reason}
+        self.report(state, release.version, reason)
+        logger.error("model release %s refused (%s): %s", release.version, state, reason)
+
     def _refuse(self, release: ModelRelease, ident: str, exc: UpdateError) -> float | None:
-        """Report the refusal (once per announcement and reason); remember it only when permanent."""
+        """Report the refusal: ``failed`` and remembered when permanent, else ``retrying`` with backoff."""
         self.download_path.unlink(missing_ok=True)
-        if self._reported != (ident, str(exc)):
-            self._reported = (ident, str(exc))
-            self.report("failed", release.version, str(exc))
-            logger.error("model release %s refused: %s", release.version, exc)
         if exc.permanent:
-            self._remember_refused(ident)
+            self._report_once(release, ident, "failed", str(exc))
+            self._remember_refused(ident, str(exc))
             return None
+        self._report_once(release, ident, "retrying", str(exc))
         return self._backoff.next()
 
     def _admit(self, release: ModelRelease) -> None:
@@ -410,8 +435,25 @@ class Updater:
             raise UpdateError(f"cannot install the new model file: {exc}", permanent=False) from exc
         candidate.path = self.model_path
         self._accept(release)
+        previous = self.current()
         self.activate(candidate)
+        if previous is not None and self.cfg.shadow_captures > 0:
+            self._shadow = (previous, self.cfg.shadow_captures)
         self.report("active", release.version, f"previous model kept as {self.prev_path.name}")
+
+    def take_shadow(self) -> FillModel | None:
+        """The previous model, for the next ``shadow_captures`` captures after a switch (then None).
+
+        The capture runs it on the same frames as the new one and the reading carries both, so the
+        server judges the canary on the same frames (docs/retraining.md). Its memory is released
+        after the last shadow capture; a restart ends the soak early.
+        """
+        shadow = self._shadow
+        if shadow is None:
+            return None
+        model, left = shadow
+        self._shadow = (model, left - 1) if left > 1 else None
+        return model
 
     def _copy_of_current(self) -> Path:
         """``MODEL.prev.tmp``: a hard link to MODEL, a copy where links fail (removed if that fails)."""

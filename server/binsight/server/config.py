@@ -220,8 +220,20 @@ class RolloutConfig(Section):
     )
     min_canary_readings: int = Field(default=3, ge=1, description="readings per canary on the new model")
     canary_soak_s: float = Field(default=600.0, ge=0.0, description="least time in the canary stage")
+    canary_deadline_s: float = Field(
+        default=1800.0, gt=0.0, description="halt when a canary has not switched to the new model by then"
+    )
     max_jump: float = Field(
         default=0.2, gt=0.0, le=1.0, description="halt when a canary's fill jumps more than expected + this"
+    )
+    min_spread: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="judge a spread collapse only when old readings spread this"
+    )
+    min_spread_ratio: float = Field(
+        default=0.25, ge=0.0, le=1.0, description="halt when the canaries' spread falls below this share"
+    )
+    min_heldout_labels: int = Field(
+        default=30, ge=1, description="fewer held-out labels than this: the gate refuses to decide"
     )
     max_mae_increase: float = Field(
         default=0.0, ge=0.0, description="a candidate whose held-out MAE is higher by more than this is worse"

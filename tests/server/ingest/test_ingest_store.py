@@ -232,3 +232,17 @@ def test_reject_details_with_nul_are_stored(sessions: sessionmaker[Session]) -> 
     with sessions() as s:
         row = s.get(IngestReject, "invalid_fields")
         assert row is not None and row.count == 1 and "\x00" not in (row.last_detail or "")
+
+
+def test_shadow_fields_are_stored(sessions: sessionmaker[Session]) -> None:
+    """A shadow-soak reading keeps the previous model's version and fill beside its own (both DBs)."""
+    _write(
+        sessions,
+        [
+            item("reading", "b1", reading("b1", 1, 0.6, model="m2", shadow_model="m1", shadow_fill=0.31)),
+            item("reading", "b1", reading("b1", 2, 0.4, model="m2")),
+        ],
+    )
+    with sessions() as s:
+        rows = s.execute(select(Reading.seq, Reading.shadow_model, Reading.shadow_fill).order_by(Reading.seq))
+        assert [tuple(r) for r in rows] == [(1, "m1", 0.31), (2, None, None)]

@@ -141,6 +141,7 @@ class Stack:
     def start_agent(
         self, bin_id: str, frames: Path, model: Path, *, every_n: int = 0, public_key: str | None = None
     ) -> Agent:
+        """A real agent for ``bin_id``; ``public_key=""`` starts it without a trusted key."""
         cfg_path = self.tmp / f"{bin_id}.toml"
         local_model = self.tmp / f"{bin_id}-model.onnx"
         local_model.write_bytes(model.read_bytes())
@@ -151,8 +152,13 @@ class Stack:
             f'[outbox]\npath = "{self.tmp / (bin_id + ".db")}"\n'
             f"[stats]\ninterval_s = 1.0\n"
             f"[labelling]\nevery_n = {every_n}\nunsure = false\n"
-            f'[updates]\npublic_key = "{public_key or self.public_key}"\n'
-            f'base_url = "{self.runtime.http_url}"\n'
+            f"[updates]\n"
+            + (
+                f'public_key = "{self.public_key if public_key is None else public_key}"\n'
+                if public_key != ""
+                else ""
+            )
+            + f'base_url = "{self.runtime.http_url}"\n'
         )
         agent = Agent(load_toml(cfg_path, DeviceConfig))
         agent.start()
@@ -204,6 +210,7 @@ def start_stack(port: int, tmp: Path, signing_key: tuple[Path, str], **rollout: 
                 "min_canary_readings": 2,
                 "canary_soak_s": 0.0,
                 "check_interval_s": 0.2,
+                "min_heldout_labels": 1,  # the loop tests hold out a few bins of a small fleet
                 **rollout,
             },
         }

@@ -46,7 +46,17 @@ def test_upload_promote_refusals_leave_state_unchanged(client: Any, tmp_path: Pa
     c = client
     model = tiny_model(tmp_path / "m.onnx", "v1", a=1.0, b=0.0)
     r = c.post("/api/models", files={"file": ("x.onnx", b"not onnx at all")}, headers=_h(c, "admin"))
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["detail"].startswith("x.onnx: "), r.json()
+    models_dir = str(tmp_path / "models")
+    assert ".upload-" not in r.json()["detail"] and models_dir not in r.json()["detail"]
+    (tmp_path / "models" / "v7.onnx").write_bytes(b"left over")
+    r = c.post(
+        "/api/models",
+        files={"file": ("v7.onnx", tiny_model(tmp_path / "v7.onnx", "v7", a=1.0, b=0.0).read_bytes())},
+        headers=_h(c, "admin"),
+    )
+    assert r.status_code == 409 and "v7.onnx" in r.json()["detail"], r.json()
+    assert models_dir not in r.json()["detail"] and ".upload-" not in r.json()["detail"]
     r = c.post(
         "/api/models",
         files={"file": ("m.onnx", model.read_bytes())},

@@ -119,9 +119,19 @@ def test_fit_from_an_exported_folder(
     )
     assert code == 0, err
     report = fit_from_server(
-        str(out), tmp_path / "candidate.onnx", backbone=lite0, cache_dir=feature_cache, progress=False
+        str(out),
+        tmp_path / "candidate.onnx",
+        backbone=lite0,
+        cache_dir=feature_cache,
+        progress=False,
+        report_path=tmp_path / "report.json",
     )
     comp = report["comparison"]
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert written["comparison"] == comp and (tmp_path / "report.png").stat().st_size > 1000, "the PNG too"
+    for side in (comp["candidate"], comp["active"]):
+        for site in side["per_site"].values():
+            assert (site["r2"] is None) == (site["n"] < 5), site
     assert report["source"] == {"from": str(out), "labels": len(BINS) * PER_BIN}
     assert comp["active"]["version"] == "v1-factory"
     held = {BINS[b] for b in comp["test_bins"]}

@@ -70,3 +70,17 @@ def test_tolerance_and_accuracy_direction() -> None:
         }
     }
     assert not judge("c1", acc, "a1").ok
+
+
+def test_too_few_held_out_labels_and_the_interval_is_stated() -> None:
+    """12 held-out labels under min_labels 30: refused, naming both numbers (the issue's biased-label
+    candidate passed on 12); with enough, the reason states the size and the 95% interval."""
+    res = judge("c1", _report(0.05, 0.08, n=12), "a1", min_labels=30)
+    assert not res.ok and "only 12 held-out labels" in res.reason and "min_heldout_labels 30" in res.reason
+    report = _report(0.05, 0.08, n=48)
+    report["comparison"]["difference"] = {
+        "n": 48, "bins": 4, "mean_diff": -0.03, "ci": [-0.041, -0.018], "level": 0.95, "resampled": "bins"
+    }  # fmt: skip
+    res = judge("c1", report, "a1", min_labels=30)
+    assert res.ok and "48 held-out labels" in res.reason and "95% CI -0.0410..-0.0180" in res.reason
+    assert "no confidence interval" in judge("c1", _report(0.05, 0.08, n=48), "a1", min_labels=30).reason

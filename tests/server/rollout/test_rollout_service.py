@@ -180,6 +180,63 @@ def test_a_jump_in_the_canary_readings_halts(setup: Setup) -> None:
     assert setup.broker.announced()["b1"] == "v1"
 
 
+def test_a_canary_that_never_switches_halts_at_the_deadline(setup: Setup) -> None:
+    """Nothing heard from the canary on the candidate: past canary_deadline_s the stage halts, naming
+    the canary and that no model event came; before it, the stage waits."""
+    setup.live_to_all("v1", 0.2)
+    setup.service.promote("v2", force=True, reason="test", who="admin")
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "canary"
+    setup.service.cfg = setup.service.cfg.model_copy(update={"canary_deadline_s": 0.001})
+    time.sleep(0.01)
+    setup.service.tick()
+    rollout = setup.state()["rollout"]
+    assert rollout["state"] == "halted", rollout
+    assert "b1 (no model event)" in rollout["halt_reason"] and "canary_deadline_s" in rollout["halt_reason"]
+    assert setup.broker.announced() == dict.fromkeys(BINS, "v1")
+
+
+def test_a_flat_lined_candidate_halts_though_no_canary_jumps(setup: Setup) -> None:
+    """Two canaries at 0.30-0.45 and 0.70-0.85 on v1; v2 reads 0.60-0.61 on both (the issue's forced bad
+    model): each canary's median moves by less than max_jump (0.4 here), but the readings' spread
+    collapsed, so the rollout halts saying so."""
+    setup.service.cfg = setup.service.cfg.model_copy(
+        update={"canary_bins": ["b1", "b2"], "max_jump": 0.4, "min_canary_readings": 3}
+    )
+    setup.service.promote("v1", force=False, reason=None, who="admin")
+    for b, fills in (("b1", (0.30, 0.38, 0.45)), ("b2", (0.70, 0.78, 0.85))):
+        for f in fills:
+            setup.readings(b, "v1", f, n=1)
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "all"
+    setup.service.promote("v2", force=True, reason="forced bad model", who="admin")
+    for b, fills in (("b1", (0.60, 0.61, 0.60)), ("b2", (0.61, 0.60, 0.61))):
+        for f in fills:
+            setup.readings(b, "v2", f, n=1)
+    setup.service.tick()
+    rollout = setup.state()["rollout"]
+    assert rollout["state"] == "halted" and "collapsed" in rollout["halt_reason"], rollout
+    assert setup.broker.announced()["b3"] == "v1"
+
+
+def test_readings_that_keep_their_spread_pass(setup: Setup) -> None:
+    """A candidate that reads each canary a little differently (spread kept) goes to every bin."""
+    setup.service.cfg = setup.service.cfg.model_copy(
+        update={"canary_bins": ["b1", "b2"], "min_canary_readings": 3}
+    )
+    setup.service.promote("v1", force=False, reason=None, who="admin")
+    for b, fills in (("b1", (0.30, 0.38, 0.45)), ("b2", (0.70, 0.78, 0.85))):
+        for f in fills:
+            setup.readings(b, "v1", f, n=1)
+    setup.service.tick()
+    setup.service.promote("v2", force=True, reason="test", who="admin")
+    for b, fills in (("b1", (0.33, 0.40, 0.47)), ("b2", (0.68, 0.75, 0.80))):
+        for f in fills:
+            setup.readings(b, "v2", f, n=1)
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "all"
+
+
 def test_a_halt_sticks_when_the_broker_is_gone(setup: Setup) -> None:
     """No broker at halt time: the halt is recorded anyway, and says the canaries were not sent back."""
     setup.live_to_all("v1", 0.2)
@@ -207,6 +264,44 @@ def test_rollback_announces_the_previous_model_to_every_bin(setup: Setup) -> Non
     with setup.sessions() as s:
         states = list(s.execute(select(Rollout.state).order_by(Rollout.id)).scalars())
     assert states == ["superseded", "rolled_back", "all"]
+
+
+def test_a_second_rollback_never_goes_back_to_the_model_rolled_back_from(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """v0, v1 healthy on every bin; a forced bad v2 reaches every bin and is rolled back from. A
+    second rollback (a double click) walks back to v0, never to v2; a third finds nothing (409) and
+    changes nothing; re-promoting v2 goes through the canary stage again."""
+    v0 = tiny_model(tmp_path / "v0.onnx", "v0", a=1, b=0)
+    register_model(setup.sessions, setup.service.config.models.dir, v0, None)
+    setup.live_to_all("v0", 0.4)
+    setup.live_to_all("v1", 0.4, force=True, reason="test")
+    setup.live_to_all("v2", 0.4, force=True, reason="a forced bad model")
+    assert setup.state()["rollback_to"] == "v1"
+    first = setup.service.rollback(who="admin", reason="v2 is flat")
+    assert setup.state()["rollback_to"] == "v0"
+    assert (first["version"], first["previous"]) == ("v1", "v2")
+    second = setup.service.rollback(who="admin")
+    assert (second["version"], second["previous"]) == ("v0", "v1")
+    assert setup.broker.announced() == dict.fromkeys(BINS, "v0")
+    before = dict(setup.broker.retained)
+    assert setup.state()["rollback_to"] is None
+    with pytest.raises(RolloutError, match="no previous model") as exc:
+        setup.service.rollback(who="admin")
+    assert exc.value.status == 409 and setup.broker.retained == before
+    again = setup.service.promote("v2", force=True, reason="fixed upstream", who="admin")
+    assert again["state"] == "canary" and setup.broker.announced() == {"b1": "v2", "b2": "v0", "b3": "v0"}
+
+
+def test_a_halted_model_is_no_rollback_target(setup: Setup) -> None:
+    """A halted candidate never reached every bin: rollback from the model after it skips it."""
+    setup.live_to_all("v1", 0.2)
+    setup.service.promote("v2", force=True, reason="test", who="admin")
+    setup.readings("b1", "v2", 0.9)
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "halted" and setup.state()["active"] == "v1"
+    with pytest.raises(RolloutError, match="no previous model"):
+        setup.service.rollback(who="admin")
 
 
 @pytest.mark.parametrize(

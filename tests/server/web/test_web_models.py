@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from web_support import Seeded, shot, signed_in
 
-# The trainer's report format (training/pipeline.py): held-out metrics per training-set size.
-CURVE = [{"n": n, "test": {"mae": mae, "rmse": mae * 1.3, "r2": 0.9}} for n, mae in
+# The trainer's report format (training/baselines.py): held-out metrics per training-set size; the
+# test metrics carry the test set's own n (45), which must not replace the point's n.
+CURVE = [{"n": n, "test": {"n": 45, "mae": mae, "rmse": mae * 1.3, "r2": 0.9}} for n, mae in
          ((20, 0.142), (40, 0.101), (80, 0.074), (160, 0.061))]  # fmt: skip
+SHOTS = Path("/tmp/shots-a")
 BASELINES = {"mean": {"mae": 0.231}}
 
 
 @pytest.fixture(scope="module")
 def models(site: Seeded) -> list[str]:
     """Two rows in the server's models table: an active one with a learning curve, an older one."""
+    from sqlalchemy import select
+
     from binsight.server.config import load_server_config
     from binsight.server.db.engine import make_engine, make_sessionmaker
-    from binsight.server.db.models import ModelRecord
+    from binsight.server.db.models import Bin, DeviceEvent, ModelRecord, Rollout
 
     engine = make_engine(load_server_config(site.config_path).database)
     versions = ["20261128T101500Z-aaaa1111", "20261129T221500Z-3fa2c1d0"]
@@ -68,6 +73,16 @@ def models(site: Seeded) -> list[str]:
                     active=True,
                 )
             )
+            # Both reached every bin: a rollback from the active one goes back to the older one.
+            for i, v in enumerate(versions):
+                at = 1_795_990_000_000 + i * 1000
+                s.add(Rollout(kind="promote", version=v, previous=versions[0] if i else None, state="all",
+                              canary_bins=[], forced=False, created_by="admin", started_at=at,
+                              updated_at=at, all_at=at))  # fmt: skip
+            refusing = s.execute(select(Bin.id).order_by(Bin.id)).scalars().first()
+            s.add(DeviceEvent(bin_id=refusing, ts=1_795_990_100_000, received_at=1_795_990_100_000,
+                              kind="model", state="retrying", ref=versions[1],
+                              detail="no trusted public key configured ([updates] public_key)"))  # fmt: skip
     finally:
         engine.dispose()
     return versions
@@ -84,15 +99,53 @@ def test_models_page_shows_metrics_curve_and_admin_actions(
     older = page.locator(f"[data-model='{models[0]}']")
     assert "MAE 0.081" in older.inner_text()
     assert older.locator("button", has_text="Promote").count() == 1
-    assert page.locator("#m-rollback").count() == 1
-    # The active model's learning curve: one dot per point, and the mean-fill baseline as a dashed line.
+    assert page.inner_text("#m-rollback") == f"Roll back to {models[0]}"
+    assert "claimed by the file, on its own test set of 160" in active
+    # The active model's learning curve: one dot per point, at as many x positions as label counts
+    # (not all at the test set's n), and the mean-fill baseline as a dashed line.
     assert page.locator(".chart .series-dot").count() == len(CURVE)
+    xs = {page.locator(".chart .series-dot").nth(i).get_attribute("cx") for i in range(len(CURVE))}
+    assert len(xs) == len(CURVE), xs
     assert page.locator(".chart .series-baseline").count() == 1
+    # The camera that refused a release, with its reason.
+    assert "no trusted public key" in page.inner_text("#m-refusals")
+    # Label quality: the panel is there (agreement, gold, per labeller) whatever the seeded labels are.
+    page.wait_for_selector("section[aria-label='Label quality'] h2")
+    assert "labelled by two" in page.inner_text("#m-agreement")
     assert "baseline: mean (0.231)" in page.inner_text("#view")
     # How it compared with the model that was active, overall and per site.
     detail = page.inner_text("section[aria-label='Model details']")
     assert "48 held-out labels" in detail and "noord" in detail and "0.058" in detail and "0.079" in detail
     shot(page, "models", full_page=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "models-desktop.png"), full_page=True)
+
+
+def test_models_page_on_a_phone(phone: Any, site: Seeded, models: list[str]) -> None:
+    """At 390x844 the list, the refusals and the roll-back button are there and nothing overflows."""
+    signed_in(phone, site, "admin", "models")
+    phone.wait_for_selector(f"[data-model='{models[1]}']")
+    phone.wait_for_selector("#m-refusals")
+    assert phone.is_visible("#m-rollback")
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 1, width
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone.screenshot(path=str(SHOTS / "models-phone.png"), full_page=True)
+
+
+def test_roll_back_is_not_offered_without_a_model_to_go_back_to(
+    page: Any, site: Seeded, models: list[str]
+) -> None:
+    """The server names no rollback target (a single model, or back at the oldest): no button, no 409."""
+
+    def no_target(route: Any) -> None:
+        route.fulfill(json={**route.fetch().json(), "rollback_to": None})
+
+    page.route("**/api/rollout", no_target)
+    signed_in(page, site, "admin", "models")
+    page.wait_for_selector(f"[data-model='{models[1]}']")
+    page.wait_for_selector("#m-refusals")
+    assert page.locator("#m-rollback").count() == 0
 
 
 def test_operator_sees_models_without_promote(page: Any, site: Seeded, models: list[str]) -> None:

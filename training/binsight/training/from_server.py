@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from binsight.errors import BinsightError, DataError
+from binsight.heldout import paired_difference
 from binsight.secrets import read_secret
 from binsight.training import DEFAULT_INPUT_SIZE
 
@@ -120,7 +121,7 @@ def _fetch_active(base_url: str, token: str, dest: Path) -> Path | None:
         return None
     version = str(active["version"])
     path = dest / f"active-{version}.onnx"
-    path.write_bytes(_request(f"{base_url.rstrip('/')}/models/{urllib.parse.quote(version)}.onnx", None))
+    path.write_bytes(_request(f"{base_url.rstrip('/')}/models/{urllib.parse.quote(version)}.onnx", token))
     return path
 
 
@@ -205,14 +206,17 @@ def compare_models(
     *,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Both models on the same held-out labels (the images of ``test_bins``), overall and per site.
+    """Both models on the same held-out labels (the images of ``test_bins``), overall and per site,
+    and (fill models) the paired difference of their errors with its 95% interval
+    (:func:`binsight.heldout.paired_difference`, resampling whole bins).
 
     Returns
     -------
     dict
         ``{metric, lower_is_better, n, test_bins, expected_shift, candidate: {version, <metrics>,
         per_site}, active: {...} | None}``; ``expected_shift`` is the 90th percentile of
-        ``|candidate - active|`` over those images: how far readings may move at the switch.
+        ``|candidate - active|`` over those images: how far readings may move at the switch;
+        ``difference`` is ``{n, bins, mean_diff, ci, level, resampled}`` (candidate minus active MAE).
     """
     from binsight.training.data import load_dataset
     from binsight.training.evaluate import metrics_for, predict_dataset
@@ -237,7 +241,8 @@ def compare_models(
         side: dict[str, Any] = {"version": info.metadata.get("binsight.model_version"), "path": str(path)}
         side.update(metrics_for(info, ds, idx, out))
         side["per_site"] = {
-            site: metrics_for(info, ds, [idx[k] for k in ks], out[ks]) for site, ks in sorted(by_site.items())
+            site: _site_metrics(metrics_for(info, ds, [idx[k] for k in ks], out[ks]))
+            for site, ks in sorted(by_site.items())
         }
         return side, out
 
@@ -258,6 +263,12 @@ def compare_models(
         result["active"] = act
         if task == "regression":
             result["expected_shift"] = float(np.percentile(np.abs(cand_out - act_out), 90))
+            y = np.array([ds.samples[i].fill for i in idx], dtype=np.float64)
+            result["difference"] = paired_difference(
+                np.abs(cand_out.reshape(-1) - y).tolist(),
+                np.abs(act_out.reshape(-1) - y).tolist(),
+                [ds.samples[i].bin_id or "" for i in idx],
+            )
     return result
 
 
@@ -305,6 +316,18 @@ def _load_by_bins(data_dir: Path) -> Dataset:
     return ds
 
 
+#: Fewer held-out labels than this at a site: no r2 for it (the variance of 2-4 fills says nothing).
+MIN_R2_SAMPLES = 5
+
+
+def _site_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A site's metrics; r2 left out (None, with the reason) below :data:`MIN_R2_SAMPLES` labels."""
+    n = int(metrics.get("n") or 0)
+    if "r2" in metrics and n < MIN_R2_SAMPLES:
+        metrics = {**metrics, "r2": None, "r2_note": f"{n} held-out labels: under {MIN_R2_SAMPLES}, no r2"}
+    return metrics
+
+
 def fit_from_server(
     source: str,
     out: Path,
@@ -320,7 +343,8 @@ def fit_from_server(
     progress: bool = True,
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
 ) -> dict[str, Any]:
-    """Fetch every human label, fit a candidate, compare it with the active model; optionally upload it.
+    """Fetch every human label, fit a candidate on the training bins' labels, compare it with the active
+    model on the held-out bins' labels; optionally upload it.
 
     Parameters
     ----------
@@ -347,7 +371,7 @@ def fit_from_server(
             Path(out),
             backbone=backbone,
             int8=int8,
-            report_path=None,
+            report_path=report_path,  # the JSON (rewritten below, with the comparison) and its PNG
             skip_bad=True,
             cache_dir=cache_dir,
             progress=progress,
@@ -362,8 +386,9 @@ def fit_from_server(
             model_path, got.active, got.data_dir, report["split"]["test_bins"], got.sites
         )
         if report_path is not None:
-            report_path.parent.mkdir(parents=True, exist_ok=True)
-            report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            staged = report_path.with_name(f".{report_path.name}.tmp")
+            staged.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            staged.replace(report_path)
         if upload:
             report["uploaded"] = upload_model(source, _token(token), model_path, report)
         return report
@@ -385,7 +410,8 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
         "labels": report["source"]["labels"],
-        "held_out": {"n": comp["n"], "bins": comp["test_bins"]},
+        "fitted_on": report["split"]["train"],  # the training bins' labels; the rest are held out
+        "held_out": {"n": comp["n"], "bins": comp["test_bins"], "difference": comp.get("difference")},
         "candidate": side(comp["candidate"]),
         "active": side(comp["active"]),
         "uploaded": (report.get("uploaded") or {}).get("version"),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, distinct, exists, func, or_, select
 
 from binsight.server.api.schemas import LabelIn, LabelStats, QueueItem
 from binsight.server.auth import Principal, require
@@ -54,15 +54,42 @@ def _waiting(who: Principal) -> Any:
     return and_(~labelled, ~skipped_by_me)
 
 
+#: One image in this many is offered for a second label once someone labelled it (by image id, so
+#: the share is stable): agreement and each labeller's bias come from these (GET /api/labels/quality).
+SECOND_OPINION_EVERY = 10
+
+
 @router.get("/api/labels/queue", response_model=list[QueueItem])
 def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[QueueItem]:
-    """Images nobody labelled yet and this user did not skip; ``unsure`` ones first, then newest."""
+    """Images nobody labelled yet and this user did not skip, ``unsure`` ones first, then newest; after
+    them a share (one in :data:`SECOND_OPINION_EVERY`) of images one other person labelled, for a
+    second label (``second_opinion``)."""
+    labelled = exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
+    mine = exists().where(and_(Label.image_id == Image.id, Label.who == who.name))
+    skipped_by_me = exists().where(
+        and_(Label.image_id == Image.id, Label.skipped.is_(True), Label.who == who.name)
+    )
+    others = (
+        select(func.count(distinct(Label.who)))
+        .where(Label.image_id == Image.id, Label.skipped.is_(False), Label.unusable.is_(False))
+        .correlate(Image)
+        .scalar_subquery()
+    )
+    second = and_(labelled, ~mine, others == 1, Image.id % SECOND_OPINION_EVERY == 0)
     unsure_first = (Image.reason != "unsure").asc()
     with state.sessions() as s:
         rows = s.execute(
-            select(Image.id, Image.bin_id, Image.ts, Image.reason, Image.predicted_fill, Image.model)
-            .where(_waiting(who))
-            .order_by(unsure_first, Image.ts.desc())
+            select(
+                Image.id,
+                Image.bin_id,
+                Image.ts,
+                Image.reason,
+                Image.predicted_fill,
+                Image.model,
+                labelled.label("second"),
+            )
+            .where(or_(and_(~labelled, ~skipped_by_me), second))
+            .order_by(labelled.asc(), unsure_first, Image.ts.desc())
             .limit(limit)
         ).all()
     return [
@@ -73,6 +100,7 @@ def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)
             reason=r.reason,
             predicted_fill=r.predicted_fill,
             model=r.model,
+            second_opinion=bool(r.second),
         )
         for r in rows
     ]

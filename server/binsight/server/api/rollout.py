@@ -3,7 +3,8 @@
 ``POST /api/models`` (admin, multipart: ``file`` = the ONNX model, ``report`` = its training report
 JSON), ``POST /api/models/{version}/promote`` ``{force?, reason?}`` (admin; 409 when the gate refuses),
 ``POST /api/models/rollback`` (admin), ``GET /api/rollout``, ``GET /api/drift``,
-``GET /api/coverage`` and ``POST /api/coverage`` (operator). See docs/retraining.md.
+``GET /api/coverage`` and ``POST /api/coverage``, ``GET /api/labels/quality`` (operator). See
+docs/retraining.md.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
+from binsight.server.api.models import model_listing
 from binsight.server.api.schemas import ModelOut
 from binsight.server.auth import Principal, require
 from binsight.server.db.engine import now_ms
 from binsight.server.rollout.coverage import coverage_plan
 from binsight.server.rollout.drift import drift_report
 from binsight.server.rollout.errors import RolloutError
+from binsight.server.rollout.label_quality import label_quality
 from binsight.server.rollout.registry import register_model
 from binsight.server.rollout.service import RolloutService
 from binsight.server.state import AppState, get_state
@@ -88,7 +91,8 @@ async def upload_model(
         raise HTTPException(exc.status, detail) from None
     finally:
         path.unlink(missing_ok=True)
-    return ModelOut.model_validate(record, from_attributes=True)
+    with state.sessions() as s:
+        return model_listing(s, [record])[0]
 
 
 @router.post("/api/models/rollback")
@@ -115,6 +119,13 @@ def promote(version: str, who: Admin, rollouts: Rollouts, body: PromoteIn | None
 def rollout_state(_who: Operator, rollouts: Rollouts) -> dict[str, Any]:
     """The active model, the latest rollout (stage, canaries, halt reason), history and each bin's model."""
     return rollouts.status()
+
+
+@router.get("/api/labels/quality")
+def labels_quality(_who: Operator, state: State) -> dict[str, Any]:
+    """Label agreement between labellers, each labeller's bias, and labels on gold (just-emptied) images."""
+    with state.sessions() as s:
+        return label_quality(s, state.config.forecast.min_drop)
 
 
 @router.get("/api/drift")

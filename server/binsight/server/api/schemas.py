@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ForecastOut(BaseModel):
@@ -129,6 +129,8 @@ class QueueItem(BaseModel):
     reason: str
     predicted_fill: float | None
     model: str
+    #: Already labelled by one other person: a second label measures agreement and bias.
+    second_opinion: bool = False
 
 
 class LabelIn(BaseModel):
@@ -147,12 +149,24 @@ class LabelStats(BaseModel):
 class ModelOut(BaseModel):
     version: str
     created_at: int
-    metrics: dict[str, Any] | None
+    metrics: dict[str, Any] | None = Field(
+        description="held-out metrics the file's metadata claims: its own test set, not checked here"
+    )
     report: dict[str, Any] | None
     active: bool
     precision: str | None
     sha256: str
     size: int
+    dataset_fingerprint: str | None = None
+    #: ``{n, dataset_fingerprint}`` of the test set ``metrics`` come from.
+    test_set: dict[str, Any] | None = None
+    #: Whether ``metrics`` are on the same data set as the active model's (None: no active model).
+    comparable_with_active: bool | None = None
+    #: The server's own run of this model and the then active one on the same stored labels, at promotion.
+    server_check: dict[str, Any] | None = None
+    #: A signed release of it was issued: only then is its file served without a token.
+    released: bool = False
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Me(BaseModel):

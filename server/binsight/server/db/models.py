@@ -124,6 +124,9 @@ class Reading(Base):
     model: Mapped[str] = mapped_column(String(128))
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
     spread: Mapped[float | None] = mapped_column(Float)
+    #: Shadow soak (migration 0005a): the previous model's fill on the same frames, after a switch.
+    shadow_model: Mapped[str | None] = mapped_column(String(128))
+    shadow_fill: Mapped[float | None] = mapped_column(Float)
     infer_ms: Mapped[float | None] = mapped_column(Float)
     label: Mapped[str | None] = mapped_column(String(64))
 
@@ -209,6 +212,8 @@ class ModelRecord(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     activated_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: The file's binsight.dataset_fingerprint: metrics are comparable only on the same data set.
+    dataset_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiToken(Base):
@@ -298,6 +303,8 @@ class Rollout(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    #: When it reached every bin (None: never, or before migration 0005a): rollback targets only these.
+    all_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ReleaseRecord(Base):

@@ -66,7 +66,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: Per field name, bounds tighter than the protocol's, from the columns the fields land in
 #: (``devices.outbox_depth`` is a 32-bit INTEGER; ``model`` is VARCHAR(128) in every table).
 _INT_MAX = {"seq": MAX_SEQ, "outbox_depth": 2**31 - 1}
-_TEXT_MAX = {"model": 128}
+_TEXT_MAX = {"model": 128, "shadow_model": 128}
 #: What no PostgreSQL ``text`` holds: NUL, and surrogates (not encodable as UTF-8).
 _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 

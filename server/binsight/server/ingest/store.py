@@ -206,11 +206,13 @@ WHERE d.bin_id = v.bin_id
 )
 _PG_INSERT_READINGS = text(
     """
-INSERT INTO readings (bin_id, seq, ts, received_at, fill, quality, model, historical, spread, infer_ms, label)
+INSERT INTO readings (bin_id, seq, ts, received_at, fill, quality, model, historical, spread, infer_ms, label,
+                      shadow_model, shadow_fill)
 SELECT * FROM unnest(CAST(:bin_id AS varchar[]), CAST(:seq AS bigint[]), CAST(:ts AS bigint[]),
                      CAST(:received_at AS bigint[]), CAST(:fill AS float8[]), CAST(:quality AS varchar[]),
                      CAST(:model AS varchar[]), CAST(:historical AS boolean[]), CAST(:spread AS float8[]),
-                     CAST(:infer_ms AS float8[]), CAST(:label AS varchar[]))
+                     CAST(:infer_ms AS float8[]), CAST(:label AS varchar[]),
+                     CAST(:shadow_model AS varchar[]), CAST(:shadow_fill AS float8[]))
 ON CONFLICT (bin_id, seq) DO NOTHING
 RETURNING bin_id, seq
 """
@@ -335,6 +337,8 @@ def _write_readings(
             "spread": r.spread,
             "infer_ms": r.infer_ms,
             "label": r.label,
+            "shadow_model": r.shadow_model,
+            "shadow_fill": r.shadow_fill,
         }
         for r in unique.values()
     ]

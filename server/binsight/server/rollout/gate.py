@@ -3,7 +3,10 @@
 The comparison is made by ``binsight train fit --from-server``: both models run on the *same*
 held-out labels (whole bins the candidate never saw) and the report's ``comparison`` holds both
 scores, overall and per site. The gate refuses a candidate whose report lacks that comparison,
-whose comparison was made against another model than the one active now, or that is worse.
+whose comparison was made against another model than the one active now, that holds fewer than
+``min_heldout_labels`` held-out labels (too few to tell two models apart: the gate does not decide),
+or that is worse. Its reason states the held-out size and the paired difference's 95% interval
+(:mod:`binsight.heldout`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GateResult", "judge"]
+from binsight.heldout import describe
+
+__all__ = ["GateResult", "judge", "too_few"]
 
 
 @dataclass(frozen=True)
@@ -28,11 +33,30 @@ def _score(side: Any, metric: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def too_few(n: int, minimum: int, where: str) -> str | None:
+    """Why ``n`` held-out labels are too few to decide on (None when enough)."""
+    if n >= minimum:
+        return None
+    return (
+        f"only {n} held-out labels ({where}), under min_heldout_labels {minimum}: too few to tell two "
+        "models apart, so the gate does not decide; label more images of the held-out bins (or force, "
+        "with a reason)"
+    )
+
+
+def _interval(comp: dict[str, Any]) -> str:
+    diff = comp.get("difference")
+    if not isinstance(diff, dict) or not isinstance(diff.get("ci"), list):
+        return "; the report gives no confidence interval"
+    return "; " + describe(diff)
+
+
 def judge(
     candidate_version: str,
     report: dict[str, Any] | None,
     active_version: str | None,
     tolerance: float = 0.0,
+    min_labels: int = 1,
 ) -> GateResult:
     """Whether ``candidate_version`` may replace ``active_version``.
 
@@ -43,6 +67,8 @@ def judge(
         test_bins, candidate: {version, <metric>, per_site}, active: {version, <metric>, per_site}}``.
     tolerance
         How much worse (in the metric's units) still counts as not worse.
+    min_labels
+        Fewer held-out labels than this: refused, the gate does not decide on so little.
     """
     if active_version is None:
         return GateResult(True, "no model is active: nothing to compare against", None)
@@ -75,8 +101,12 @@ def judge(
     n = int(comp.get("n") or 0)
     if cand is None or act is None or n == 0:
         return GateResult(False, f"the comparison holds no {metric} on held-out labels (n={n})", comp)
+    bins = ", ".join(map(str, comp.get("test_bins") or [])) or "?"
+    small = too_few(n, min_labels, f"from bins {bins}")
+    if small is not None:
+        return GateResult(False, small, comp)
     worse = cand > act + tolerance if lower else cand < act - tolerance
-    where = f"{n} held-out labels from bins {', '.join(map(str, comp.get('test_bins') or [])) or '?'}"
+    where = f"{n} held-out labels from bins {bins}{_interval(comp)}"
     if worse:
         return GateResult(
             False,

@@ -56,7 +56,10 @@ def register_model(
     models_dir.mkdir(parents=True, exist_ok=True)
     dest = models_dir / f"{version}.onnx"
     if dest.exists():
-        raise RolloutError(f"{dest} exists but is not registered: refusing to overwrite it", 409)
+        # Named by its file name only: the server's folders are not the uploader's business.
+        raise RolloutError(
+            f"a file {dest.name} is in the models folder but not registered: refusing to overwrite it", 409
+        )
     tmp = dest.with_name(f".{dest.name}.tmp")
     os.replace(upload, tmp) if upload.parent == models_dir else tmp.write_bytes(upload.read_bytes())
     os.replace(tmp, dest)
@@ -71,6 +74,7 @@ def register_model(
         metrics=dict(info.metrics) if info.metrics is not None else None,
         report=report,
         active=False,
+        dataset_fingerprint=(info.dataset_fingerprint or "")[:64] or None,
     )
     with sessions() as s, s.begin():
         s.add(record)

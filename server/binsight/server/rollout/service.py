@@ -20,12 +20,13 @@ import hashlib
 import logging
 import math
 import threading
-from statistics import median
+from statistics import median, pstdev
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from binsight.heldout import describe
 from binsight.protocol import ModelRelease, Topics
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import now_ms
@@ -41,7 +42,7 @@ from binsight.server.db.models import (
 )
 from binsight.server.rollout.announce import Publisher, announce, load_signing_key, release_for
 from binsight.server.rollout.errors import RolloutError
-from binsight.server.rollout.gate import GateResult, judge
+from binsight.server.rollout.gate import GateResult, judge, too_few
 from binsight.server.rollout.verify import recheck
 
 __all__ = ["RolloutService", "pick_canaries"]
@@ -79,7 +80,15 @@ def rollout_dict(r: Rollout) -> dict[str, Any]:
         "created_by": r.created_by,
         "started_at": r.started_at,
         "updated_at": r.updated_at,
+        "all_at": r.all_at,
     }
+
+
+def _event_dict(ev: DeviceEvent | None) -> dict[str, Any] | None:
+    """A bin's last model event for the status: a refusal shows its reason on the Models page."""
+    if ev is None:
+        return None
+    return {"state": ev.state, "ref": ev.ref, "detail": ev.detail, "ts": ev.ts}
 
 
 class RolloutService:
@@ -207,14 +216,22 @@ class RolloutService:
         check = recheck(
             s, self.config.models.dir, record, active, [str(b) for b in comp.get("test_bins") or []]
         )
-        if check["checked"] and check["candidate_mae"] > check["active_mae"] + self.cfg.max_mae_increase:
+        if not check["checked"]:
+            return check, gate
+        small = too_few(int(check["n"]), self.cfg.min_heldout_labels, "stored here")
+        if small is not None:
+            return check, GateResult(False, small, comp)
+        stated = f"{check['n']} held-out labels stored here; {describe(check['difference'])}"
+        if check["candidate_mae"] > check["active_mae"] + self.cfg.max_mae_increase:
             gate = GateResult(
                 False,
                 f"candidate {record.version} is worse than the active {active.version} on the "
-                f"{check['n']} held-out labels stored here: MAE {check['candidate_mae']:.4f} vs "
-                f"{check['active_mae']:.4f}",
+                f"{stated}: MAE {check['candidate_mae']:.4f} vs {check['active_mae']:.4f}",
                 comp,
             )
+        else:
+            gate = GateResult(True, f"{gate.reason}; server check: MAE {check['candidate_mae']:.4f} vs "
+                              f"{check['active_mae']:.4f} on the {stated}", comp)  # fmt: skip
         return check, gate
 
     # ------------------------------------------------------------------ actions
@@ -234,7 +251,11 @@ class RolloutService:
                 raise RolloutError(f"no model {version!r} is registered", 404)
             active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
             gate = judge(
-                version, record.report, active.version if active else None, self.cfg.max_mae_increase
+                version,
+                record.report,
+                active.version if active else None,
+                self.cfg.max_mae_increase,
+                self.cfg.min_heldout_labels,
             )
             server_check: dict[str, Any] | None = None
             if gate.ok and active is not None and (gate.comparison or {}).get("metric") == "mae":
@@ -284,30 +305,63 @@ class RolloutService:
             logger.info("model %s promoted by %s: canary stage on %s", version, who, ", ".join(canaries))
             return rollout_dict(rollout)
 
-    def rollback(self, *, who: str, reason: str | None = None) -> dict[str, Any]:
-        """Make the model that was active before the current one active again, on every bin at once.
+    def _rollback_target(self, s: Session, active: ModelRecord) -> ModelRecord:
+        """The latest model but ``active`` that was healthy on every bin and not rolled back from since.
+
+        Healthy in production: a rollout of it reached every bin (``all_at``; a rollback is there at
+        once). Rolled back from since then, or halted: never a target again until it is promoted
+        anew, through the gate and the canaries, and reaches every bin once more.
 
         Raises
         ------
         RolloutError
-            409 when there is no previous model to go back to.
+            409 when no such model (with its file) exists.
+        """
+        healthy: dict[str, int] = {}
+        left: dict[str, int] = {}
+        for r in s.execute(select(Rollout).order_by(Rollout.id)).scalars():
+            if r.all_at is not None and r.state != "halted":
+                healthy[r.version] = max(healthy.get(r.version, 0), r.all_at)
+            if r.kind == "rollback" and r.previous:
+                left[r.previous] = max(left.get(r.previous, 0), r.started_at)
+            if r.state == "halted":
+                left[r.version] = max(left.get(r.version, 0), r.updated_at)
+        ranked = sorted((at, v) for v, at in healthy.items() if v != active.version and left.get(v, -1) < at)
+        for _, version in reversed(ranked):
+            record = s.get(ModelRecord, version)
+            if record is not None:
+                return record
+        raise RolloutError(
+            f"{active.version} has no previous model to roll back to: no other model was healthy on "
+            "every bin without being rolled back from since (promote one instead: it goes through the "
+            "gate and the canaries)",
+            409,
+        )
+
+    def _rollback_preview(self, s: Session) -> str | None:
+        """The version a rollback now would go back to (None: it would be refused)."""
+        active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
+        if active is None:
+            return None
+        try:
+            return self._rollback_target(s, active).version
+        except RolloutError:
+            return None
+
+    def rollback(self, *, who: str, reason: str | None = None) -> dict[str, Any]:
+        """Make the last model that was healthy in production before the current one active again, on
+        every bin at once; never one that was halted or rolled back from (see :meth:`_rollback_target`).
+
+        Raises
+        ------
+        RolloutError
+            409 when there is no such model to go back to.
         """
         with self.lock, self.sessions() as s, s.begin():
             active = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
             if active is None:
                 raise RolloutError("no model is active: nothing to roll back", 409)
-            last = (
-                s.execute(
-                    select(Rollout)
-                    .where(Rollout.version == active.version, Rollout.state != "halted")
-                    .order_by(Rollout.id.desc())
-                )
-                .scalars()
-                .first()
-            )
-            previous = s.get(ModelRecord, last.previous) if last is not None and last.previous else None
-            if previous is None:
-                raise RolloutError(f"{active.version} has no previous model to roll back to", 409)
+            previous = self._rollback_target(s, active)
             now = now_ms()
             for old in self._live(s):
                 old.state, old.updated_at = "rolled_back", now
@@ -323,6 +377,7 @@ class RolloutService:
                 created_by=who,
                 started_at=now,
                 updated_at=now,
+                all_at=now,
             )
             s.add(rollout)
             s.flush()
@@ -354,59 +409,186 @@ class RolloutService:
         for ev in failed:
             if (ev.state == "failed" and ev.ref in (r.version, None)) or ev.state == "rolled_back":
                 return f"canary {ev.bin_id} reported model {ev.state}: {ev.detail or ''}".strip(), False
+        late = self._not_switched(s, r, now)
+        if late is not None:
+            return late, False
         k = self.cfg.min_canary_readings
-        expected = float((r.comparison or {}).get("expected_shift") or 0.0)
         ready = now - r.started_at >= self.cfg.canary_soak_s * 1000
+        samples: dict[str, tuple[list[float], list[float]]] = {}
         for b in r.canary_bins:
-            new = [
-                f
-                for f in s.execute(
-                    select(Reading.fill)
-                    .where(
-                        Reading.bin_id == b,
-                        Reading.model == r.version,
-                        Reading.quality == "ok",
-                        Reading.historical.is_(False),
-                    )
-                    .order_by(Reading.ts)
-                    .limit(k)
-                ).scalars()
-                if f is not None
-            ]
+            new, old = self._canary_samples(s, r, b, k, now)
             if len(new) < k:
                 ready = False
-                continue
-            if r.previous is None:
-                continue
-            first_new_ts = s.execute(
-                select(Reading.ts).where(Reading.bin_id == b, Reading.model == r.version).order_by(Reading.ts)
-            ).scalar()
-            old = [
-                f
-                for f in s.execute(
-                    select(Reading.fill)
-                    .where(
-                        Reading.bin_id == b,
-                        Reading.model == r.previous,
-                        Reading.quality == "ok",
-                        Reading.ts < (first_new_ts or now),
-                    )
-                    .order_by(Reading.ts.desc())
-                    .limit(k)
-                ).scalars()
-                if f is not None
-            ]
-            if not old:
-                continue
-            jump = abs(median(new) - median(old))
-            if jump > expected + self.cfg.max_jump:
+            elif old:
+                samples[b] = (new, old)
+        shadowed = self._shadow_pairs(s, r, k)
+        why = self._shadow_verdict(r, shadowed) or self._jumped(r, samples) or self._collapsed(r, samples)
+        return (why, False) if why is not None else (None, ready)
+
+    def _shadow_pairs(self, s: Session, r: Rollout, k: int) -> dict[str, list[tuple[float, float]]]:
+        """Per canary, its first ``k`` (new fill, previous model's fill) pairs on the same frames."""
+        if r.previous is None:
+            return {}
+        out: dict[str, list[tuple[float, float]]] = {}
+        for b in r.canary_bins:
+            rows = s.execute(
+                select(Reading.fill, Reading.shadow_fill)
+                .where(
+                    Reading.bin_id == b,
+                    Reading.model == r.version,
+                    Reading.shadow_model == r.previous,
+                    Reading.quality == "ok",
+                    Reading.fill.is_not(None),
+                    Reading.shadow_fill.is_not(None),
+                )
+                .order_by(Reading.ts)
+                .limit(k)
+            ).all()
+            if len(rows) >= k:
+                out[b] = [(float(f), float(sf)) for f, sf in rows if f is not None and sf is not None]
+        return out
+
+    def _shadow_verdict(self, r: Rollout, pairs: dict[str, list[tuple[float, float]]]) -> str | None:
+        """The shadow soak's judgement: the candidate against the previous model on the same frames.
+
+        A canary whose median gap exceeds ``expected_shift + max_jump`` disagrees with the model it
+        replaces on what it sees (no time passed between the two readings); over all canaries, the
+        candidate's fills spreading under ``min_spread_ratio`` of the previous model's on the same
+        frames is a flat line.
+        """
+        expected = float((r.comparison or {}).get("expected_shift") or 0.0)
+        for b, ps in pairs.items():
+            gap = median(abs(f - sf) for f, sf in ps)
+            if gap > expected + self.cfg.max_jump:
+                return (
+                    f"canary {b}: on the same frames {r.version} reads {median(f for f, _ in ps):.2f} where "
+                    f"{r.previous} reads {median(sf for _, sf in ps):.2f} (median gap {gap:.2f}, more than "
+                    f"the expected {expected:.2f} + max_jump {self.cfg.max_jump:.2f})"
+                )
+        new = [f for ps in pairs.values() for f, _ in ps]
+        old = [sf for ps in pairs.values() for _, sf in ps]
+        if len(new) < 3:
+            return None
+        spread_new, spread_old = pstdev(new), pstdev(old)
+        if spread_old >= self.cfg.min_spread and spread_new < self.cfg.min_spread_ratio * spread_old:
+            return (
+                f"canaries {', '.join(sorted(pairs))}: on the same frames {r.version} collapsed to a spread "
+                f"of {spread_new:.3f} ({min(new):.2f}..{max(new):.2f}) where {r.previous} spread "
+                f"{spread_old:.3f} ({min(old):.2f}..{max(old):.2f}; min_spread_ratio "
+                f"{self.cfg.min_spread_ratio:g})"
+            )
+        return None
+
+    def _canary_samples(
+        self, s: Session, r: Rollout, b: str, k: int, now: int
+    ) -> tuple[list[float], list[float]]:
+        """A canary's first ``k`` usable live fills on the new model, its last ``k`` on the previous one."""
+        new = [
+            f
+            for f in s.execute(
+                select(Reading.fill)
+                .where(
+                    Reading.bin_id == b,
+                    Reading.model == r.version,
+                    Reading.quality == "ok",
+                    Reading.historical.is_(False),
+                )
+                .order_by(Reading.ts)
+                .limit(k)
+            ).scalars()
+            if f is not None
+        ]
+        if len(new) < k or r.previous is None:
+            return new, []
+        first_new_ts = s.execute(
+            select(Reading.ts).where(Reading.bin_id == b, Reading.model == r.version).order_by(Reading.ts)
+        ).scalar()
+        old = [
+            f
+            for f in s.execute(
+                select(Reading.fill)
+                .where(
+                    Reading.bin_id == b,
+                    Reading.model == r.previous,
+                    Reading.quality == "ok",
+                    Reading.ts < (first_new_ts or now),
+                )
+                .order_by(Reading.ts.desc())
+                .limit(k)
+            ).scalars()
+            if f is not None
+        ]
+        return new, old
+
+    def _jumped(self, r: Rollout, samples: dict[str, tuple[list[float], list[float]]]) -> str | None:
+        """A canary whose median moved more than the offline comparison's expected shift + ``max_jump``."""
+        expected = float((r.comparison or {}).get("expected_shift") or 0.0)
+        for b, (new, old) in samples.items():
+            if abs(median(new) - median(old)) > expected + self.cfg.max_jump:
                 return (
                     f"canary {b}: readings jumped from {median(old):.2f} ({r.previous}) to "
                     f"{median(new):.2f} ({r.version}), more than the expected {expected:.2f} + "
-                    f"max_jump {self.cfg.max_jump:.2f}",
-                    False,
+                    f"max_jump {self.cfg.max_jump:.2f}"
                 )
-        return None, ready
+        return None
+
+    def _collapsed(self, r: Rollout, samples: dict[str, tuple[list[float], list[float]]]) -> str | None:
+        """The candidate's readings over all canaries spread far less than the previous model's did.
+
+        A flat-lined model (one value whatever it sees) can sit within ``expected + max_jump`` of
+        every canary's old median and pass the jump check; across bins at different fills, and over
+        time, real readings vary. Judged when the old readings spread at least ``min_spread``.
+        """
+        new = [f for n, _ in samples.values() for f in n]
+        old = [f for _, o in samples.values() for f in o]
+        if len(new) < 3 or len(old) < 3:
+            return None
+        spread_new, spread_old = pstdev(new), pstdev(old)
+        if spread_old >= self.cfg.min_spread and spread_new < self.cfg.min_spread_ratio * spread_old:
+            return (
+                f"canaries {', '.join(sorted(samples))}: readings on {r.version} collapsed to a spread of "
+                f"{spread_new:.3f} (range {min(new):.2f}..{max(new):.2f}) where {r.previous} spread "
+                f"{spread_old:.3f} ({min(old):.2f}..{max(old):.2f}): a model reading nearly the same "
+                f"whatever it sees (min_spread_ratio {self.cfg.min_spread_ratio:g})"
+            )
+        return None
+
+    def _last_model_event(self, s: Session, bin_id: str, since: int) -> DeviceEvent | None:
+        return (
+            s.execute(
+                select(DeviceEvent)
+                .where(
+                    DeviceEvent.bin_id == bin_id,
+                    DeviceEvent.kind == "model",
+                    DeviceEvent.received_at >= since,
+                )
+                .order_by(DeviceEvent.ts.desc(), DeviceEvent.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+
+    def _not_switched(self, s: Session, r: Rollout, now: int) -> str | None:
+        """Past ``canary_deadline_s``, the canaries with no reading on the new model, and why (their
+        last model event: a refusal being retried, or nothing heard at all); None while in time."""
+        if now - r.started_at < self.cfg.canary_deadline_s * 1000:
+            return None
+        late = []
+        for b in r.canary_bins:
+            switched = s.execute(
+                select(Reading.id).where(Reading.bin_id == b, Reading.model == r.version).limit(1)
+            ).first()
+            if switched is not None:
+                continue
+            ev = self._last_model_event(s, b, r.started_at)
+            heard = f"last model event {ev.state}: {ev.detail or ''}".strip() if ev else "no model event"
+            late.append(f"{b} ({heard})")
+        if not late:
+            return None
+        return (
+            f"canaries not switched to {r.version} within canary_deadline_s "
+            f"{self.cfg.canary_deadline_s:g} s: " + "; ".join(late)
+        )
 
     def _halt(self, s: Session, r: Rollout, why: str, now: int) -> None:
         r.state, r.halt_reason, r.updated_at = "halted", why[:500], now
@@ -433,7 +615,7 @@ class RolloutService:
                         continue
                     if not ready:
                         continue
-                    r.state, r.updated_at = "all", now
+                    r.state, r.updated_at, r.all_at = "all", now, now
                     logger.info("canaries of %s are healthy: announcing to every bin", r.version)
                 record = s.get(ModelRecord, r.version)
                 told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
@@ -442,7 +624,8 @@ class RolloutService:
                     self._announce(s, todo, self._current_release(s, r, record), r.id, self._publisher())
 
     def status(self) -> dict[str, Any]:
-        """``{active, rollout, history, bins: [{bin_id, announced, running}]}``."""
+        """``{active, rollback_to, release_number, rollout, history, bins: [{bin_id, announced, running,
+        event}]}``; ``rollback_to`` is where a rollback would go now (None: it would be refused)."""
         with self.sessions() as s:
             active = s.execute(select(ModelRecord.version).where(ModelRecord.active.is_(True))).scalar()
             history = [
@@ -452,12 +635,19 @@ class RolloutService:
             told = {a.bin_id: a.version for a in s.execute(select(ModelAnnouncement)).scalars()}
             running: dict[str, str | None] = {b: m for b, m in s.execute(select(Device.bin_id, Device.model))}
             bins = [
-                {"bin_id": b, "announced": told.get(b) or None, "running": running.get(b)}
+                {
+                    "bin_id": b,
+                    "announced": told.get(b) or None,
+                    "running": running.get(b),
+                    "event": _event_dict(self._last_model_event(s, b, 0)),
+                }
                 for b in self._bins(s)
             ]
             last_number = s.execute(select(func.max(ReleaseRecord.number))).scalar()
+            rollback_to = self._rollback_preview(s)
         return {
             "active": active,
+            "rollback_to": rollback_to,
             "release_number": last_number,
             "rollout": history[0] if history else None,
             "history": history,

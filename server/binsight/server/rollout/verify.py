@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from binsight.heldout import paired_difference
 from binsight.modelfile import INPUT_NAME, read_model_info
 from binsight.server.db.models import ModelRecord
 from binsight.server.labels import counted_labels, image_jpeg
@@ -25,10 +26,11 @@ __all__ = ["recheck"]
 logger = logging.getLogger(__name__)
 
 
-def _held_out_labels(s: Session, bins: list[str]) -> list[tuple[bytes, float]]:
-    """The JPEG and fill of each held-out image whose label counts (binsight.server.labels)."""
+def _held_out_labels(s: Session, bins: list[str]) -> list[tuple[bytes, float, str]]:
+    """The JPEG, fill and bin of each held-out image whose label counts (binsight.server.labels)."""
     counted = counted_labels(s, kind="fill", bins=bins)
-    return [(image_jpeg(s, c.image_id), float(c.fill or 0.0)) for c in counted]  # kind="fill": never None
+    # kind="fill": the fill is never None
+    return [(image_jpeg(s, c.image_id), float(c.fill or 0.0), c.bin_id) for c in counted]
 
 
 def _predict(path: Path, jpegs: list[bytes]) -> list[float]:
@@ -57,7 +59,8 @@ def _predict(path: Path, jpegs: list[bytes]) -> list[float]:
 def recheck(
     s: Session, models_dir: Path, candidate: ModelRecord, active: ModelRecord, bins: list[str]
 ) -> dict[str, Any]:
-    """``{checked, n, candidate_mae, active_mae}`` on the stored labels of ``bins``, or why it was skipped."""
+    """``{checked, n, candidate_mae, active_mae, difference}`` on the stored labels of ``bins`` (the paired
+    difference with its interval, :func:`binsight.heldout.paired_difference`), or why it was skipped."""
     try:
         import cv2  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -68,8 +71,8 @@ def recheck(
     labels = _held_out_labels(s, bins)
     if not labels:
         return {"checked": False, "why": f"the server holds no labels of {', '.join(bins)}"}
-    jpegs = [j for j, _ in labels]
-    truth = [f for _, f in labels]
+    jpegs = [j for j, _, _ in labels]
+    truth = [f for _, f, _ in labels]
     try:
         cand = _predict(model_file(candidate, models_dir), jpegs)
         act = _predict(model_file(active, models_dir), jpegs)
@@ -77,9 +80,12 @@ def recheck(
         logger.warning("server re-check of %s failed: %s", candidate.version, exc)
         return {"checked": False, "why": f"the models could not be run here: {exc}"[:300]}
     n = len(truth)
+    cand_err = [abs(p - t) for p, t in zip(cand, truth, strict=True)]
+    act_err = [abs(p - t) for p, t in zip(act, truth, strict=True)]
     return {
         "checked": True,
         "n": n,
-        "candidate_mae": sum(abs(p - t) for p, t in zip(cand, truth, strict=True)) / n,
-        "active_mae": sum(abs(p - t) for p, t in zip(act, truth, strict=True)) / n,
+        "candidate_mae": sum(cand_err) / n,
+        "active_mae": sum(act_err) / n,
+        "difference": paired_difference(cand_err, act_err, [b for _, _, b in labels]),
     }

@@ -29,7 +29,8 @@ export function learningCurve(report) {
   if (!lc) return null;
   let out = null;
   if (Array.isArray(lc) && lc.length && typeof lc[0] === 'object') {
-    const row = (p) => (p.test && typeof p.test === 'object' ? { ...p, ...p.test } : p);
+    // The point's own keys win: `n` is its number of labels, `test.n` only the test set's size.
+    const row = (p) => (p.test && typeof p.test === 'object' ? { ...p.test, ...p } : p);
     const rows = lc.map(row);
     const xk = X_KEYS.find((k) => k in rows[0]);
     const yk = Y_KEYS.find((k) => k in rows[0]);
@@ -47,6 +48,20 @@ export function learningCurve(report) {
     .filter(([, m]) => m && typeof m[out.metric] === 'number')
     .map(([name, m]) => ({ name, y: m[out.metric] }));
   return out;
+}
+
+/** Where a model's listed metrics come from, and whether they compare with the active model's. */
+export function metricSource(m) {
+  if (!m || !m.metrics) return (m && m.warnings && m.warnings.length) ? 'hidden: copied metadata' : '';
+  const n = m.test_set && m.test_set.n ? `its own test set of ${m.test_set.n}` : 'its own test set';
+  const cmp = m.comparable_with_active === false ? ', another data set than the active model\'s: not comparable' : '';
+  return `claimed by the file, on ${n}${cmp}`;
+}
+
+/** Each bin's last model event that is a refusal, newest first: what the Rollout panel lists. */
+export function refusals(bins) {
+  return (bins || []).filter((b) => b.event && ['failed', 'retrying'].includes(b.event.state))
+    .sort((a, b) => Number(b.event.ts) - Number(a.event.ts));
 }
 
 /** Rows of a candidate-vs-active comparison: overall and per site. */
@@ -75,14 +90,17 @@ export default {
     let alive = true;
     const isAdmin = ctx.can('promote');
     const listHost = h('div', {});
+    // Offered only when the server names a model to go back to (one healthy on every bin, not rolled
+    // back from): with a single model, or right after a rollback to the oldest, there is none.
+    const rollbackRow = h('div', { class: 'row', hidden: true });
+    let rollbackTo = null;
     const rolloutHost = h('section', { class: 'panel rollout', 'aria-label': 'Rollout', hidden: true });
     const detail = h('section', { class: 'panel', hidden: true, 'aria-label': 'Model details' });
+    const qualityHost = h('section', { class: 'panel', hidden: true, 'aria-label': 'Label quality' });
     const status = h('p', { class: 'summary', 'aria-live': 'polite' });
     replace(container,
       h('div', { class: 'page-head' }, h('h1', {}, 'Models'), status),
-      isAdmin ? h('div', { class: 'row' },
-        h('button', { type: 'button', id: 'm-rollback', class: 'btn btn-warn', onclick: rollback }, 'Roll back to the previous model')) : null,
-      rolloutHost, listHost, detail);
+      rollbackRow, rolloutHost, listHost, detail, qualityHost);
 
     async function promote(m) {
       const reason = window.prompt(`Promote ${m.version}? Canary cameras get it first, then every camera.\nReason (recorded):`, '');
@@ -118,7 +136,7 @@ export default {
     }
 
     async function rollback() {
-      const reason = window.prompt('Roll every camera back to the previous model?\nReason (recorded):', '');
+      const reason = window.prompt(`Roll every camera back to ${rollbackTo || 'the previous model'}?\nReason (recorded):`, '');
       if (reason === null) return;
       try {
         await api('/api/models/rollback', { method: 'POST', body: { reason: reason || undefined } });
@@ -150,7 +168,10 @@ export default {
       }
       replace(detail,
         h('h2', {}, `Model ${m.version}`),
-        h('p', {}, `${m.active ? 'Active. ' : ''}Created ${dateTime(m.created_at)} · ${m.precision || ''} · ${metricText(m.metrics)}`),
+        h('p', {}, `${m.active ? 'Active. ' : ''}Created ${dateTime(m.created_at)} · ${m.precision || ''} · ${metricText(m.metrics)} (${metricSource(m)})`),
+        (m.warnings || []).map((w) => h('p', { class: 'error' }, w)),
+        m.server_check && m.server_check.checked ? h('p', { id: 'm-server-check' },
+          `Measured by the server at promotion, on the same ${m.server_check.n} stored held-out labels: MAE ${num(m.server_check.candidate_mae)} against ${num(m.server_check.active_mae)} for the model then active.`) : null,
         curve,
         comp.length ? [h('h3', {}, `Against the model that was active (${METRIC_NAMES[metric] || metric}, ${report.comparison.n || '?'} held-out labels)`),
           table([
@@ -160,7 +181,16 @@ export default {
           ], comp)] : null);
     }
 
+    function renderRollbackButton(st) {
+      rollbackTo = st && st.rollback_to ? st.rollback_to : null;
+      rollbackRow.hidden = !(isAdmin && rollbackTo);
+      replace(rollbackRow, isAdmin && rollbackTo
+        ? h('button', { type: 'button', id: 'm-rollback', class: 'btn btn-warn', onclick: rollback }, `Roll back to ${rollbackTo}`)
+        : null);
+    }
+
     function renderRollout(st) {
+      renderRollbackButton(st);
       if (!st) { rolloutHost.hidden = true; return; }
       rolloutHost.hidden = false;
       const r = st.rollout;
@@ -175,12 +205,39 @@ export default {
           r.halt_reason ? h('span', { class: 'error' }, ` · halted: ${r.halt_reason}`) : '',
           r.comparison && r.comparison.gate ? ` · gate: ${r.comparison.gate}` : '',
           ` · ${relative(r.updated_at)} by ${r.created_by || '?'}`) : h('p', { class: 'hint' }, 'No rollout yet.'),
+        refusals(bins).length ? [h('h3', {}, 'Cameras that refused a release'),
+          h('ul', { id: 'm-refusals', class: 'wrap' }, refusals(bins).map((b) => h('li', { 'data-bin': b.bin_id },
+            h('strong', {}, b.bin_id), ` ${b.event.state === 'retrying' ? 'refused, retrying' : 'refused'} ${b.event.ref || ''}: `,
+            b.event.detail || '(no reason given)', ` · ${relative(b.event.ts)}`)))] : null,
         (st.history || []).length > 1 ? h('details', {}, h('summary', {}, 'Earlier rollouts'), table([
           { label: 'When', value: (x) => dateTime(x.started_at) },
           { label: 'What', value: (x) => `${x.kind} ${x.version}` },
           { label: 'State', value: (x) => x.state },
           { label: 'Why', value: (x) => x.halt_reason || x.reason || '–', className: 'wrap' },
         ], st.history.slice(1))) : null);
+    }
+
+    // How far the labels the gate judges with can be trusted (GET /api/labels/quality).
+    function renderQuality(q) {
+      if (!q) { qualityHost.hidden = true; return; }
+      qualityHost.hidden = false;
+      const d = q.double_labelled || {};
+      const g = q.gold || {};
+      const signed = (v) => (v === null || v === undefined ? '–' : `${v > 0 ? '+' : ''}${num(v)}`);
+      replace(qualityHost,
+        h('h2', {}, 'Label quality'),
+        h('p', { id: 'm-agreement' }, d.images
+          ? `${d.images} images labelled by two or more people: mean difference ${num(d.mean_abs_diff)}, ${Math.round((d.within_0_1 || 0) * 100)}% within 0.1.`
+          : 'No image is labelled by two people yet (the labelling queue offers one labelled image in ten for a second label).'),
+        h('p', {}, g.images
+          ? `${g.images} gold images (taken at a detected collection: about empty); mean label ${num(g.mean_label)}.`
+          : 'No gold images yet (images taken right after a detected collection).'),
+        (q.labellers || []).length ? table([
+          { label: 'Labeller', value: (x) => x.who },
+          { label: 'Labels', value: (x) => String(x.labels), className: 'num' },
+          { label: 'Bias against the others', value: (x) => `${signed(x.bias_vs_others)} (${x.double_labelled} shared)`, className: 'num' },
+          { label: 'Bias on gold images', value: (x) => `${signed(x.bias_vs_gold)} (${x.gold})`, className: 'num' },
+        ], q.labellers, { caption: 'Per labeller: mean difference from the others on the same images, and from 0 on gold images', rowAttrs: (x) => ({ 'data-labeller': x.who }) }) : null);
     }
 
     function render() {
@@ -190,7 +247,7 @@ export default {
         { label: 'Version', value: (m) => h('button', { type: 'button', class: 'link', onclick: () => showDetail(m) }, m.version) },
         { label: 'Created', value: (m) => dateTime(m.created_at) },
         { label: 'Precision', value: (m) => m.precision || '–' },
-        { label: 'Held-out metrics', value: (m) => metricText(m.metrics) },
+        { label: 'Held-out metrics', value: (m) => [metricText(m.metrics), h('br', {}), h('small', { class: 'hint' }, metricSource(m))] },
         { label: 'State', value: (m) => (m.active ? h('span', { class: 'state state-online' }, 'active') : '') },
         ...(isAdmin ? [{ label: 'Action', value: (m) => (m.active ? '' : h('button', { type: 'button', class: 'btn', onclick: () => promote(m) }, 'Promote')) }] : []),
       ], models, { caption: 'Trained models, newest first', rowAttrs: (m) => ({ 'data-model': m.version }), empty: 'No models yet.' }));
@@ -212,6 +269,11 @@ export default {
         renderRollout(await api('/api/rollout'));
       } catch {
         renderRollout(null); // a server without rollouts: the list still shows
+      }
+      try {
+        renderQuality(await api('/api/labels/quality'));
+      } catch {
+        renderQuality(null);
       }
     }
     load();
