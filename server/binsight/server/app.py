@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from binsight.server.api import bins, devices, labels, meta, models, plans, rollout
+from binsight.server.api_docs import mount_docs
 from binsight.server.http_limits import BodyLimitMiddleware
 from binsight.server.state import AppState
 from binsight.version import __version__
@@ -39,7 +40,11 @@ def create_app(state: AppState) -> FastAPI:
         version=__version__,
         description="Fill levels of waste containers, forecasts and truck routes. "
         "Everything under /api needs `Authorization: Bearer <token>` (`binsight server token create`).",
+        # Swagger UI and ReDoc load from a CDN: /docs is rendered offline instead (api_docs.py).
+        docs_url=None,
+        redoc_url=None,
     )
+    mount_docs(app)
     app.state.binsight = state
     app.add_middleware(BodyLimitMiddleware, sessions=state.sessions)
     for module in (meta, bins, devices, plans, labels, models, rollout):

@@ -115,3 +115,14 @@ def test_seq_gaps_stay_sane_after_a_wild_seq(api: Api) -> None:
     assert re.search(r"^binsight_seq_gaps 2$", api.client.get("/metrics").text, re.M)
     ing = api.get("/api/ingest", "operator").json()
     assert ing == {"rejects": {"number_out_of_range": 1}, "seq_gaps": 2, "readings": 4}
+
+
+def test_docs_offline(api: Api) -> None:
+    """/docs is one page rendered from the schema: no script, nothing loaded from elsewhere; /redoc
+    (a CDN page in FastAPI) is not served."""
+    r = api.client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    for path in ("/api/bins", "/api/plans/{plan_id}", "/api/devices/{bin_id}/commands"):
+        assert f"<code>{path}</code>" in r.text, path
+    assert "<script" not in r.text.lower() and "src=" not in r.text and "://" not in r.text
+    assert api.client.get("/redoc").status_code == 404
