@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from binsight.server.api import bins, devices, labels, meta, models, plans, rollout
 from binsight.server.api_docs import mount_docs
 from binsight.server.http_limits import BodyLimitMiddleware
+from binsight.server.latency import RequestTimer
 from binsight.server.state import AppState
 from binsight.version import __version__
 
@@ -47,6 +48,7 @@ def create_app(state: AppState) -> FastAPI:
     mount_docs(app)
     app.state.binsight = state
     app.add_middleware(BodyLimitMiddleware, sessions=state.sessions)
+    app.add_middleware(RequestTimer)  # outermost: refused bodies are timed too
     for module in (meta, bins, devices, plans, labels, models, rollout):
         app.include_router(module.router)
     if state.web_dir is not None:

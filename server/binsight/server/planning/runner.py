@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
+from binsight.server.latency import PLAN_SECONDS
 
 __all__ = ["PlanRunner", "Planner", "routing_planner"]
 
@@ -73,12 +75,15 @@ class PlanRunner:
     def _run(
         self, plan_id: str, problem: dict[str, Any], excluded: list[dict[str, str]], limit: float
     ) -> None:
+        t0 = time.perf_counter()
         try:
             result = dict(self.planner(problem, limit))
         except Exception as exc:  # a solver failure must become the plan's error, never kill the thread
+            PLAN_SECONDS.labels("failed").observe(time.perf_counter() - t0)
             logger.exception("plan %s failed", plan_id)
             self._finish(plan_id, "failed", f"{type(exc).__name__}: {exc}", None)
             return
+        PLAN_SECONDS.labels("done").observe(time.perf_counter() - t0)
         # Bins the server left out of the problem are shown with the solver's own skips.
         result["skipped"] = [*result.get("skipped", []), *excluded]
         self._finish(plan_id, "done", None, result)
