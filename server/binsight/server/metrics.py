@@ -25,6 +25,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from binsight.server.alerts import level_of
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Device, Image
 from binsight.server.health import device_health, missing_readings
@@ -151,6 +152,7 @@ def _stored_metrics(out: list[Metric], state: AppState) -> None:
         "Readings numbered by devices but never stored (gaps in seq), all devices.",
         [({}, gaps)],
     )
+    _fill_metrics(out, state, devices)
     _metric(out, "binsight_readings_stored", "gauge", "Readings in the database.", [({}, int(total))])
     _metric(out, "binsight_images_stored", "gauge", "Images in the database.", [({}, int(n_images))])
     _metric(
@@ -159,6 +161,27 @@ def _stored_metrics(out: list[Metric], state: AppState) -> None:
         "gauge",
         "JPEG bytes of the stored images.",
         [({}, int(image_bytes))],
+    )
+
+
+def _fill_metrics(out: list[Metric], state: AppState, devices: list[Device]) -> None:
+    """How many bins are full and overflowing now, by their newest usable fill ([alerts] levels)."""
+    alerts = state.config.alerts
+    threshold = alerts.threshold if alerts.threshold is not None else state.config.forecast.threshold
+    levels = [level_of(d.fill, threshold, alerts.overflow_fill) for d in devices]
+    _metric(
+        out,
+        "binsight_bins_full",
+        "gauge",
+        "Bins whose newest usable fill is at or above the full threshold (overflowing ones included).",
+        [({}, sum(level in ("full", "overflow") for level in levels))],
+    )
+    _metric(
+        out,
+        "binsight_bins_overflowing",
+        "gauge",
+        "Bins whose newest usable fill is at or above [alerts] overflow_fill.",
+        [({}, levels.count("overflow"))],
     )
 
 
