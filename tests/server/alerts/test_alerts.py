@@ -21,11 +21,12 @@ from server_helpers import item, now_ms, reading
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from binsight.server.alerts import DELIVERIES, WebhookSender
+from binsight.server.alerts import Alert, WebhookSender
 from binsight.server.config import ServerConfig
 from binsight.server.db.models import Device
 from binsight.server.fleet_watch import FleetWatcher
 from binsight.server.ingest.store import BinRegistry, write_batch
+from binsight.server.latency import REGISTRY
 
 SECRET = "s3cret-for-tests"
 
@@ -91,7 +92,8 @@ def alerts_config(make_config: Callable[..., ServerConfig], db_url: str, url: st
 
 
 def value(channel: str, outcome: str) -> float:
-    return DELIVERIES.labels(channel, outcome)._value.get()
+    labels = {"channel": channel, "outcome": outcome}
+    return REGISTRY.get_sample_value("binsight_alert_deliveries_total", labels) or 0.0
 
 
 def test_one_alert_per_state_change_signed(
@@ -174,8 +176,6 @@ def test_retries_with_backoff_then_delivers(make_config: Callable[..., ServerCon
     retried, sent = value("webhook", "retried"), value("webhook", "sent")
     sender.start()
     try:
-        from binsight.server.alerts import Alert
-
         sender.submit(Alert("threshold", "r1", "full", "ok", 0.9, now_ms(), "id-1"))
         wait_for(lambda: receiver.events() == [("r1", "threshold")])
         assert value("webhook", "retried") == retried + 2 and value("webhook", "sent") == sent + 1
@@ -189,8 +189,6 @@ def test_a_dead_webhook_never_blocks_and_is_counted(
 ) -> None:
     """Nothing listens at the URL: submitting 200 alerts takes no time, the queue keeps its bound
     (the rest dropped, counted) and each kept alert fails after max_attempts tries."""
-    from binsight.server.alerts import Alert
-
     cfg = alerts_config(
         make_config, db_url, "http://127.0.0.1:9/dead", queue_size=10, max_attempts=2, timeout_s=0.5
     )
