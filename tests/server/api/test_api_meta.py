@@ -42,6 +42,10 @@ def test_healthz_and_openapi(api: Api) -> None:
     assert "fill_ts" in spec["components"]["schemas"]["BinOut"]["properties"]
 
 
+# A sample line of the text format: name, labels (quoted values may hold braces: route templates), value.
+LINE = r'^[a-z_]+(\{([a-z_]+="(?:[^"\\]|\\.)*",?)*\})? \S+$'
+
+
 def test_metrics_reports_devices_and_gaps(api: Api) -> None:
     """/metrics is Prometheus text with devices and missing readings from the database."""
     with api.sessions() as s, s.begin():
@@ -54,7 +58,7 @@ def test_metrics_reports_devices_and_gaps(api: Api) -> None:
     assert re.search(r"^binsight_devices_online 1\.0$", r.text, re.M)
     assert re.search(r"^binsight_seq_gaps 2\.0$", r.text, re.M)
     for line in r.text.splitlines():
-        assert line.startswith("#") or re.match(r"^[a-z_]+(\{[^}]*\})? \S+$", line), line
+        assert line.startswith("#") or re.match(LINE, line), line
     ing = api.get("/api/ingest", "operator").json()
     assert ing == {"rejects": {}, "seq_gaps": 2, "readings": 3}
 
