@@ -5,6 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch is pinned to the build this project is tested with; override for another platform.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
+# PyPI's Linux torch wheels pull the CUDA libraries (the venv grows to about 6.7 GB). Machines without
+# an NVIDIA GPU that reach the PyTorch CPU index can take the CPU-only build of the same pins instead:
+#   make venv CPU=1                      (or TORCH_INDEX=<another index URL>)
+# `==2.14.1` matches the index's `2.14.1+cpu`. Only torch and torchvision come from that index.
+CPU ?=
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(if $(filter 1 yes true,$(CPU)),$(TORCH_CPU_INDEX))
 STAMP := $(VENV)/.binsight-installed
 # The five distributions of this repository (see pyproject.toml), installed editable.
 PARTS := core device server training demo
@@ -16,7 +23,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	@# A venv made before the split into parts has the one old distribution: drop it first.
 	$(PY) -m pip uninstall --quiet --yes binsight >/dev/null 2>&1 || true
 	$(PY) -m pip install --quiet $(foreach p,$(PARTS),-e ./$(p)) --group dev

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Give one server process its own MQTT account and ACL block (read every bin, write cmd and model).
+# Give one server process its own MQTT account and ACL block (read every bin, write cmd and model,
+# alerts and Home Assistant topics).
 # Each process needs its own account: the broker uses the user name as the client id, and two
 # connections with one client id would keep disconnecting each other.
 set -euo pipefail
@@ -27,6 +28,8 @@ if ! grep -qx "user $NAME" "$ACL_FILE"; then
   # A user block runs until the next "user" line; patterns are global wherever they stand.
   printf '\nuser %s\ntopic read %s/+/+\ntopic write %s/+/cmd\ntopic write %s/+/model\n' \
     "$NAME" "$root" "$root" "$root" >> "$ACL_FILE"
+  printf 'topic write %s/+/alert\ntopic write %s/_ha/#\ntopic write homeassistant/#\n' \
+    "$root" "$root" >> "$ACL_FILE"
   echo "ACL block for $NAME appended to $ACL_FILE"
 fi
 add_account

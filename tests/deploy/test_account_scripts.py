@@ -78,5 +78,12 @@ def test_add_server_appends_acl_block_once(tmp_path: Path) -> None:
     acl = (tmp_path / "acl").read_text()
     assert acl.count("user binsight-server-2\n") == 1
     block = acl.split("user binsight-server-2\n", 1)[1].splitlines()
-    assert block == ["topic read binsight/+/+", "topic write binsight/+/cmd", "topic write binsight/+/model"]
+    assert block == [
+        "topic read binsight/+/+",
+        "topic write binsight/+/cmd",
+        "topic write binsight/+/model",
+        "topic write binsight/+/alert",
+        "topic write binsight/_ha/#",
+        "topic write homeassistant/#",
+    ]
     assert users(tmp_path) == ["binsight-server", "binsight-server-2"]

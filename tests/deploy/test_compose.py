@@ -8,6 +8,7 @@ and the container file is multi-stage, installs ``.[server]`` and runs unprivile
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,27 @@ def test_containerfile() -> None:
     for copied in re.findall(r"(?m)^COPY (?!--from)(.+) \S+$", text):
         for source in copied.split():
             assert (DEPLOY.parent / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_device_containerfile() -> None:
+    """The camera image: a multi-arch slim base, the core and the device only, no torch anywhere,
+    unprivileged, running the agent; its ignore file lets nothing else into the build context."""
+    path = DEPLOY / "Containerfile.device"
+    text = path.read_text()
+    assert re.search(r"(?m)^ARG PYTHON=python:3\.1[1-9]-slim", text), "a base published for amd64 and arm64"
+    assert len(re.findall(r"(?m)^FROM ", text)) >= 2
+    copied = [c.split() for c in re.findall(r"(?m)^COPY (?!--from)(.+)$", text)]
+    assert {c[0].rstrip("/") for c in copied} == {"core", "device"}, "only the core and the device"
+    ignore = (DEPLOY / "Containerfile.device.dockerignore").read_text()
+    assert {line[1:].rstrip("/") for line in ignore.splitlines() if line.startswith("!")} == {
+        "core",
+        "device",
+    }
+    installs = re.findall(r"pip install ([^\n&\\]+)", text)
+    assert any(i.split() == ["./core", "./device"] for i in installs), installs
+    assert not any(re.search(r"torch|training|server", i) for i in installs), installs
+    users = re.findall(r"(?m)^USER (\S+)", text)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert re.search(r'(?m)^CMD \["device", "run"', text)
+    deps = tomllib.loads((DEPLOY.parent / "device" / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in deps if re.match(r"torch|timm|onnx\b|binsight-(server|training)", d)], deps

@@ -238,3 +238,34 @@ def test_revoked_device(broker: DeployBroker, sessions: list[Session]) -> None:
     server.subscribe("binsight/bin-gone/available")
     with pytest.raises(queue.Empty):
         server.received(timeout=0.3)
+
+
+def test_alerts_and_home_assistant_topics(broker: DeployBroker, sessions: list[Session]) -> None:
+    """The server publishes alerts, Home Assistant states and discovery; the homeassistant account
+    reads them and may announce its birth but command nothing; a device cannot forge an alert."""
+    name = "homeassistant"
+    if name not in broker.passwords:
+        subprocess.run(["mosquitto_passwd", "-b", str(broker.etc / "passwd"), name, "ha-pw"], check=True)
+        broker.passwords[name] = "ha-pw"
+        broker.reload()
+    ha = login(broker, sessions, name)
+    for topic in ("homeassistant/#", "binsight/_ha/#", "binsight/+/alert"):
+        assert ha.subscribe(topic)[0].value < 128, topic
+    server = login(broker, sessions, "binsight-server")
+    for topic in (
+        "homeassistant/sensor/binsight/bin-1_fill/config",
+        "binsight/_ha/bin-1/state",
+        "binsight/_ha/status",
+        "binsight/bin-1/alert",
+    ):
+        assert not server.publish(topic, "{}").is_failure
+        assert ha.received().topic == topic
+    device = login(broker, sessions, "bin-1")
+    assert device.publish("binsight/bin-1/alert", '{"event":"forged"}').is_failure
+    assert not ha.publish("homeassistant/status", "online").is_failure  # its birth message
+    marker = "binsight/_ha/marker"
+    server.publish(marker, "{}")
+    assert ha.received().topic == "homeassistant/status"  # the forged alert did not come first
+    assert_next_is_marker(ha, marker)
+    # Last: Mosquitto 2.0 drops a connection after a denied publish.
+    assert ha.publish("binsight/bin-1/cmd", '{"action":"reboot"}').is_failure

@@ -140,6 +140,20 @@ def test_model_signing_dropin_passes_key_as_credential() -> None:
     assert [v.split(":", 1)[0] for v in values(unit, "LoadCredential")] == ["model_signing_key"]
 
 
+def test_alerts_dropin_passes_secret_as_credential() -> None:
+    """The alerts drop-in hands the server its webhook HMAC key under the name binsight.secrets reads."""
+    unit = parse_unit((SYSTEMD / "binsight-server.service.d" / "alerts.conf").read_text())
+    assert [v.split(":", 1)[0] for v in values(unit, "LoadCredential")] == ["alert_secret"]
+    assert read_secret_name_used() == "alert_secret"
+
+
+def read_secret_name_used() -> str:
+    """The credential name the webhook sender asks binsight.secrets for (alerts.py)."""
+    source = (Path(__file__).resolve().parents[2] / "server/binsight/server/alerts.py").read_text()
+    (name,) = re.findall(r'read_secret\("(\w+)"', source)
+    return name
+
+
 def test_agent_unit_hardening() -> None:
     """The agent unit (written with the device agent) runs unprivileged on a read-only system."""
     if not AGENT.exists():

@@ -50,7 +50,7 @@ class Server:
 
     def rejected(self, reason: str) -> int:
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        found = re.search(rf'^binsight_http_rejected_total{{reason="{reason}"}} (\d+)$', text, re.M)
+        found = re.search(rf'^binsight_http_rejected_total{{reason="{reason}"}} (\d+)\.0$', text, re.M)
         assert found, text
         return int(found.group(1))
 

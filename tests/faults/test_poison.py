@@ -161,8 +161,8 @@ def test_poison_messages(mosquitto: object, db_url: str, tmp_path: Path, fault_c
         assert count_readings(db_url) == (valid, valid)
         assert _rejects(db_url) == expected
         metrics = _get(http, "/metrics")[1]
-        assert "\nbinsight_seq_gaps 0\n" in metrics
-        assert "\nbinsight_ingest_failures_in_a_row 0\n" in metrics
+        assert "\nbinsight_seq_gaps 0.0\n" in metrics
+        assert "\nbinsight_ingest_failures_in_a_row 0.0\n" in metrics
     finally:
         for client in devices.values():
             client.disconnect()

@@ -221,7 +221,7 @@ def test_metrics_report_images_and_prunes(api: object) -> None:
     with api.sessions() as s, s.begin():  # type: ignore[attr-defined]
         _add(s, "a", 1, jpeg=b"12345")
     text = api.get("/metrics").text  # type: ignore[attr-defined]
-    assert "binsight_images_stored 1\n" in text and "binsight_image_bytes_stored 5\n" in text
+    assert "binsight_images_stored 1.0\n" in text and "binsight_image_bytes_stored 5.0\n" in text
     assert 'binsight_images_pruned_total{rule="age"} ' in text
     assert "binsight_image_prune_runs_total " in text
 

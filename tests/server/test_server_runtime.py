@@ -80,7 +80,7 @@ def test_runtime_commands_and_last_will(mosquitto: object, make_config: Callable
         dev.socket().close()  # type: ignore[union-attr]
         wait_for(lambda: not http.get("/api/devices").json()[0]["online"], 20, "offline by last will")
         assert "last will" in http.get("/api/devices").json()[0]["reason"]
-        assert "binsight_devices_online 0" in http.get("/metrics").text
+        assert "binsight_devices_online 0.0\n" in http.get("/metrics").text
     finally:
         rt.stop()
 

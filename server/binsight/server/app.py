@@ -10,7 +10,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from binsight.server.api import bins, devices, labels, manifests, meta, models, plans, rollout, tokens
+from binsight.server.api_docs import mount_docs
 from binsight.server.http_limits import BodyLimitMiddleware
+from binsight.server.latency import RequestTimer
 from binsight.server.state import AppState
 from binsight.version import __version__
 
@@ -39,9 +41,14 @@ def create_app(state: AppState) -> FastAPI:
         version=__version__,
         description="Fill levels of waste containers, forecasts and truck routes. "
         "Everything under /api needs `Authorization: Bearer <token>` (`binsight server token create`).",
+        # Swagger UI and ReDoc load from a CDN: /docs is rendered offline instead (api_docs.py).
+        docs_url=None,
+        redoc_url=None,
     )
+    mount_docs(app)
     app.state.binsight = state
     app.add_middleware(BodyLimitMiddleware, sessions=state.sessions)
+    app.add_middleware(RequestTimer)  # outermost: refused bodies are timed too
     for module in (meta, bins, devices, plans, manifests, tokens, labels, models, rollout):
         app.include_router(module.router)
     if state.web_dir is not None:

@@ -249,6 +249,19 @@ class BrokerConnection:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish failed: {mqtt.error_string(info.rc)}")
 
+    def set_will(self, topic: str, payload: bytes) -> None:
+        """The broker retains ``payload`` on ``topic`` if this connection drops (call before start)."""
+        self.client.will_set(topic, payload, qos=1, retain=True)
+
+    def publish_nowait(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Queue ``payload`` on ``topic`` (QoS 1) and return at once; False when not connected or refused.
+
+        For alerts and Home Assistant states: the caller counts a False, it never waits on the broker.
+        """
+        if not self.connected.is_set():
+            return False
+        return self.client.publish(topic, payload, qos=1, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
+
     def publish_retained(self, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
         """Retain ``payload`` on ``topic`` (QoS 1) and wait for the broker's ack.
 

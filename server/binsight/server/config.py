@@ -18,11 +18,13 @@ from binsight.protocol import DEFAULT_ROOT
 from binsight.server.routing import Engine
 
 __all__ = [
+    "AlertsConfig",
     "DepotConfig",
     "DisposalSiteConfig",
     "FleetConfig",
     "ForecastConfig",
     "HealthConfig",
+    "HomeAssistantConfig",
     "HttpConfig",
     "IngestConfig",
     "MqttConfig",
@@ -274,6 +276,48 @@ class RetentionConfig(Section):
     )
 
 
+AlertEvent = Literal["threshold", "overflow", "emptied", "offline", "online"]
+_DEFAULT_EVENTS: tuple[AlertEvent, ...] = ("threshold", "overflow", "offline")
+
+
+class AlertsConfig(Section):
+    """``[alerts]``: a webhook POST and an MQTT message when a bin's state changes (docs/server.md)."""
+
+    enabled: bool = Field(default=False, description="watch bins and send alerts inside `server run`")
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$", description="POSTed JSON")
+    secret_file: Path | None = Field(
+        default=None, description="HMAC-SHA256 key; or BINSIGHT_ALERT_SECRET(_FILE), credential alert_secret"
+    )
+    mqtt: bool = Field(default=True, description="also publish each alert on <root>/<bin_id>/alert")
+    events: list[AlertEvent] = Field(default_factory=lambda: list(_DEFAULT_EVENTS))
+    threshold: float | None = Field(default=None, gt=0.0, le=1.0, description="default: [forecast] threshold")
+    overflow_fill: float = Field(default=0.98, gt=0.0, le=1.0, description="fill at or above: overflowing")
+    check_interval_s: float = Field(default=15.0, ge=1.0, le=3600.0, description="how often bins are checked")
+    queue_size: int = Field(
+        default=1000, ge=10, le=100_000, description="webhook deliveries waiting, at most"
+    )
+    max_attempts: int = Field(default=8, ge=1, le=50, description="webhook tries per alert (backoff doubles)")
+    timeout_s: float = Field(default=5.0, gt=0.0, le=60.0, description="per webhook request")
+
+    @field_validator("secret_file")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = _base_dir(info)
+        if value is None or value.is_absolute() or base is None:
+            return value
+        return (base / value).resolve()
+
+
+class HomeAssistantConfig(Section):
+    """``[homeassistant]``: MQTT discovery of each bin's fill and camera state (off by default)."""
+
+    enabled: bool = False
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    node_id: str = Field(
+        default="binsight", pattern=r"^[A-Za-z0-9_-]+$", description="<prefix>/sensor/<node_id>/..."
+    )
+
+
 _SQLITE_REL = re.compile(r"^sqlite(\+\w+)?:///(?!/)(.+)$")
 
 
@@ -291,6 +335,8 @@ class ServerConfig(Section):
     models: ModelsConfig = Field(default_factory=dict, validate_default=True)
     rollout: RolloutConfig = Field(default_factory=dict, validate_default=True)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = Field(default_factory=dict, validate_default=True)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
 
     @field_validator("database")
     @classmethod

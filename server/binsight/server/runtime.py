@@ -22,6 +22,7 @@ from binsight.server.broker import BrokerConnection
 from binsight.server.config import ServerConfig
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
+from binsight.server.fleet_watch import FleetWatcher
 from binsight.server.forecast.cache import ForecastCache
 from binsight.server.ingest.service import Ingest
 from binsight.server.planning.runner import Planner, PlanRunner
@@ -64,6 +65,8 @@ class ServerRuntime:
         self.retention = (
             RetentionThread(self.sessions, config.retention) if config.retention.enabled else None
         )
+        # Alerts and Home Assistant discovery ([alerts], [homeassistant]); idle when both are off.
+        self.watcher = FleetWatcher(config, self.sessions, self.broker)
         self.http = http
         self.plans = PlanRunner(self.sessions, planner)
         self.rollout = RolloutService(config, self.sessions, self.broker)
@@ -109,6 +112,7 @@ class ServerRuntime:
             self.ingest.start()
         if self.retention is not None:
             self.retention.start()
+        self.watcher.start()
         if not self.http:
             return
         self.plans.fail_interrupted()
@@ -158,6 +162,8 @@ class ServerRuntime:
         if self.retention is not None:
             retention = self.retention
             checks["retention"] = lambda: retention.running
+        if self.watcher.wanted:
+            checks["alerts and Home Assistant"] = lambda: self.watcher.alive
         if self.http:
             checks["rollout monitor"] = lambda: self.monitor.alive
         if self._thread is not None:
@@ -190,6 +196,8 @@ class ServerRuntime:
         if self._thread is not None:
             self._thread.join(15)
         self.monitor.stop()
+        if self._started:
+            self.watcher.stop()
         self.plans.shutdown()
         if self.retention is not None:
             self.retention.stop()

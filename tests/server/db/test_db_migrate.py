@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -78,4 +82,21 @@ def test_event_copies_merged_by_migration(db_url: str) -> None:
         (None, None),
     ]
     assert any(ix["name"] == "uq_device_events_event" for ix in inspect(engine).get_indexes("device_events"))
+    engine.dispose()
+
+
+def test_upgrade_logs_no_alembic_info(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every CLI command opens the database through upgrade(): alembic's INFO lines stay out, our
+    one line about the migration stays in; at DEBUG (``-vv``) alembic speaks again."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'quiet.db'}")
+    with caplog.at_level(logging.INFO):
+        upgrade(engine)
+        current_revision(engine)
+    assert [r.name for r in caplog.records if r.name.startswith("alembic")] == []
+    assert any("database migrated from empty to" in r.getMessage() for r in caplog.records)
+    assert logging.getLogger("alembic").level == logging.NOTSET  # put back
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        current_revision(engine)
+    assert any(r.name.startswith("alembic") and r.levelno == logging.INFO for r in caplog.records)
     engine.dispose()

@@ -335,3 +335,14 @@ class ModelAnnouncement(Base):
     rollout_id: Mapped[int | None] = mapped_column(BigInteger)
     announced_at: Mapped[int] = mapped_column(BigInteger)
     release_number: Mapped[int | None] = mapped_column(BigInteger)  # None: before 0004, or cleared
+
+
+class AlertState(Base):
+    """The last alerted state of one bin's ``kind`` (``level``: ok/full/overflow; ``camera``:
+    online/offline). Alerts fire on a change of this row, so one per change (binsight.server.alerts)."""
+
+    __tablename__ = "alert_states"
+    bin_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[int] = mapped_column(BigInteger)

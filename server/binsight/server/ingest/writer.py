@@ -30,6 +30,7 @@ from binsight.server.db.engine import now_ms
 from binsight.server.ingest.messages import Item, Message, ReadingMsg, Reject, bin_of
 from binsight.server.ingest.rejects import RejectLog
 from binsight.server.ingest.store import BinRegistry, write_batch
+from binsight.server.latency import INGEST_BATCH_SECONDS, INGEST_DELAY_SECONDS
 
 __all__ = ["DEGRADED_AFTER", "BatchWriter", "IngestStats", "Queued", "about_the_data"]
 
@@ -283,6 +284,10 @@ class BatchWriter:
             self.rejects.record(r)
         self._log_jumps(result.jumped)
         commit_ms = (time.perf_counter() - t0) * 1000
+        INGEST_BATCH_SECONDS.observe(commit_ms / 1000)
+        committed = now_ms()
+        for ts in result.live_ts:
+            INGEST_DELAY_SECONDS.observe(max(0.0, (committed - ts) / 1000.0))
         with self.stats.lock:
             self.stats.readings_ingested += result.inserted
             self.stats.duplicates += result.duplicates

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
 from binsight.server.planning.explain import explain_skips
 from binsight.server.routing import Engine
+from binsight.server.latency import PLAN_SECONDS
 
 __all__ = ["PlanRunner", "Planner", "routing_planner"]
 
@@ -89,12 +91,15 @@ class PlanRunner:
         limit: float,
         engine: Engine,
     ) -> None:
+        t0 = time.perf_counter()
         try:
             result = dict(self.planner(problem, limit, engine=engine))
         except Exception as exc:  # a solver failure must become the plan's error, never kill the thread
+            PLAN_SECONDS.labels("failed").observe(time.perf_counter() - t0)
             logger.exception("plan %s failed", plan_id)
             self._finish(plan_id, "failed", f"{type(exc).__name__}: {exc}", None)
             return
+        PLAN_SECONDS.labels("done").observe(time.perf_counter() - t0)
         # Bins the server left out of the problem are shown with the solver's own skips, whose
         # "no capacity or time left" claims are checked against the routes (planning.explain).
         result["skipped"] = [*explain_skips(problem, result), *excluded]
