@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from binsight.server.api import bins, devices, labels, meta, models, plans, rollout
+from binsight.server.api import bins, devices, labels, meta, models, plans, reports, rollout
 from binsight.server.http_limits import BodyLimitMiddleware
 from binsight.server.state import AppState
 from binsight.version import __version__
@@ -42,7 +42,7 @@ def create_app(state: AppState) -> FastAPI:
     )
     app.state.binsight = state
     app.add_middleware(BodyLimitMiddleware, sessions=state.sessions)
-    for module in (meta, bins, devices, plans, labels, models, rollout):
+    for module in (meta, bins, devices, plans, labels, models, rollout, reports):
         app.include_router(module.router)
     if state.web_dir is not None:
         index = state.web_dir / "index.html"

@@ -24,16 +24,13 @@ from numpy.typing import NDArray
 
 from binsight.server.config import ServerConfig
 from binsight.server.planning.day_problem import OVERFLOW_FILL, Candidate, Horizon, choose_bins
+from binsight.server.planning.savings import FIXED_TARGET, fixed_interval_days
 from binsight.server.twin.city import CityState
 from binsight.server.twin.sensing import POLICIES
 from binsight.server.twin.server_side import ServerSide
 from binsight.server.twin.world import World
 
-__all__ = ["POLICIES", "DayView", "Policy", "make_policy"]
-
-
-#: ``fixed`` picks each bin's interval so that it is lifted at this level on average.
-FIXED_TARGET = 0.8
+__all__ = ["FIXED_TARGET", "POLICIES", "DayView", "Policy", "fixed_interval_days", "make_policy"]
 
 
 @dataclass
@@ -79,14 +76,6 @@ class Policy(Protocol):
         """A capture round: what the cameras sent (NaN: unusable)."""
 
     def close(self) -> None: ...
-
-
-def fixed_interval_days(mean_rate: NDArray[np.float64]) -> NDArray[np.int64]:
-    """The hauler's interval per bin: whole days until it holds about :data:`FIXED_TARGET` on average."""
-    out: NDArray[np.int64] = np.maximum(1, np.floor(FIXED_TARGET / np.maximum(mean_rate, 1e-6))).astype(
-        np.int64
-    )
-    return out
 
 
 def _expected_fill(view: DayView, k: int) -> float:

@@ -16,8 +16,8 @@ export function clearToken() {
 
 // Mirrors the server's roles (docs/contracts.md): the API refuses the rest anyway.
 const ABILITIES = {
-  admin: ['map', 'plan', 'cameras', 'label', 'models', 'commands', 'promote'],
-  operator: ['map', 'plan', 'cameras', 'models', 'commands'],
+  admin: ['map', 'plan', 'cameras', 'label', 'models', 'commands', 'promote', 'reports'],
+  operator: ['map', 'plan', 'cameras', 'models', 'commands', 'reports'],
   labeller: ['map', 'label'],
 };
 
