@@ -179,11 +179,11 @@ class FleetConfig(Section):
     )
     skip_quiet_days: bool = Field(
         default=True,
-        description="drive a service day only if some bin would overflow before the next one ends; "
+        description="drive a service day only if some bin would overflow before the next one starts; "
         "a driven day then takes the bins full before the service day after next",
     )
     optional_near_km: float | None = Field(
-        default=0.5,
+        default=1.0,
         ge=0,
         description="optional bins only within this distance of a mandatory bin (where a truck goes "
         "anyway); unset in code or a large value: anywhere",

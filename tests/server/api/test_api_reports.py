@@ -53,7 +53,10 @@ def test_savings_report(api: Api) -> None:
         and rep["fixed_lifts"] == 1
         and abs(rep["fixed_mean_fill_at_lift"] - 0.8) < 0.02
     )
-    assert any("would have needed 1 lift(s)" in line for line in rep["summary"])
+    assert any(
+        "would have needed 1 lift(s) over the days each was observed: 1 fewer" in line
+        for line in rep["summary"]
+    )
     text = api.get("/api/reports/savings?from=2026-11-02&to=2026-11-13&format=csv", "operator").text
     rows = {row["figure"]: row["value"] for row in csv.DictReader(io.StringIO(text))}
     assert rows["lifts"] == "2" and rows["km 2026-11-03"] == "20.0" and rows["fixed_lifts"] == "1"

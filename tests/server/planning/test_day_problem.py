@@ -125,17 +125,20 @@ def test_optional_bins_only_when_due_soon_and_near(make_config: Callable[..., Se
 
 
 def test_quiet_days_send_no_truck(make_config: Callable[..., ServerConfig]) -> None:
-    """skip_quiet_days: no truck unless a bin would overflow before the next day ends; if one goes, it
-    takes the bins full before the day after next (the next day may then be quiet)."""
+    """skip_quiet_days: no truck unless a bin would overflow before the next day's shifts; if one goes,
+    it takes the bins full before the day after next (the next day may then be quiet)."""
     cfg = make_config(fleet={"service_days": WEEK})
     h = _horizon(cfg)
-    assert (h.next_end, h.deadline2) == (_ms(2026, 12, 1, 14), _ms(2026, 12, 2, 6))
+    assert (h.deadline, h.deadline2) == (_ms(2026, 12, 1, 6), _ms(2026, 12, 2, 6))
     full_tonight = _cand("full-tonight", 4.0, _ms(2026, 11, 30, 20), overflow_ts=_ms(2026, 12, 2, 12))
     bins, skipped = choose_bins([full_tonight], fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
-    assert bins == []  # full (80%) tonight, but it holds until after Tuesday's shifts: Tuesday serves it
+    assert bins == []  # full (80%) tonight, but it does not spill before Tuesday: Tuesday serves it
     assert skipped == [
-        {"id": "full-tonight", "reason": "nothing overflows before 2026-12-01 ends: no truck needed today"}
+        {
+            "id": "full-tonight",
+            "reason": "nothing overflows before 2026-12-01's shifts: no truck needed today",
+        }
     ]
-    spills = _cand("spills-tuesday", 4.1, _ms(2026, 11, 30, 12), overflow_ts=_ms(2026, 12, 1, 10))
+    spills = _cand("spills-tonight", 4.1, _ms(2026, 11, 30, 12), overflow_ts=_ms(2026, 12, 1, 3))
     bins, _ = choose_bins([full_tonight, spills], fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
-    assert {b["id"]: b["mandatory"] for b in bins} == {"full-tonight": True, "spills-tuesday": True}
+    assert {b["id"]: b["mandatory"] for b in bins} == {"full-tonight": True, "spills-tonight": True}

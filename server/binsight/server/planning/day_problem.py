@@ -118,7 +118,7 @@ class Horizon:
     day_end: int
     #: When the next service day's first shift starts: a bin full before then is mandatory.
     deadline: int
-    #: When the next service day's last shift ends: a bin that overflows before then cannot wait.
+    #: When the next service day's last shift ends.
     next_end: int
     #: When the service day after the next one starts: on a day that is driven with
     #: ``fleet.skip_quiet_days``, a bin full before then is mandatory (the next day may not be driven).
@@ -254,7 +254,7 @@ def choose_bins(
     """The day's policy: the problem bins from the candidates, and the ones skipped with the reason.
 
     * With ``fleet.skip_quiet_days``, a day is driven only if some bin would overflow before the next
-      service day's shifts end (waiting a day would spill it); on a driven day a bin is mandatory when
+      service day's first shift starts (waiting a day would spill it); on a driven day a bin is mandatory when
       it is full before the service day *after* the next one starts, since the next day may be quiet.
       Without it, a bin is mandatory when full before the next service day starts.
     * A bin that is not mandatory goes in as optional only if its fill reaches ``optional_min_fill``,
@@ -264,8 +264,8 @@ def choose_bins(
     The twin's oracle applies this very rule to the true levels.
     """
     if fleet.skip_quiet_days:
-        if not any(c.overflow_ts is not None and c.overflow_ts < horizon.next_end for c in candidates):
-            quiet = f"nothing overflows before {horizon.next_day.isoformat()} ends: no truck needed today"
+        if not any(c.overflow_ts is not None and c.overflow_ts < horizon.deadline for c in candidates):
+            quiet = f"nothing overflows before {horizon.next_day.isoformat()}'s shifts: no truck needed today"
             return [], [{"id": c.entry["id"], "reason": quiet} for c in candidates]
         due_by = horizon.deadline2
     else:

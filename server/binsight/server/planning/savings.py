@@ -183,8 +183,8 @@ def summary(r: SavingsReport) -> list[str]:
         f"{sum(r.km_by_day.values()):.0f} km planned over {len(r.km_by_day)} service day(s).",
     ]
     if r.fixed_lifts is not None:
-        diff = r.lifts - r.fixed_lifts
-        word = "fewer" if diff < 0 else "more"
+        diff = r.fixed_lifts - r.lifts
+        word = "more" if diff > 0 else "fewer"
         lines.append(
             f"A fixed schedule lifting each of {r.fixed_bins} bins every few days (at about "
             f"{round(FIXED_TARGET * 100)}% on average, from its measured filling) would have needed "

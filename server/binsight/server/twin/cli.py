@@ -83,8 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--near-km",
         type=float,
-        default=0.5,
-        help="experiment: the server's fleet.optional_near_km (default 0.5; negative: anywhere)",
+        default=1.0,
+        help="experiment: the server's fleet.optional_near_km (default 1; negative: anywhere)",
     )
     p.add_argument(
         "--optional-detour-km",

@@ -44,7 +44,7 @@ def fleet_config(
     optional_min_fill: float = 0.3,
     threshold: float = 0.8,
     lookahead_days: int = 2,
-    near_km: float | None = 0.5,
+    near_km: float | None = 1.0,
     skip_quiet_days: bool = True,
     database: str = "sqlite://",
 ) -> ServerConfig:

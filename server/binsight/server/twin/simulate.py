@@ -56,7 +56,7 @@ class TwinConfig:
     optional_detour_km: float | None = None
     #: The server's ``fleet.optional_lookahead_days`` and ``fleet.optional_near_km`` (None: anywhere).
     lookahead_days: int = 2
-    near_km: float | None = 0.5
+    near_km: float | None = 1.0
     #: The server's ``fleet.skip_quiet_days``.
     skip_quiet_days: bool = True
     #: The server's ``forecast.threshold`` ("full"), which ``threshold`` and ``binsight`` plan against.
