@@ -103,3 +103,57 @@ def test_bad_files(tmp_path: Path, name: str, content: str, match: str) -> None:
     f.write_text(content)
     with pytest.raises(DataError, match=match):
         read_bins(f)
+
+
+@pytest.mark.postgres
+def test_import_races_ingest_creating_the_bin(pg_url: str) -> None:
+    """Issue #17: the ingest inserts a bare bin while an import of it is under way; the import wins."""
+    import threading
+
+    from binsight.server.bins_import import BinRow
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.migrate import upgrade
+    from binsight.server.ingest.store import BinRegistry
+
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    ingest = sessions()
+    ingest.begin()
+    BinRegistry().ensure_present(ingest, ["bin-1"], 1)  # the bare bin, not committed yet
+    outcome: list[object] = []
+
+    def run_import() -> None:
+        try:
+            with sessions() as s, s.begin():  # blocks on the ingest's uncommitted row
+                outcome.append(import_bins(s, [BinRow("bin-1", 52.0, 4.0, 1100.0, name="Dam")]))
+        except Exception as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=run_import)
+    worker.start()
+    worker.join(0.5)
+    ingest.commit()
+    ingest.close()
+    worker.join(10)
+    assert outcome == [(0, 1)]
+    with sessions() as s:
+        b = s.get(Bin, "bin-1")
+        assert b is not None and b.registered and b.name == "Dam" and b.lat == 52.0
+    engine.dispose()
+
+
+def test_import_registers_a_bin_the_ingest_created(sessions: sessionmaker[Session]) -> None:
+    """A bin first seen on MQTT (bare) is updated in place by the import, not inserted twice."""
+    from binsight.server.bins_import import BinRow
+    from binsight.server.ingest.store import BinRegistry
+
+    with sessions() as s, s.begin():
+        BinRegistry().ensure_present(s, ["bin-1"], 1)
+    with sessions() as s, s.begin():
+        assert import_bins(s, [BinRow("bin-1", 52.0, 4.0, 660.0), BinRow("bin-2", 52.1, 4.1, 240.0)]) == (
+            1,
+            1,
+        )
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Bin).where(Bin.registered.is_(True))) == 2

@@ -7,9 +7,12 @@ What runs, in order (each step prints a line so a newcomer sees progress):
 3. a synthetic city (bins, depot, disposal site, trucks) and each bin's camera frames, rendered once;
 4. the server (SQLite in the data folder, ingest, forecasts, API, web page), with the bins imported and
    an admin token created;
-5. one real camera agent per bin (``SimulatedFleet``) replaying its frames over an accelerated clock
-   (one capture every 2 s of wall time is 20 minutes of simulated time), with collections emptying bins;
-6. a route plan requested through the HTTP API every ``--plan-every`` seconds.
+5. one real camera agent per bin (``SimulatedFleet``) replaying its frames, with collections emptying
+   bins: first the last ``--history-h`` hours are *backfilled* on an accelerated clock (one frame, 20
+   minutes of filling, every half second) up to the present, then the cameras run in real time (one
+   frame every 20 minutes), so no reading is ever in the server's future and every forecast, plan and
+   "full in ..." is about the real clock;
+6. a route plan requested through the HTTP API every ``--plan-every`` seconds, once the backfill is done.
 
 ``--duration S`` runs headless for S seconds and exits 1 if no plan was made (CI runs that); without it the
 demo runs until Ctrl-C, then stops every part cleanly.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import threading
 import time
@@ -35,17 +39,18 @@ from binsight.demo.world import DemoCity, make_city
 from binsight.errors import BinsightError
 
 if TYPE_CHECKING:
+    from binsight.device.config import DeviceConfig
     from binsight.server.runtime import ServerRuntime
 
 __all__ = ["run_demo"]
 
 logger = logging.getLogger(__name__)
 
-#: Wall seconds between captures, and simulated seconds per wall second.
-CAPTURE_INTERVAL_S = 2.0
-TIME_SCALE = 600.0
-#: The simulated clock starts this far in the past, so forecasts have history at once.
-HISTORY_S = 2 * 86_400
+#: Filling time between two rendered frames (``make_city``'s step): the cameras' interval in real time.
+FRAME_STEP_S = 20 * 60.0
+#: Backfill: wall seconds between captures while the history is replayed, and the clock's speed-up.
+BACKFILL_INTERVAL_S = 0.5
+BACKFILL_SCALE = FRAME_STEP_S / BACKFILL_INTERVAL_S
 
 
 class _Progress:
@@ -78,12 +83,9 @@ protocol = "{protocol}"
 host = "127.0.0.1"
 port = {http_port}
 
-[ingest]
-# The demo's clock runs {TIME_SCALE:.0f}x faster than wall time: readings soon carry future timestamps.
-max_future_s = 31536000
-
 [health]
-default_interval_s = {CAPTURE_INTERVAL_S}
+# After the backfill, each camera sends one reading every {FRAME_STEP_S / 60:.0f} minutes (real time).
+default_interval_s = {FRAME_STEP_S:.0f}
 
 [models]
 dir = "{data / "models"}"
@@ -197,17 +199,25 @@ def run_demo(args: argparse.Namespace) -> int:
         folders = ensure_frames(city, data / "frames")
         say("server: database, ingest, forecasts, API, web page")
         server, token = _start_server(stack, data, city, args, protocol=protocol, model=model)
+        history_s = args.history_h * 3600.0
         say(
-            f"cameras: {len(city.bins)} agents (real agent code), one capture every {CAPTURE_INTERVAL_S:.0f}s"
+            f"cameras: {len(city.bins)} agents (real agent code) backfill the last {args.history_h:g} h "
+            f"in ~{history_s / BACKFILL_SCALE:.0f}s, then every {FRAME_STEP_S / 60:.0f} min (real time)"
         )
         mqtt = {"host": "127.0.0.1", "port": args.mqtt_port, "root": "binsight-demo", "protocol": protocol}
         from binsight.demo.trust import ensure_release_key
 
         updates = {"public_key": ensure_release_key(data)[1], "base_url": server.http_url}
-        _start_cameras(stack, city, folders, model=model, data=data, mqtt=mqtt, updates=updates)
-        say(f"route plans: the first in {args.first_plan_after:.0f}s, then every {args.plan_every:.0f}s")
+        template = _camera_template(city, folders, model, mqtt, updates)
+        cameras = _Cameras(template, folders, data / "devices", history_s, stop)
+        cameras.start()
+        stack.callback(cameras.close)
+        say(
+            f"route plans: the first after the backfill (at least {args.first_plan_after:.0f}s), "
+            f"then every {args.plan_every:.0f}s"
+        )
         _print_welcome(server.http_url, token, args.duration)
-        planner = _PlanLoop(server.http_url, token, args, stop)
+        planner = _PlanLoop(server.http_url, token, args, stop, cameras.live)
         planner.start()
         # As `binsight server run` does: the server's watchdog runs until the demo stops or a thread dies.
         code = server.watch(stop)
@@ -256,26 +266,19 @@ def _start_server(
     return server, token
 
 
-def _start_cameras(
-    stack: ExitStack,
-    city: DemoCity,
-    folders: dict[str, Path],
-    *,
-    model: Path,
-    data: Path,
-    mqtt: dict[str, Any],
-    updates: dict[str, Any],
-) -> None:
-    """One real agent per bin, replaying its frames on the accelerated clock; ``updates`` is their
-    ``[updates]`` (the demo key's public half, the server's URL for relative release URLs)."""
+def _camera_template(
+    city: DemoCity, folders: dict[str, Path], model: Path, mqtt: dict[str, Any], updates: dict[str, Any]
+) -> DeviceConfig:
+    """The agents' configuration; ``updates`` is their ``[updates]`` (the demo key's public half, the
+    server's URL for relative release URLs)."""
     from binsight.device.config import DeviceConfig
-    from binsight.device.simulate import SimulatedFleet
 
-    template = DeviceConfig.model_validate(
+    first = city.bins[0].bin_id
+    return DeviceConfig.model_validate(
         {
-            "bin_id": city.bins[0].bin_id,
+            "bin_id": first,
             "model": str(model),
-            "camera": {"source": str(folders[city.bins[0].bin_id]), "burst": 1, "jitter": 0.0},
+            "camera": {"source": str(folders[first]), "burst": 1, "jitter": 0.0},
             "mqtt": mqtt,
             "stats": {"interval_s": 10.0},
             "labelling": {"every_n": 12},
@@ -283,16 +286,73 @@ def _start_cameras(
             "updates": updates,
         }
     )
-    fleet = SimulatedFleet(
-        folders,
-        template=template,
-        state_dir=data / "devices",
-        interval_s=CAPTURE_INTERVAL_S,
-        time_scale=TIME_SCALE,
-        start_ms=int((time.time() - HISTORY_S) * 1000),
-    )
-    fleet.start()
-    stack.callback(fleet.stop)
+
+
+class _Cameras(threading.Thread):
+    """One real agent per bin: the history backfilled on an accelerated clock, then real time.
+
+    The backfill's clock starts ``history_s`` in the past and runs :data:`BACKFILL_SCALE` times faster
+    than wall time; its fleet is stopped a frame before that clock reaches the present, and a second
+    fleet goes on from the frame each camera reached, on the wall clock. ``live`` is set then.
+    """
+
+    def __init__(
+        self,
+        template: DeviceConfig,
+        folders: dict[str, Path],
+        state_dir: Path,
+        history_s: float,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name="binsight-demo-cameras", daemon=True)
+        self.template, self.folders, self.state_dir = template, folders, state_dir
+        self.history_s, self.stop = history_s, stop
+        self.live = threading.Event()
+
+    def close(self) -> None:
+        """Stop the cameras (each agent says ``offline``) and wait for them."""
+        self.stop.set()
+        self.join()
+
+    def run(self) -> None:
+        from binsight.device.simulate import SimulatedFleet
+
+        offsets: dict[str, int] = {}
+        if self.history_s > 0:
+            t0 = time.monotonic()
+            backfill = SimulatedFleet(
+                self.folders,
+                template=self.template,
+                state_dir=self.state_dir,
+                interval_s=BACKFILL_INTERVAL_S,
+                time_scale=BACKFILL_SCALE,
+                start_ms=int((time.time() - self.history_s) * 1000),
+            )
+            backfill.start()
+            # The backfill clock gains (scale - 1) s per wall second; stop a frame short of now.
+            catch_up_s = max(0.0, self.history_s - FRAME_STEP_S) / (BACKFILL_SCALE - 1.0)
+            self.stop.wait(max(0.0, catch_up_s - (time.monotonic() - t0)))
+            backfill.stop()
+            offsets = {a.cfg.bin_id: _next_frame(a) for a in backfill.agents}
+        if self.stop.is_set():
+            return
+        fleet = SimulatedFleet(
+            self.folders,
+            template=self.template,
+            state_dir=self.state_dir,
+            interval_s=FRAME_STEP_S,
+            offsets=offsets,
+        )
+        fleet.start()
+        self.live.set()
+        self.stop.wait()
+        fleet.stop()
+
+
+def _next_frame(agent: Any) -> int:
+    """The frame after the last one ``agent`` captured (frames are named by index: 00000.jpg, ...)."""
+    last = getattr(agent.source, "last_path", None)
+    return int(last.stem) + 1 if last is not None else 0
 
 
 def _print_welcome(base: str, token: str, duration: float | None) -> None:
@@ -305,9 +365,16 @@ def _print_welcome(base: str, token: str, duration: float | None) -> None:
 class _PlanLoop(threading.Thread):
     """Asks for a route plan every ``--plan-every`` seconds; sets ``stop`` once ``--duration`` is over."""
 
-    def __init__(self, base: str, token: str, args: argparse.Namespace, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        base: str,
+        token: str,
+        args: argparse.Namespace,
+        stop: threading.Event,
+        ready: threading.Event,
+    ) -> None:
         super().__init__(name="binsight-demo-plans", daemon=True)
-        self.base, self.token, self.args, self.stop = base, token, args, stop
+        self.base, self.token, self.args, self.stop, self.ready = base, token, args, stop, ready
         self.plans = 0
 
     def run(self) -> None:
@@ -318,7 +385,7 @@ class _PlanLoop(threading.Thread):
             if self.args.duration is not None and now - t0 >= self.args.duration:
                 self.stop.set()
                 return
-            if now >= next_plan:
+            if now >= next_plan and self.ready.is_set():
                 next_plan = now + self.args.plan_every
                 self._one_plan()
 
@@ -334,8 +401,18 @@ class _PlanLoop(threading.Thread):
         result = plan.get("result") or {}
         routes = result.get("routes", [])
         stops = sum(sum(1 for s in r.get("stops", []) if s.get("kind") == "bin") for r in routes)
+        skipped = result.get("skipped", [])
         print(
-            f"plan {plan['id']}: {len(routes)} routes, {stops} bins collected, "
-            f"{len(result.get('skipped', []))} skipped",
+            f"plan {plan['id']}: {len(routes)} routes, {stops} bins collected, {len(skipped)} skipped"
+            + "".join(f"\n  skipped {n}: {why}" for why, n in _reasons(skipped)),
             flush=True,
         )
+
+
+def _reasons(skipped: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """The plan's reasons for skipping bins, most common first (dates and fills folded together)."""
+    counts: dict[str, int] = {}
+    for s in skipped:
+        why = re.sub(r"[0-9][0-9.-]*", "N", str(s.get("reason", "")).split(" (")[0].split(":")[0])
+        counts[why] = counts.get(why, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])

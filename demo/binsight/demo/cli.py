@@ -13,6 +13,12 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8000, help="web page port")
     p.add_argument("--bins", type=int, default=30, help="simulated cameras")
     p.add_argument("--mqtt-port", type=int, default=1883, help="broker port (embedded amqtt if none listens)")
+    p.add_argument(
+        "--history-h",
+        type=float,
+        default=48.0,
+        help="hours of camera history replayed (fast) up to now before the cameras run in real time",
+    )
     p.add_argument("--plan-every", type=float, default=60.0, help="seconds between route plans")
     p.add_argument("--first-plan-after", type=float, default=20.0, help="seconds before the first plan")
     p.set_defaults(func=_demo)

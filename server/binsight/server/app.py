@@ -9,7 +9,18 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from binsight.server.api import bins, devices, labels, manifests, meta, models, plans, rollout, tokens
+from binsight.server.api import (
+    bins,
+    devices,
+    labels,
+    manifests,
+    meta,
+    models,
+    plans,
+    reports,
+    rollout,
+    tokens,
+)
 from binsight.server.api_docs import mount_docs
 from binsight.server.http_limits import BodyLimitMiddleware
 from binsight.server.latency import RequestTimer
@@ -49,7 +60,7 @@ def create_app(state: AppState) -> FastAPI:
     app.state.binsight = state
     app.add_middleware(BodyLimitMiddleware, sessions=state.sessions)
     app.add_middleware(RequestTimer)  # outermost: refused bodies are timed too
-    for module in (meta, bins, devices, plans, manifests, tokens, labels, models, rollout):
+    for module in (meta, bins, devices, plans, manifests, tokens, labels, models, rollout, reports):
         app.include_router(module.router)
     if state.web_dir is not None:
         index = state.web_dir / "index.html"

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from binsight.errors import DataError
 from binsight.protocol import BIN_ID_PATTERN
+from binsight.server.db import dialect
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Bin
 
@@ -196,17 +197,23 @@ def read_bins(path: str | Path) -> list[BinRow]:
 
 
 def import_bins(session: Session, rows: list[BinRow]) -> tuple[int, int]:
-    """Insert or update ``rows`` in the caller's transaction; returns ``(created, updated)``."""
+    """Insert or update ``rows`` in the caller's transaction; returns ``(created, updated)``.
+
+    Each bin is first inserted with ``ON CONFLICT DO NOTHING``, then updated: the ingest may create the
+    same bin (bare, from a device's message) at any moment, even between a lookup and an insert here,
+    so a plain insert could fail the whole import on the unique id (issue #17).
+    """
     now = now_ms()
     created = updated = 0
+    stmt = dialect.insert(session, Bin).on_conflict_do_nothing(index_elements=["id"]).returning(Bin.id)
     for r in rows:
-        b = session.get(Bin, r.bin_id)
-        if b is None:
-            b = Bin(id=r.bin_id, created_at=now)
-            session.add(b)
+        values = {"id": r.bin_id, "registered": False, "created_at": now, "updated_at": now}
+        if session.execute(stmt, values).first() is not None:
             created += 1
         else:
             updated += 1
+        b = session.get(Bin, r.bin_id, populate_existing=True)
+        assert b is not None  # just inserted, or there already
         b.name, b.lat, b.lon, b.capacity_l, b.site = r.name, r.lat, r.lon, r.capacity_l, r.site
         b.service_min, b.window_start, b.window_end = r.service_min, r.window_start, r.window_end
         b.registered = True

@@ -178,6 +178,24 @@ class FleetConfig(Section):
         description="route engine: auto, pyvrp, ortools, or portfolio (PyVRP and OR-Tools at once, the "
         "better plan kept; two processes, so best with two free cores); a plan request may override it",
     )
+    optional_lookahead_days: int = Field(
+        default=2,
+        ge=0,
+        le=14,
+        description="optional bins are those due within this many service days after the next one "
+        "(lifted early, they save a visit of their own); 0: any bin above optional_min_fill",
+    )
+    skip_quiet_days: bool = Field(
+        default=True,
+        description="drive a service day only if some bin would overflow before the next one starts; "
+        "a driven day then takes the bins full before the service day after next",
+    )
+    optional_near_km: float | None = Field(
+        default=1.0,
+        ge=0,
+        description="optional bins only within this distance of a mandatory bin (where a truck goes "
+        "anyway); unset in code or a large value: anywhere",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> FleetConfig:

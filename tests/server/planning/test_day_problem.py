@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from server_helpers import item, reading
@@ -13,9 +14,20 @@ from binsight.server.bins_import import BinRow, import_bins
 from binsight.server.config import ServerConfig
 from binsight.server.forecast.cache import ForecastCache
 from binsight.server.ingest.store import BinRegistry, write_batch
-from binsight.server.planning.day_problem import PlanningError, PlanRequest, build_problem, service_day
+from binsight.server.planning.day_problem import (
+    Candidate,
+    Horizon,
+    PlanningError,
+    PlanRequest,
+    build_problem,
+    choose_bins,
+    day_horizon,
+    service_day,
+)
 
 HOUR = 3_600_000
+WEEK = ["mon", "tue", "wed", "thu", "fri", "sat"]
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def _ms(y: int, m: int, d: int, h: int = 0) -> int:
@@ -32,7 +44,7 @@ def test_service_day(make_config: Callable[..., ServerConfig]) -> None:
 
 def test_forecast_makes_bins_mandatory(make_config: Callable[..., ServerConfig], tmp_path: object) -> None:
     """A bin forecast to pass the threshold before the next service day is mandatory, though not full yet."""
-    cfg = make_config(fleet={"service_days": ["mon", "thu"]})
+    cfg = make_config(fleet={"service_days": ["mon", "thu"], "skip_quiet_days": False})
     from binsight.server.db.engine import make_engine, make_sessionmaker
     from binsight.server.db.migrate import upgrade
 
@@ -55,7 +67,7 @@ def test_forecast_makes_bins_mandatory(make_config: Callable[..., ServerConfig],
     bins = {b["id"]: b for b in problem["bins"]}
     assert problem["name"] == "2026-11-30"
     assert bins["rising"]["mandatory"] and bins["rising"]["fill"] < 0.6  # ~0.38 now, 0.6 by Wednesday
-    assert not bins["steady"]["mandatory"]
+    assert "steady" not in bins  # 0.4 and not rising: no visit needed, and skipped with the reason
     assert problem["trucks"][0] == {
         "id": "truck-1",
         "depot": "depot",
@@ -63,7 +75,7 @@ def test_forecast_makes_bins_mandatory(make_config: Callable[..., ServerConfig],
         "shift": ["06:00", "14:00"],
     }
     assert problem["depots"] == [{"id": "depot", "lat": 52.37, "lon": 4.89}]
-    assert excluded == []
+    assert excluded == [{"id": "steady", "reason": "not due yet (not full soon): a later visit serves it"}]
     with sessions() as s, pytest.raises(PlanningError, match="no trucks"):
         build_problem(
             s,
@@ -73,3 +85,60 @@ def test_forecast_makes_bins_mandatory(make_config: Callable[..., ServerConfig],
             now,
         )
     engine.dispose()
+
+
+def _cand(bin_id: str, lon: float, full_ts: int | None, overflow_ts: int | None = None) -> Candidate:
+    entry = {"id": bin_id, "lat": 52.0, "lon": lon, "fill": 0.5, "mandatory": False}
+    return Candidate(entry, full_ts, overflow_ts)
+
+
+def _horizon(cfg: ServerConfig) -> Horizon:
+    # Planned Monday 04:00 for Monday, service Monday to Saturday.
+    return day_horizon(cfg, list(cfg.fleet.trucks), _ms(2026, 11, 30, 4), date(2026, 11, 30), 0.8)
+
+
+def test_optional_bins_only_when_due_soon_and_near(make_config: Callable[..., ServerConfig]) -> None:
+    """Optional: due within the look-ahead and within optional_near_km of a mandatory stop; else skipped."""
+    cfg = make_config(fleet={"optional_near_km": 0.5, "skip_quiet_days": False, "service_days": WEEK})
+    h = _horizon(cfg)
+    assert (h.deadline, h.lookahead) == (_ms(2026, 12, 1, 6), _ms(2026, 12, 3, 6))
+    cands = [
+        _cand("urgent", 4.0, _ms(2026, 11, 30, 20)),
+        _cand("neighbour", 4.003, _ms(2026, 12, 2, 9)),  # ~200 m away, due Wednesday
+        _cand("slow-neighbour", 4.003, _ms(2026, 12, 9)),  # ~200 m away, due next week
+        _cand("far", 4.05, _ms(2026, 12, 2, 9)),  # ~3.4 km away, due Wednesday
+    ]
+    bins, skipped = choose_bins(cands, fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
+    assert [(b["id"], b["mandatory"]) for b in bins] == [("urgent", True), ("neighbour", False)]
+    reasons = {s["id"]: s["reason"] for s in skipped}
+    assert reasons["slow-neighbour"] == "not due yet (full around 2026-12-09): a later visit serves it"
+    assert reasons["far"] == "no mandatory stop within 0.5 km: not worth a trip today"
+    # Nothing mandatory: nothing offered, so no truck goes out.
+    bins, skipped = choose_bins(cands[1:], fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
+    assert bins == [] and len(skipped) == 3
+    # Look-ahead 0 and no distance limit: every candidate goes in (the earlier policy).
+    wide = make_config(
+        fleet={"optional_near_km": None, "optional_lookahead_days": 0, "skip_quiet_days": False}
+    )
+    bins, skipped = choose_bins(cands, fleet=wide.fleet, horizon=_horizon(wide), tz=UTC_ZONE)
+    assert len(bins) == 4 and skipped == []
+
+
+def test_quiet_days_send_no_truck(make_config: Callable[..., ServerConfig]) -> None:
+    """skip_quiet_days: no truck unless a bin would overflow before the next day's shifts; if one goes,
+    it takes the bins full before the day after next (the next day may then be quiet)."""
+    cfg = make_config(fleet={"service_days": WEEK})
+    h = _horizon(cfg)
+    assert (h.deadline, h.deadline2) == (_ms(2026, 12, 1, 6), _ms(2026, 12, 2, 6))
+    full_tonight = _cand("full-tonight", 4.0, _ms(2026, 11, 30, 20), overflow_ts=_ms(2026, 12, 2, 12))
+    bins, skipped = choose_bins([full_tonight], fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
+    assert bins == []  # full (80%) tonight, but it does not spill before Tuesday: Tuesday serves it
+    assert skipped == [
+        {
+            "id": "full-tonight",
+            "reason": "nothing overflows before 2026-12-01's shifts: no truck needed today",
+        }
+    ]
+    spills = _cand("spills-tonight", 4.1, _ms(2026, 11, 30, 12), overflow_ts=_ms(2026, 12, 1, 3))
+    bins, _ = choose_bins([full_tonight, spills], fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
+    assert {b["id"]: b["mandatory"] for b in bins} == {"full-tonight": True, "spills-tonight": True}

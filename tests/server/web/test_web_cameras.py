@@ -49,3 +49,19 @@ def test_the_old_fleet_address_opens_the_cameras_page(page: Any, site: Seeded) -
     assert page.evaluate("location.hash") == "#/cameras/nrd-02"
     assert page.inner_text("#view h1") == "Cameras"
     assert page.get_attribute("#nav a[data-view='cameras']", "aria-current") == "page"
+
+
+def test_the_fill_chart_says_what_full_means(page: Any, phone: Any, site: Seeded) -> None:
+    """The chart draws forecast.threshold as a line labelled "full (80%)", and the legend explains it."""
+    hist = site.api("/api/bins/nrd-01/history?days=14", "operator")
+    assert hist["threshold"] == 0.8
+    for pg, name in ((page, "cameras-threshold"), (phone, "cameras-threshold-phone")):
+        signed_in(pg, site, "operator", "cameras/nrd-01")
+        pg.wait_for_selector(".chart .threshold", state="attached")  # a flat line has no height
+        assert pg.text_content(".chart .threshold-label") == "full (80%)"
+        legend = pg.inner_text(".chart-panel .legend")
+        assert "full = 80%" in legend and "forecast.threshold" in legend
+        # The line sits at 80% of the fill axis: 0% is the bottom axis, 100% the top of the plot.
+        y = float(pg.get_attribute(".chart .threshold", "y1"))
+        assert abs(y - (300 - 36 - 0.8 * (300 - 16 - 36))) < 0.5
+        shot(pg, name, full_page=True)

@@ -104,4 +104,5 @@ def history(
         readings=[ReadingOut(ts=r.ts, fill=r.fill, quality=r.quality, historical=r.historical) for r in rows],
         collections=collections,
         forecast=forecast,
+        threshold=state.config.forecast.threshold,
     )

@@ -61,6 +61,8 @@ class HistoryOut(BaseModel):
     readings: list[ReadingOut]
     collections: list[int]
     forecast: HistoryForecast | None
+    #: What "full" means: ``forecast.threshold``, the fill the forecast's ``full_ts`` and plans use.
+    threshold: float
 
 
 class DeviceOut(BaseModel):

@@ -69,6 +69,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="experiment: the server's fleet.optional_min_fill (default 0.3, the server's)",
     )
     p.add_argument(
+        "--lookahead-days",
+        type=int,
+        default=2,
+        help="experiment: the server's fleet.optional_lookahead_days (default 2; 0: any bin may go early)",
+    )
+    p.add_argument(
+        "--no-skip-quiet-days",
+        dest="skip_quiet_days",
+        action="store_false",
+        help="experiment: the server's fleet.skip_quiet_days off (drive every service day)",
+    )
+    p.add_argument(
+        "--near-km",
+        type=float,
+        default=1.0,
+        help="experiment: the server's fleet.optional_near_km (default 1; negative: anywhere)",
+    )
+    p.add_argument(
         "--optional-detour-km",
         type=float,
         help="experiment: detour km an optional bin is worth when full (planner default 3)",

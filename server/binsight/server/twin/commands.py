@@ -31,6 +31,9 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TwinConfig:
         time_limit_s=args.time_limit,
         service_days=tuple(args.service_days),
         optional_min_fill=args.optional_min_fill,
+        lookahead_days=args.lookahead_days,
+        skip_quiet_days=args.skip_quiet_days,
+        near_km=None if args.near_km < 0 else args.near_km,
         optional_detour_km=args.optional_detour_km,
         threshold=args.threshold,
     )

@@ -17,21 +17,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
 
 from binsight.server.config import ServerConfig
+from binsight.server.planning.day_problem import OVERFLOW_FILL, Candidate, Horizon, choose_bins
+from binsight.server.planning.savings import FIXED_TARGET, fixed_interval_days
 from binsight.server.twin.city import CityState
 from binsight.server.twin.sensing import POLICIES
 from binsight.server.twin.server_side import ServerSide
 from binsight.server.twin.world import World
 
-__all__ = ["POLICIES", "DayView", "Policy", "make_policy"]
-
-
-#: ``fixed`` picks each bin's interval so that it is lifted at this level on average.
-FIXED_TARGET = 0.8
+__all__ = ["FIXED_TARGET", "POLICIES", "DayView", "Policy", "fixed_interval_days", "make_policy"]
 
 
 @dataclass
@@ -46,6 +45,7 @@ class DayView:
     plan_h: float  # hours since the start at planning time
     shift_end_h: float  # today's last shift end
     next_end_h: float  # the next service day's last shift end
+    horizon: Horizon  # the server's times for this day (deadlines, look-ahead)
     now_ms: int
 
     def problem(self, bins: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,14 +76,6 @@ class Policy(Protocol):
         """A capture round: what the cameras sent (NaN: unusable)."""
 
     def close(self) -> None: ...
-
-
-def fixed_interval_days(mean_rate: NDArray[np.float64]) -> NDArray[np.int64]:
-    """The hauler's interval per bin: whole days until it holds about :data:`FIXED_TARGET` on average."""
-    out: NDArray[np.int64] = np.maximum(1, np.floor(FIXED_TARGET / np.maximum(mean_rate, 1e-6))).astype(
-        np.int64
-    )
-    return out
 
 
 def _expected_fill(view: DayView, k: int) -> float:
@@ -151,15 +143,41 @@ class Oracle(_Blind):
     name = "oracle"
 
     def problem(self, view: DayView) -> dict[str, Any]:
-        w, level = view.world, view.state.level
+        """The server's rule (:func:`choose_bins`) on the true levels and the true future.
+
+        Each bin is a candidate with the true hours it reaches the threshold and overflows.
+        """
+        w, level, cfg = view.world, view.state.level, view.cfg
         at_end = level + w.inflow_between(view.plan_h, view.shift_end_h)
-        at_next = at_end + w.inflow_between(view.shift_end_h, view.next_end_h)
-        bins = []
-        for k in range(w.n):
-            mandatory = bool(at_next[k] >= 1.0)
-            if mandatory or at_end[k] >= view.cfg.fleet.optional_min_fill:
-                bins.append(view.entry(k, float(at_end[k]), mandatory))
+        full_h = _true_crossing(w, level, view.plan_h, cfg.forecast.threshold)
+        over_h = _true_crossing(w, level, view.plan_h, OVERFLOW_FILL)
+
+        def ts(h: float) -> int | None:
+            return None if np.isnan(h) else w.ts_ms(float(h))
+
+        candidates = [
+            Candidate(view.entry(k, float(at_end[k]), False), ts(full_h[k]), ts(over_h[k]))
+            for k in range(w.n)
+        ]
+        bins, _ = choose_bins(
+            candidates, fleet=cfg.fleet, horizon=view.horizon, tz=ZoneInfo(cfg.forecast.timezone)
+        )
         return view.problem(bins)
+
+
+def _true_crossing(
+    world: World, level: NDArray[np.float64], from_h: float, threshold: float
+) -> NDArray[np.float64]:
+    """The hour each bin truly reaches ``threshold`` within 14 days (NaN: not by then)."""
+    h0 = int(from_h)
+    window = world.inflow[:, h0 : h0 + 14 * 24]
+    cum = level[:, None] + np.cumsum(window, axis=1)
+    over = cum >= threshold
+    first = np.argmax(over, axis=1).astype(np.float64)
+    first[~over.any(axis=1)] = np.nan
+    first[level >= threshold] = -1.0
+    out: NDArray[np.float64] = h0 + first + 1.0
+    return out
 
 
 class Binsight:

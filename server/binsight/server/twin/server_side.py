@@ -43,6 +43,9 @@ def fleet_config(
     time_limit_s: float,
     optional_min_fill: float = 0.3,
     threshold: float = 0.8,
+    lookahead_days: int = 2,
+    near_km: float | None = 1.0,
+    skip_quiet_days: bool = True,
     database: str = "sqlite://",
 ) -> ServerConfig:
     """A validated ``server.toml`` equivalent with the twin's ``[fleet]`` (the server's own config model)."""
@@ -56,6 +59,9 @@ def fleet_config(
             "service_days": service_days,
             "plan_time_limit_s": time_limit_s,
             "optional_min_fill": optional_min_fill,
+            "optional_lookahead_days": lookahead_days,
+            "optional_near_km": near_km,
+            "skip_quiet_days": skip_quiet_days,
         },
     }
     return config_from_dict(data)

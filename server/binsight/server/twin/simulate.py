@@ -19,7 +19,7 @@ import numpy as np
 
 from binsight.server.bins_import import BinRow
 from binsight.server.config import WEEKDAYS, ServerConfig
-from binsight.server.planning.day_problem import service_day
+from binsight.server.planning.day_problem import day_horizon, service_day
 from binsight.server.twin.city import CityState, Ledger
 from binsight.server.twin.policies import POLICIES, DayView, Fixed, Policy, make_policy
 from binsight.server.twin.sensing import Cameras, SensingConfig, build_cameras
@@ -54,6 +54,11 @@ class TwinConfig:
     #: None: the planner's default, which the server uses today).
     optional_min_fill: float = 0.3
     optional_detour_km: float | None = None
+    #: The server's ``fleet.optional_lookahead_days`` and ``fleet.optional_near_km`` (None: anywhere).
+    lookahead_days: int = 2
+    near_km: float | None = 1.0
+    #: The server's ``fleet.skip_quiet_days``.
+    skip_quiet_days: bool = True
     #: The server's ``forecast.threshold`` ("full"), which ``threshold`` and ``binsight`` plan against.
     threshold: float = 0.8
 
@@ -122,6 +127,9 @@ def _server_config(tw: TwinConfig, world: World) -> ServerConfig:
         time_limit_s=tw.time_limit_s,
         optional_min_fill=tw.optional_min_fill,
         threshold=tw.threshold,
+        lookahead_days=tw.lookahead_days,
+        near_km=tw.near_km,
+        skip_quiet_days=tw.skip_quiet_days,
     )
 
 
@@ -227,6 +235,7 @@ class _Run:
             plan_h=plan_h,
             shift_end_h=24.0 * d + end,
             next_end_h=24.0 * (nxt - w.start).days + end,
+            horizon=day_horizon(self.cfg, self.cfg.fleet.trucks, now_ms, day, self.cfg.forecast.threshold),
             now_ms=now_ms,
         )
 
@@ -313,6 +322,9 @@ def run_policies(tw: TwinConfig, progress: Progress | None = None) -> dict[str, 
             "warmup_days": tw.world.warmup_days,
             "optional_min_fill": tw.optional_min_fill,
             "optional_detour_km": tw.optional_detour_km,
+            "lookahead_days": tw.lookahead_days,
+            "near_km": tw.near_km,
+            "skip_quiet_days": tw.skip_quiet_days,
             "threshold": tw.threshold,
         },
     }

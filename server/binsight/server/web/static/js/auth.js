@@ -16,8 +16,8 @@ export function clearToken() {
 
 // Mirrors the server's roles (docs/contracts.md): the API refuses the rest anyway.
 const ABILITIES = {
-  admin: ['map', 'plan', 'manifest', 'cameras', 'label', 'models', 'commands', 'promote'],
-  operator: ['map', 'plan', 'manifest', 'cameras', 'models', 'commands'],
+  admin: ['map', 'plan', 'manifest', 'cameras', 'label', 'models', 'commands', 'promote', 'reports'],
+  operator: ['map', 'plan', 'manifest', 'cameras', 'models', 'commands', 'reports'],
   labeller: ['map', 'label'],
   // Drivers: the published plan's manifest of their own truck, nothing else (the server enforces it).
   driver: ['manifest'],

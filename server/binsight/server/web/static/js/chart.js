@@ -101,8 +101,12 @@ export function fillChart({ readings, collections = [], forecast = null, thresho
       svg.append(s('line', { class: 'forecast-full', x1: x(forecast.full_ts), x2: x(forecast.full_ts), y1: M.top, y2: H - M.bottom }));
     }
   }
-  if (threshold !== null) {
-    svg.append(s('line', { class: 'threshold', x1: M.left, x2: W - M.right, y1: y(threshold), y2: y(threshold) }));
+  if (threshold !== null && threshold !== undefined) {
+    // What "full" means (the server's forecast.threshold): forecasts and plans count a bin full here.
+    svg.append(s('line', { class: 'threshold', x1: M.left, x2: W - M.right, y1: y(threshold), y2: y(threshold) },
+      s('title', { text: `full = ${Math.round(threshold * 100)}% (forecast.threshold)` })),
+    s('text', { class: 'threshold-label', x: W - M.right - 4, y: y(threshold) - 5, 'text-anchor': 'end',
+      text: `full (${Math.round(threshold * 100)}%)` }));
   }
   for (const c of collections) {
     svg.append(s('line', { class: 'collection', x1: x(c), x2: x(c), y1: M.top, y2: H - M.bottom },
@@ -131,12 +135,14 @@ export function fillChart({ readings, collections = [], forecast = null, thresho
   return svg;
 }
 
-/** Legend for the fill chart. */
-export function fillLegend() {
+/** Legend for the fill chart; with ``threshold``, what "full" means. */
+export function fillLegend(threshold = null) {
   const item = (cls, text) => h('li', {}, h('span', { class: `swatch ${cls}`, 'aria-hidden': 'true' }), text);
+  const full = threshold === null || threshold === undefined ? null
+    : item('sw-threshold', `full = ${Math.round(threshold * 100)}% (the server's forecast.threshold: forecasts and plans count a bin full here)`);
   return h('ul', { class: 'legend' },
     item('sw-reading', 'readings'), item('sw-collection', 'detected collection'),
-    item('sw-forecast', 'forecast'), item('sw-full', 'forecast full'), item('sw-band', 'likely full between'));
+    item('sw-forecast', 'forecast'), item('sw-full', 'forecast full'), item('sw-band', 'likely full between'), full);
 }
 
 /** A line chart of y against x: [{name, points: [{x, y}], className}]. */

@@ -9,8 +9,9 @@ import manifestView from './views/manifest.js';
 import mapView from './views/map.js';
 import modelsView from './views/models.js';
 import planView from './views/plan.js';
+import savingsView from './views/savings.js';
 
-const VIEWS = [mapView, planView, manifestView, camerasView, labelView, modelsView];
+const VIEWS = [mapView, planView, manifestView, camerasView, labelView, modelsView, savingsView];
 // Old addresses of renamed pages, kept working for bookmarks and links: #/fleet/<bin> -> #/cameras/<bin>.
 const RENAMED = { fleet: 'cameras' };
 

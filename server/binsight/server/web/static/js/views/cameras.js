@@ -96,7 +96,7 @@ export default {
         h('p', {}, `${plural(hist.readings.length, 'reading')} (${hist.readings.length - usable} unusable) · `
           + `${plural(hist.collections.length, 'collection')} detected · ${timeToFull(hist.forecast || (bin && bin.forecast))}`),
         fillChart({ ...hist, title: `Fill of ${binId} over the last ${days.value} days` }),
-        fillLegend(),
+        fillLegend(hist.threshold),
         ctx.can('commands') && dev ? h('div', { class: 'row commands' }, h('span', {}, 'Commands:'),
           COMMANDS.map(([action, text]) => h('button', { type: 'button', class: 'btn', onclick: () => command(binId, action) }, text)),
           intervalForm(binId, dev)) : null,

@@ -1,0 +1,221 @@
+"""The manager's savings report: what the server's own history says about collections and plans.
+
+Everything comes from stored data over ``[start, end)``: lifts are the collections found in each bin's
+readings (the same :func:`~binsight.server.forecast.collections.detect_collections` the forecasts use),
+the fill at a lift is the last reading before the drop, overflows are readings at
+:data:`OVERFLOW_SEEN` or more (a camera sees at most a full bin), and kilometres are the routes of the
+last finished plan of each service day.
+
+The comparison is the ``fixed`` policy of the twin (``binsight twin``) replayed on the measured fill:
+each bin lifted every :func:`fixed_interval_days` days from its measured rate, so at about
+:data:`FIXED_TARGET` on average. The twin's ``fixed`` policy uses this very function.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from binsight.server.db.models import Plan, Reading
+from binsight.server.forecast.collections import detect_collections
+
+__all__ = ["FIXED_TARGET", "OVERFLOW_SEEN", "SavingsReport", "fixed_interval_days", "savings", "to_csv"]
+
+#: ``fixed`` picks each bin's interval so that it is lifted at this level on average.
+FIXED_TARGET = 0.8
+#: A reading at this fill or more counts as an overflow seen (the camera cannot see past full).
+OVERFLOW_SEEN = 0.95
+#: A gap between readings longer than this does not count towards hours at overflow.
+_MAX_GAP_MS = 6 * 3_600_000
+_DAY_MS = 86_400_000
+
+
+def fixed_interval_days(mean_rate: NDArray[np.float64]) -> NDArray[np.int64]:
+    """The hauler's interval per bin: whole days until it holds about :data:`FIXED_TARGET` on average."""
+    out: NDArray[np.int64] = np.maximum(1, np.floor(FIXED_TARGET / np.maximum(mean_rate, 1e-6))).astype(
+        np.int64
+    )
+    return out
+
+
+@dataclass
+class BinFigures:
+    """One bin over the period: its lifts, overflows and measured filling rate."""
+
+    lifts: int = 0
+    fills_at_lift: list[float] = field(default_factory=list)
+    overflow_events: int = 0
+    overflow_hours: float = 0.0
+    rise: float = 0.0  # fill gained between collections
+    rise_days: float = 0.0  # over this many days
+    span_days: float = 0.0  # first to last reading in the period
+
+    @property
+    def rate(self) -> float | None:
+        return self.rise / self.rise_days if self.rise_days >= 0.5 else None
+
+
+@dataclass
+class SavingsReport:
+    """The report's figures (``to_api`` gives the JSON)."""
+
+    start: date
+    end: date
+    bins: int
+    lifts: int
+    mean_fill_at_lift: float | None
+    lifts_under_50: int
+    overflow_events: int
+    overflow_hours: float
+    km_by_day: dict[str, float]
+    fixed_lifts: int | None
+    fixed_mean_fill_at_lift: float | None
+    fixed_bins: int
+
+    def to_api(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["start"], out["end"] = self.start.isoformat(), self.end.isoformat()
+        out["km_planned"] = round(sum(self.km_by_day.values()), 1)
+        out["summary"] = summary(self)
+        return out
+
+
+def _bin_figures(ts: NDArray[np.int64], fill: NDArray[np.float64], min_drop: float) -> BinFigures:
+    fig = BinFigures(span_days=float(ts[-1] - ts[0]) / _DAY_MS)
+    cuts = detect_collections(fill, min_drop)
+    fig.lifts = len(cuts)
+    fig.fills_at_lift = [float(fill[c - 1]) for c in cuts]
+    over = fill >= OVERFLOW_SEEN
+    fig.overflow_events = int(over[0]) + int(np.sum(over[1:] & ~over[:-1]))
+    gaps = np.diff(ts)
+    both = over[1:] & over[:-1] & (gaps <= _MAX_GAP_MS)
+    fig.overflow_hours = float(gaps[both].sum()) / 3_600_000
+    for seg in np.split(np.arange(len(fill)), cuts):
+        if len(seg) < 4:
+            continue
+        head, tail = fill[seg[:3]], fill[seg[-3:]]
+        fig.rise += max(0.0, float(np.median(tail) - np.median(head)))
+        fig.rise_days += float(ts[seg[-2]] - ts[seg[1]]) / _DAY_MS
+    return fig
+
+
+def _km_by_day(session: Session, start: date, end: date) -> dict[str, float]:
+    """Kilometres of the last finished plan of each service day in ``[start, end)``."""
+    rows = session.execute(
+        select(Plan.problem, Plan.result).where(Plan.status == "done").order_by(Plan.created_at)
+    ).all()
+    out: dict[str, float] = {}
+    for problem, result in rows:
+        name = (problem or {}).get("name", "")
+        try:
+            day = date.fromisoformat(name)
+        except ValueError:
+            continue
+        if start <= day < end and result:
+            out[name] = round(sum(float(r.get("distance_km", 0.0)) for r in result.get("routes", [])), 2)
+    return dict(sorted(out.items()))
+
+
+def savings(
+    session: Session, *, start: date, end: date, start_ms: int, end_ms: int, min_drop: float
+) -> SavingsReport:
+    """The report for ``[start, end)`` (``start_ms``/``end_ms``: the same bounds as epoch ms)."""
+    series: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    # Filtered on non-null fill by the query.
+    rows = session.execute(
+        select(Reading.bin_id, Reading.ts, Reading.fill)
+        .where(Reading.ts >= start_ms, Reading.ts < end_ms, Reading.fill.is_not(None))
+        .order_by(Reading.bin_id, Reading.ts)
+    )
+    for bin_id, ts, fill in rows:
+        series[bin_id][0].append(ts)
+        series[bin_id][1].append(float(fill or 0.0))
+    figs = [
+        _bin_figures(np.asarray(t, dtype=np.int64), np.asarray(f, dtype=np.float64), min_drop)
+        for t, f in series.values()
+    ]
+    fills = [x for f in figs for x in f.fills_at_lift]
+    measured = [f for f in figs if f.rate is not None]
+    rates = np.array([f.rate for f in measured], dtype=np.float64)
+    fixed_lifts = fixed_fill = None
+    if len(rates):
+        # Over the days each bin was observed, as the lifts seen are counted there.
+        k = fixed_interval_days(rates)
+        fixed_lifts = round(float(np.sum(np.array([f.span_days for f in measured]) / k)))
+        fixed_fill = round(float(np.mean(np.minimum(1.0, rates * k))), 3)
+    return SavingsReport(
+        start=start,
+        end=end,
+        bins=len(figs),
+        lifts=len(fills),
+        mean_fill_at_lift=round(float(np.mean(fills)), 3) if fills else None,
+        lifts_under_50=sum(1 for x in fills if x < 0.5),
+        overflow_events=sum(f.overflow_events for f in figs),
+        overflow_hours=round(sum(f.overflow_hours for f in figs), 1),
+        km_by_day=_km_by_day(session, start, end),
+        fixed_lifts=fixed_lifts,
+        fixed_mean_fill_at_lift=fixed_fill,
+        fixed_bins=len(rates),
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{round(x * 100)}%"
+
+
+def summary(r: SavingsReport) -> list[str]:
+    """The report in plain sentences, for the page and the CSV's readers."""
+    lines = [
+        f"{r.lifts} lifts seen in {r.bins} bins' readings, at {_pct(r.mean_fill_at_lift)} full on average; "
+        f"{r.lifts_under_50} of them under half full.",
+        f"Bins were seen full to the brim ({round(OVERFLOW_SEEN * 100)}% or more) "
+        f"{r.overflow_events} time(s), for {r.overflow_hours:g} bin-hours in all.",
+        f"{sum(r.km_by_day.values()):.0f} km planned over {len(r.km_by_day)} service day(s).",
+    ]
+    if r.fixed_lifts is not None:
+        diff = r.fixed_lifts - r.lifts
+        word = "more" if diff > 0 else "fewer"
+        lines.append(
+            f"A fixed schedule lifting each of {r.fixed_bins} bins every few days (at about "
+            f"{round(FIXED_TARGET * 100)}% on average, from its measured filling) would have needed "
+            f"{r.fixed_lifts} lift(s) over the days each was observed: {abs(diff)} {word} than were made."
+        )
+    else:
+        lines.append("Too little history to replay a fixed schedule (a bin needs a day of rising readings).")
+    return lines
+
+
+def to_csv(r: SavingsReport) -> str:
+    """The report as CSV: one ``figure,value`` row per figure, then one row per service day's km."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["figure", "value"])
+    api = r.to_api()
+    for key in (
+        "start",
+        "end",
+        "bins",
+        "lifts",
+        "mean_fill_at_lift",
+        "lifts_under_50",
+        "overflow_events",
+        "overflow_hours",
+        "km_planned",
+        "fixed_lifts",
+        "fixed_mean_fill_at_lift",
+    ):
+        value = api[key]
+        w.writerow([key, "" if value is None or (isinstance(value, float) and math.isnan(value)) else value])
+    for day, km in r.km_by_day.items():
+        w.writerow([f"km {day}", km])
+    return buf.getvalue()

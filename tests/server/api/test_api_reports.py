@@ -1,0 +1,73 @@
+"""GET /api/reports/savings: lifts, fill at lift, overflows and km from the server's own history."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+
+from server_helpers import Api, item, reading
+
+from binsight.server.bins_import import BinRow, import_bins
+from binsight.server.db.models import Plan
+from binsight.server.ingest.store import BinRegistry, write_batch
+
+HOUR = 3_600_000
+T0 = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp() * 1000)  # a Monday
+
+
+def _seed(api: Api) -> None:
+    """Bin a: 10%/day from 0.2, lifted at 0.9 on day 7, then 0.05 again. Bin b: full to the brim 3 h."""
+    items = []
+    for h in range(0, 12 * 24, 3):
+        f = 0.2 + 0.1 * h / 24 if h < 7 * 24 else 0.05 + 0.1 * (h - 7 * 24) / 24
+        items.append(item("reading", "a", reading("a", h, round(f, 3), ts=T0 + h * HOUR)))
+    for i, f in enumerate([0.5, 0.9, 0.97, 0.99, 0.5]):
+        items.append(item("reading", "b", reading("b", i, f, ts=T0 + int((30 + i * 1.5) * HOUR))))
+    with api.sessions() as s, s.begin():
+        import_bins(s, [BinRow("a", 52.0, 4.0, 1000), BinRow("b", 52.1, 4.1, 1000)])
+        write_batch(s, items, BinRegistry(), False, T0 + 12 * 24 * HOUR)
+        routes = [{"distance_km": 12.5}, {"distance_km": 7.5}]
+        for i, (day, km) in enumerate(
+            [("2026-11-03", routes[:1]), ("2026-11-03", routes), ("2026-12-30", routes)]
+        ):
+            s.add(Plan(id=f"p{i}", status="done", created_at=T0 + i, request={}, problem={"name": day},
+                       result={"routes": km}))  # fmt: skip
+
+
+def test_savings_report(api: Api) -> None:
+    """Figures from readings and plans; the fixed schedule replayed on the measured rate; CSV alike."""
+    _seed(api)
+    r = api.get("/api/reports/savings?from=2026-11-02&to=2026-11-13", "operator")
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert (rep["start"], rep["end"], rep["bins"]) == ("2026-11-02", "2026-11-13", 2)
+    assert rep["lifts"] == 2  # a on day 7, b when it dropped from 0.99 to 0.5
+    assert abs(rep["mean_fill_at_lift"] - (0.9 + 0.99) / 2) < 0.01
+    assert rep["lifts_under_50"] == 0
+    assert rep["overflow_events"] == 1 and rep["overflow_hours"] == 1.5
+    assert rep["km_by_day"] == {"2026-11-03": 20.0}  # the last finished plan of the day; December is out
+    # a fills 10%/day: lifted every 8 days at 80% by the fixed schedule; observed 11.9 days -> 1.5.
+    assert (
+        rep["fixed_bins"] == 1
+        and rep["fixed_lifts"] == 1
+        and abs(rep["fixed_mean_fill_at_lift"] - 0.8) < 0.02
+    )
+    assert any(
+        "would have needed 1 lift(s) over the days each was observed: 1 fewer" in line
+        for line in rep["summary"]
+    )
+    text = api.get("/api/reports/savings?from=2026-11-02&to=2026-11-13&format=csv", "operator").text
+    rows = {row["figure"]: row["value"] for row in csv.DictReader(io.StringIO(text))}
+    assert rows["lifts"] == "2" and rows["km 2026-11-03"] == "20.0" and rows["fixed_lifts"] == "1"
+
+
+def test_savings_report_errors(api: Api) -> None:
+    """Who may read it, and bad periods named."""
+    assert api.get("/api/reports/savings", "labeller").status_code == 403
+    assert api.get("/api/reports/savings", "admin").status_code == 200
+    r = api.get("/api/reports/savings?from=2026-11-10&to=2026-11-01")
+    assert r.status_code == 422 and "after" in r.json()["detail"]
+    assert api.get("/api/reports/savings?from=2026-01-01&to=2026-12-31").status_code == 422
+    assert api.get("/api/reports/savings?format=xml").status_code == 422
+    assert date.fromisoformat(api.get("/api/reports/savings").json()["end"])
