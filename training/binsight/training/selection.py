@@ -55,6 +55,11 @@ class Selection:
     head: LinearHead
     scored: list[dict[str, Any]]
 
+    @property
+    def cv_score(self) -> float:
+        """The chosen recipe's grouped-CV score (MAE, or accuracy for classes) on the training split."""
+        return float(next(c["cv_score"] for c in self.scored if c["recipe"] == self.recipe))
+
 
 def select(train_rows: TrainingRows, tr: np.ndarray, task: Task, n_classes: int, seed: int) -> Selection:
     """Score every feature candidate on the training rows ``tr``, keep the best, fit its head."""
