@@ -101,7 +101,8 @@ def main() -> None:
                     lat = ", ".join(
                         f"{c['name'][-5:]} {c['latency_ms']:.1f} ms" for c in r["choice"]["candidates"]
                     )
-                    line += f"\n  {'':<19} chose {r['backbone']} under {r['choice']['latency_budget_ms']:g} ms ({lat})"
+                    budget = r["choice"]["latency_budget_ms"]
+                    line += f"\n  {'':<19} chose {r['backbone']} under {budget:g} ms ({lat})"
                 print(line, flush=True)
 
 
