@@ -84,8 +84,16 @@ def test_report_contents(fitted: Fitted) -> None:
     r = fitted.report
     assert json.loads(fitted.report_path.read_text()) == json.loads(json.dumps(r))
     assert Path(r["figure"]).stat().st_size > 10_000
-    scores = {c["recipe"]: c["cv_score"] for c in r["features"]["candidates"]}
-    assert len(scores) >= 5 and r["features"]["chosen"] == min(scores, key=scores.__getitem__)
+    cands = r["features"]["candidates"]
+    assert len(cands) >= 5 and all(c["cv_se"] > 0 for c in cands)
+    # The one-standard-error rule: the smallest candidate within one SE of the best CV MAE.
+    best = min(cands, key=lambda c: c["cv_score"])
+    close = [c for c in cands if c["cv_score"] <= best["cv_score"] + best["cv_se"]]
+    assert r["features"]["chosen"] == min(close, key=lambda c: c["dim"])["recipe"]
+    assert "one standard error" in r["features"]["rule"]
+    gap = r["cv_vs_held_out"]
+    assert gap["metric"] == "mae" and gap["held_out"] == r["test"]["mae"]
+    assert gap["gap"] == pytest.approx(gap["held_out"] - gap["cv_estimate"])
     assert [p["n"] for p in r["learning_curve"]] == [10, 25, r["split"]["train"]]
     assert {"mean", "colour_histogram", "raw_pixels"} <= set(r["baselines"])
     reasons = {Path(s["file"]).name: s["reason"] for s in r["data"]["skipped"]}

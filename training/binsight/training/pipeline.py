@@ -33,6 +33,7 @@ from binsight.training.baselines import LEARNING_CURVE, baselines, learning_curv
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.extract import Features, extract
 from binsight.training.images import decode, input_frames
+from binsight.training.selection import RULE as SELECTION_RULE
 from binsight.training.selection import Selection, TrainingRows, select
 from binsight.version import __version__
 
@@ -265,6 +266,25 @@ def fit_dataset(
     return report
 
 
+def _cv_gap(task: str, chosen: Selection, held: dict[str, Any]) -> dict[str, Any]:
+    """The head's grouped-CV estimate on the training split next to the held-out figure of the file.
+
+    A gap much wider than the CV's own standard error says the training bins were not like the
+    held-out ones (or the choice over-fitted the folds): expect new cameras to sit nearer the
+    held-out figure, or below it.
+    """
+    key = "mae" if task == "regression" else "accuracy"
+    cv, value = chosen.head.cv_score, held.get(key)
+    se = next(c["cv_se"] for c in chosen.scored if c["recipe"] == chosen.recipe)
+    return {
+        "metric": key,
+        "cv_estimate": cv,
+        "cv_standard_error": se,
+        "held_out": value,
+        "gap": None if value is None else value - cv,
+    }
+
+
 def _extract_select(
     ds: Dataset,
     model: Backbone,
@@ -434,6 +454,7 @@ def _report(
             "metric": "mae (lower is better)" if regression else "accuracy (higher is better)",
             "candidates": [{**c, "recipe": str(c["recipe"])} for c in chosen.scored],
             "screened_with": "ridge (the head itself)" if regression else "ridge classifier",
+            "rule": SELECTION_RULE,
             "chosen": str(chosen.recipe),
             "input_size": list(spec.input_size),
             "augmentation": list(flips),
@@ -446,6 +467,7 @@ def _report(
         },
         "head": chosen.head.describe(),
         "test": fp32.metrics,
+        "cv_vs_held_out": _cv_gap(ds.task, chosen, fp32.metrics),
         "baselines": baselines,
         "learning_curve": curve,
         "export": {
