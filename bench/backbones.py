@@ -57,13 +57,14 @@ def one_fit(data: Path, backbone: str, seed: int, budget_ms: float, cache: Path,
     report = fit_dataset(ds, out / f"{backbone}.onnx", backbone=backbone, test_indices=test, seed=seed,
                          cache_dir=cache, progress=False, latency_budget_ms=budget_ms)  # fmt: skip
     key = "mae" if ds.task == "regression" else "accuracy"
-    chosen = min if ds.task == "regression" else max
-    cv = chosen(c["cv_score"] for c in report["features"]["candidates"])
+    gap = report["cv_vs_held_out"]
     return {
         "backbone": report["backbone"]["name"],
         "choice": report["backbone"].get("choice"),
         "metric": key,
-        "cv": cv,
+        "cv": gap["cv_estimate"],
+        "cv_se": gap["cv_standard_error"],
+        "recipe": report["features"]["chosen"],
         "held_out": report["test"][key],
         "train": report["split"]["train"],
         "test": report["split"]["test"],
@@ -93,9 +94,10 @@ def main() -> None:
                     print(json.dumps({"labels": n, "asked": backbone, **r}), flush=True)
                     continue
                 line = (
-                    f"  {backbone:<19} {r['metric']} CV {r['cv']:.4f}  held-out {r['held_out']:.4f}  "
+                    f"  {backbone:<19} {r['metric']} CV {r['cv']:.4f} (SE {r['cv_se']:.4f})  "
+                    f"held-out {r['held_out']:.4f}  "
                     f"gap {r['held_out'] - r['cv']:+.4f}  (train {r['train']}, test {r['test']}, "
-                    f"fit {r['fit_s']:.0f} s)"
+                    f"fit {r['fit_s']:.0f} s, {r['recipe']})"
                 )
                 if r["choice"]:
                     lat = ", ".join(

@@ -214,11 +214,11 @@ def fit_dataset(
     # benchmark: MAE 0.054 -> 0.047). Classes may not be mirror-invariant, so they get none.
     flips = REGRESSION_FLIPS if augment and ds.task == "regression" else ()
 
-    def run(model: Backbone, spec: BackboneSpec) -> tuple[tuple[Features, Split, Selection], float]:
+    def run(model: Backbone, spec: BackboneSpec) -> tuple[tuple[Features, Split, Selection], float, float]:
         done = _extract_select(ds, model, spec, cache_dir=cache_dir, flips=flips, threads=threads,
                                progress=progress, skip_bad=skip_bad, test_indices=test_indices, seed=seed,
                                timings=timings)  # fmt: skip
-        return done, done[2].cv_score
+        return done, done[2].cv_score, done[2].cv_se
 
     choice: dict[str, Any] | None = None
     if backbone == AUTO:
@@ -229,7 +229,7 @@ def fit_dataset(
         feats, split, chosen = best.result
     else:
         model, spec = _backbone(backbone, input_size, ds)
-        (feats, split, chosen), _ = run(model, spec)
+        (feats, split, chosen), _, _ = run(model, spec)
     tr, te = split.train, split.test
     y, groups = ds.targets(), ds.groups()
     train_rows = TrainingRows(feats, y, groups, flips)
@@ -275,7 +275,7 @@ def _cv_gap(task: str, chosen: Selection, held: dict[str, Any]) -> dict[str, Any
     """
     key = "mae" if task == "regression" else "accuracy"
     cv, value = chosen.head.cv_score, held.get(key)
-    se = next(c["cv_se"] for c in chosen.scored if c["recipe"] == chosen.recipe)
+    se = chosen.cv_se
     return {
         "metric": key,
         "cv_estimate": cv,

@@ -58,7 +58,16 @@ class Selection:
     @property
     def cv_score(self) -> float:
         """The chosen recipe's grouped-CV score (MAE, or accuracy for classes) on the training split."""
-        return float(next(c["cv_score"] for c in self.scored if c["recipe"] == self.recipe))
+        return float(self._chosen["cv_score"])
+
+    @property
+    def cv_se(self) -> float:
+        """The standard error of :attr:`cv_score` over the folds."""
+        return float(self._chosen["cv_se"])
+
+    @property
+    def _chosen(self) -> dict[str, Any]:
+        return next(c for c in self.scored if c["recipe"] == self.recipe)
 
 
 #: How recipes are chosen; the report quotes it.
