@@ -178,6 +178,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     )
 
 
+# long: the fit is one sequence of steps (features, selection, export, test, int8, report) read top to bottom
 def fit_dataset(
     ds: Dataset,
     out: Path,
