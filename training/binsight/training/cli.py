@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from binsight.training import DEFAULT_INPUT_SIZE, parse_input_size
+from binsight.training import DEFAULT_INPUT_SIZE, DEFAULT_LATENCY_BUDGET_MS, parse_input_size
 
 
 def register(sub: Any) -> None:
@@ -22,7 +22,21 @@ def register(sub: Any) -> None:
     f = tsub.add_parser("fit", help="fit a head on deep features and export one ONNX model")
     f.add_argument("data", nargs="?", help="labelled set: folder with labels.csv, or one subfolder per class")
     f.add_argument("--out", required=True, help="output MODEL.onnx")
-    f.add_argument("--backbone", default="efficientnet_lite0")
+    f.add_argument(
+        "--backbone",
+        default="efficientnet_lite0",
+        help="efficientnet_lite0 (default), efficientnet_lite1, efficientnet_lite2, mobilenet_v3_large, "
+        "efficientnet_b0, resnet50, NAME=WEIGHTS.pth; or auto: the Lite with the best CV score within "
+        "--latency-budget-ms (docs/training.md)",
+    )
+    f.add_argument(
+        "--latency-budget-ms",
+        type=float,
+        default=DEFAULT_LATENCY_BUDGET_MS,
+        metavar="MS",
+        help=f"with --backbone auto: the most a frame may take (batch 1, one ONNX Runtime thread, timed "
+        f"here; default {DEFAULT_LATENCY_BUDGET_MS:g})",
+    )
     f.add_argument(
         "--input-size",
         type=_input_size,

@@ -37,6 +37,7 @@ def fit(args: argparse.Namespace) -> int:
         report_path=args.report,
         skip_bad=args.skip_bad,
         input_size=args.input_size,
+        latency_budget_ms=args.latency_budget_ms,
     )
     summary = {
         "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],

@@ -30,6 +30,7 @@ from binsight.training.solvers import (
     default_folds,
     most_regularised,
     raw_weights,
+    ridge_fold_scores,
     ridge_path,
     ridge_pipeline,
     softmax_temperature,
@@ -37,7 +38,7 @@ from binsight.training.solvers import (
     unscale,
 )
 
-__all__ = ["HeadKind", "LinearHead", "fit_fixed", "fit_head", "screen"]
+__all__ = ["HeadKind", "LinearHead", "Screened", "fit_fixed", "fit_head", "screen"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,16 @@ class LinearHead:
         }
 
 
+@dataclass(frozen=True)
+class Screened:
+    """A feature set's quick score: the (grouped) CV score at the chosen alpha and its standard error."""
+
+    score: float
+    se: float  # standard error of the mean over folds (std / sqrt(folds)); 0 with one fold
+    alpha: float
+    table: dict[str, float]  # "ridge:<alpha>" -> mean CV score
+
+
 def screen(
     x: np.ndarray,
     y: np.ndarray,
@@ -83,20 +94,25 @@ def screen(
     *,
     groups: np.ndarray | None = None,
     seed: int = 0,
-) -> tuple[float, float, dict[str, float]]:
+) -> Screened:
     """Score a feature set quickly: the best (grouped) CV score of a ridge model over its alpha path.
 
     Regression: MAE of ridge (which is also the head). Classification: accuracy of a ridge
     classifier, a fast stand-in used to rank feature candidates before the logistic/SVM head is
-    chosen on the winner. Returns ``(score, alpha, {"ridge:<alpha>": score})``.
+    chosen on the winner. The standard error over folds lets the caller apply a one-standard-error
+    rule across feature sets.
     """
     splits = cv_splits(y, groups, task, seed, default_folds(y, task))
-    path = ridge_path(x, y, splits, ALPHAS, n_classes if task == "classification" else 0)
+    folds = ridge_fold_scores(x, y, splits, ALPHAS, n_classes if task == "classification" else 0)
+    path = folds.mean(axis=0)
     best = most_regularised(path, task)
-    return (
-        float(path[best]),
-        ALPHAS[best],
-        {f"ridge:{a:g}": float(v) for a, v in zip(ALPHAS, path, strict=True)},
+    k = folds.shape[0]
+    se = float(folds[:, best].std(ddof=1) / np.sqrt(k)) if k > 1 else 0.0
+    return Screened(
+        score=float(path[best]),
+        se=se,
+        alpha=ALPHAS[best],
+        table={f"ridge:{a:g}": float(v) for a, v in zip(ALPHAS, path, strict=True)},
     )
 
 

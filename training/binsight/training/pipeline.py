@@ -28,10 +28,12 @@ import numpy as np
 from binsight.errors import DataError
 from binsight.training import DEFAULT_INPUT_SIZE, aspect_input_size
 from binsight.training.backbone import Backbone, BackboneSpec, check_input_size, load_backbone
+from binsight.training.backbone_choice import AUTO, DEFAULT_LATENCY_BUDGET_MS, choose_backbone
 from binsight.training.baselines import LEARNING_CURVE, baselines, learning_curve
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.extract import Features, extract
 from binsight.training.images import decode, input_frames
+from binsight.training.selection import RULE as SELECTION_RULE
 from binsight.training.selection import Selection, TrainingRows, select
 from binsight.version import __version__
 
@@ -113,10 +115,10 @@ def _model_version(now: dt.datetime) -> str:
 
 @contextmanager
 def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
-    """Record the seconds the block took as ``timings[key]`` (the report's ``timings``)."""
+    """Add the seconds the block took to ``timings[key]`` (the report's ``timings``)."""
     t = time.perf_counter()
     yield
-    timings[key] = time.perf_counter() - t
+    timings[key] = timings.get(key, 0.0) + time.perf_counter() - t
 
 
 def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
@@ -128,6 +130,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     skip_bad: bool = False,
     cache_dir: str | Path | None = None,
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
+    latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
 ) -> dict[str, Any]:
     """Fit a fill-level (or class) model on a labelled set and write it as one ONNX file.
 
@@ -139,8 +142,10 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         The model file to write. With ``int8`` it is the int8 model and the float model is kept
         beside it as ``<out stem>.fp32.onnx``.
     backbone
-        ``efficientnet_lite0`` (default), ``mobilenet_v3_large``, ``efficientnet_b0``, ``resnet50``,
-        or ``NAME=/path/to/weights.pth``.
+        ``efficientnet_lite0`` (default), ``efficientnet_lite1``, ``efficientnet_lite2``,
+        ``mobilenet_v3_large``, ``efficientnet_b0``, ``resnet50``, or ``NAME=/path/to/weights.pth``;
+        ``auto`` chooses among the three Lites by CV within ``latency_budget_ms`` (per frame, batch 1,
+        one ONNX Runtime thread, timed on this machine; the report's ``backbone.choice`` says how).
     report_path
         Where to write the JSON report; the PNG figure goes beside it (``.png``).
     skip_bad
@@ -169,9 +174,11 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         skip_bad=skip_bad,
         cache_dir=cache_dir,
         input_size=input_size,
+        latency_budget_ms=latency_budget_ms,
     )
 
 
+# long: the fit is one sequence of steps (features, selection, export, test, int8, report) read top to bottom
 def fit_dataset(
     ds: Dataset,
     out: Path,
@@ -188,8 +195,13 @@ def fit_dataset(
     calibration_images: int = CALIBRATION_IMAGES,
     augment: bool = True,
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
+    latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
 ) -> dict[str, Any]:
-    """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks)."""
+    """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks).
+
+    ``backbone="auto"`` chooses among EfficientNet-Lite0/1/2 by CV within ``latency_budget_ms``
+    (:mod:`binsight.training.backbone_choice`).
+    """
     from binsight.training.features import ExportGraph
     from binsight.training.quantize import int8_model
 
@@ -197,21 +209,31 @@ def fit_dataset(
     out = Path(out)
     if out.suffix != ".onnx":
         raise DataError(f"{out}: the model file must end in .onnx")
-    model, spec = _backbone(backbone, input_size, ds)
     timings: dict[str, float] = {}
     # A lid camera looks straight down: a mirrored frame shows the same fill, so regression heads
     # also train on the three mirror images of each training frame (measured on the synthetic
     # benchmark: MAE 0.054 -> 0.047). Classes may not be mirror-invariant, so they get none.
     flips = REGRESSION_FLIPS if augment and ds.task == "regression" else ()
-    with _timed(timings, "features_s"):
-        feats = extract(ds, model, spec, cache_dir, flips=flips, threads=threads, progress=progress)
-    _drop_unreadable(ds, feats, skip_bad=skip_bad, fixed_split=test_indices is not None)
-    split = _split(ds, test_indices, seed)
+
+    def run(model: Backbone, spec: BackboneSpec) -> tuple[tuple[Features, Split, Selection], float, float]:
+        done = _extract_select(ds, model, spec, cache_dir=cache_dir, flips=flips, threads=threads,
+                               progress=progress, skip_bad=skip_bad, test_indices=test_indices, seed=seed,
+                               timings=timings)  # fmt: skip
+        return done, done[2].cv_score, done[2].cv_se
+
+    choice: dict[str, Any] | None = None
+    if backbone == AUTO:
+        best, choice = choose_backbone(ds.task, resolve_input_size(input_size, ds), run,
+                                       budget_ms=latency_budget_ms, cache_dir=cache_dir)  # fmt: skip
+        assert best.backbone is not None and best.spec is not None
+        model, spec = best.backbone, best.spec
+        feats, split, chosen = best.result
+    else:
+        model, spec = _backbone(backbone, input_size, ds)
+        (feats, split, chosen), _, _ = run(model, spec)
     tr, te = split.train, split.test
     y, groups = ds.targets(), ds.groups()
     train_rows = TrainingRows(feats, y, groups, flips)
-    with _timed(timings, "heads_s"):
-        chosen = select(train_rows, tr, ds.task, len(ds.classes), seed)
     head, cols = chosen.head, chosen.cols
     with _timed(timings, "baselines_curve_s"):
         compared = baselines(feats, y, tr, te, ds=ds, groups=groups[tr], seed=seed)
@@ -237,12 +259,56 @@ def fit_dataset(
     asked = input_size if isinstance(input_size, int) else list(input_size)
     report = _report(ds, split, spec=spec, asked=asked if isinstance(backbone, str) else None, chosen=chosen,
                      flips=flips, feats=feats, fp32=tested, diff=diff, baselines=compared, curve=curve,
-                     int8=int8_report, timings=timings)  # fmt: skip
+                     int8=int8_report, timings=timings, choice=choice)  # fmt: skip
     if report_path is not None:
         _write_report(report, Path(report_path), y[te], tested.outputs)
     held_out = json.dumps(tested.metrics)[:200]
     logger.info("model %s written to %s; held-out %s", meta["model_version"], out, held_out)
     return report
+
+
+def _cv_gap(task: str, chosen: Selection, held: dict[str, Any]) -> dict[str, Any]:
+    """The head's grouped-CV estimate on the training split next to the held-out figure of the file.
+
+    A gap much wider than the CV's own standard error says the training bins were not like the
+    held-out ones (or the choice over-fitted the folds): expect new cameras to sit nearer the
+    held-out figure, or below it.
+    """
+    key = "mae" if task == "regression" else "accuracy"
+    cv, value = chosen.head.cv_score, held.get(key)
+    se = chosen.cv_se
+    return {
+        "metric": key,
+        "cv_estimate": cv,
+        "cv_standard_error": se,
+        "held_out": value,
+        "gap": None if value is None else value - cv,
+    }
+
+
+def _extract_select(
+    ds: Dataset,
+    model: Backbone,
+    spec: BackboneSpec,
+    *,
+    cache_dir: str | Path | None,
+    flips: tuple[str, ...],
+    threads: int | None,
+    progress: bool,
+    skip_bad: bool,
+    test_indices: np.ndarray | None,
+    seed: int,
+    timings: dict[str, float],
+) -> tuple[Features, Split, Selection]:
+    """Features of every sample through ``model``, the held-out split, and the recipe and head chosen."""
+    with _timed(timings, "features_s"):
+        feats = extract(ds, model, spec, cache_dir, flips=flips, threads=threads, progress=progress)
+    _drop_unreadable(ds, feats, skip_bad=skip_bad, fixed_split=test_indices is not None)
+    split = _split(ds, test_indices, seed)
+    train_rows = TrainingRows(feats, ds.targets(), ds.groups(), flips)
+    with _timed(timings, "heads_s"):
+        chosen = select(train_rows, split.train, ds.task, len(ds.classes), seed)
+    return feats, split, chosen
 
 
 def _backbone(
@@ -352,6 +418,7 @@ def _report(
     curve: list[dict[str, Any]],
     int8: dict[str, Any] | None,
     timings: dict[str, float],
+    choice: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The fit's report, one section per step ("Splits and the report" in docs/training.md)."""
     from binsight.modelfile import file_sha256
@@ -382,11 +449,13 @@ def _report(
             "input_size": list(spec.input_size),
             "input_size_asked": asked if asked is not None else list(spec.input_size),
             "taps": dict(zip(spec.taps, spec.tap_channels, strict=True)),
+            **({"choice": choice} if choice is not None else {}),
         },
         "features": {
             "metric": "mae (lower is better)" if regression else "accuracy (higher is better)",
             "candidates": [{**c, "recipe": str(c["recipe"])} for c in chosen.scored],
             "screened_with": "ridge (the head itself)" if regression else "ridge classifier",
+            "rule": SELECTION_RULE,
             "chosen": str(chosen.recipe),
             "input_size": list(spec.input_size),
             "augmentation": list(flips),
@@ -399,6 +468,7 @@ def _report(
         },
         "head": chosen.head.describe(),
         "test": fp32.metrics,
+        "cv_vs_held_out": _cv_gap(ds.task, chosen, fp32.metrics),
         "baselines": baselines,
         "learning_curve": curve,
         "export": {

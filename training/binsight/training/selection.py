@@ -19,7 +19,7 @@ from binsight.training.extract import Features
 from binsight.training.heads import LinearHead, fit_head, screen
 from binsight.training.recipes import Recipe, candidates
 
-__all__ = ["Selection", "TrainingRows", "better", "select"]
+__all__ = ["RULE", "Selection", "TrainingRows", "better", "one_se_choice", "select"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,23 +55,59 @@ class Selection:
     head: LinearHead
     scored: list[dict[str, Any]]
 
+    @property
+    def cv_score(self) -> float:
+        """The chosen recipe's grouped-CV score (MAE, or accuracy for classes) on the training split."""
+        return float(self._chosen["cv_score"])
+
+    @property
+    def cv_se(self) -> float:
+        """The standard error of :attr:`cv_score` over the folds."""
+        return float(self._chosen["cv_se"])
+
+    @property
+    def _chosen(self) -> dict[str, Any]:
+        return next(c for c in self.scored if c["recipe"] == self.recipe)
+
+
+#: How recipes are chosen; the report quotes it.
+RULE = (
+    "one standard error: of the candidates whose grouped-CV score is within one standard error "
+    "(over folds) of the best, the one with the fewest features"
+)
+
 
 def select(train_rows: TrainingRows, tr: np.ndarray, task: Task, n_classes: int, seed: int) -> Selection:
-    """Score every feature candidate on the training rows ``tr``, keep the best, fit its head."""
+    """Score every feature candidate on the training rows ``tr``, keep one by :data:`RULE`, fit its head.
+
+    The best CV score is an optimistic estimate of itself (it won among several), and new cameras
+    differ from the training bins more than folds differ from each other; a richer feature set
+    whose advantage is inside the folds' noise is the one that carries over worse. So the smallest
+    candidate within one standard error of the best wins (Breiman et al.'s one-standard-error
+    rule, applied across feature sets).
+    """
     layout = train_rows.feats.layout
     scored: list[dict[str, Any]] = []
     for r in candidates(layout):
         cols = layout.columns(r)
         x_aug, y_aug, g_aug = train_rows(tr, cols)
-        score, alpha, table = screen(x_aug, y_aug, task, n_classes, groups=g_aug, seed=seed)
-        logger.info("candidate %s (%s features): cv %.4f (alpha %g)", r, len(cols), score, alpha)
-        scored.append({"recipe": r, "dim": len(cols), "cv_score": score, "alpha": alpha, "cv_scores": table})
-    best = scored[0]
-    for c in scored[1:]:
-        if better(task, c["cv_score"], best["cv_score"]):
-            best = c
-    recipe = best["recipe"]
+        s = screen(x_aug, y_aug, task, n_classes, groups=g_aug, seed=seed)
+        logger.info("candidate %s (%s features): cv %.4f +- %.4f", r, len(cols), s.score, s.se)
+        scored.append({"recipe": r, "dim": len(cols), "cv_score": s.score, "cv_se": s.se, "alpha": s.alpha,
+                       "cv_scores": s.table})  # fmt: skip
+    recipe = one_se_choice(scored, task)["recipe"]
     cols = layout.columns(recipe)
     x_aug, y_aug, g_aug = train_rows(tr, cols)
     head = fit_head(x_aug, y_aug, task, n_classes, groups=g_aug, seed=seed)
     return Selection(recipe, cols, head, scored)
+
+
+def one_se_choice(scored: list[dict[str, Any]], task: str) -> dict[str, Any]:
+    """The candidate :data:`RULE` picks from ``scored`` (each with ``cv_score``, ``cv_se``, ``dim``)."""
+    best = scored[0]
+    for c in scored[1:]:
+        if better(task, c["cv_score"], best["cv_score"]):
+            best = c
+    bound = best["cv_score"] + best["cv_se"] if task == "regression" else best["cv_score"] - best["cv_se"]
+    close = [c for c in scored if not better(task, bound, c["cv_score"])]
+    return min(close, key=lambda c: c["dim"])  # min keeps the first of equal sizes

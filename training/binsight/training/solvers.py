@@ -34,6 +34,7 @@ __all__ = [
     "full_scores",
     "most_regularised",
     "raw_weights",
+    "ridge_fold_scores",
     "ridge_path",
     "ridge_pipeline",
     "row_space",
@@ -312,7 +313,18 @@ def ridge_path(
     alphas: tuple[float, ...],
     n_classes: int = 0,
 ) -> np.ndarray:
-    """Mean fold score for every alpha, from one eigendecomposition per fold.
+    """Mean fold score for every alpha (:func:`ridge_fold_scores` averaged over the folds)."""
+    return np.asarray(ridge_fold_scores(x, y, splits, alphas, n_classes).mean(axis=0))
+
+
+def ridge_fold_scores(
+    x: np.ndarray,
+    y: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    alphas: tuple[float, ...],
+    n_classes: int = 0,
+) -> np.ndarray:
+    """Score of every fold for every alpha, ``[folds, alphas]``, from one eigendecomposition per fold.
 
     Regression (``n_classes == 0``): MAE of clipped predictions, the estimator being
     ``FlooredScaler + Ridge(alpha)`` (intercept unpenalised). Classification: accuracy of a ridge
@@ -340,7 +352,7 @@ def ridge_path(
                 scores[f, k] = np.mean(pred.argmax(axis=1) == y[va])
             else:
                 scores[f, k] = np.mean(np.abs(np.clip(pred[:, 0], 0.0, 1.0) - y[va]))
-    return np.asarray(scores.mean(axis=0))
+    return scores
 
 
 #: A regression head takes the largest alpha whose CV MAE is within this fraction of the best.
