@@ -7,7 +7,7 @@ overflowing), with time and who, for the bins' history and later reports. ``api_
 the truck a ``driver`` token belongs to. Additive only: existing rows keep their values (NULL).
 
 Revision ID: 0005b
-Revises: 0004
+Revises: 0005a
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005b"
-down_revision = "0004"
+down_revision = "0005a"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@ the old state to the new one sends it, so several server processes (one shared s
 and restarts never send the same change twice. Additive: a new table, nothing else touched.
 
 Revision ID: 0005d
-Revises: 0004
+Revises: 0005b
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005d"
-down_revision = "0004"
+down_revision = "0005b"
 branch_labels = None
 depends_on = None
 
