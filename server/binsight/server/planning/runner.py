@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Plan
+from binsight.server.latency import PLAN_SECONDS
 from binsight.server.planning.explain import explain_skips
 from binsight.server.routing import Engine
-from binsight.server.latency import PLAN_SECONDS
 
 __all__ = ["PlanRunner", "Planner", "routing_planner"]
 
