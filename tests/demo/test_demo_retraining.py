@@ -21,7 +21,7 @@ from netutil import free_port
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server" / "rollout"))
 from retrain_support import Api, tiny_model, wait_until
 
-from binsight.demo import _start_cameras, _start_server
+from binsight.demo import _camera_template, _start_server
 from binsight.demo.assets import ensure_frames
 from binsight.demo.trust import ensure_release_key
 from binsight.demo.world import make_city
@@ -43,7 +43,14 @@ def test_the_demo_runs_the_retraining_loop(tmp_path: Path, mosquitto: Any) -> No
         assert stat.S_IMODE(key.stat().st_mode) == 0o600 and ensure_release_key(data) == (key, public)
         mqtt = {"host": "127.0.0.1", "port": mosquitto.port, "root": "binsight-demo", "protocol": "5"}
         updates = {"public_key": public, "base_url": server.http_url}
-        _start_cameras(stack, city, folders, model=first, data=data, mqtt=mqtt, updates=updates)
+        # The demo's own camera configuration (its [updates] trusts the demo key), on a clock fast enough
+        # for the canaries to be judged within the test: one capture every 2 s of wall time.
+        from binsight.device.simulate import SimulatedFleet
+
+        template = _camera_template(city, folders, first, mqtt, updates)
+        fleet = SimulatedFleet(folders, template=template, state_dir=data / "devices", interval_s=2.0)
+        fleet.start()
+        stack.callback(fleet.stop)
         admin = Api(server.http_url, token)
 
         candidate = tiny_model(tmp_path / "candidate.onnx", "demo-candidate", a=0.95, b=0.02)
