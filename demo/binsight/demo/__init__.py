@@ -255,7 +255,8 @@ def _start_server(
 
     conf_path = data / "server.toml"
     key, _ = ensure_release_key(data)  # promotions sign with it; the cameras trust its public half
-    conf_path.write_text(_server_toml(data, city, args.port, args.mqtt_port, protocol) + rollout_toml(key))
+    toml = _server_toml(data, city, args.port, args.mqtt_port, protocol) + rollout_toml(key, FRAME_STEP_S)
+    conf_path.write_text(toml)
     server = ServerRuntime(load_server_config(conf_path))
     server.start()
     stack.callback(server.stop)
