@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { lineChart } from '../chart.js';
 import { flash, h, replace, table } from '../dom.js';
-import { dateTime, num, relative } from '../format.js';
+import { dateTime, num, plural, relative } from '../format.js';
 
 const METRIC_NAMES = { mae: 'MAE', val_mae: 'MAE', rmse: 'RMSE', accuracy: 'accuracy', macro_f1: 'macro F1' };
 const X_KEYS = ['n', 'n_labels', 'labels', 'n_train', 'train_size'];
@@ -242,7 +242,7 @@ export default {
 
     function render() {
       const active = models.find((m) => m.active);
-      status.textContent = `${models.length} models · active: ${active ? active.version : 'none'}`;
+      status.textContent = `${plural(models.length, 'model')} · active: ${active ? active.version : 'none'}`;
       replace(listHost, table([
         { label: 'Version', value: (m) => h('button', { type: 'button', class: 'link', onclick: () => showDetail(m) }, m.version) },
         { label: 'Created', value: (m) => dateTime(m.created_at) },
