@@ -17,7 +17,8 @@ def test_login_with_token_shows_name_role_and_pages(page: Any, site: Seeded) -> 
     page.click("#login-form button[type=submit]")
     page.wait_for_selector("#nav a")
     assert page.inner_text("#who-name") == "olga (operator)"
-    assert page.locator("#nav a").all_inner_texts() == ["Map", "Route plan", "Manifests", "Cameras", "Models"]
+    pages = ["Map", "Route plan", "Manifests", "Cameras", "Models", "Savings"]
+    assert page.locator("#nav a").all_inner_texts() == pages
     assert page.evaluate("sessionStorage.getItem('binsight.token')") == site.tokens["operator"]
     assert page.evaluate("localStorage.getItem('binsight.token')") is None
     page.click("#logout")
@@ -63,6 +64,7 @@ def test_admin_is_offered_every_page(page: Any, site: Seeded) -> None:
         "Cameras",
         "Labelling",
         "Models",
+        "Savings",
     ]
 
 
