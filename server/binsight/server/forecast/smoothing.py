@@ -43,6 +43,8 @@ _HOUR_MS = 3_600_000.0
 _RECENT = 9
 #: Readings this near 1 are at the end of the camera's scale (clipped).
 _END = 1e-3
+#: Readings a cycle's level must rest on before a drop from it can count as a collection.
+_SETTLED = 3
 #: The assumed noise counts as this many readings while a bin has few (one jump must not swamp it).
 _NOISE_PRIOR_N = 10
 
@@ -105,8 +107,11 @@ class SmoothState:
     mean_abs: float  # running mean of |innovation| (capped) the noise comes from
     n: int  # readings seen, for the noise estimate's warm-up
     ts_level: int  # when ``level`` holds (the newest reading folded in)
-    #: The recent readings of this cycle: ``[ts, fill, level predicted before it, suspect side]``.
+    #: The recent readings of this cycle: ``[ts, fill, level predicted before it, suspect side,
+    #: 1 if that level rested on at least 3 readings of the cycle (else it cannot have dropped)]``.
     recent: list[list[float]] = field(default_factory=list)
+    #: Readings folded into this cycle.
+    cycle_n: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +157,7 @@ def _start(
         n=n,
         ts_level=ts,
         recent=recent,
+        cycle_n=max(1, len(recent)),
     )
 
 
@@ -161,10 +167,17 @@ def _median(values: list[float]) -> float:
     return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
 
 
-def _collection(state: SmoothState, tail: list[list[float]], ref: float, p: SmoothParams) -> SmoothStep:
-    """Restart the filter after a collection found in ``tail`` (the readings showing the drop)."""
-    # The collection is at the first of them that lies half a drop below the level before.
-    k = next(i for i, e in enumerate(tail) if e[1] <= ref - p.min_drop / 2)
+def _collection(
+    state: SmoothState, tail: list[list[float]], ref: float, before: float, p: SmoothParams
+) -> SmoothStep:
+    """Restart the filter after a collection found in ``tail`` (the readings showing the drop).
+
+    The collection is at the largest single step down among the readings half a drop below ``ref``
+    (``before``: the reading before the tail), as :func:`detect_collections` places it.
+    """
+    prev = [before] + [e[1] for e in tail[:-1]]
+    low = [i for i, e in enumerate(tail) if e[1] <= ref - p.min_drop / 2]
+    k = max(low, key=lambda i: (prev[i] - tail[i][1], -i))
     after = tail[k:]
     start = _median([e[1] for e in after])
     ts = int(tail[-1][0])
@@ -172,7 +185,7 @@ def _collection(state: SmoothState, tail: list[list[float]], ref: float, p: Smoo
         ts,
         start,
         p,
-        [[e[0], e[1], start, 0] for e in after],
+        [[e[0], e[1], start, 0, 0] for e in after],
         rate=state.rate,
         noise=state.noise,
         mean_abs=state.mean_abs,
@@ -184,9 +197,8 @@ def _collection(state: SmoothState, tail: list[list[float]], ref: float, p: Smoo
 def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> SmoothStep | None:
     """Fold one usable reading into ``state``; None when it is not newer than the state (left unsmoothed)."""
     if state is None:
-        s0 = _start(
-            ts, fill, p, [[ts, fill, fill, 0]], rate=0.0, noise=p.noise0, mean_abs=p.noise0 / 1.2533, n=0
-        )
+        # A bin's first reading: no level before it to have dropped from (it is not in ``recent``).
+        s0 = _start(ts, fill, p, [], rate=0.0, noise=p.noise0, mean_abs=p.noise0 / 1.2533, n=0)
         return SmoothStep(s0, s0.shown)
     if ts <= state.ts:
         return None
@@ -219,15 +231,17 @@ def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> Sm
         mean_abs = (1 - alpha) * state.mean_abs + alpha * min(abs(v), p.gate_sd * math.sqrt(s)) * scale
         noise = min(p.noise_max, max(p.noise_min, 1.2533 * mean_abs))
         state = replace(state, noise=noise, mean_abs=mean_abs, n=state.n + 1)
-    recent = [*state.recent, [ts, fill, level, side]][-_RECENT:]
+    settled = 1 if state.cycle_n >= _SETTLED else 0
+    recent = [*state.recent, [ts, fill, level, side, settled]][-_RECENT:]
 
     # 3. A drop: the last w readings' median lies min_drop below the level predicted before the first.
     w = p.window(state.noise)
-    if len(recent) >= w:
+    if len(recent) >= w and recent[-w][4]:
         tail = recent[-w:]
         ref = tail[0][2]
         if _median([e[1] for e in tail]) <= ref - p.min_drop:
-            return _collection(state, tail, ref, p)
+            before = recent[-w - 1][1] if len(recent) > w else ref
+            return _collection(state, tail, ref, before, p)
 
     # 2. A jump: the last ``confirm`` readings all suspect on the same side.
     if side != 0:
@@ -237,8 +251,9 @@ def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> Sm
             # Held back: maybe an outlier.
             return SmoothStep(replace(state, ts=ts, recent=recent), state.shown)
         to = _median(values)
-        if side < 0 and to <= run[0][2] - p.min_drop:
-            return _collection(state, run, run[0][2], p)
+        if side < 0 and run[0][4] and to <= run[0][2] - p.min_drop:
+            before = recent[-len(run) - 1][1] if len(recent) > len(run) else run[0][2]
+            return _collection(state, run, run[0][2], before, p)
         # Upwards the floor stays; downwards (less than a collection) the level was too high: it resets.
         shown = max(state.shown, to) if side > 0 else to
         jumped = replace(
@@ -250,7 +265,8 @@ def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> Sm
             p_ll=r,
             p_lr=0.0,
             p_rr=p_rr,
-            recent=[[e[0], e[1], to, 0] for e in run],
+            recent=[[e[0], e[1], to, 0, settled] for e in run],
+            cycle_n=state.cycle_n + 1,
         )
         return SmoothStep(jumped, jumped.shown)
 
@@ -274,6 +290,7 @@ def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> Sm
         n=state.n,
         ts_level=ts,
         recent=recent,
+        cycle_n=state.cycle_n + 1,
     )
     return SmoothStep(new, shown)
 
