@@ -30,6 +30,7 @@ Run: ``nice .venv/bin/python bench/server_fill_smoothing.py [--bins 40] [--days 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
@@ -100,7 +101,7 @@ def isotonic(y: NDArray[np.float64], cuts: list[int]) -> tuple[NDArray[np.float6
     after = np.empty(len(y))
     online = np.empty(len(y))
     bounds = [0, *cuts, len(y)]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         blocks: list[list[float]] = []  # [sum, count]
         for i in range(a, b):
             blocks.append([float(y[i]), 1.0])
