@@ -30,7 +30,7 @@ displayed fill drops ``w - 1`` readings after a collection, not at its first low
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ class SmoothState:
     cycle_n: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow, not dataclasses.asdict: its deep copy of ``recent`` cost more than the filter itself.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> SmoothState | None:
@@ -225,23 +226,26 @@ def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> Sm
     # wild reading must not inflate it; cutting at 3 sd biases it by 1%), scaled by noise / predicted
     # sd (the innovation also holds the prediction's own error). The assumed noise weighs as
     # ``_NOISE_PRIOR_N`` readings at first.
+    noise, mean_abs, n = state.noise, state.mean_abs, state.n
     if side == 0:
-        alpha = max(p.noise_alpha, 1.0 / (state.n + _NOISE_PRIOR_N))
+        alpha = max(p.noise_alpha, 1.0 / (n + _NOISE_PRIOR_N))
         scale = math.sqrt(r / s)
-        mean_abs = (1 - alpha) * state.mean_abs + alpha * min(abs(v), p.gate_sd * math.sqrt(s)) * scale
+        mean_abs = (1 - alpha) * mean_abs + alpha * min(abs(v), p.gate_sd * math.sqrt(s)) * scale
         noise = min(p.noise_max, max(p.noise_min, 1.2533 * mean_abs))
-        state = replace(state, noise=noise, mean_abs=mean_abs, n=state.n + 1)
+        n += 1
     settled = 1 if state.cycle_n >= _SETTLED else 0
     recent = [*state.recent, [ts, fill, level, side, settled]][-_RECENT:]
 
     # 3. A drop: the last w readings' median lies min_drop below the level predicted before the first.
-    w = p.window(state.noise)
-    if len(recent) >= w and recent[-w][4]:
+    w = p.window(noise)
+    # Only looked for when the newest reading lies half a drop below (a high one is held or folded in,
+    # and the drop is found at the next low one): the median is then sorted for few readings.
+    if len(recent) >= w and recent[-w][4] and fill <= recent[-w][2] - p.min_drop / 2:
         tail = recent[-w:]
         ref = tail[0][2]
         if _median([e[1] for e in tail]) <= ref - p.min_drop:
             before = recent[-w - 1][1] if len(recent) > w else ref
-            return _collection(state, tail, ref, before, p)
+            return _collection(replace(state, noise=noise, mean_abs=mean_abs, n=n), tail, ref, before, p)
 
     # 2. A jump: the last ``confirm`` readings all suspect on the same side.
     if side != 0:
@@ -253,7 +257,7 @@ def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> Sm
         to = _median(values)
         if side < 0 and run[0][4] and to <= run[0][2] - p.min_drop:
             before = recent[-len(run) - 1][1] if len(recent) > len(run) else run[0][2]
-            return _collection(state, run, run[0][2], before, p)
+            return _collection(replace(state, noise=noise, mean_abs=mean_abs, n=n), run, run[0][2], before, p)
         # Upwards the floor stays; downwards (less than a collection) the level was too high: it resets.
         shown = max(state.shown, to) if side > 0 else to
         jumped = replace(
@@ -285,9 +289,9 @@ def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> Sm
         p_ll=p_ll,
         p_lr=p_lr,
         p_rr=p_rr,
-        noise=state.noise,
-        mean_abs=state.mean_abs,
-        n=state.n,
+        noise=noise,
+        mean_abs=mean_abs,
+        n=n,
         ts_level=ts,
         recent=recent,
         cycle_n=state.cycle_n + 1,
