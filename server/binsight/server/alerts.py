@@ -120,16 +120,20 @@ def level_of(fill: float | None, threshold: float, overflow_fill: float) -> str 
 def observe(
     sessions: sessionmaker[Session], health: HealthConfig, threshold: float, overflow_fill: float
 ) -> list[BinState]:
-    """Every device's state now, from the ``devices`` table (newest usable fill, health)."""
+    """Every device's state now, from the ``devices`` table (smoothed fill, health).
+
+    The smoothed fill (:attr:`Device.shown_fill`), not the newest raw reading: one wild frame must not
+    alert an overflow (bench/server_fill_smoothing.py counts how often raw readings would).
+    """
     now = now_ms()
     with sessions() as s:
         devices = list(s.execute(select(Device)).scalars())
     return [
         BinState(
             d.bin_id,
-            level_of(d.fill, threshold, overflow_fill),
+            level_of(d.shown_fill, threshold, overflow_fill),
             "online" if device_health(d, now, health).online else "offline",
-            d.fill,
+            d.shown_fill,
         )
         for d in devices
     ]

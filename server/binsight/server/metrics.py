@@ -165,22 +165,22 @@ def _stored_metrics(out: list[Metric], state: AppState) -> None:
 
 
 def _fill_metrics(out: list[Metric], state: AppState, devices: list[Device]) -> None:
-    """How many bins are full and overflowing now, by their newest usable fill ([alerts] levels)."""
+    """How many bins are full and overflowing now, by their smoothed fill ([alerts] levels), as alerts."""
     alerts = state.config.alerts
     threshold = alerts.threshold if alerts.threshold is not None else state.config.forecast.threshold
-    levels = [level_of(d.fill, threshold, alerts.overflow_fill) for d in devices]
+    levels = [level_of(d.shown_fill, threshold, alerts.overflow_fill) for d in devices]
     _metric(
         out,
         "binsight_bins_full",
         "gauge",
-        "Bins whose newest usable fill is at or above the full threshold (overflowing ones included).",
+        "Bins whose smoothed fill is at or above the full threshold (overflowing ones included).",
         [({}, sum(level in ("full", "overflow") for level in levels))],
     )
     _metric(
         out,
         "binsight_bins_overflowing",
         "gauge",
-        "Bins whose newest usable fill is at or above [alerts] overflow_fill.",
+        "Bins whose smoothed fill is at or above [alerts] overflow_fill.",
         [({}, levels.count("overflow"))],
     )
 

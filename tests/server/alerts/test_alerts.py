@@ -81,9 +81,16 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+STEP = 600_000  # readings 10 minutes apart, as the device default
+
+
 def store(sessions: sessionmaker[Session], bin_id: str, seq: int, fill: float) -> None:
+    """One reading, timed by its seq (ten minutes apart, in the past) so the smoothing sees them in order."""
+    ts = now_ms() - (1000 - seq) * STEP
     with sessions() as s, s.begin():
-        write_batch(s, [item("reading", bin_id, reading(bin_id, seq, fill))], BinRegistry(), False, now_ms())
+        write_batch(
+            s, [item("reading", bin_id, reading(bin_id, seq, fill, ts=ts))], BinRegistry(), False, now_ms()
+        )
 
 
 def alerts_config(make_config: Callable[..., ServerConfig], db_url: str, url: str, **kw: Any) -> ServerConfig:
@@ -104,7 +111,8 @@ def test_one_alert_per_state_change_signed(
     tmp_path: Path,
 ) -> None:
     """Readings that stay full alert once; overflow, emptied and the camera going offline each once;
-    each POST carries an HMAC-SHA256 of its body under the configured secret."""
+    each POST carries an HMAC-SHA256 of its body under the configured secret. Levels follow the
+    smoothed fill: a change shows once two readings agree on it."""
     (tmp_path / "secret").write_text(SECRET + "\n")
     cfg = alerts_config(
         make_config,
@@ -121,11 +129,13 @@ def test_one_alert_per_state_change_signed(
         for seq, fill in ((2, 0.85), (3, 0.86), (4, 0.9)):
             store(sessions, "b1", seq, fill)
             watcher.run_once()
-        store(sessions, "b1", 5, 0.99)
-        watcher.run_once()
+        for seq in range(5, 11):  # the camera reads a full bin (its end of scale) for an hour
+            store(sessions, "b1", seq, 1.0)
+            watcher.run_once()
         watcher.run_once()  # no change: nothing
-        store(sessions, "b1", 6, 0.1)
-        watcher.run_once()
+        for seq in (11, 12):
+            store(sessions, "b1", seq, 0.1)
+            watcher.run_once()
         with sessions() as s, s.begin():
             s.execute(update(Device).where(Device.bin_id == "b1").values(available="offline"))
         watcher.run_once()
@@ -138,7 +148,33 @@ def test_one_alert_per_state_change_signed(
             assert headers["X-Binsight-Signature"] == f"sha256={mac}"
             assert headers["Content-Type"] == "application/json"
         first = receiver.posts[0][0]
-        assert (first["state"], first["previous"], first["fill"]) == ("full", "ok", 0.85)
+        # The smoothed fill: the two readings that agreed on the jump, 0.85 and 0.86.
+        assert (first["state"], first["previous"], first["fill"]) == ("full", "ok", 0.855)
+    finally:
+        watcher.stop()
+
+
+def test_one_wild_frame_does_not_alert_an_overflow(
+    sessions: sessionmaker[Session], make_config: Callable[..., ServerConfig], db_url: str, receiver: Receiver
+) -> None:
+    """A bin at 0.5 whose camera reads 1.0 once (glare, a bag on the lens) raises no alert: alerts
+    follow the smoothed fill, which holds a lone reading back; the raw reading is kept as it came."""
+    cfg = alerts_config(make_config, db_url, receiver.url, events=["threshold", "overflow", "emptied"])
+    watcher = FleetWatcher(cfg, sessions, None)
+    watcher.sender.start()  # type: ignore[union-attr]
+    try:
+        for seq in range(1, 7):
+            store(sessions, "spike", seq, 0.5)
+        watcher.run_once()
+        store(sessions, "spike", 7, 1.0)
+        assert watcher.run_once() == []
+        store(sessions, "spike", 8, 0.5)
+        assert watcher.run_once() == []
+        with sessions() as s:
+            d = s.get(Device, "spike")
+            assert d is not None and d.fill_smooth is not None and d.fill_smooth < 0.55
+        time.sleep(0.2)
+        assert receiver.events() == []
     finally:
         watcher.stop()
 

@@ -68,3 +68,26 @@ def test_history(api: Api) -> None:
     pts = h["forecast"]["points"]
     assert pts[0]["ts"] >= now - 1000 and pts[-1]["fill"] >= pts[0]["fill"]
     assert api.get("/api/bins/nope/history").status_code == 404
+
+
+def test_raw_and_smoothed_fill(api: Api) -> None:
+    """A wild last frame: /api/bins has it as ``fill`` and the bin's level as ``fill_smooth``, which
+    ``min_fill`` filters on; history gives both for every reading."""
+    now = now_ms()
+    fills = [0.3, 0.31, 0.3, 0.32, 0.31, 0.32, 0.95]  # ten minutes apart; the last one wild
+    items = [
+        item("reading", "b-wild", reading("b-wild", seq, f, ts=now - (len(fills) - seq) * 600_000))
+        for seq, f in enumerate(fills)
+    ]
+    with api.sessions() as s, s.begin():
+        import_bins(s, [BinRow("b-wild", 52.37, 4.89, 1000)])
+        write_batch(s, items, BinRegistry(), False, now)
+    (b,) = [b for b in api.get("/api/bins", "labeller").json() if b["id"] == "b-wild"]
+    assert b["fill"] == 0.95
+    assert 0.29 < b["fill_smooth"] < 0.34
+    assert [x["id"] for x in api.get("/api/bins?min_fill=0.5").json()] == []
+    h = api.get("/api/bins/b-wild/history?days=1", "operator").json()
+    assert [r["fill"] for r in h["readings"]] == fills
+    smooth = [r["fill_smooth"] for r in h["readings"]]
+    assert all(v is not None for v in smooth) and smooth == sorted(smooth)
+    assert smooth[-1] == b["fill_smooth"]

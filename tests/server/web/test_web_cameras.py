@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from web_support import OFFLINE, Seeded, login, shot, signed_in
@@ -23,7 +24,7 @@ def test_cameras_lists_devices_and_draws_a_fill_chart(page: Any, site: Seeded) -
     assert f"{ingest['readings']:,} readings stored" in page.inner_text("#ingest")
 
     page.click("[data-device='nrd-01'] button.link")
-    page.wait_for_selector(".chart .reading-line")
+    page.wait_for_selector(".chart .smooth-line")
     hist = site.api("/api/bins/nrd-01/history?days=14", "operator")
     assert page.locator(".chart .collection").count() == len(hist["collections"])
     if hist["forecast"] and len(hist["forecast"]["points"]) > 1:
@@ -64,4 +65,34 @@ def test_the_fill_chart_says_what_full_means(page: Any, phone: Any, site: Seeded
         # The line sits at 80% of the fill axis: 0% is the bottom axis, 100% the top of the plot.
         y = float(pg.get_attribute(".chart .threshold", "y1"))
         assert abs(y - (300 - 36 - 0.8 * (300 - 16 - 36))) < 0.5
+        shot(pg, name, full_page=True)
+
+
+def test_the_fill_chart_draws_raw_dots_round_the_smoothed_line(page: Any, phone: Any, site: Seeded) -> None:
+    """nrd-04's noisy camera: its raw readings are faint dots, the smoothed fill the line, which only
+    rises between the drops where the filter found a collection; the wild 1.0 stays a dot."""
+    hist = site.api("/api/bins/nrd-04/history?days=7", "operator")
+    raw = [r["fill"] for r in hist["readings"] if r["fill"] is not None]
+    assert 1.0 in raw
+    smooth = [r["fill_smooth"] for r in hist["readings"]]
+    assert all(v is not None for v in smooth) and max(smooth) < 0.95
+    for pg, name in ((page, "cameras-smoothed"), (phone, "cameras-smoothed-phone")):
+        signed_in(pg, site, "operator", "cameras/nrd-04")
+        pg.wait_for_selector(".chart .smooth-line")
+        assert pg.locator(".chart .reading-line").count() == 0  # every reading has a smoothed value
+        assert pg.locator(".chart .reading-dots.raw circle").count() == len(raw)
+        opacity = pg.eval_on_selector(
+            ".chart .reading-dots.raw circle", "e => getComputedStyle(e).fillOpacity"
+        )
+        assert float(opacity) < 0.5
+        # Within each piece of the path (between "M"s) the line never falls: SVG y grows downwards.
+        d = pg.get_attribute(".chart .smooth-line", "d")
+        assert d is not None
+        pieces = [p for p in d.split("M") if p]
+        assert len(pieces) >= 2  # the seed empties the bin once in the week shown
+        for piece in pieces:
+            ys = [float(pt.split(",")[1]) for pt in piece.split("L")]
+            assert all(b <= a + 1e-6 for a, b in itertools.pairwise(ys))
+        legend = pg.inner_text(".chart-panel .legend")
+        assert "readings (raw)" in legend and "smoothed fill" in legend
         shot(pg, name, full_page=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from netutil import wait_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,7 +39,16 @@ BINS: list[dict[str, Any]] = [
     {"bin_id": "nrd-01", "lat": 52.3850, "lon": 4.8990, "site": "noord", "fill": 0.93, "rate": 0.012},
     {"bin_id": "nrd-02", "lat": 52.3895, "lon": 4.9105, "site": "noord", "fill": 0.86, "rate": 0.010},
     {"bin_id": "nrd-03", "lat": 52.3920, "lon": 4.8890, "site": "noord", "fill": 0.41, "rate": 0.004},
-    {"bin_id": "nrd-04", "lat": 52.3812, "lon": 4.9210, "site": "noord", "fill": 0.72, "rate": 0.011},
+    # nrd-04's camera is noisy (sd 0.04) and once reads a wild 1.0: raw dots round a smoothed line.
+    {
+        "bin_id": "nrd-04",
+        "lat": 52.3812,
+        "lon": 4.9210,
+        "site": "noord",
+        "fill": 0.72,
+        "rate": 0.011,
+        "noise": 0.04,
+    },
     {"bin_id": "nrd-05", "lat": 52.3960, "lon": 4.9020, "site": "noord", "fill": 0.18, "rate": 0.003},
     {"bin_id": "nrd-06", "lat": 52.3871, "lon": 4.8805, "site": "noord", "fill": 0.97, "rate": 0.015},
     {"bin_id": "ctr-01", "lat": 52.3702, "lon": 4.8952, "site": "centrum", "fill": 0.88, "rate": 0.014},
@@ -142,11 +152,14 @@ def _seed_messages(now: int) -> list[tuple[str, bytes]]:
         bin_id = b["bin_id"]
         # Five days of two-hourly readings rising at the bin's rate; each time a cycle started the
         # bin was emptied (a sharp drop of 0.9), so fast bins show collections.
+        rng = np.random.default_rng(i)
         for seq, h in enumerate(range(120, -1, -2)):
             ts = now - h * HOUR_MS - 5 * 60_000
             fill = b["fill"] - b["rate"] * h
             while fill < 0.02:
                 fill += 0.9
+            if b.get("noise") and h:  # the newest reading stays the bin's "fill"
+                fill = 1.0 if h == 20 else min(1.0, max(0.0, fill + float(rng.normal(0.0, b["noise"]))))
             reading = Reading(
                 bin_id=bin_id, seq=seq, ts=ts, fill=round(fill, 4), quality="ok", model="m-seed"
             )

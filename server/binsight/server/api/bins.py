@@ -30,7 +30,8 @@ def list_bins(
     min_fill: Annotated[float | None, Query(ge=0, le=1)] = None,
     offline: bool | None = None,
 ) -> list[BinOut]:
-    """Every bin with its latest fill, forecast and camera health, filtered by site, fill or offline."""
+    """Every bin with its latest fill (raw and smoothed), forecast and camera health, filtered by site,
+    smoothed fill (``min_fill``) or offline."""
     now = now_ms()
     out = []
     with state.sessions() as s:
@@ -41,8 +42,8 @@ def list_bins(
             health = device_health(d, now, state.config.health)
             if offline is not None and health.online == offline:
                 continue
-            fill = d.fill if d is not None else None
-            if min_fill is not None and (fill is None or fill < min_fill):
+            shown = d.shown_fill if d is not None else None
+            if min_fill is not None and (shown is None or shown < min_fill):
                 continue
             fc = state.forecasts.get(s, d, now)
             out.append(
@@ -53,8 +54,9 @@ def list_bins(
                     lon=b.lon,
                     capacity_l=b.capacity_l,
                     site=b.site,
-                    fill=fill,
+                    fill=d.fill if d else None,
                     fill_ts=d.fill_ts if d else None,
+                    fill_smooth=d.fill_smooth if d else None,
                     quality=d.quality if d else None,
                     forecast=ForecastOut.model_validate(fc.to_api()) if fc is not None else None,
                     online=health.online,
@@ -74,14 +76,15 @@ def list_bins(
 def history(
     bin_id: str, _who: Reader, state: State, days: Annotated[float, Query(gt=0, le=366)] = 7.0
 ) -> HistoryOut:
-    """Readings of the last ``days``, the collections found in them, and the forecast curve."""
+    """Readings of the last ``days`` (raw and smoothed fill), the collections found in them, and the
+    forecast curve."""
     now = now_ms()
     since = now - int(days * 86_400_000)
     with state.sessions() as s:
         if s.get(Bin, bin_id) is None:
             raise HTTPException(404, f"no bin {bin_id!r}")
         rows = s.execute(
-            select(Reading.ts, Reading.fill, Reading.quality, Reading.historical)
+            select(Reading.ts, Reading.fill, Reading.quality, Reading.historical, Reading.fill_smooth)
             .where(Reading.bin_id == bin_id, Reading.ts >= since)
             .order_by(Reading.ts)
         ).all()
@@ -101,7 +104,12 @@ def history(
             }
         )
     return HistoryOut(
-        readings=[ReadingOut(ts=r.ts, fill=r.fill, quality=r.quality, historical=r.historical) for r in rows],
+        readings=[
+            ReadingOut(
+                ts=r.ts, fill=r.fill, quality=r.quality, historical=r.historical, fill_smooth=r.fill_smooth
+            )
+            for r in rows
+        ],
         collections=collections,
         forecast=forecast,
         threshold=state.config.forecast.threshold,

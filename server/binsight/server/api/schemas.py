@@ -23,8 +23,13 @@ class BinOut(BaseModel):
     lon: float | None
     capacity_l: float | None
     site: str | None
-    fill: float | None
+    fill: float | None = Field(description="the newest usable reading's fill, raw (as the camera said)")
     fill_ts: int | None
+    fill_smooth: float | None = Field(
+        None,
+        description="the smoothed fill (only rises between collections; docs/server.md 'Smoothed fill'): "
+        "what the map, alerts and the min_fill filter use; null before the bin's first smoothed reading",
+    )
     quality: str | None
     forecast: ForecastOut | None
     online: bool
@@ -39,9 +44,14 @@ class BinOut(BaseModel):
 
 class ReadingOut(BaseModel):
     ts: int
-    fill: float | None
+    fill: float | None = Field(description="raw, as the camera said; null for an unusable frame")
     quality: str
     historical: bool
+    fill_smooth: float | None = Field(
+        None,
+        description="the smoothed fill as it stood when this reading arrived; null: no fill, arrived "
+        "after newer readings (not smoothed), or stored before smoothing existed",
+    )
 
 
 class FillPoint(BaseModel):

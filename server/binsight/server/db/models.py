@@ -102,10 +102,20 @@ class Device(Base):
     quality: Mapped[str | None] = mapped_column(String(32))
     fill: Mapped[float | None] = mapped_column(Float)
     fill_ts: Mapped[int | None] = mapped_column(BigInteger)
+    #: The smoothed fill after the newest smoothed reading (migration 0006c; only rises between
+    #: collections) and the filter's state (binsight.server.forecast.smoothing.SmoothState).
+    fill_smooth: Mapped[float | None] = mapped_column(Float)
+    smooth: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Seq bookkeeping over stored readings: missing = seq_max - seq_min + 1 - seq_count.
     seq_min: Mapped[int | None] = mapped_column(BigInteger)
     seq_max: Mapped[int | None] = mapped_column(BigInteger)
     seq_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    @property
+    def shown_fill(self) -> float | None:
+        """The fill the map, alerts, metrics and plans without a forecast use: the smoothed one, or the
+        newest raw one for a bin whose filter has not started (no reading since migration 0006c)."""
+        return self.fill_smooth if self.fill_smooth is not None else self.fill
 
 
 class Reading(Base):
@@ -129,6 +139,9 @@ class Reading(Base):
     shadow_fill: Mapped[float | None] = mapped_column(Float)
     infer_ms: Mapped[float | None] = mapped_column(Float)
     label: Mapped[str | None] = mapped_column(String(64))
+    #: The smoothed fill when this reading arrived (migration 0006c); null: no fill, older than the
+    #: bin's newest smoothed reading when it arrived, or stored before 0006c. ``fill`` stays the raw one.
+    fill_smooth: Mapped[float | None] = mapped_column(Float)
 
 
 class Image(Base):

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.broker import BrokerConnection
 from binsight.server.config import ServerConfig
+from binsight.server.forecast.smoothing import SmoothParams
 from binsight.server.ingest.rejects import RejectLog
 from binsight.server.ingest.writer import BatchWriter
 
@@ -45,6 +46,7 @@ class Ingest:
             batch_size=config.ingest.batch_size,
             linger_ms=config.ingest.linger_ms,
             registration_required=config.ingest.registration_required,
+            smoothing=SmoothParams.from_config(config.forecast),
         )
 
     def start(self) -> None:

@@ -10,13 +10,15 @@ device, not millions of lost readings: :func:`advance_seq_window` counts it as a
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     String,
     Table,
@@ -40,6 +42,7 @@ from binsight.server.db.models import (
     IngestReject,
     Reading,
 )
+from binsight.server.forecast.smoothing import SmoothParams, SmoothState, step
 from binsight.server.ingest.messages import (
     Availability,
     EventMsg,
@@ -164,6 +167,18 @@ class _DeviceChange:
     fill: float = 0.0
     #: The model of the batch's live (not historical) readings ("": no live reading).
     model: str = ""
+    #: The smoothing state (JSON) after the batch's readings, when it folded any in (forecast.smoothing).
+    smooth_set: bool = False
+    fill_smooth: float = 0.0
+    smooth: str = "null"
+
+
+@dataclass
+class _Locked:
+    """What the batch reads (on PostgreSQL: locks) of its devices first: seq bookkeeping and smoothing."""
+
+    windows: dict[str, SeqWindow | None]
+    smooth: dict[str, SmoothState | None]
 
 
 def _ensure_devices(session: Session, registry: BinRegistry, bin_ids: set[str]) -> None:
@@ -177,7 +192,7 @@ def _ensure_devices(session: Session, registry: BinRegistry, bin_ids: set[str]) 
 
 
 _PG_LOCK_DEVICES = text(
-    "SELECT bin_id, seq_min, seq_max, seq_count FROM devices WHERE bin_id = ANY(:bin_id)"
+    "SELECT bin_id, seq_min, seq_max, seq_count, smooth FROM devices WHERE bin_id = ANY(:bin_id)"
     " ORDER BY bin_id FOR UPDATE"
 )
 _PG_UPDATE_DEVICES = text(
@@ -195,24 +210,29 @@ UPDATE devices AS d SET
   fill_ts = CASE WHEN v.fill_ts >= 0 AND v.fill_ts >= COALESCE(d.fill_ts, -1) THEN v.fill_ts
                  ELSE d.fill_ts END,
   fill = CASE WHEN v.fill_ts >= 0 AND v.fill_ts >= COALESCE(d.fill_ts, -1) THEN v.fill ELSE d.fill END,
-  model = CASE WHEN v.model <> '' THEN v.model ELSE d.model END
+  model = CASE WHEN v.model <> '' THEN v.model ELSE d.model END,
+  fill_smooth = CASE WHEN v.smooth_set THEN v.fill_smooth ELSE d.fill_smooth END,
+  smooth = CASE WHEN v.smooth_set THEN CAST(v.smooth AS json) ELSE d.smooth END
 FROM unnest(CAST(:bin_id AS varchar[]), CAST(:last_seen AS bigint[]), CAST(:new_readings AS bigint[]),
             CAST(:seq_min AS bigint[]), CAST(:seq_max AS bigint[]), CAST(:reading_ts AS bigint[]),
             CAST(:quality AS varchar[]), CAST(:fill_ts AS bigint[]), CAST(:fill AS float8[]),
-            CAST(:model AS varchar[]))
-     AS v(bin_id, last_seen, new_readings, seq_min, seq_max, reading_ts, quality, fill_ts, fill, model)
+            CAST(:model AS varchar[]), CAST(:smooth_set AS boolean[]), CAST(:fill_smooth AS float8[]),
+            CAST(:smooth AS text[]))
+     AS v(bin_id, last_seen, new_readings, seq_min, seq_max, reading_ts, quality, fill_ts, fill, model,
+          smooth_set, fill_smooth, smooth)
 WHERE d.bin_id = v.bin_id
 """
 )
 _PG_INSERT_READINGS = text(
     """
 INSERT INTO readings (bin_id, seq, ts, received_at, fill, quality, model, historical, spread, infer_ms, label,
-                      shadow_model, shadow_fill)
+                      shadow_model, shadow_fill, fill_smooth)
 SELECT * FROM unnest(CAST(:bin_id AS varchar[]), CAST(:seq AS bigint[]), CAST(:ts AS bigint[]),
                      CAST(:received_at AS bigint[]), CAST(:fill AS float8[]), CAST(:quality AS varchar[]),
                      CAST(:model AS varchar[]), CAST(:historical AS boolean[]), CAST(:spread AS float8[]),
                      CAST(:infer_ms AS float8[]), CAST(:label AS varchar[]),
-                     CAST(:shadow_model AS varchar[]), CAST(:shadow_fill AS float8[]))
+                     CAST(:shadow_model AS varchar[]), CAST(:shadow_fill AS float8[]),
+                     CAST(:fill_smooth AS float8[]))
 ON CONFLICT (bin_id, seq) DO NOTHING
 RETURNING bin_id, seq
 """
@@ -223,25 +243,34 @@ def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     return {k: [r[k] for r in rows] for k in rows[0]}
 
 
-def _seq_windows(session: Session, bin_ids: list[str]) -> dict[str, SeqWindow | None]:
-    """The devices' stored seq windows; on PostgreSQL the rows are locked (in id order, so that two
-    servers writing overlapping devices cannot deadlock) until the batch commits."""
+def _lock_devices(session: Session, bin_ids: list[str]) -> _Locked:
+    """The devices' stored seq windows and smoothing states; on PostgreSQL the rows are locked (in id
+    order, so that two servers writing overlapping devices cannot deadlock) until the batch commits,
+    so the seq bookkeeping and the smoothing both see every earlier batch."""
     if dialect.is_postgresql(session):
         rows = session.execute(_PG_LOCK_DEVICES, {"bin_id": bin_ids}).all()
     else:
-        # SQLite: this transaction already holds the database's write lock (it inserted readings).
+        # SQLite has one writer (the ingest writer): nothing else changes these rows meanwhile.
         t = Device.__table__
         assert isinstance(t, Table)
-        query = select(t.c.bin_id, t.c.seq_min, t.c.seq_max, t.c.seq_count).where(t.c.bin_id.in_(bin_ids))
+        query = select(t.c.bin_id, t.c.seq_min, t.c.seq_max, t.c.seq_count, t.c.smooth).where(
+            t.c.bin_id.in_(bin_ids)
+        )
         rows = session.execute(query).all()
-    return {b: None if lo is None or hi is None else SeqWindow(lo, hi, count) for b, lo, hi, count in rows}
+    windows = {
+        b: None if lo is None or hi is None else SeqWindow(lo, hi, count) for b, lo, hi, count, _ in rows
+    }
+    smooth = {b: SmoothState.from_json(sm) for b, _lo, _hi, _count, sm in rows}
+    return _Locked(windows, smooth)
 
 
 def _advance_seqs(
-    session: Session, changes: dict[str, _DeviceChange], fresh: dict[str, list[int]], result: BatchResult
+    windows: dict[str, SeqWindow | None],
+    changes: dict[str, _DeviceChange],
+    fresh: dict[str, list[int]],
+    result: BatchResult,
 ) -> None:
     """Set each device's new ``seq_min``/``seq_max`` from the seqs this batch inserted for it."""
-    windows = _seq_windows(session, sorted(changes))
     for bin_id, seqs in fresh.items():
         old = windows.get(bin_id)
         new, jumps = advance_seq_window(old, seqs)
@@ -256,16 +285,20 @@ def _advance_seqs(
 
 
 def _update_devices(
-    session: Session, changes: dict[str, _DeviceChange], fresh: dict[str, list[int]], result: BatchResult
+    session: Session,
+    locked: _Locked,
+    changes: dict[str, _DeviceChange],
+    fresh: dict[str, list[int]],
+    result: BatchResult,
 ) -> None:
     """One UPDATE per device per batch: every SET sees the old row, as SQL defines.
 
-    The rows are read (on PostgreSQL: locked) first, for the seq bookkeeping. PostgreSQL gets one
+    The rows were read (on PostgreSQL: locked) first (:func:`_lock_devices`). PostgreSQL gets one
     statement over arrays (``unnest``); SQLite an executemany.
     """
     if not changes:
         return
-    _advance_seqs(session, changes, fresh, result)
+    _advance_seqs(locked.windows, changes, fresh, result)
     rows = [{"bin_id": b, **dataclasses.asdict(c)} for b, c in sorted(changes.items())]
     if dialect.is_postgresql(session):
         session.execute(_PG_UPDATE_DEVICES, _columns(rows))
@@ -283,6 +316,7 @@ def _sqlite_update_devices(session: Session) -> Any:
     reading_ts = bindparam("d_reading_ts", type_=BigInteger)
     fill_ts = bindparam("d_fill_ts", type_=BigInteger)
     model = bindparam("d_model", type_=String)
+    smooth_set = bindparam("d_smooth_set", type_=Boolean)
     newer_reading = (reading_ts >= 0) & (reading_ts >= func.coalesce(t.c.reading_ts, -1))
     newer_fill = (fill_ts >= 0) & (fill_ts >= func.coalesce(t.c.fill_ts, -1))
     any_new = new_readings > 0
@@ -302,8 +336,42 @@ def _sqlite_update_devices(session: Session) -> Any:
             fill_ts=case((newer_fill, fill_ts), else_=t.c.fill_ts),
             fill=case((newer_fill, bindparam("d_fill", type_=Float)), else_=t.c.fill),
             model=case((model != "", model), else_=t.c.model),
+            fill_smooth=case((smooth_set, bindparam("d_fill_smooth", type_=Float)), else_=t.c.fill_smooth),
+            smooth=case((smooth_set, bindparam("d_smooth", type_=String)), else_=t.c.smooth),
         )
     )
+
+
+def _smooth(
+    readings: Iterable[Reading_],
+    states: dict[str, SmoothState | None],
+    changes: dict[str, _DeviceChange],
+    params: SmoothParams,
+) -> dict[tuple[str, int], float]:
+    """Fold the usable readings into their bins' filters, in time order; each one's smoothed fill.
+
+    A reading not newer than its bin's state (a backlog arriving after newer readings, or a copy of one
+    already folded in) is left out: the filter only runs forward, O(1) per reading.
+    """
+    out: dict[tuple[str, int], float] = {}
+    per_bin: dict[str, list[Reading_]] = {}
+    for r in readings:
+        if r.fill is not None:
+            per_bin.setdefault(r.bin_id, []).append(r)
+    for bin_id, rs in per_bin.items():
+        state = states.get(bin_id)
+        before = state
+        for r in sorted(rs, key=lambda r: (r.ts, r.seq)):
+            assert r.fill is not None
+            st = step(state, r.ts, r.fill, params)
+            if st is not None:
+                state = st.state
+                out[bin_id, r.seq] = st.shown
+        if state is not None and state is not before:
+            c = changes[bin_id]
+            c.smooth_set, c.fill_smooth = True, state.shown
+            c.smooth = json.dumps(state.to_json(), separators=(",", ":"))
+    return out
 
 
 def _write_readings(
@@ -312,6 +380,8 @@ def _write_readings(
     now_ms: int,
     result: BatchResult,
     changes: dict[str, _DeviceChange],
+    *,
+    smoothed: Callable[[Iterable[Reading_]], dict[tuple[str, int], float]],
 ) -> dict[str, list[int]]:
     """Insert the readings; returns the seqs actually inserted per device, in arrival order."""
     unique: dict[tuple[str, int], Reading_] = {}
@@ -319,6 +389,7 @@ def _write_readings(
         unique.setdefault((m.reading.bin_id, m.reading.seq), m.reading)
     if not unique:
         return {}
+    smooth = smoothed(unique.values())
     stmt = (
         dialect.insert(session, Reading)
         .on_conflict_do_nothing(index_elements=["bin_id", "seq"])
@@ -339,6 +410,7 @@ def _write_readings(
             "label": r.label,
             "shadow_model": r.shadow_model,
             "shadow_fill": r.shadow_fill,
+            "fill_smooth": smooth.get((r.bin_id, r.seq)),
         }
         for r in unique.values()
     ]
@@ -489,9 +561,20 @@ def _write_rejects(session: Session, rejects: Sequence[Reject], now_ms: int) -> 
 
 
 def write_batch(
-    session: Session, items: Sequence[Item], registry: BinRegistry, registration_required: bool, now_ms: int
+    session: Session,
+    items: Sequence[Item],
+    registry: BinRegistry,
+    registration_required: bool,
+    now_ms: int,
+    *,
+    smoothing: SmoothParams | None = None,
 ) -> BatchResult:
-    """Store ``items`` (validated messages and rejects) in the caller's transaction."""
+    """Store ``items`` (validated messages and rejects) in the caller's transaction.
+
+    ``smoothing``: the fill filter's settings (default :class:`SmoothParams`; the server passes its
+    ``[forecast] min_drop``).
+    """
+    params = smoothing or SmoothParams()
     result = BatchResult()
     rejects = [i for i in items if isinstance(i, Reject)]
     good = [i for i in items if not isinstance(i, Reject)]
@@ -514,8 +597,16 @@ def write_batch(
         if not (isinstance(i, Availability) and (not i.online or i.retained)):
             c.last_seen = now_ms
     _ensure_devices(session, registry, set(changes))
-    fresh = _write_readings(session, [i for i in good if isinstance(i, ReadingMsg)], now_ms, result, changes)
-    _update_devices(session, changes, fresh, result)
+    locked = _lock_devices(session, sorted(changes))
+    fresh = _write_readings(
+        session,
+        [i for i in good if isinstance(i, ReadingMsg)],
+        now_ms,
+        result,
+        changes,
+        smoothed=lambda rs: _smooth(rs, locked.smooth, changes, params),
+    )
+    _update_devices(session, locked, changes, fresh, result)
     if stats := [i for i in good if isinstance(i, StatsMsg)]:
         _write_stats(session, stats)
     if avail := [i for i in good if isinstance(i, Availability)]:

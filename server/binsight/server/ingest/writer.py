@@ -27,6 +27,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.server.db.engine import now_ms
+from binsight.server.forecast.smoothing import SmoothParams
 from binsight.server.ingest.messages import Item, Message, ReadingMsg, Reject, bin_of
 from binsight.server.ingest.rejects import RejectLog
 from binsight.server.ingest.store import BinRegistry, write_batch
@@ -115,8 +116,10 @@ class BatchWriter:
         batch_size: int,
         linger_ms: float,
         registration_required: bool,
+        smoothing: SmoothParams | None = None,
     ) -> None:
         self.sessions = sessions
+        self.smoothing = smoothing
         self.inbox = inbox
         self.rejects = rejects
         self.batch_size = batch_size
@@ -277,7 +280,12 @@ class BatchWriter:
         now = now_ms()
         with self.sessions() as session, session.begin():
             result = write_batch(
-                session, [q.item for q in batch], self.registry, self.registration_required, now
+                session,
+                [q.item for q in batch],
+                self.registry,
+                self.registration_required,
+                now,
+                smoothing=self.smoothing,
             )
         self._acknowledge(batch)
         for r in result.rejects:

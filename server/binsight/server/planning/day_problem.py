@@ -215,7 +215,7 @@ def _bin_entry(
         return "no position (import the bin with lat/lon)"
     if not b.capacity_l:
         return "no capacity_l"
-    if dev is None or dev.fill is None:
+    if dev is None or dev.shown_fill is None:
         return "no usable reading yet"
     threshold, now_ms = horizon.threshold, horizon.now_ms
     fc = forecasts.get(session, dev, now_ms)
@@ -224,7 +224,8 @@ def _bin_entry(
         full_ts, overflow_ts = fc.reaches(threshold), fc.reaches(OVERFLOW_FILL)
     else:
         # Without a forecast nobody can say how long a full bin holds: full counts as overflowing.
-        fill = float(dev.fill)
+        # The smoothed fill: one wild frame must not put a bin on the route as overflowing.
+        fill = float(dev.shown_fill)
         full_ts = overflow_ts = now_ms if fill >= threshold else None
     if fill >= threshold:
         full_ts = min(full_ts or now_ms, now_ms)

@@ -22,6 +22,7 @@ from binsight.server.config import ServerConfig, config_from_dict
 from binsight.server.db.engine import make_engine, make_sessionmaker
 from binsight.server.db.migrate import upgrade
 from binsight.server.forecast.cache import ForecastCache, ReplayBudget
+from binsight.server.forecast.smoothing import SmoothParams
 from binsight.server.ingest.messages import Item, parse
 from binsight.server.ingest.store import BinRegistry, write_batch
 from binsight.server.planning.day_problem import PlanRequest, build_problem
@@ -86,6 +87,7 @@ class ServerSide:
         # deterministic and costs one forecast per bin and day.
         self.forecasts = ForecastCache(self.cfg.forecast, ReplayBudget(rate=0.0, burst=0))
         self.registry = BinRegistry()
+        self.smoothing = SmoothParams.from_config(self.cfg.forecast)
         self.ids = ids
         self._seq = np.zeros(len(ids), dtype=np.int64)
         self._pending: list[Item] = []
@@ -129,7 +131,9 @@ class ServerSide:
         size = self.cfg.ingest.batch_size
         for i in range(0, len(self._pending), size):
             with self.sessions() as s, s.begin():
-                result = write_batch(s, self._pending[i : i + size], self.registry, False, now_ms)
+                result = write_batch(
+                    s, self._pending[i : i + size], self.registry, False, now_ms, smoothing=self.smoothing
+                )
             if result.rejects:
                 raise RuntimeError(f"the server rejected twin readings: {result.rejects[:3]}")
         self._pending = []

@@ -58,7 +58,7 @@ function axes(svg, x, y, xTicks, xFmt, yTicks, yFmt, xLabel, yLabel) {
 
 /**
  * Fill over time.
- * @param {{readings: {ts, fill}[], collections: number[], forecast: {points: {ts, fill, low?, high?}[],
+ * @param {{readings: {ts, fill, fill_smooth?}[], collections: number[], forecast: {points: {ts, fill, low?, high?}[],
  *   full_ts, low_ts, high_ts}|null, threshold?: number, title: string}} data
  */
 export function fillChart({ readings, collections = [], forecast = null, threshold = null, title }) {
@@ -112,23 +112,35 @@ export function fillChart({ readings, collections = [], forecast = null, thresho
     svg.append(s('line', { class: 'collection', x1: x(c), x2: x(c), y1: M.top, y2: H - M.bottom },
       s('title', { text: `collection detected ${new Date(c).toLocaleString()}` })));
   }
-  // Break the line across collections and gaps so a drop is not drawn as a slope.
+  // The line is the server's smoothed fill (it only rises between collections) and the dots the raw readings,
+  // faint. Readings stored before smoothing existed have none: there the raw readings make the line.
   const sorted = usable.slice().sort((a, b) => a.ts - b.ts);
+  const smoothed = sorted.filter((r) => r.fill_smooth !== null && r.fill_smooth !== undefined);
   const cs = collections.slice().sort((a, b) => a - b);
   let d = '';
   let prev = null;
   for (const r of sorted) {
+    if (r.fill_smooth !== null && r.fill_smooth !== undefined) continue;
     const broke = prev && cs.some((c) => c > prev.ts && c <= r.ts);
     d += `${!prev || broke ? 'M' : 'L'}${x(r.ts).toFixed(1)},${y(r.fill).toFixed(1)}`;
     prev = r;
   }
   if (d) svg.append(s('path', { class: 'reading-line', d }));
-  const dots = s('g', { class: 'reading-dots' });
+  // Break the smoothed line where it falls (a collection the filter found) so a drop is not drawn as a slope.
+  let ds = '';
+  prev = null;
+  for (const r of smoothed) {
+    ds += `${!prev || r.fill_smooth < prev.fill_smooth ? 'M' : 'L'}${x(r.ts).toFixed(1)},${y(r.fill_smooth).toFixed(1)}`;
+    prev = r;
+  }
+  if (ds) svg.append(s('path', { class: 'smooth-line', d: ds }));
+  const dots = s('g', { class: `reading-dots${smoothed.length ? ' raw' : ''}` });
   const every = Math.max(1, Math.ceil(sorted.length / 300));
   sorted.forEach((r, i) => {
     if (i % every === 0) {
+      const sm = r.fill_smooth !== null && r.fill_smooth !== undefined ? `, smoothed ${Math.round(r.fill_smooth * 100)}%` : '';
       dots.append(s('circle', { cx: x(r.ts), cy: y(r.fill), r: 2.2, class: r.historical ? 'historical' : '' },
-        s('title', { text: `${new Date(r.ts).toLocaleString()}: ${Math.round(r.fill * 100)}%${r.historical ? ' (replayed)' : ''}` })));
+        s('title', { text: `${new Date(r.ts).toLocaleString()}: ${Math.round(r.fill * 100)}%${sm}${r.historical ? ' (replayed)' : ''}` })));
     }
   });
   svg.append(dots);
@@ -141,7 +153,8 @@ export function fillLegend(threshold = null) {
   const full = threshold === null || threshold === undefined ? null
     : item('sw-threshold', `full = ${Math.round(threshold * 100)}% (the server's forecast.threshold: forecasts and plans count a bin full here)`);
   return h('ul', { class: 'legend' },
-    item('sw-reading', 'readings'), item('sw-collection', 'detected collection'),
+    item('sw-raw', 'readings (raw)'), item('sw-smooth', 'smoothed fill (only rises between collections)'),
+    item('sw-collection', 'detected collection'),
     item('sw-forecast', 'forecast'), item('sw-full', 'forecast full'), item('sw-band', 'likely full between'), full);
 }
 

@@ -10,6 +10,14 @@ const FILL_STOPS = [
 
 export const NO_READING = '#9aa0a6';
 
+/**
+ * The fill a bin is shown, coloured and ranked by: the server's smoothed fill (it only rises between
+ * collections, so one wild frame does not paint a bin red), or the raw one where the server has none yet.
+ */
+export function shownFill(bin) {
+  return bin.fill_smooth !== null && bin.fill_smooth !== undefined ? bin.fill_smooth : bin.fill;
+}
+
 export function fillColor(fill) {
   if (fill === null || fill === undefined || Number.isNaN(fill)) return NO_READING;
   const f = Math.max(0, Math.min(1, fill));

@@ -1,7 +1,7 @@
 // An SVG map in Web Mercator: bins, routes, depots and disposal sites on a plain background with a scale bar,
 // and an optional raster tile layer. Pan by dragging or arrow keys, zoom with the wheel, +/- or the buttons.
 import { h, replace, s } from './dom.js';
-import { fillColor, fillTextColor, routeColor, textOn } from './colors.js';
+import { fillColor, fillTextColor, routeColor, shownFill, textOn } from './colors.js';
 import { bounds, fit, project, scaleBar, tileUrl, unproject } from './geo.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -424,8 +424,8 @@ export class MapView {
   showClusterTooltip(key) {
     const members = this.clusters.get(key);
     if (!members) return;
-    const fullest = members.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1));
-    const names = fullest.slice(0, 5).map((b) => `${b.id} ${b.fill === null || b.fill === undefined ? '–' : `${Math.round(b.fill * 100)}%`}`);
+    const fullest = members.slice().sort((a, b) => (shownFill(b) ?? -1) - (shownFill(a) ?? -1));
+    const names = fullest.slice(0, 5).map((b) => { const f = shownFill(b); return `${b.id} ${f === null || f === undefined ? '–' : `${Math.round(f * 100)}%`}`; });
     replace(this.tooltip, h('strong', {}, `${members.length} bins here`),
       h('ul', { class: 'cluster-list' }, names.map((n) => h('li', {}, n)),
         members.length > 5 ? h('li', {}, `and ${members.length - 5} more`) : null),
@@ -539,7 +539,7 @@ export class MapView {
       el.setAttribute('cx', x.toFixed(1));
       el.setAttribute('cy', y.toFixed(1));
       el.setAttribute('r', String(r));
-      el.setAttribute('fill', fillColor(bin.fill));
+      el.setAttribute('fill', fillColor(shownFill(bin)));
       el.dataset.bin = bin.id;
       frag.append(el);
       this.drawnAt.set(bin.id, [x, y]);
@@ -562,11 +562,11 @@ export class MapView {
         if (g.items.length === 1) { dot(g.items[0], g.x, g.y); continue; }
         const key = `c${this.clusters.size}`;
         this.clusters.set(key, g.items);
-        const fullest = g.items.reduce((m, b) => ((b.fill ?? -1) > (m.fill ?? -1) ? b : m));
+        const fullest = g.items.reduce((m, b) => ((shownFill(b) ?? -1) > (shownFill(m) ?? -1) ? b : m));
         const radius = r + 4 + Math.min(6, Math.log2(g.items.length) * 1.5);
         frag.append(s('g', { class: `bin-cluster${faded ? ' bin-faded' : ''}`, 'data-cluster': key, 'data-count': g.items.length },
-          s('circle', { cx: g.x.toFixed(1), cy: g.y.toFixed(1), r: radius.toFixed(1), fill: fillColor(fullest.fill) }),
-          s('text', { x: g.x.toFixed(1), y: g.y.toFixed(1), dy: '0.35em', 'text-anchor': 'middle', fill: fillTextColor(fullest.fill), text: String(g.items.length) })));
+          s('circle', { cx: g.x.toFixed(1), cy: g.y.toFixed(1), r: radius.toFixed(1), fill: fillColor(shownFill(fullest)) }),
+          s('text', { x: g.x.toFixed(1), y: g.y.toFixed(1), dy: '0.35em', 'text-anchor': 'middle', fill: fillTextColor(shownFill(fullest)), text: String(g.items.length) })));
         if (g.items.some((b) => b.id === this.selectedId)) selected = [g.x, g.y, radius + 4];
       }
     }

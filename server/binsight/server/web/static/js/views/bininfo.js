@@ -1,6 +1,6 @@
 // What an operator wants to know about one bin, as a definition list.
 import { h } from '../dom.js';
-import { fillColor, fillTextColor } from '../colors.js';
+import { fillColor, fillTextColor, shownFill } from '../colors.js';
 import { dateTime, duration, pct, relative } from '../format.js';
 
 export function fillBadge(fill) {
@@ -38,12 +38,19 @@ export function timeToFull(forecast, now = Date.now()) {
   return `full ${relative(forecast.full_ts, now)}${band}`;
 }
 
+/** The newest raw reading beside the smoothed fill, when they differ by a visible point or more. */
+function rawNote(bin) {
+  const smooth = bin.fill_smooth;
+  if (smooth === null || smooth === undefined || bin.fill === null || bin.fill === undefined) return '';
+  return Math.abs(bin.fill - smooth) >= 0.01 ? h('span', { class: 'hint' }, ` smoothed; last reading ${pct(bin.fill)}`) : '';
+}
+
 export function binDetails(bin) {
   const row = (term, ...desc) => [h('dt', {}, term), h('dd', {}, ...desc)];
   return h('div', { class: 'bin-details' },
     h('h3', {}, bin.name && bin.name !== bin.id ? `${bin.name} (${bin.id})` : bin.id),
     h('dl', {},
-      row('Fill', fillBadge(bin.fill), bin.quality && bin.quality !== 'ok' ? ` last frame ${bin.quality}` : ''),
+      row('Fill', fillBadge(shownFill(bin)), rawNote(bin), bin.quality && bin.quality !== 'ok' ? ` last frame ${bin.quality}` : ''),
       row('Forecast', timeToFull(bin.forecast)),
       row('Fill rate', bin.forecast && bin.forecast.rate_per_day !== null && bin.forecast.rate_per_day !== undefined
         ? `${pct(bin.forecast.rate_per_day, 1)} per day` : '–'),

@@ -1,6 +1,6 @@
 // Map: every bin coloured by its latest fill; filters; details on hover or click; a sortable list.
 import { api } from '../api.js';
-import { fillColor } from '../colors.js';
+import { fillColor, shownFill } from '../colors.js';
 import { h, keepFocus, replace, table } from '../dom.js';
 import { pct, plural, relative } from '../format.js';
 import { MapView } from '../mapview.js';
@@ -66,7 +66,7 @@ export function tileControls(onChange) {
 
 export function filterBins(bins, { site, minFill, offline }) {
   return bins.filter((b) => (!site || b.site === site)
-    && (!minFill || (b.fill !== null && b.fill !== undefined && b.fill * 100 >= minFill))
+    && (!minFill || (shownFill(b) !== null && shownFill(b) !== undefined && shownFill(b) * 100 >= minFill))
     && (!offline || b.online === false));
 }
 
@@ -77,7 +77,7 @@ function urgentGroup(title, id, bins, pick) {
     bins.length
       ? h('ul', {}, bins.slice(0, URGENT_SHOWN).map((b) => h('li', {},
         h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id), ' ',
-        fillBadge(b.fill), ' ', h('span', { class: 'hint' }, timeToFull(b.forecast).replace(/ \(.*\)$/, '')))),
+        fillBadge(shownFill(b)), ' ', h('span', { class: 'hint' }, timeToFull(b.forecast).replace(/ \(.*\)$/, '')))),
       rest > 0 ? h('li', { class: 'hint' }, `and ${plural(rest, 'more bin')}`) : null)
       : h('p', { class: 'hint' }, 'None.'));
 }
@@ -191,11 +191,11 @@ export default {
       const inView = shown.filter((b) => map.inView(b.lat, b.lon));
       listHead.textContent = inView.length === shown.length ? 'Bins in view' : `Bins in view (${inView.length} of ${shown.length}: pan or zoom out for the others)`;
       // The list is for reading and keyboard access; past a few hundred rows the filters serve better.
-      const sorted = inView.slice().sort((a, b) => (b.fill ?? -1) - (a.fill ?? -1)).slice(0, LIST_MAX);
+      const sorted = inView.slice().sort((a, b) => (shownFill(b) ?? -1) - (shownFill(a) ?? -1)).slice(0, LIST_MAX);
       keepFocus(listHost, 'data-bin-row', () => replace(listHost, table([
         { label: 'Bin', value: (b) => h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id) },
         { label: 'Site', value: (b) => b.site || '–' },
-        { label: 'Fill', value: (b) => fillBadge(b.fill) },
+        { label: 'Fill', value: (b) => fillBadge(shownFill(b)) },
         { label: 'Forecast', value: (b) => timeToFull(b.forecast) },
         { label: 'Last reading', value: (b) => (b.fill_ts ? relative(b.fill_ts) : 'none') },
         { label: 'Device', value: (b) => deviceState(b) },
@@ -205,7 +205,7 @@ export default {
     function render() {
       const shown = filterBins(bins, filters);
       const off = bins.filter((b) => b.online === false).length;
-      const full = bins.filter((b) => b.fill !== null && b.fill >= 0.8).length;
+      const full = bins.filter((b) => shownFill(b) !== null && shownFill(b) !== undefined && shownFill(b) >= 0.8).length;
       const unplaced = shown.filter((b) => !Number.isFinite(b.lat) || !Number.isFinite(b.lon)).length;
       if (!bins.length) {
         summary.textContent = 'No bins yet: import them with `binsight server bins import FILE --config server.toml`.';
