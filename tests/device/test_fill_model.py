@@ -19,6 +19,7 @@ def test_regression_model_reads_metadata_and_predicts(model_v1: Path) -> None:
     preds = m.predict([scene(64), scene(192, size=(480, 640))])
     assert [p.fill for p in preds] == pytest.approx([64 / 255, 192 / 255], abs=0.03)
     assert m.prepare(scene(64)).shape == (32, 32, 3)
+    assert m.predict([]) == []  # no frames (every one unusable): no predictions, not a crash
 
 
 def test_classification_model_gives_label_confidence_and_fill(tmp_path: Path) -> None:

@@ -157,6 +157,8 @@ class FillModel:
         ModelError
             ORT failed, or the output has the wrong shape or values outside their range.
         """
+        if not frames:
+            return []
         # One frame per run: a burst then needs one frame's activations, not three.
         rows = []
         for frame in frames:

@@ -11,6 +11,7 @@ __all__ = [
     "DEFAULT_INPUT_SIZE",
     "DEFAULT_LATENCY_BUDGET_MS",
     "MIN_INPUT_SIDE",
+    "MIN_RETRAIN_LABELS",
     "aspect_input_size",
     "parse_input_size",
 ]
@@ -28,6 +29,11 @@ DEFAULT_INPUT_SIZE = 160
 #: CPU (several times slower than a desktop core) stays far inside its interval at this budget;
 #: lower it for cameras that must also run other work (binsight.training.backbone_choice).
 DEFAULT_LATENCY_BUDGET_MS = 60.0
+
+#: ``train fit --retrain auto`` tries re-training the backbone's last stages from this many training
+#: images on (binsight.training.retrain); below it the fifth of the bins held back to decide is too
+#: small to tell the re-trained stages from the linear head.
+MIN_RETRAIN_LABELS = 150
 
 
 def parse_input_size(text: str) -> int | tuple[int, int]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from binsight.training import DEFAULT_INPUT_SIZE, DEFAULT_LATENCY_BUDGET_MS, parse_input_size
+from binsight.training import (
+    DEFAULT_INPUT_SIZE,
+    DEFAULT_LATENCY_BUDGET_MS,
+    MIN_RETRAIN_LABELS,
+    parse_input_size,
+)
 
 
 def register(sub: Any) -> None:
@@ -45,6 +50,14 @@ def register(sub: Any) -> None:
         help=f"longer side of the backbone's input, a multiple of 32; the shorter follows the frames' "
         f"aspect, rounded up to a multiple of 32 (default {DEFAULT_INPUT_SIZE}: 4:3 frames give 128x160); "
         "or HxW exactly (docs/training.md has speed and accuracy per size)",
+    )
+    f.add_argument(
+        "--retrain",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help=f"re-train the backbone's last stages (early layers frozen): auto (default) tries it from "
+        f"{MIN_RETRAIN_LABELS} training images and keeps it when it beats the linear head on held-back "
+        "training bins; on keeps it regardless; off never tries (docs/training.md)",
     )
     f.add_argument("--int8", action="store_true", help="also static-quantize (per channel) to int8")
     f.add_argument("--report", help="write the JSON report here (and a PNG figure beside it)")

@@ -38,6 +38,7 @@ def fit(args: argparse.Namespace) -> int:
         skip_bad=args.skip_bad,
         input_size=args.input_size,
         latency_budget_ms=args.latency_budget_ms,
+        retrain=args.retrain,
     )
     summary = {
         "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
@@ -47,6 +48,7 @@ def fit(args: argparse.Namespace) -> int:
         "input_size": report["features"]["input_size"],
         "features": report["features"]["chosen"],
         "head": report["head"],
+        "retrained_last_stages": report["retrain"]["used"],
         "test": report["test"],
         "baselines": report["baselines"],
         "int8_test": report["int8"]["test"] if report["int8"] else None,

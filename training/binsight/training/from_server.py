@@ -41,10 +41,11 @@ import numpy as np
 from binsight.errors import BinsightError, DataError
 from binsight.heldout import paired_difference
 from binsight.secrets import read_secret
-from binsight.training import DEFAULT_INPUT_SIZE
+from binsight.training import DEFAULT_INPUT_SIZE, DEFAULT_LATENCY_BUDGET_MS
 
 if TYPE_CHECKING:
     from binsight.training.data import Dataset
+    from binsight.training.retrain import Mode
 
 __all__ = [
     "compare_models",
@@ -342,6 +343,8 @@ def fit_from_server(
     upload: bool = False,
     progress: bool = True,
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
+    latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
+    retrain: Mode = "auto",
 ) -> dict[str, Any]:
     """Fetch every human label, fit a candidate on the training bins' labels, compare it with the active
     model on the held-out bins' labels; optionally upload it.
@@ -376,6 +379,8 @@ def fit_from_server(
             cache_dir=cache_dir,
             progress=progress,
             input_size=input_size,
+            latency_budget_ms=latency_budget_ms,
+            retrain=retrain,
         )
         model_path = Path(report["int8"]["path"] if report["int8"] else report["export"]["path"])
         report["source"] = {
@@ -433,6 +438,8 @@ def command(args: argparse.Namespace) -> int:
         report_path=Path(args.report) if args.report else None,
         upload=args.upload,
         input_size=args.input_size,
+        latency_budget_ms=args.latency_budget_ms,
+        retrain=args.retrain,
     )
     json.dump(_summary(report), sys.stdout, indent=2)
     sys.stdout.write("\n")

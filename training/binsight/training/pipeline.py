@@ -12,6 +12,7 @@ are held-out metrics of exactly that file.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -33,6 +34,8 @@ from binsight.training.baselines import LEARNING_CURVE, baselines, learning_curv
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.extract import Features, extract
 from binsight.training.images import decode, input_frames
+from binsight.training.retrain import RECIPE as RETRAINED_RECIPE
+from binsight.training.retrain import Mode, RetrainSettings, decide_and_retrain, retrained_backbone
 from binsight.training.selection import RULE as SELECTION_RULE
 from binsight.training.selection import Selection, TrainingRows, select
 from binsight.version import __version__
@@ -131,6 +134,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     cache_dir: str | Path | None = None,
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
     latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
+    retrain: Mode = "auto",
 ) -> dict[str, Any]:
     """Fit a fill-level (or class) model on a labelled set and write it as one ONNX file.
 
@@ -158,6 +162,11 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         explicit ``(h, w)``. Default :data:`binsight.training.DEFAULT_INPUT_SIZE` (160). 224 is
         what the ImageNet weights were trained at (docs/training.md has the measured latency and
         accuracy of each size).
+    retrain
+        ``auto`` (default): with at least :data:`~binsight.training.retrain.MIN_RETRAIN_LABELS`
+        training images, also re-train the backbone's last stages (early layers frozen) and keep
+        them when they beat the linear head on held-back training bins
+        (:mod:`binsight.training.retrain`); ``on`` keeps them regardless; ``off`` never tries.
 
     Returns
     -------
@@ -175,6 +184,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         cache_dir=cache_dir,
         input_size=input_size,
         latency_budget_ms=latency_budget_ms,
+        retrain=retrain,
     )
 
 
@@ -196,8 +206,12 @@ def fit_dataset(
     augment: bool = True,
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
     latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
+    retrain: Mode = "auto",
+    retrain_settings: RetrainSettings | None = None,
 ) -> dict[str, Any]:
     """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks).
+
+    ``retrain_settings`` changes the re-training schedule (tests; benchmarks that measure it).
 
     ``backbone="auto"`` chooses among EfficientNet-Lite0/1/2 by CV within ``latency_budget_ms``
     (:mod:`binsight.training.backbone_choice`).
@@ -240,19 +254,37 @@ def fit_dataset(
         curve = learning_curve(tr, feats.deep[te][:, cols], y[te], train_rows=train_rows, cols=cols, ds=ds,
                                head=head, seed=seed)  # fmt: skip
 
+    with _timed(timings, "retrain_s"):
+        retrained, retrain_info = decide_and_retrain(ds, model, spec, tr, chosen, train_rows, flips, retrain,
+                                                     seed, retrain_settings)  # fmt: skip
+    recipe = chosen.recipe
+    if retrained is not None:
+        # The re-trained tail replaces the backbone's; its weights id says so (and keeps the
+        # feature cache of the ImageNet backbone apart from this one's).
+        model = retrained_backbone(model, retrained.tail)
+        spec = dataclasses.replace(spec, weights=f"{spec.weights}+retrained-{retrained.digest()}")
+        recipe = RETRAINED_RECIPE
+        head = dataclasses.replace(head, weight=retrained.weight, bias=retrained.bias, cv_score=float("nan"),
+                                   cv_scores={}, temperature=1.0)  # fmt: skip
+
     # Export the one graph, check it against torch, then evaluate the file itself.
-    graph = ExportGraph(model, spec, chosen.recipe, weight=head.weight, bias=head.bias, task=ds.task)
+    graph = ExportGraph(model, spec, recipe, weight=head.weight, bias=head.bias, task=ds.task)
     fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
     with _timed(timings, "export_s"):
         diff = _export_checked(graph, fp32_path, ds, te)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     meta = _metadata(ds, spec, chosen, now)
+    if retrained is not None:
+        meta["features"] = str(recipe)
+        retrained_head = {"kind": "retrained_last_stages", "tail_stages": retrain_info["tail_stages"],
+                          "validation": retrain_info["validation"]}  # fmt: skip
+        meta["head"] = json.dumps(retrained_head)
     tested = _stamp_and_test(fp32_path, meta, ds, te, threads=threads, timings=timings)
     int8_report: dict[str, Any] | None = None
     if int8:
         with _timed(timings, "int8_s"):
             int8_report = int8_model(out, tested, ds, tr, te, extractor=(model, spec), head=head,
-                                     recipe=chosen.recipe, flips=flips, model_version=_model_version(now),
+                                     recipe=recipe, flips=flips, model_version=_model_version(now),
                                      calibration_images=calibration_images, threads=threads, seed=seed,
                                      cache_dir=cache_dir)  # fmt: skip
     timings["total_s"] = time.perf_counter() - t0
@@ -260,6 +292,10 @@ def fit_dataset(
     report = _report(ds, split, spec=spec, asked=asked if isinstance(backbone, str) else None, chosen=chosen,
                      flips=flips, feats=feats, fp32=tested, diff=diff, baselines=compared, curve=curve,
                      int8=int8_report, timings=timings, choice=choice)  # fmt: skip
+    report["retrain"] = retrain_info
+    if retrained is not None:
+        report["head"] = json.loads(meta["head"])
+        report["features"]["chosen"] = str(recipe)
     if report_path is not None:
         _write_report(report, Path(report_path), y[te], tested.outputs)
     held_out = json.dumps(tested.metrics)[:200]
