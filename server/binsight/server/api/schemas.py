@@ -35,6 +35,11 @@ class BinOut(BaseModel):
     last_error: str | None
     registered: bool
     seq_gaps: int
+    #: The class of the latest usable reading (a model with a class head), its probability, and
+    #: ``flag`` (``overflowing`` | ``contaminated``) when that class flags the bin.
+    label: str | None = None
+    label_prob: float | None = None
+    flag: str | None = None
 
 
 class ReadingOut(BaseModel):
@@ -42,6 +47,8 @@ class ReadingOut(BaseModel):
     fill: float | None
     quality: str
     historical: bool
+    label: str | None = None
+    label_prob: float | None = None
 
 
 class FillPoint(BaseModel):

@@ -129,6 +129,8 @@ class Reading(Base):
     shadow_fill: Mapped[float | None] = mapped_column(Float)
     infer_ms: Mapped[float | None] = mapped_column(Float)
     label: Mapped[str | None] = mapped_column(String(64))
+    #: The class head's probability of ``label`` (migration 0006e).
+    label_prob: Mapped[float | None] = mapped_column(Float)
 
 
 class Image(Base):

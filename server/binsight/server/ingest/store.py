@@ -207,12 +207,13 @@ WHERE d.bin_id = v.bin_id
 _PG_INSERT_READINGS = text(
     """
 INSERT INTO readings (bin_id, seq, ts, received_at, fill, quality, model, historical, spread, infer_ms, label,
-                      shadow_model, shadow_fill)
+                      shadow_model, shadow_fill, label_prob)
 SELECT * FROM unnest(CAST(:bin_id AS varchar[]), CAST(:seq AS bigint[]), CAST(:ts AS bigint[]),
                      CAST(:received_at AS bigint[]), CAST(:fill AS float8[]), CAST(:quality AS varchar[]),
                      CAST(:model AS varchar[]), CAST(:historical AS boolean[]), CAST(:spread AS float8[]),
                      CAST(:infer_ms AS float8[]), CAST(:label AS varchar[]),
-                     CAST(:shadow_model AS varchar[]), CAST(:shadow_fill AS float8[]))
+                     CAST(:shadow_model AS varchar[]), CAST(:shadow_fill AS float8[]),
+                     CAST(:label_prob AS float8[]))
 ON CONFLICT (bin_id, seq) DO NOTHING
 RETURNING bin_id, seq
 """
@@ -339,6 +340,7 @@ def _write_readings(
             "label": r.label,
             "shadow_model": r.shadow_model,
             "shadow_fill": r.shadow_fill,
+            "label_prob": r.label_prob,
         }
         for r in unique.values()
     ]
