@@ -9,15 +9,28 @@ latest at all) has a class in :data:`FLAGGED`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from binsight.server.db.models import Device, Reading
+from binsight.modelfile import ModelFileError, read_model_info
+from binsight.server.db.models import Device, ModelRecord, Reading
 
-__all__ = ["DEFAULT_CLASSES", "FLAGGED", "BinClass", "flag_of", "label_classes", "latest_classes"]
+__all__ = [
+    "DEFAULT_CLASSES",
+    "FLAGGED",
+    "BinClass",
+    "active_model_classes",
+    "flag_of",
+    "label_classes",
+    "latest_classes",
+]
+
+logger = logging.getLogger(__name__)
 
 #: Classes that flag a bin on the map (and raise a ``class`` alert): Compology-style alerts.
 FLAGGED = ("overflowing", "contaminated")
@@ -65,3 +78,17 @@ def label_classes(model_classes: Sequence[str]) -> list[str]:
     """The classes a labeller is offered: the active model's, then the defaults it lacks."""
     out = list(dict.fromkeys(model_classes))
     return out + [c for c in DEFAULT_CLASSES if c not in out]
+
+
+def active_model_classes(s: Session, models_dir: Path) -> list[str]:
+    """The active model's classes (a class model's, or a fill model's class head); [] without any."""
+    from binsight.server.rollout.announce import model_file
+
+    record = s.execute(select(ModelRecord).where(ModelRecord.active.is_(True))).scalars().first()
+    if record is None:
+        return []
+    try:
+        return list(read_model_info(model_file(record, models_dir)).classes)
+    except ModelFileError as exc:  # the registry checked it on upload; a file gone since is no reason to fail
+        logger.warning("active model %s: %s", record.version, exc)
+        return []

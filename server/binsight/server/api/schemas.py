@@ -149,6 +149,13 @@ class LabelIn(BaseModel):
     unusable: bool = False
 
 
+class LabelClasses(BaseModel):
+    classes: list[str]
+    #: The active model's own classes ([] when it has no class head).
+    model: list[str]
+    flagged: list[str]
+
+
 class LabelStats(BaseModel):
     per_bin: dict[str, int]
     per_site: dict[str, int]
