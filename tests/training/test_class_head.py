@@ -46,7 +46,7 @@ def test_row_with_neither_label_is_refused(synth_dir: Path, tmp_path: Path) -> N
 
 def test_two_head_model_file(fitted_two_heads: tuple[Path, Path, dict[str, Any]]) -> None:
     """One graph, outputs fill [N] and probs [N, 2]; metadata names the classes and both heads' metrics."""
-    data, model, report = fitted_two_heads
+    _, model, report = fitted_two_heads
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     assert [o.name for o in sess.get_outputs()] == ["fill", "probs"]
     info = read_model_info(model)
@@ -104,7 +104,7 @@ def test_one_class_label_gives_a_fill_model(
 
 
 def test_eval_reports_both_heads(fitted_two_heads: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
-    """`train eval` of a two-head model: fill metrics plus ``class``; a class-only set: the class head alone."""
+    """`train eval` of a two-head model: fill metrics plus ``class``; on class labels only: the class head."""
     from binsight.training.evaluate import evaluate
 
     data, model, report = fitted_two_heads
@@ -120,3 +120,22 @@ def test_eval_reports_both_heads(fitted_two_heads: tuple[Path, Path, dict[str, A
     write_rows(only / "labels.csv", rows)
     alone = evaluate(model, only)
     assert alone["head"] == "class" and alone["accuracy"] == both["class"]["accuracy"]
+
+
+def test_retrain_comparison_covers_the_class_head(
+    fitted_two_heads: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    """`--from-server`'s comparison holds the fill heads' and the class heads' held-out figures; an
+    active model without a class head leaves the class head uncompared, saying why."""
+    from binsight.training.from_server import compare_models
+
+    data, model, report = fitted_two_heads
+    test_bins = report["split"]["test_bins"]
+    same = compare_models(model, model, data, test_bins, {})
+    cc = same["class_comparison"]
+    assert same["metric"] == "mae" and same["n"] == report["split"]["test"]
+    assert cc["n"] == report["class_head"]["test"] and cc["candidate"]["accuracy"] == cc["active"]["accuracy"]
+    assert cc["difference"]["mean_diff"] == 0.0 and cc["difference"]["ci"] == [0.0, 0.0]
+    assert cc["candidate"]["accuracy"] == report["class_head"]["test_metrics"]["accuracy"]
+    first = compare_models(model, None, data, test_bins, {})["class_comparison"]
+    assert first["active"] is None and first["active_note"] == "no active model"

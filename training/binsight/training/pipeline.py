@@ -222,9 +222,11 @@ def fit_dataset(
     class_part: ClassPart | None = None
     no_class_head: str | None = None
     split_note: str | None = None
+    test_bins: list[str] | None = None  # a set with both labels: the held-out bins of the whole split
     frames = ds  # the input size follows every image's frame, not only the fill part's
     if ds.has_class_labels:
         whole = _split(ds, test_indices, seed)
+        test_bins = sorted({str(ds.samples[i].bin_id) for i in whole.test if ds.samples[i].bin_id})
         ds, test_indices, class_part, no_class_head = split_parts(ds, whole.test)
         split_note = f"{whole.method} (one split for the fill and the class head)"
         if class_part is not None and int8:
@@ -298,6 +300,8 @@ def fit_dataset(
                      flips=flips, feats=feats, fp32=tested, diff=diff, baselines=compared, curve=curve,
                      int8=int8_report, timings=timings, choice=choice)  # fmt: skip
     report["class_head"] = class_head_report(fitted_class, no_class_head, class_metrics)
+    if test_bins is not None:
+        report["split"]["test_bins"] = test_bins
     if report_path is not None:
         _write_report(report, Path(report_path), y[te], tested.outputs)
     held_out = json.dumps(tested.metrics)[:200]
