@@ -341,7 +341,8 @@ class ModelAnnouncement(Base):
 
 class AlertState(Base):
     """The last alerted state of one bin's ``kind`` (``level``: ok/full/overflow; ``camera``:
-    online/offline). Alerts fire on a change of this row, so one per change (binsight.server.alerts)."""
+    online/offline; ``class``: overflowing/contaminated/clear). Alerts fire on a change of this row, so one
+    per change (binsight.server.alerts)."""
 
     __tablename__ = "alert_states"
     bin_id: Mapped[str] = mapped_column(String(64), primary_key=True)
