@@ -32,6 +32,9 @@ __all__ = [
     "BACKBONE_WEIGHTS",
     "BINSIGHT_VERSION",
     "CLASSES",
+    "CLASS_HEAD",
+    "CLASS_METRICS",
+    "CLASS_OUTPUT",
     "CREATED_AT",
     "DATASET_FINGERPRINT",
     "FEATURES",
@@ -61,7 +64,7 @@ __all__ = [
 #: Every key binsight writes starts with this; others in ``metadata_props`` are left alone.
 PREFIX = "binsight."
 TASK = PREFIX + "task"  #: ``regression`` | ``classification``
-CLASSES = PREFIX + "classes"  #: JSON list of class names (classification only)
+CLASSES = PREFIX + "classes"  #: JSON list of class names (classification, or a fill model's class head)
 INPUT_SIZE = PREFIX + "input_size"  #: JSON ``[h, w]``: what callers resize frames to
 BACKBONE = PREFIX + "backbone"
 BACKBONE_WEIGHTS = PREFIX + "backbone_weights"  #: file name and sha256 prefix of the weights
@@ -73,14 +76,21 @@ DATASET_FINGERPRINT = PREFIX + "dataset_fingerprint"
 METRICS = PREFIX + "metrics"  #: JSON object: held-out metrics as ``train eval --json``
 CREATED_AT = PREFIX + "created_at"  #: ISO 8601
 PRECISION = PREFIX + "precision"  #: ``fp32`` | ``int8``
+#: A regression model's class head (optional): its JSON description and its held-out metrics.
+#: ``binsight.classes`` on a regression model names the class head's classes.
+CLASS_HEAD = PREFIX + "class_head"
+CLASS_METRICS = PREFIX + "class_metrics"
 
 KEYS = frozenset({TASK, CLASSES, INPUT_SIZE, BACKBONE, BACKBONE_WEIGHTS, FEATURES, HEAD, BINSIGHT_VERSION,
-                  MODEL_VERSION, DATASET_FINGERPRINT, METRICS, CREATED_AT, PRECISION})  # fmt: skip
+                  MODEL_VERSION, DATASET_FINGERPRINT, METRICS, CREATED_AT, PRECISION, CLASS_HEAD,
+                  CLASS_METRICS})  # fmt: skip
 
 #: The graph's one input: ``uint8 [N, H, W, 3]``, BGR.
 INPUT_NAME = "image"
 #: The graph's output for each task: ``fill float32 [N]`` or ``probs float32 [N, C]``.
 OUTPUT_NAMES: Mapping[str, str] = {"regression": "fill", "classification": "probs"}
+#: A regression model with a class head has this second output: ``probs float32 [N, C]``.
+CLASS_OUTPUT = "probs"
 PRECISIONS = ("fp32", "int8")
 
 Task = Literal["regression", "classification"]
@@ -123,12 +133,23 @@ class ModelInfo:
     binsight_version: str | None = None
     dataset_fingerprint: str | None = None
     created_at: str | None = None
+    class_metrics: Mapping[str, Any] | None = None  # the class head's held-out metrics (two-head models)
     metadata: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def output(self) -> str:
         """The name of the graph's output for this task (``fill`` or ``probs``)."""
         return OUTPUT_NAMES[self.task]
+
+    @property
+    def has_class_head(self) -> bool:
+        """A fill model that also outputs class probabilities (``probs``, over :attr:`classes`)."""
+        return self.task == "regression" and bool(self.classes)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Every output the graph must have: ``(fill,)``, ``(probs,)`` or ``(fill, probs)``."""
+        return (self.output, CLASS_OUTPUT) if self.has_class_head else (self.output,)
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], path: str | Path) -> ModelInfo:
@@ -138,7 +159,8 @@ class ModelInfo:
             task=task,
             model_version=model_version(props, path),
             input_size=_input_size(props, path),
-            classes=_classes(props, path) if task == "classification" else (),
+            # A regression model names classes only when it carries a class head (older readers ignore them).
+            classes=_classes(props, path) if task == "classification" or CLASSES in props else (),
             precision=_precision(props, path),
             metrics=_metrics(props, path),
             backbone=props.get(BACKBONE),
@@ -147,6 +169,7 @@ class ModelInfo:
             binsight_version=props.get(BINSIGHT_VERSION),
             dataset_fingerprint=props.get(DATASET_FINGERPRINT),
             created_at=props.get(CREATED_AT),
+            class_metrics=_metrics(props, path, CLASS_METRICS),
             metadata=dict(props),
         )
 
@@ -212,14 +235,12 @@ def _precision(props: Mapping[str, str], path: str | Path) -> str | None:
     return precision
 
 
-def _metrics(props: Mapping[str, str], path: str | Path) -> Mapping[str, Any] | None:
-    if props.get(METRICS) is None:
+def _metrics(props: Mapping[str, str], path: str | Path, key: str = METRICS) -> Mapping[str, Any] | None:
+    if props.get(key) is None:
         return None
-    metrics = _json(props, METRICS, path, "a JSON object")
+    metrics = _json(props, key, path, "a JSON object")
     if metrics is not None and not isinstance(metrics, dict):
-        raise ModelFileError(
-            path, f"metadata {METRICS} is {props[METRICS][:80]!r}, expected a JSON object", METRICS
-        )
+        raise ModelFileError(path, f"metadata {key} is {props[key][:80]!r}, expected a JSON object", key)
     return metrics
 
 

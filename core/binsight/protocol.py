@@ -94,7 +94,14 @@ class Reading(_Message):
     historical: bool = Field(default=False, description="true when replayed from the outbox")
     spread: float | None = Field(default=None, ge=0.0, le=1.0, description="spread of the burst's fills")
     infer_ms: float | None = Field(default=None, ge=0.0)
-    label: str | None = Field(default=None, max_length=64, description="predicted class (classification)")
+    label: str | None = Field(
+        default=None,
+        max_length=64,
+        description="predicted class (a class model, or a fill model's class head)",
+    )
+    label_prob: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="the model's probability of label"
+    )
     shadow_model: str | None = Field(
         default=None, max_length=128, description="shadow soak: the previous model, run on the same frames"
     )
@@ -102,10 +109,10 @@ class Reading(_Message):
 
     @model_serializer(mode="wrap")
     def _without_empty_shadow(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Absent unless set: a server from before the shadow soak forbids unknown fields, so an
-        # ordinary reading must stay exactly what it was.
+        # Absent unless set: a server from before the shadow soak (or label_prob) forbids unknown
+        # fields, so an ordinary reading must stay exactly what it was.
         data: dict[str, Any] = handler(self)
-        for key in ("shadow_model", "shadow_fill"):
+        for key in ("shadow_model", "shadow_fill", "label_prob"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data

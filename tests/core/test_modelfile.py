@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from binsight.modelfile import (
+    CLASS_METRICS,
     CLASSES,
     INPUT_SIZE,
     METRICS,
@@ -176,6 +177,8 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         ({PRECISION: "fp16"}, PRECISION, "not fp32|int8"),
         ({METRICS: "{oops"}, METRICS, "expected a JSON object"),
         ({METRICS: "[1, 2]"}, METRICS, "expected a JSON object"),
+        ({CLASSES: '["only"]'}, CLASSES, "at least two"),  # a fill model's class head needs two classes too
+        ({CLASSES: '["a", "b"]', CLASS_METRICS: "[1]"}, CLASS_METRICS, "expected a JSON object"),
     ],
 )
 def test_bad_or_missing_values_name_file_and_key(
@@ -194,6 +197,23 @@ def test_optional_keys_may_be_absent() -> None:
     info = ModelInfo.from_props({TASK: "regression", MODEL_VERSION: "v1", INPUT_SIZE: "[32, 32]"}, "m")
     assert (info.output, info.classes, info.metrics, info.precision) == ("fill", (), None, None)
     assert ModelInfo.from_props({**META, METRICS: "null"}, "m").metrics is None
+
+
+def test_a_fill_model_with_a_class_head() -> None:
+    """``binsight.classes`` on a regression model: a class head, outputs fill and probs, its metrics read;
+    without it a fill model has one output, as always."""
+    props = {
+        **META,
+        CLASSES: '["clean", "overflowing"]',
+        CLASS_METRICS: json.dumps({"accuracy": 0.9, "n": 20}),
+    }
+    info = ModelInfo.from_props(props, "m")
+    assert info.task == "regression" and info.has_class_head and info.classes == ("clean", "overflowing")
+    assert info.outputs == ("fill", "probs") and dict(info.class_metrics or {}) == {"accuracy": 0.9, "n": 20}
+    plain = ModelInfo.from_props(META, "m")
+    assert not plain.has_class_head and plain.outputs == ("fill",) and plain.class_metrics is None
+    cls = ModelInfo.from_props({**META, TASK: "classification", CLASSES: '["a", "b"]'}, "m")
+    assert not cls.has_class_head and cls.outputs == ("probs",)
 
 
 @pytest.mark.parametrize(

@@ -38,12 +38,14 @@ def build_model(
     scale: float = 1.0,
     classes: list[str] | None = None,
     metadata: dict[str, str] | None = None,
+    class_head: list[str] | None = None,
 ) -> Path:
     """Write a tiny model following docs/contracts.md "The model file".
 
     Regression: ``fill = clip(scale * mean(image) / 255)`` (``1 - that`` when ``invert``);
     ``scale`` > 1 without clipping gives an insane model. Classification: softmax over
-    ``[mean, 0.5, 1 - mean] * 10``.
+    ``[1 - mean, 0.5, mean] * 10``. Regression with ``class_head`` (three class names): a fill model
+    with a class head, both outputs, the class head that same softmax.
     """
     nodes = [
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
@@ -64,9 +66,11 @@ def build_model(
             nodes.append(helper.make_node("Identity", ["b2"], ["fill"]))  # deliberately unclipped
         else:
             nodes.append(helper.make_node("Clip", ["b2", "zero", "one"], ["fill"]))
-        out = helper.make_tensor_value_info("fill", TensorProto.FLOAT, ["N"])
+        outs = [helper.make_tensor_value_info("fill", TensorProto.FLOAT, ["N"])]
     else:
-        classes = classes or ["empty", "half", "full"]
+        outs = []
+    if task != "regression" or class_head is not None:
+        classes = class_head or classes or ["empty", "half", "full"]
         inits += [
             helper.make_tensor("half", TensorProto.FLOAT, [1], [0.5]),
             helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0]),
@@ -83,9 +87,10 @@ def build_model(
             helper.make_node("Mul", ["logits0", "ten"], ["logits"]),
             helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
         ]
-        out = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", len(classes)])
+        probs = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", len(classes)])
+        outs.append(probs)
     inp = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", "H", "W", 3])
-    graph = helper.make_graph(nodes, "tiny", [inp], [out], initializer=inits)
+    graph = helper.make_graph(nodes, "tiny", [inp], outs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
     meta = {
@@ -100,7 +105,7 @@ def build_model(
         "binsight.created_at": "2026-11-29T22:00:00Z",
         "binsight.precision": "fp32",
     }
-    if task == "classification":
+    if task == "classification" or class_head is not None:
         meta["binsight.classes"] = json.dumps(classes)
     meta.update(metadata or {})
     helper.set_model_props(model, {k: v for k, v in meta.items() if v is not None})

@@ -303,3 +303,53 @@ def test_classification_model_gives_label_and_fill(tmp_path: Path) -> None:
     images = [r for r in agent.outbox.after(0, 10) if r.kind == "image"]
     assert len(images) == 1 and LabelImage.model_validate_json(images[0].payload).reason == "unsure"
     agent.outbox.close()
+
+
+def test_class_head_readings_carry_class_beside_fill(
+    tmp_path: Path, mosquitto, scenes: Path, collector_factory, agents: list[Agent]
+) -> None:
+    """A fill model with a class head: each reading over MQTT has its fill, its class and that class's
+    probability, and validates strictly as the server validates it."""
+    from device_support import build_model
+
+    model = build_model(tmp_path / "two.onnx", "two1", class_head=["clean", "contaminated", "overflowing"])
+    col: Collector = collector_factory(mosquitto.port)
+    cfg = load_config(
+        write_config(tmp_path, bin_id="bin-cls", source=scenes, model=model, port=mosquitto.port)
+    )
+    agent = Agent(cfg)
+    agents.append(agent)
+    agent.start()
+    col.wait_for(lambda: len(col.payloads("reading")) >= 2)
+    raw = col.raw("reading")[0]
+    reading = Reading.model_validate_json(raw, strict=True)
+    # The first scene is dark (about 80/255): fill ~0.31 and the tiny class head's first class.
+    assert reading.fill == pytest.approx(80 / 255, abs=0.03)
+    assert reading.label == "clean" and reading.label_prob is not None and 0.5 < reading.label_prob <= 1.0
+    agent.stop()
+
+
+def test_fill_only_reading_has_no_label_prob(tmp_path: Path, model_v1: Path) -> None:
+    """A fill model without a class head sends readings exactly as before: no ``label_prob`` key."""
+    from binsight.device.agent import Agent as _Agent
+
+    cfg = load_config(write_config(tmp_path, bin_id="bin-f", source="0", model=model_v1, port=1))
+    agent = _Agent(cfg, source=_OneFrame())
+    agent.load_initial_model()
+    reading = agent.capture_and_send()
+    assert reading is not None and reading.label is None
+    assert "label_prob" not in json.loads(reading.model_dump_json())
+    agent.outbox.close()
+
+
+class _OneFrame:
+    live = True
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read_burst(self, n: int, gap_s: float) -> list:
+        return [scene(90, 1)] * n

@@ -98,3 +98,21 @@ def test_frames_of_another_shape_are_named_once(tmp_path: Path, caplog: pytest.L
         assert "frames 640x480" in msg and "model's 160x160" in msg and "would take 160x128" in msg
         square.predict([scene(64, size=(1080, 1920))])
         assert len(caplog.records) == 2 and "would take 160x96" in caplog.records[1].getMessage()
+
+
+def test_class_head_model_gives_fill_and_class_in_one_run(tmp_path: Path) -> None:
+    """A fill model with a class head: fill from ``fill``, label and its probability from ``probs``."""
+    m = FillModel(
+        build_model(tmp_path / "two.onnx", "t1", class_head=["clean", "contaminated", "overflowing"])
+    )
+    assert m.task == "regression" and m.info.has_class_head and m.outputs == ["fill", "probs"]
+    dark_pred, bright = m.predict([scene(20), scene(235)])
+    assert dark_pred.fill == pytest.approx(20 / 255, abs=0.03) and dark_pred.label == "clean"
+    assert bright.label == "overflowing" and bright.confidence is not None and bright.confidence > 0.9
+
+
+def test_class_head_without_its_output_is_refused(tmp_path: Path) -> None:
+    """Metadata promising a class head on a graph without ``probs``: refused, naming the output."""
+    path = build_model(tmp_path / "m.onnx", "m1", metadata={"binsight.classes": '["a", "b"]'})
+    with pytest.raises(ModelError, match="lacks output 'probs'"):
+        FillModel(path)

@@ -94,3 +94,33 @@ def fitted_classes(
     out = tmp_path_factory.mktemp("fitted-classes") / "classes.onnx"
     report = fit_dataset(load_dataset(class_dir), out, backbone=lite0, cache_dir=cache_dir, progress=False)
     return out, report
+
+
+def two_head_rows(synth_dir: Path) -> list[dict[str, str]]:
+    """The synthetic set with a class beside fill: ``overflowing`` (fill >= 0.6) or ``ok``.
+
+    Every third image has only its class label and every fifth only its fill, so both heads see
+    images the other does not.
+    """
+    rows = []
+    for k, row in enumerate(read_rows(synth_dir / "labels.csv")):
+        label = "overflowing" if float(row["fill"]) >= 0.6 else "ok"
+        fill = "" if k % 3 == 0 else row["fill"]
+        rows.append({**row, "fill": fill, "label": "" if k % 5 == 0 and fill else label})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def fitted_two_heads(
+    tmp_path_factory: pytest.TempPathFactory, synth_dir: Path, cache_dir: Path, lite0: Any
+) -> tuple[Path, Path, dict[str, Any]]:
+    """A fill model with a class head, from a set with both kinds of label: (data, model, report)."""
+    from binsight.training.data import load_dataset
+    from binsight.training.pipeline import fit_dataset
+
+    base = tmp_path_factory.mktemp("fitted-two-heads")
+    data = copy_set(synth_dir, base / "data")
+    write_rows(data / "labels.csv", two_head_rows(synth_dir))
+    out = base / "two.onnx"
+    report = fit_dataset(load_dataset(data), out, backbone=lite0, cache_dir=cache_dir, progress=False)
+    return data, out, report

@@ -189,7 +189,10 @@ class Capture:
         label = Counter(labels).most_common(1)[0][0] if labels else None
         confs = [p.confidence for p in preds if p.confidence is not None]
         confidence = float(statistics.median(confs)) if confs else None
-        reading = self._reading(ts, fill, "ok", version, spread=spread, label=label)
+        # The class's probability: the median over the burst's frames that chose it.
+        chosen = [p.confidence for p in preds if p.label == label and p.confidence is not None]
+        label_prob = min(1.0, max(0.0, float(statistics.median(chosen)))) if chosen else None
+        reading = self._reading(ts, fill, "ok", version, spread=spread, label=label, label_prob=label_prob)
         return CaptureResult(reading, frame, confidence)
 
     def _reading(
@@ -201,6 +204,7 @@ class Capture:
         *,
         spread: float | None = None,
         label: str | None = None,
+        label_prob: float | None = None,
     ) -> Reading:
         return Reading.model_validate(
             {
@@ -213,6 +217,7 @@ class Capture:
                 "spread": spread,
                 "infer_ms": round(self.last_infer_ms, 2) if quality == "ok" and self.last_infer_ms else None,
                 "label": label,
+                "label_prob": label_prob,
             }
         )
 

@@ -1,9 +1,9 @@
 """The fill model on ONNX Runtime, as described in docs/contracts.md ("The model file").
 
 Input ``image``: uint8 ``[N, H, W, 3]`` BGR. Output ``fill`` ``[N]`` (regression) or ``probs``
-``[N, C]`` (classification). Frames are resized to the metadata's ``input_size`` with
-``INTER_AREA`` first, as training does. The metadata is read and checked by :mod:`binsight.modelfile`,
-as the server and training read it.
+``[N, C]`` (classification), or both (a fill model with a class head: one run, both outputs).
+Frames are resized to the metadata's ``input_size`` with ``INTER_AREA`` first, as training does.
+The metadata is read and checked by :mod:`binsight.modelfile`, as the server and training read it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ModelError(BinsightError):
 class Prediction:
     fill: float | None
     label: str | None = None
-    confidence: float | None = None  # top class probability (classification)
+    confidence: float | None = None  # top class probability (classification, or a class head)
 
 
 def class_fill(name: str) -> float | None:
@@ -93,8 +93,11 @@ class FillModel:
             raise ModelError(f"{self.path}: expected one uint8 input {INPUT_NAME!r}, model has {got}")
         outputs = {o.name for o in self.session.get_outputs()}
         self.output = self.info.output
-        if self.output not in outputs:
-            raise ModelError(f"{self.path}: {self.task} model lacks output {self.output!r} (has {outputs})")
+        # A fill model with a class head: one run gives both outputs (docs/contracts.md).
+        self.outputs = list(self.info.outputs)
+        missing = [o for o in self.outputs if o not in outputs]
+        if missing:
+            raise ModelError(f"{self.path}: {self.task} model lacks output {missing[0]!r} (has {outputs})")
         if self.task == "classification":
             fills = [class_fill(c) for c in self.classes]
             if all(f is not None for f in fills):
@@ -160,19 +163,38 @@ class FillModel:
         if not frames:
             return []
         # One frame per run: a burst then needs one frame's activations, not three.
-        rows = []
+        rows: list[list[np.ndarray]] = [[] for _ in self.outputs]
         for frame in frames:
             try:
-                (out,) = self.session.run([self.output], {"image": self.prepare(frame)[None]})
+                outs = self.session.run(self.outputs, {"image": self.prepare(frame)[None]})
             except Exception as exc:  # ORT's own exception types
                 raise ModelError(f"inference failed: {exc}") from exc
-            rows.append(np.asarray(out, dtype=np.float64))
-        out = np.concatenate(rows) if rows else np.zeros((0,), np.float64)
+            for k, o in enumerate(outs):
+                rows[k].append(np.asarray(o, dtype=np.float64))
         n = len(frames)
         if self.task == "regression":
+            out = np.concatenate(rows[0]) if rows[0] else np.zeros((0,), np.float64)
             if out.shape != (n,) or not np.all(np.isfinite(out)) or out.min() < 0.0 or out.max() > 1.0:
                 raise ModelError(f"model output 'fill' {out.shape} outside [0, 1] or not finite: {out[:4]}")
-            return [Prediction(fill=float(v)) for v in out]
+            if not self.info.has_class_head:
+                return [Prediction(fill=float(v)) for v in out]
+            probs = self._distribution(rows[1], n)
+            return [
+                Prediction(fill=float(v), label=self.classes[int(p.argmax())], confidence=float(p.max()))
+                for v, p in zip(out, probs, strict=True)
+            ]
+        preds = []
+        for row in self._distribution(rows[0], n):
+            k = int(row.argmax())
+            fill = None
+            if self.class_fills is not None:
+                fill = min(1.0, max(0.0, float(np.dot(row, self.class_fills))))
+            preds.append(Prediction(fill=fill, label=self.classes[k], confidence=float(row[k])))
+        return preds
+
+    def _distribution(self, rows: list[np.ndarray], n: int) -> np.ndarray:
+        """The ``probs`` rows, checked: ``[n, classes]``, finite, each summing to 1."""
+        out = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), np.float64)
         c = len(self.classes)
         if (
             out.shape != (n, c)
@@ -181,14 +203,7 @@ class FillModel:
             or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
         ):
             raise ModelError(f"model output 'probs' {out.shape} (expected ({n}, {c})) is not a distribution")
-        preds = []
-        for row in out:
-            k = int(row.argmax())
-            fill = None
-            if self.class_fills is not None:
-                fill = min(1.0, max(0.0, float(np.dot(row, self.class_fills))))
-            preds.append(Prediction(fill=fill, label=self.classes[k], confidence=float(row[k])))
-        return preds
+        return out
 
     def sanity_check(self, frame: Frame | None) -> float:
         """Run on ``frame`` (or a grey test frame); returns ms. Raises ModelError if the output is bad."""

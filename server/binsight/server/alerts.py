@@ -13,7 +13,9 @@ processes and restarts never repeat one. Events:
 - ``threshold``: fill rose to the ``full`` threshold (``[alerts] threshold``, default ``[forecast]``),
 - ``overflow``: fill reached ``overflow_fill``,
 - ``emptied``: a full or overflowing bin is below the threshold again (a collection),
-- ``offline`` / ``online``: the camera's health changed (last will, shutdown or silence).
+- ``offline`` / ``online``: the camera's health changed (last will, shutdown or silence),
+- ``overflowing`` / ``contaminated``: the class of the bin's latest usable reading (a model with a class
+  head, :mod:`binsight.server.classes`) became one that flags the bin; back to another class is quiet.
 
 Only the events named in ``[alerts] events`` are sent; every change still moves its row.
 """
@@ -42,6 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from binsight.secrets import read_secret
+from binsight.server.classes import FLAGGED, latest_classes
 from binsight.server.config import AlertsConfig, HealthConfig
 from binsight.server.db.dialect import is_postgresql
 from binsight.server.db.engine import now_ms
@@ -62,7 +65,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ALERT_EVENTS = ("threshold", "overflow", "emptied", "offline", "online")
+ALERT_EVENTS = ("threshold", "overflow", "emptied", "offline", "online", "overflowing", "contaminated")
 CHANNELS = ("webhook", "mqtt")
 OUTCOMES = ("sent", "retried", "failed", "dropped")
 
@@ -93,6 +96,7 @@ class BinState:
     level: str | None  # ok / full / overflow; None: no usable fill yet
     camera: str  # online / offline
     fill: float | None
+    cls: str | None = None  # overflowing / contaminated / clear (another class); None: no class reading
 
 
 @dataclass(frozen=True)
@@ -128,12 +132,14 @@ def observe(
     now = now_ms()
     with sessions() as s:
         devices = list(s.execute(select(Device)).scalars())
+        classes = latest_classes(s)
     return [
         BinState(
             d.bin_id,
             level_of(d.shown_fill, threshold, overflow_fill),
             "online" if device_health(d, now, health).online else "offline",
             d.shown_fill,
+            None if (c := classes.get(d.bin_id)) is None else (c.flag or "clear"),
         )
         for d in devices
     ]
@@ -145,6 +151,8 @@ def event_of(kind: str, previous: str | None, new: str) -> str | None:
         if previous is None:
             return "offline" if new == "offline" else None  # a new camera that works is no news
         return new  # "offline" or "online"
+    if kind == "class":
+        return new if new in FLAGGED else None  # "overflowing" or "contaminated"; clearing is quiet
     if new == "overflow":
         return "overflow"
     if new == "full":
@@ -193,7 +201,7 @@ def detect_changes(sessions: sessionmaker[Session], states: Sequence[BinState]) 
         first_seen: list[Change] = []
         moved: list[Change] = []
         for st in states:
-            for kind, new in (("level", st.level), ("camera", st.camera)):
+            for kind, new in (("level", st.level), ("camera", st.camera), ("class", st.cls)):
                 previous = known.get((st.bin_id, kind))
                 if new is not None and new != previous:
                     (first_seen if previous is None else moved).append((st, kind, previous, new))

@@ -294,7 +294,7 @@ class RetentionConfig(Section):
     )
 
 
-AlertEvent = Literal["threshold", "overflow", "emptied", "offline", "online"]
+AlertEvent = Literal["threshold", "overflow", "emptied", "offline", "online", "overflowing", "contaminated"]
 _DEFAULT_EVENTS: tuple[AlertEvent, ...] = ("threshold", "overflow", "offline")
 
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from binsight.errors import DataError
@@ -48,7 +48,9 @@ __all__ = [
     "write_labelled_set",
 ]
 
-Kind = Literal["fill", "label"]
+#: What an export holds: fill labels, class labels, or both (columns ``fill`` and ``label``, either may
+#: be empty on a row: the trainer fits a class head beside fill, docs/contracts.md).
+Kind = Literal["fill", "label", "both"]
 SERVER_JSON = "server.json"
 """The file beside ``labels.csv`` in an export-labels folder; ``train fit --from-server DIR`` reads it."""
 
@@ -92,7 +94,9 @@ def _counting_query(kind: Kind | None, bins: Collection[str] | None) -> Select[A
         .where(latest.c.rank == 1, latest.c.unusable.is_(False))
         .order_by(Image.id)
     )
-    if kind is not None:
+    if kind == "both":
+        query = query.where(or_(latest.c.fill.is_not(None), latest.c.label.is_not(None)))
+    elif kind is not None:
         query = query.where((latest.c.fill if kind == "fill" else latest.c.label).is_not(None))
     if bins is not None:
         query = query.where(Image.bin_id.in_(list(bins)))
@@ -132,12 +136,14 @@ def write_labelled_set(s: Session, put: Callable[[str, bytes], object], kind: Ki
     """
     table = io.StringIO()
     w = csv.writer(table, lineterminator="\n")
-    w.writerow(["image", kind, "bin_id", "captured_at"])
+    targets = ["fill", "label"] if kind == "both" else [kind]
+    w.writerow(["image", *targets, "bin_id", "captured_at"])
     rows = counted_labels(s, kind=kind)
     for row in rows:
         path = f"images/{row.bin_id}/{row.image_id}.jpg"
         put(path, image_jpeg(s, row.image_id))
-        w.writerow([path, row.value(kind), row.bin_id, _iso_z(row.ts)])
+        values = ["" if (v := row.value(t)) is None else v for t in targets]  # type: ignore[arg-type]
+        w.writerow([path, *values, row.bin_id, _iso_z(row.ts)])
     put("labels.csv", table.getvalue().encode("utf-8"))
     return len(rows)
 
@@ -189,7 +195,8 @@ def _active_model_file(s: Session, models_dir: Path) -> tuple[ModelRecord, Path]
 
 
 def export_folder(s: Session, dest: Path, models_dir: Path) -> dict[str, Any]:
-    """The fill labelled set as a folder, with a copy of the active model's file and ``server.json``.
+    """The fill labelled set (with class labels, when any, as a ``label`` column) as a folder, with a copy
+    of the active model's file and ``server.json``.
 
     ``server.json`` is ``{"labels": n, "exported_at": ISO-8601, "active": {version, file, sha256} | null,
     "sites": {bin_id: site}}``: what ``binsight train fit --from-server DIR`` needs besides the labels to
@@ -198,7 +205,9 @@ def export_folder(s: Session, dest: Path, models_dir: Path) -> dict[str, Any]:
     active = _active_model_file(s, models_dir)
     _clear_previous_export(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    n = write_labelled_set(s, _put_file(dest), "fill")
+    # Class labels too when there are any (a class head is fitted beside fill); else as before.
+    kind: Kind = "both" if counted_labels(s, kind="label") else "fill"
+    n = write_labelled_set(s, _put_file(dest), kind)
     context: dict[str, Any] = {
         "labels": n,
         "exported_at": _iso_z(now_ms()),

@@ -243,3 +243,36 @@ def test_a_dead_webhook_never_blocks_and_is_counted(
         assert sender.pending() == 0 and sender.alive
     finally:
         sender.stop()
+
+
+def test_class_head_alerts_contaminated_and_overflowing_once(
+    sessions: sessionmaker[Session], make_config: Callable[..., ServerConfig], db_url: str, receiver: Receiver
+) -> None:
+    """A bin whose latest usable reading turns ``contaminated`` alerts once (state: the class); back to
+    ``clean`` is quiet; ``overflowing`` later alerts again; readings without a class never alert."""
+    cfg = alerts_config(make_config, db_url, receiver.url, events=["contaminated", "overflowing"])
+    watcher = FleetWatcher(cfg, sessions, None)
+    watcher.sender.start()  # type: ignore[union-attr]
+
+    def put(bin_id: str, seq: int, label: str | None) -> None:
+        extra = {} if label is None else {"label": label, "label_prob": 0.8}
+        with sessions() as s, s.begin():
+            msg = reading(bin_id, seq, 0.4, **extra)
+            write_batch(s, [item("reading", bin_id, msg)], BinRegistry(), False, now_ms())
+
+    try:
+        put("b1", 1, "clean")
+        put("b2", 1, None)
+        watcher.run_once()
+        for seq, label in ((2, "contaminated"), (3, "contaminated"), (4, "clean"), (5, "overflowing")):
+            put("b1", seq, label)
+            put("b2", seq, None)
+            watcher.run_once()
+        expected = [("b1", "contaminated"), ("b1", "overflowing")]
+        wait_for(lambda: len(receiver.events()) == len(expected))
+        time.sleep(0.2)
+        assert receiver.events() == expected
+        first = receiver.posts[0][0]
+        assert (first["state"], first["previous"]) == ("contaminated", "clear")
+    finally:
+        watcher.stop()

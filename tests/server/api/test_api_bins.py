@@ -91,3 +91,51 @@ def test_raw_and_smoothed_fill(api: Api) -> None:
     smooth = [r["fill_smooth"] for r in h["readings"]]
     assert all(v is not None for v in smooth) and smooth == sorted(smooth)
     assert smooth[-1] == b["fill_smooth"]
+
+
+def test_bins_carry_the_latest_class_and_flag(api: Api) -> None:
+    """The latest usable reading's class and probability come with each bin; ``overflowing`` and
+    ``contaminated`` flag it, ``clean`` does not; a later unusable reading keeps the last usable class."""
+    now = now_ms()
+    with api.sessions() as s, s.begin():
+        import_bins(
+            s, [BinRow(b, 52.37, 4.89, 1000) for b in ("b-over", "b-dirty", "b-clean", "b-old", "b-none")]
+        )
+        items = [
+            item(
+                "reading",
+                "b-over",
+                reading("b-over", 0, 0.5, ts=now - 2 * HOUR, label="clean", label_prob=0.9),
+            ),
+            item(
+                "reading",
+                "b-over",
+                reading("b-over", 1, 0.97, ts=now - HOUR, label="overflowing", label_prob=0.81),
+            ),
+            item(
+                "reading",
+                "b-dirty",
+                reading("b-dirty", 0, 0.4, ts=now - HOUR, label="contaminated", label_prob=0.7),
+            ),
+            item("reading", "b-dirty", reading("b-dirty", 1, None, ts=now)),  # dark: the class stays
+            item("reading", "b-clean", reading("b-clean", 0, 0.9, ts=now - 2 * HOUR, label="overflowing")),
+            item(
+                "reading",
+                "b-clean",
+                reading("b-clean", 1, 0.1, ts=now - HOUR, label="clean", label_prob=0.95),
+            ),
+            item("reading", "b-old", reading("b-old", 0, 0.3, ts=now - HOUR)),  # a fill-only model
+        ]
+        write_batch(s, items, BinRegistry(), False, now)
+    bins = {b["id"]: b for b in api.get("/api/bins", "labeller").json()}
+    assert (bins["b-over"]["label"], bins["b-over"]["label_prob"], bins["b-over"]["flag"]) == (
+        "overflowing",
+        0.81,
+        "overflowing",
+    )
+    assert (bins["b-dirty"]["label"], bins["b-dirty"]["flag"]) == ("contaminated", "contaminated")
+    assert (bins["b-clean"]["label"], bins["b-clean"]["flag"]) == ("clean", None)
+    assert bins["b-old"]["label"] is None and bins["b-old"]["flag"] is None
+    assert bins["b-none"]["label"] is None and bins["b-none"]["fill"] is None
+    hist = api.get("/api/bins/b-over/history?days=1").json()["readings"]
+    assert [(r["label"], r["label_prob"]) for r in hist] == [("clean", 0.9), ("overflowing", 0.81)]

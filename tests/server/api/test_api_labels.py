@@ -107,3 +107,31 @@ def test_queue_size_and_reference_images(api: Api) -> None:
     assert refs["empty"] == {"image_id": ids[2], "bin_id": "L1", "fill": 0.1}
     assert refs["full"] == {"image_id": ids[0], "bin_id": "L1", "fill": 0.9}
     assert api.get("/api/labels/references?bin_id=nope", "labeller").status_code == 404
+
+
+def test_class_labels_beside_fill_are_exported_together(api: Api) -> None:
+    """A label with fill and class, one with a class only: ``kind=both`` exports both columns (either may
+    be empty), ``kind=fill`` stays as it was; the classes a labeller is offered come first from the
+    active model (none here), then the usual ones."""
+    ids = _seed(api)
+    assert (
+        api.post(
+            f"/api/images/{ids[0]}/label", "labeller", json={"fill": 0.9, "label": "overflowing"}
+        ).status_code
+        == 200
+    )
+    assert (
+        api.post(f"/api/images/{ids[1]}/label", "labeller", json={"label": "contaminated"}).status_code == 200
+    )
+    assert api.post(f"/api/images/{ids[2]}/label", "labeller", json={"fill": 0.3}).status_code == 200
+    z = zipfile.ZipFile(io.BytesIO(api.get("/api/labels/export?kind=both", "labeller").content))
+    text = z.read("labels.csv").decode()
+    assert text.splitlines()[0] == "image,fill,label,bin_id,captured_at"
+    rows = sorted((r["fill"], r["label"]) for r in csv.DictReader(io.StringIO(text)))
+    assert rows == [("", "contaminated"), ("0.3", ""), ("0.9", "overflowing")]
+    z = zipfile.ZipFile(io.BytesIO(api.get("/api/labels/export", "labeller").content))
+    fills = list(csv.DictReader(io.StringIO(z.read("labels.csv").decode())))
+    assert sorted(r["fill"] for r in fills) == ["0.3", "0.9"] and "label" not in fills[0]
+    got = api.get("/api/labels/classes", "labeller").json()
+    assert got == {"classes": ["clean", "overflowing", "contaminated", "blocked"], "model": [],
+                   "flagged": ["overflowing", "contaminated"]}  # fmt: skip

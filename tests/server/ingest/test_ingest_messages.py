@@ -61,6 +61,9 @@ BAD = [
     ("binsight/bin-1/reading", {k: v for k, v in GOOD.items() if k != "ts"}, "invalid_fields"),
     ("binsight/bin-1/reading", {**GOOD, "colour": "blue"}, "invalid_fields"),
     ("binsight/bin-1/reading", {**GOOD, "quality": "foggy"}, "invalid_fields"),
+    ("binsight/bin-1/reading", {**GOOD, "label": "overflowing", "label_prob": 1.5}, "invalid_fields"),
+    ("binsight/bin-1/reading", {**GOOD, "label": "overflowing", "label_prob": "0.5"}, "invalid_fields"),
+    ("binsight/bin-1/reading", json.dumps(GOOD)[:-1] + ', "label_prob": NaN}', "number_out_of_range"),
     ("binsight/bin-1/reading", {**GOOD, "fill": None}, "quality_mismatch"),
     ("binsight/bin-1/reading", {**GOOD, "quality": "dark"}, "quality_mismatch"),
     ("binsight/bin-2/reading", GOOD, "topic_mismatch"),
@@ -137,6 +140,11 @@ def test_good_messages_parse() -> None:
     assert isinstance(r, ReadingMsg) and r.reading.seq == 7
     dark = _p("binsight/bin-1/reading", {**GOOD, "fill": None, "quality": "dark", "historical": True})
     assert isinstance(dark, ReadingMsg) and dark.reading.fill is None
+    cls = _p("binsight/bin-1/reading", {**GOOD, "label": "contaminated", "label_prob": 0.8})
+    assert isinstance(cls, ReadingMsg) and (cls.reading.label, cls.reading.label_prob) == (
+        "contaminated",
+        0.8,
+    )
     assert isinstance(_p("binsight/bin-1/stats", STATS), StatsMsg)
     a = _p("binsight/bin-1/available", "offline")
     assert a == Availability("bin-1", online=False)

@@ -84,3 +84,55 @@ def test_too_few_held_out_labels_and_the_interval_is_stated() -> None:
     res = judge("c1", report, "a1", min_labels=30)
     assert res.ok and "48 held-out labels" in res.reason and "95% CI -0.0410..-0.0180" in res.reason
     assert "no confidence interval" in judge("c1", _report(0.05, 0.08, n=48), "a1", min_labels=30).reason
+
+
+def _with_classes(
+    cand_acc: float | None, act_acc: float | None, ci: list[float], n: int = 40
+) -> dict[str, Any]:
+    """A fill comparison the candidate passes, plus a class-head comparison."""
+    report = _report(0.05, 0.08)
+    report["comparison"]["class_comparison"] = {
+        "metric": "accuracy",
+        "lower_is_better": False,
+        "n": n,
+        "candidate": None if cand_acc is None else {"version": "c1", "accuracy": cand_acc},
+        "active": None if act_acc is None else {"version": "a1", "accuracy": act_acc},
+        "active_note": None
+        if act_acc is not None
+        else "the active model has no class head for these classes",
+        "difference": None
+        if cand_acc is None or act_acc is None
+        else {"mean_diff": act_acc - cand_acc, "ci": ci},
+    }
+    return report
+
+
+@pytest.mark.parametrize(
+    ("cand", "act", "ci", "ok", "words"),
+    [
+        (0.90, 0.88, [-0.06, 0.02], True, "class head accuracy 0.9000 vs active 0.8800"),
+        # A little lower, but inside the interval: the held-out class labels cannot tell them apart.
+        (0.86, 0.88, [-0.02, 0.07], True, "95% CI -0.0200..+0.0700"),
+        # Worse beyond the interval: the whole interval of the error-rate difference is above zero.
+        (0.70, 0.88, [0.10, 0.26], False, "class head is worse beyond the interval"),
+        # The active model has no class head: the candidate's is new, reported and not compared.
+        (0.84, None, [], True, "class head new"),
+        # Dropping the class head the active model has would stop the class readings.
+        (None, 0.88, [], False, "no class head but the active model has one"),
+    ],
+)
+def test_class_head_is_judged_too(
+    cand: float | None, act: float | None, ci: list[float], ok: bool, words: str
+) -> None:
+    """A candidate passing on fill is still refused when its class head is worse beyond the CI or gone."""
+    res = judge("c1", _with_classes(cand, act, ci), "a1")
+    assert res.ok is ok and words in res.reason, res.reason
+    assert "mae 0.0500 vs active 0.0800" in res.reason  # the fill head's verdict is always stated
+
+
+def test_class_head_with_too_few_labels_is_not_judged() -> None:
+    """Fewer held-out class labels than min_heldout_labels: not judged, and the reason says so."""
+    res = judge("c1", _with_classes(0.5, 0.9, [0.2, 0.6], n=8), "a1", min_labels=10)
+    assert res.ok and "class head not judged: only 8 held-out class labels" in res.reason
+    res = judge("c1", _with_classes(0.5, 0.9, [0.2, 0.6], n=8), "a1", min_labels=5)
+    assert not res.ok and "worse beyond the interval" in res.reason

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from web_support import OFFLINE, Seeded, login, shot
+from web_support import CLASSES, FLAGGED, OFFLINE, Seeded, login, shot
 
 
 def test_map_shows_the_seeded_bins_with_details(page: Any, site: Seeded) -> None:
@@ -120,3 +120,38 @@ def test_map_pans_and_zooms(page: Any, site: Seeded) -> None:
     page.keyboard.press("-")
     page.keyboard.press("-")
     page.wait_for_function(f"Number(document.querySelector('.map-scale').dataset.meters) > {zoomed}")
+
+
+def _flag_check(page: Any, site: Seeded, name: str) -> None:
+    login(page, site, "operator")
+    page.wait_for_selector("[data-bin]")
+    flagged = page.eval_on_selector_all(
+        "circle[data-flag]", "els => els.map(e => [e.dataset.bin, e.dataset.flag])"
+    )
+    assert sorted(map(tuple, flagged)) == sorted((b, CLASSES[b][0]) for b in FLAGGED)
+    # One warning triangle per flagged marker (shape, not only colour); the legend names it.
+    assert page.get_attribute(".bin-flag", "d").count("M") == len(FLAGGED)
+    assert "overflowing or contaminated" in page.inner_text(".legend")
+    assert f"{len(FLAGGED)} overflowing or contaminated" in page.inner_text(".summary")
+    # The list marks the flagged rows.
+    rows = page.eval_on_selector_all("[data-bin-row] .class-flag", "els => els.map(e => e.dataset.flag)")
+    assert sorted(rows) == sorted(CLASSES[b][0] for b in FLAGGED)
+    shot(page, name, full_page=True)
+
+
+def test_map_flags_overflowing_and_contaminated_bins(page: Any, site: Seeded) -> None:
+    """Bins whose latest reading's class is overflowing or contaminated carry a flag on the map, in the
+    list and in their details (with the class's probability); a clean bin does not."""
+    _flag_check(page, site, "map-flags")
+    page.click("circle[data-bin='ctr-03']")
+    details = page.inner_text(".details")
+    assert "contaminated (74%)" in details and "⚠ contaminated" in details
+    page.click("circle[data-bin='ctr-01']")
+    details = page.inner_text(".details")
+    assert "clean (93%)" in details and "⚠" not in details
+    assert not page.errors
+
+
+def test_map_flags_on_a_phone(phone: Any, site: Seeded) -> None:
+    """The same flags at 390x844."""
+    _flag_check(phone, site, "map-flags-phone")

@@ -59,6 +59,9 @@ BINS: list[dict[str, Any]] = [
     {"bin_id": "ctr-06", "lat": 52.3688, "lon": 4.8795, "site": "centrum", "fill": 0.90, "rate": 0.016},
 ]
 OFFLINE = {"nrd-05", "ctr-04"}
+#: The class head's class (and its probability) on these bins' latest reading; the first two flag.
+CLASSES = {"nrd-06": ("overflowing", 0.86), "ctr-03": ("contaminated", 0.74), "ctr-01": ("clean", 0.93)}
+FLAGGED = {"nrd-06", "ctr-03"}
 IMAGES = [
     ("nrd-01", 0.93, "unsure"),
     ("ctr-02", 0.55, "unsure"),
@@ -160,9 +163,11 @@ def _seed_messages(now: int) -> list[tuple[str, bytes]]:
                 fill += 0.9
             if b.get("noise") and h:  # the newest reading stays the bin's "fill"
                 fill = 1.0 if h == 20 else min(1.0, max(0.0, fill + float(rng.normal(0.0, b["noise"]))))
+            label, label_prob = CLASSES[bin_id] if h == 0 and bin_id in CLASSES else (None, None)
             reading = Reading(
-                bin_id=bin_id, seq=seq, ts=ts, fill=round(fill, 4), quality="ok", model="m-seed"
-            )
+                bin_id=bin_id, seq=seq, ts=ts, fill=round(fill, 4), quality="ok", model="m-seed",
+                label=label, label_prob=label_prob,
+            )  # fmt: skip
             msgs.append((topics.reading(bin_id), reading.model_dump_json().encode()))
         stats = Stats(
             bin_id=bin_id,

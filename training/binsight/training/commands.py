@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 
 from binsight.errors import DataError
 
@@ -52,6 +53,7 @@ def fit(args: argparse.Namespace) -> int:
         "test": report["test"],
         "baselines": report["baselines"],
         "int8_test": report["int8"]["test"] if report["int8"] else None,
+        "class_head": _class_summary(report.get("class_head")),
         "skipped": report["data"]["skipped"],
         "split": report["split"]["method"],
         "report": args.report,
@@ -59,6 +61,17 @@ def fit(args: argparse.Namespace) -> int:
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _class_summary(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The class head in the printed summary: its classes and held-out metrics, or why there is none."""
+    if not section or not section.get("fitted"):
+        return section
+    return {
+        "classes": section["classes"],
+        "test": section["test_metrics"],
+        "features": section["features"]["chosen"],
+    }
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -71,9 +84,11 @@ def evaluate(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     for key, value in result.items():
-        if key in ("confusion", "classes", "skipped"):
+        if key in ("confusion", "classes", "skipped", "class"):
             continue
         print(f"{key:>10}: {value}")
+    if "class" in result:
+        print(f"{'class':>10}: accuracy {result['class']['accuracy']} (n {result['class']['n']})")
     for s in result["skipped"]:
         print(f"   skipped: {s['file']} (row {s['row']}): {s['reason']}")
     return 0

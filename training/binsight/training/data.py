@@ -1,6 +1,7 @@
 """Labelled image sets in the two layouts of docs/contracts.md ("Training data sets"), validated row by row.
 
-* ``labels.csv`` with ``image`` and ``fill`` (0..1, regression) or ``label`` (a class name), and
+* ``labels.csv`` with ``image`` and ``fill`` (0..1, regression) or ``label`` (a class name) or both
+  (each row then needs one of them: a fill head and a class head are fitted side by side), and
   optional ``bin_id`` and ``captured_at``;
 * no ``labels.csv``: one sub-folder per class (the torchvision ImageFolder layout).
 
@@ -72,6 +73,7 @@ class Dataset:
     classes: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     layout: Literal["labels.csv", "folders"] = "labels.csv"
+    origin: list[int] | None = None  # for a part (:meth:`head_parts`): its samples' positions in the whole
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -80,6 +82,27 @@ class Dataset:
     def has_bins(self) -> bool:
         """True when every sample names its bin, so splits can keep a bin on one side."""
         return bool(self.samples) and all(s.bin_id for s in self.samples)
+
+    @property
+    def has_class_labels(self) -> bool:
+        """A fill set some of whose images also carry a class label: it fits a class head beside fill."""
+        return self.task == "regression" and any(s.label is not None for s in self.samples)
+
+    def head_parts(self) -> tuple[Dataset, Dataset]:
+        """The fill part and the class part of a set with both kinds of label, and their positions here.
+
+        Each part is a set of its own (an image with both labels is in both); the positions of each
+        part's samples in this set are :attr:`origin`.
+        """
+        fill = [i for i, s in enumerate(self.samples) if s.fill is not None]
+        cls = [i for i, s in enumerate(self.samples) if s.label is not None]
+        classes = sorted({self.samples[i].label or "" for i in cls})
+        return (
+            Dataset(self.root, "regression", [self.samples[i] for i in fill], [], [], self.layout, fill),
+            Dataset(
+                self.root, "classification", [self.samples[i] for i in cls], classes, [], self.layout, cls
+            ),
+        )
 
     def targets(self) -> np.ndarray:
         """Fill levels (float) for regression, class indices (int) for classification."""
@@ -94,7 +117,7 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """sha256 over the sorted (image content hash, label) pairs: identical sets, identical print."""
-        items = sorted(f"{s.digest}\t{s.fill if s.fill is not None else s.label}" for s in self.samples)
+        items = sorted(f"{s.digest}\t{_label_text(s)}" for s in self.samples)
         return hashlib.sha256("\n".join(items).encode()).hexdigest()
 
     def drop(self, indices: list[int], reason: str) -> None:
@@ -104,8 +127,15 @@ class Dataset:
             s = self.samples[i]
             self.skipped.append(Skipped(str(s.path), s.row, reason))
         self.samples = [s for i, s in enumerate(self.samples) if i not in gone]
-        if self.task == "classification":
-            self.classes = sorted({s.label or "" for s in self.samples})
+        if self.task == "classification" or self.classes:
+            self.classes = sorted({s.label for s in self.samples if s.label is not None})
+
+
+def _label_text(s: Sample) -> str:
+    """A sample's labels in the fingerprint: as before for one kind, both when it has both."""
+    if s.fill is not None and s.label is not None:
+        return f"{s.fill}\t{s.label}"
+    return str(s.fill if s.fill is not None else s.label)
 
 
 def _digest(path: Path) -> str:
@@ -178,11 +208,10 @@ def _load_csv(root: Path, labels: Path, skip_bad: bool) -> Dataset:
     if dupes:
         raise DataError(f"{labels}: duplicate columns {sorted(dupes)}")
     has_fill, has_label = "fill" in header, "label" in header
-    if has_fill == has_label:
-        raise DataError(
-            f"{labels}: needs exactly one of the columns 'fill' (regression) or 'label' (classes)"
-        )
-    task: Task = "regression" if has_fill else "classification"
+    if not (has_fill or has_label):
+        raise DataError(f"{labels}: needs a column 'fill' (regression), 'label' (classes) or both")
+    # Both columns: a row needs one of them; fill rows fit the fill head, label rows the class head.
+    both = has_fill and has_label
     samples: list[Sample] = []
     root_resolved = root.resolve()
     for line_no, values in enumerate(reader, start=2):
@@ -201,8 +230,8 @@ def _load_csv(root: Path, labels: Path, skip_bad: bool) -> Dataset:
             rows.bad(rel, line_no, "image path leaves the data folder")
             continue
         fill: float | None = None
-        label: str | None = None
-        if has_fill:
+        label: str | None = rec.get("label") or None
+        if has_fill and (rec["fill"] or not both):
             try:
                 fill = float(rec["fill"])
             except ValueError:
@@ -211,11 +240,9 @@ def _load_csv(root: Path, labels: Path, skip_bad: bool) -> Dataset:
             if not (math.isfinite(fill) and 0.0 <= fill <= 1.0):
                 rows.bad(rel, line_no, f"fill {fill} is outside 0..1")
                 continue
-        else:
-            label = rec["label"]
-            if not label:
-                rows.bad(rel, line_no, "empty 'label'")
-                continue
+        if fill is None and label is None:
+            rows.bad(rel, line_no, "empty 'fill' and 'label'" if both else "empty 'label'")
+            continue
         captured = rec.get("captured_at") or None
         if captured is not None:
             try:
@@ -232,7 +259,9 @@ def _load_csv(root: Path, labels: Path, skip_bad: bool) -> Dataset:
             rows.bad(rel, line_no, f"cannot read image: {exc.strerror or exc}")
             continue
         samples.append(Sample(path, digest, line_no, fill, label, rec.get("bin_id") or None, captured))
-    classes = sorted({s.label or "" for s in samples}) if task == "classification" else []
+    # A set with any fill label is a fill set; its class labels (if any) are for a class head beside it.
+    task: Task = "regression" if any(s.fill is not None for s in samples) else "classification"
+    classes = sorted({s.label for s in samples if s.label is not None})
     return Dataset(root, task, samples, classes, rows.skipped, "labels.csv")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import torch
 
-from binsight.modelfile import INPUT_NAME, KEYS, OUTPUT_NAMES, PREFIX, ModelInfo
+from binsight.modelfile import INPUT_NAME, KEYS, PREFIX, ModelInfo
 from binsight.training.extract import export_onnx
 from binsight.training.features import ExportGraph
 from binsight.training.runtime import session
@@ -25,8 +25,7 @@ logger = logging.getLogger(__name__)
 def export_model(model: ExportGraph, path: Path) -> None:
     """Write ``model`` as ONNX (opset 17, input ``image`` uint8 [N, H, W, 3] BGR) and run onnx.checker."""
     h, w = model.preprocess.size
-    output = OUTPUT_NAMES[model.task]
-    export_onnx(model, path, output, torch.zeros(1, h, w, 3, dtype=torch.uint8))
+    export_onnx(model, path, model.output_names, torch.zeros(1, h, w, 3, dtype=torch.uint8))
     onnx.checker.check_model(str(path), full_check=True)
 
 
@@ -58,16 +57,21 @@ def set_metadata(path: Path, meta: Mapping[str, str]) -> None:
 
 
 def max_abs_diff(model: ExportGraph, path: Path, images: list[np.ndarray]) -> float:
-    """Largest difference between the torch pipeline and ONNX Runtime on ``images`` (any sizes)."""
+    """Largest difference between the torch pipeline and ONNX Runtime on ``images`` (any sizes).
+
+    Every output counts (fill and, with a class head, its probabilities).
+    """
     sess = session(path, 1)
-    output = OUTPUT_NAMES[model.task]
+    names = list(model.output_names)
     worst = 0.0
     for img in images:
         x = img[None]
         with torch.inference_mode():
-            ref = model(torch.from_numpy(x)).numpy()
-        (got,) = sess.run([output], {INPUT_NAME: x})
-        worst = max(worst, float(np.max(np.abs(np.asarray(got) - ref))))
+            ref = model(torch.from_numpy(x))
+        refs = ref if isinstance(ref, tuple) else (ref,)
+        got = sess.run(names, {INPUT_NAME: x})
+        for r, g in zip(refs, got, strict=True):
+            worst = max(worst, float(np.max(np.abs(np.asarray(g) - r.numpy()))))
     return worst
 
 

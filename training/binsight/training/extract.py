@@ -80,8 +80,14 @@ def extractor_settings(spec: BackboneSpec) -> dict[str, Any]:
     }
 
 
-def export_onnx(module: torch.nn.Module, path: Path, output: str, example: torch.Tensor) -> None:
-    """Export ``module`` (uint8 ``image`` [N, H, W, 3] in) with dynamic N, H, W, in eval mode only."""
+def export_onnx(
+    module: torch.nn.Module, path: Path, output: str | tuple[str, ...], example: torch.Tensor
+) -> None:
+    """Export ``module`` (uint8 ``image`` [N, H, W, 3] in) with dynamic N, H, W, in eval mode only.
+
+    ``output`` names the output, or each of them for a module that returns several.
+    """
+    outputs = [output] if isinstance(output, str) else list(output)
     assert_eval(module)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -96,8 +102,8 @@ def export_onnx(module: torch.nn.Module, path: Path, output: str, example: torch
             dynamo=False,
             opset_version=17,
             input_names=["image"],
-            output_names=[output],
-            dynamic_axes={"image": {0: "n", 1: "height", 2: "width"}, output: {0: "n"}},
+            output_names=outputs,
+            dynamic_axes={"image": {0: "n", 1: "height", 2: "width"}, **{o: {0: "n"} for o in outputs}},
             do_constant_folding=True,
         )
     os.replace(tmp, path)

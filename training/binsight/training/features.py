@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from binsight.modelfile import CLASS_OUTPUT, OUTPUT_NAMES
 from binsight.training.backbone import Backbone, BackboneSpec, fold_input
 from binsight.training.recipes import POOLS, Layout, Recipe
 
@@ -81,6 +82,8 @@ class ExportGraph(nn.Module):
 
     ``weight``/``bias`` act on the raw pooled vector (the head's standardisation is folded in).
     Regression returns ``fill`` ``[N]`` clipped to 0..1; classification returns ``probs`` ``[N, C]``.
+    A regression graph with ``class_head`` (its recipe, weight, bias) returns ``(fill, probs)``: the
+    backbone runs once and feeds both heads.
     """
 
     def __init__(
@@ -92,20 +95,45 @@ class ExportGraph(nn.Module):
         weight: np.ndarray,
         bias: np.ndarray,
         task: str,
+        class_head: tuple[Recipe, np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.preprocess, self.backbone = fold_input(backbone, spec)
         self.pool = FeaturePool(spec, recipe.parts)
-        w = torch.as_tensor(np.asarray(weight, dtype=np.float32))
-        self.head = nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            self.head.weight.copy_(w)
-            self.head.bias.copy_(torch.as_tensor(np.asarray(bias, dtype=np.float32)))
+        self.head = _linear(weight, bias)
         self.task = task
+        # A fill model's class head: its own pooling of the same backbone maps (one backbone run).
+        self.class_pool: FeaturePool | None = None
+        self.class_head: nn.Linear | None = None
+        if class_head is not None:
+            if task != "regression":
+                raise ValueError("a class head sits beside a fill (regression) head")
+            c_recipe, c_weight, c_bias = class_head
+            self.class_pool = FeaturePool(spec, c_recipe.parts)
+            self.class_head = _linear(c_weight, c_bias)
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        z = self.head(self.pool(self.backbone(self.preprocess(image))))
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The graph's outputs (docs/contracts.md): ``fill``, ``probs``, or ``fill`` and ``probs``."""
+        first = OUTPUT_NAMES[self.task]
+        return (first, CLASS_OUTPUT) if self.class_head is not None else (first,)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        maps = self.backbone(self.preprocess(image))
+        z = self.head(self.pool(maps))
         out: torch.Tensor = z[:, 0].clamp(0.0, 1.0) if self.task == "regression" else z.softmax(dim=1)
-        return out
+        if self.class_head is None or self.class_pool is None:
+            return out
+        probs: torch.Tensor = self.class_head(self.class_pool(maps)).softmax(dim=1)
+        return out, probs
+
+
+def _linear(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
+    w = torch.as_tensor(np.asarray(weight, dtype=np.float32))
+    layer = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(torch.as_tensor(np.asarray(bias, dtype=np.float32)))
+    return layer

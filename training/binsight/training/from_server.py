@@ -109,7 +109,14 @@ def _safe_extract(data: bytes, dest: Path) -> None:
 def fetch_export(base_url: str, token: str, dest: Path) -> Path:
     """Download ``GET /api/labels/export`` into ``dest`` (created); returns ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    _safe_extract(_request(base_url.rstrip("/") + "/api/labels/export?kind=fill", token), dest)
+    url = base_url.rstrip("/") + "/api/labels/export?kind="
+    try:  # fill and class labels (a class head beside fill)
+        data = _request(url + "both", token)
+    except ServerError as exc:  # a server from before class heads knows fill and label only
+        if "HTTP 422" not in str(exc):
+            raise
+        data = _request(url + "fill", token)
+    _safe_extract(data, dest)
     if not (dest / "labels.csv").is_file():
         raise ServerError("the label export has no labels.csv")
     return dest
@@ -224,7 +231,9 @@ def compare_models(
     from binsight.training.modelfile import read_info
     from binsight.training.runtime import session
 
-    ds = load_dataset(data_dir, skip_bad=True)
+    whole = load_dataset(data_dir, skip_bad=True)
+    # Fill and class labels: the fill comparison on the fill part, the class heads' on the class part.
+    ds, class_part = whole.head_parts() if whole.has_class_labels else (whole, None)
     held = set(test_bins)
     idx = [i for i, s in enumerate(ds.samples) if s.bin_id in held]
     if not idx:
@@ -270,6 +279,69 @@ def compare_models(
                 np.abs(act_out.reshape(-1) - y).tolist(),
                 [ds.samples[i].bin_id or "" for i in idx],
             )
+    if class_part is not None:
+        result["class_comparison"] = compare_class_heads(candidate, active, class_part, held, threads=threads)
+    return result
+
+
+def compare_class_heads(
+    candidate: Path, active: Path | None, ds: Dataset, held: set[str], *, threads: int | None = None
+) -> dict[str, Any] | None:
+    """The candidate's and the active model's class heads on the held-out bins' class labels.
+
+    Returns
+    -------
+    dict or None
+        None when neither model has a class head for these classes. Else ``{metric: "accuracy",
+        lower_is_better: false, n, classes, candidate: {version, accuracy, ...} | None, active: {...}
+        | None, active_note, difference}``: ``candidate`` is None when only the active model has a
+        class head; ``active`` is None (and ``active_note`` says why) when the active model has no
+        class head for these classes; ``difference`` is the paired difference of the two models'
+        per-image errors (0 right, 1 wrong: candidate minus active error rate) with its 95% interval,
+        resampling whole bins.
+    """
+    from binsight.modelfile import CLASS_OUTPUT
+    from binsight.training.evaluate import class_metrics_for, predict_dataset
+    from binsight.training.modelfile import read_info
+    from binsight.training.runtime import session
+
+    idx = [i for i, s in enumerate(ds.samples) if s.bin_id in held]
+
+    def run(path: Path) -> tuple[dict[str, Any], list[float]] | None:
+        sess = session(path, threads)
+        info = read_info(sess, path)
+        if not info.classes or not all(ds.samples[i].label in info.classes for i in idx):
+            return None
+        output = CLASS_OUTPUT if info.has_class_head else info.output
+        probs, unreadable = predict_dataset(sess, info, ds, idx, output=output)
+        if unreadable:
+            raise DataError(f"{ds.samples[unreadable[0]].where()}: cannot decode the image")
+        side: dict[str, Any] = {"version": info.model_version, "path": str(path)}
+        side.update(class_metrics_for(info, ds, idx, probs))
+        picked = [info.classes[int(k)] for k in probs.argmax(axis=1)]
+        return side, [float(p != ds.samples[i].label) for p, i in zip(picked, idx, strict=True)]
+
+    if not idx:
+        return None
+    cand = run(candidate)
+    act = run(active) if active is not None else None
+    if cand is None and act is None:
+        return None
+    result: dict[str, Any] = {
+        "metric": "accuracy",
+        "lower_is_better": False,
+        "n": len(idx),
+        "classes": sorted({ds.samples[i].label or "" for i in idx}),
+        "candidate": None if cand is None else cand[0],
+        "active": None if act is None else act[0],
+        "active_note": None,
+    }
+    if act is None:
+        result["active_note"] = (
+            "no active model" if active is None else "the active model has no class head for these classes"
+        )
+    if cand is not None and act is not None:
+        result["difference"] = paired_difference(cand[1], act[1], [ds.samples[i].bin_id or "" for i in idx])
     return result
 
 
@@ -420,6 +492,21 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
         "candidate": side(comp["candidate"]),
         "active": side(comp["active"]),
         "uploaded": (report.get("uploaded") or {}).get("version"),
+        "class_heads": _class_summary(comp.get("class_comparison")),
+    }
+
+
+def _class_summary(comp: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The class heads' held-out accuracies (and their paired difference), when the candidate has one."""
+    if comp is None:
+        return None
+    act, cand = comp["active"], comp["candidate"]
+    return {
+        "n": comp["n"],
+        "candidate": None if cand is None else cand["accuracy"],
+        "active": None if act is None else act["accuracy"],
+        "active_note": comp.get("active_note"),
+        "difference": comp.get("difference"),
     }
 
 

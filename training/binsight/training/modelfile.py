@@ -31,9 +31,10 @@ def read_info(sess: ort.InferenceSession, path: str | Path) -> ModelInfo:
     info = read_model_info(path)
     inputs = [i.name for i in sess.get_inputs()]
     outputs = [o.name for o in sess.get_outputs()]
-    if inputs != [INPUT_NAME] or info.output not in outputs:
+    if inputs != [INPUT_NAME] or not set(info.outputs) <= set(outputs):
         raise DataError(
-            f"{path}: expected input {INPUT_NAME!r} and output {info.output!r}, found {inputs} -> {outputs}"
+            f"{path}: expected input {INPUT_NAME!r} and outputs {list(info.outputs)}, "
+            f"found {inputs} -> {outputs}"
         )
     return info
 
@@ -43,7 +44,9 @@ def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def run(sess: ort.InferenceSession, info: ModelInfo, images: list[np.ndarray]) -> np.ndarray:
-    """Model outputs for BGR images already resized to ``info.input_size``."""
-    (out,) = sess.run([info.output], {INPUT_NAME: np.stack(images)})
+def run(
+    sess: ort.InferenceSession, info: ModelInfo, images: list[np.ndarray], output: str | None = None
+) -> np.ndarray:
+    """Model outputs (``output``, default the task's) for BGR images resized to ``info.input_size``."""
+    (out,) = sess.run([output or info.output], {INPUT_NAME: np.stack(images)})
     return np.asarray(out)

@@ -31,6 +31,13 @@ from binsight.training import DEFAULT_INPUT_SIZE, aspect_input_size
 from binsight.training.backbone import Backbone, BackboneSpec, check_input_size, load_backbone
 from binsight.training.backbone_choice import AUTO, DEFAULT_LATENCY_BUDGET_MS, choose_backbone
 from binsight.training.baselines import LEARNING_CURVE, baselines, learning_curve
+from binsight.training.class_head import (
+    ClassPart,
+    FittedClassHead,
+    class_head_report,
+    split_parts,
+    test_class_head,
+)
 from binsight.training.data import Dataset, load_dataset
 from binsight.training.extract import Features, extract
 from binsight.training.images import decode, input_frames
@@ -64,7 +71,8 @@ def holdout_split(
     from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedShuffleSplit
 
     n = len(ds.samples)
-    y = ds.targets()
+    # Only classes stratify; a set with both kinds of label has no one target for every image.
+    y = ds.targets() if ds.task == "classification" else np.zeros(n)
     groups = ds.groups()
     bins = {s.bin_id for s in ds.samples if s.bin_id}
     if len(bins) >= 2:
@@ -224,6 +232,19 @@ def fit_dataset(
     if out.suffix != ".onnx":
         raise DataError(f"{out}: the model file must end in .onnx")
     timings: dict[str, float] = {}
+    # A set with fill and class labels: one split over the whole set, then each head its own part.
+    class_part: ClassPart | None = None
+    no_class_head: str | None = None
+    split_note: str | None = None
+    test_bins: list[str] | None = None  # a set with both labels: the held-out bins of the whole split
+    frames = ds  # the input size follows every image's frame, not only the fill part's
+    if ds.has_class_labels:
+        whole = _split(ds, test_indices, seed)
+        test_bins = sorted({str(ds.samples[i].bin_id) for i in whole.test if ds.samples[i].bin_id})
+        ds, test_indices, class_part, no_class_head = split_parts(ds, whole.test)
+        split_note = f"{whole.method} (one split for the fill and the class head)"
+        if class_part is not None and int8:
+            class_part, no_class_head = None, "--int8 with a class head is not built yet (fit without --int8)"
     # A lid camera looks straight down: a mirrored frame shows the same fill, so regression heads
     # also train on the three mirror images of each training frame (measured on the synthetic
     # benchmark: MAE 0.054 -> 0.047). Classes may not be mirror-invariant, so they get none.
@@ -237,14 +258,24 @@ def fit_dataset(
 
     choice: dict[str, Any] | None = None
     if backbone == AUTO:
-        best, choice = choose_backbone(ds.task, resolve_input_size(input_size, ds), run,
+        best, choice = choose_backbone(ds.task, resolve_input_size(input_size, frames), run,
                                        budget_ms=latency_budget_ms, cache_dir=cache_dir)  # fmt: skip
         assert best.backbone is not None and best.spec is not None
         model, spec = best.backbone, best.spec
         feats, split, chosen = best.result
     else:
-        model, spec = _backbone(backbone, input_size, ds)
+        model, spec = _backbone(backbone, input_size, frames)
         (feats, split, chosen), _, _ = run(model, spec)
+    if split_note is not None:
+        split = Split(split.train, split.test, split_note)
+    fitted_class: FittedClassHead | None = None
+    if class_part is not None:
+        # The same backbone's (cached) features of the class-labelled images; no mirrors (see flips).
+        c_feats, c_split, c_chosen = _extract_select(
+            class_part.ds, model, spec, cache_dir=cache_dir, flips=(), threads=threads, progress=progress,
+            skip_bad=skip_bad, test_indices=class_part.test, seed=seed, timings=timings,
+        )  # fmt: skip
+        fitted_class = FittedClassHead(class_part, c_feats, c_split.train, c_chosen)
     tr, te = split.train, split.test
     y, groups = ds.targets(), ds.groups()
     train_rows = TrainingRows(feats, y, groups, flips)
@@ -254,9 +285,14 @@ def fit_dataset(
         curve = learning_curve(tr, feats.deep[te][:, cols], y[te], train_rows=train_rows, cols=cols, ds=ds,
                                head=head, seed=seed)  # fmt: skip
 
+    # A class head beside fill shares the backbone: re-training its tail for one head would change
+    # the other's features, so a two-head fit keeps the frozen backbone.
     with _timed(timings, "retrain_s"):
-        retrained, retrain_info = decide_and_retrain(ds, model, spec, tr, chosen, train_rows, flips, retrain,
-                                                     seed, retrain_settings)  # fmt: skip
+        retrained, retrain_info = decide_and_retrain(ds, model, spec, tr, chosen, train_rows, flips,
+                                                     retrain if fitted_class is None else "off", seed,
+                                                     retrain_settings)  # fmt: skip
+    if fitted_class is not None:
+        retrain_info = {**retrain_info, "reason": "a class head beside fill shares the frozen backbone"}
     recipe = chosen.recipe
     if retrained is not None:
         # The re-trained tail replaces the backbone's; its weights id says so (and keeps the
@@ -268,7 +304,8 @@ def fit_dataset(
                                    cv_scores={}, temperature=1.0)  # fmt: skip
 
     # Export the one graph, check it against torch, then evaluate the file itself.
-    graph = ExportGraph(model, spec, recipe, weight=head.weight, bias=head.bias, task=ds.task)
+    graph = ExportGraph(model, spec, recipe, weight=head.weight, bias=head.bias, task=ds.task,
+                        class_head=None if fitted_class is None else fitted_class.graph_head())  # fmt: skip
     fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
     with _timed(timings, "export_s"):
         diff = _export_checked(graph, fp32_path, ds, te)
@@ -279,7 +316,14 @@ def fit_dataset(
         retrained_head = {"kind": "retrained_last_stages", "tail_stages": retrain_info["tail_stages"],
                           "validation": retrain_info["validation"]}  # fmt: skip
         meta["head"] = json.dumps(retrained_head)
+    if fitted_class is not None:
+        meta["classes"] = json.dumps(fitted_class.part.ds.classes)
+        meta["class_head"] = json.dumps(fitted_class.describe())
     tested = _stamp_and_test(fp32_path, meta, ds, te, threads=threads, timings=timings)
+    class_metrics = None
+    if fitted_class is not None:
+        with _timed(timings, "test_inference_s"):
+            class_metrics, _ = test_class_head(fp32_path, meta, fitted_class, threads=threads)
     int8_report: dict[str, Any] | None = None
     if int8:
         with _timed(timings, "int8_s"):
@@ -296,9 +340,14 @@ def fit_dataset(
     if retrained is not None:
         report["head"] = json.loads(meta["head"])
         report["features"]["chosen"] = str(recipe)
+    report["class_head"] = class_head_report(fitted_class, no_class_head, class_metrics)
+    if test_bins is not None:
+        report["split"]["test_bins"] = test_bins
     if report_path is not None:
         _write_report(report, Path(report_path), y[te], tested.outputs)
     held_out = json.dumps(tested.metrics)[:200]
+    if class_metrics is not None:
+        held_out += f"; class head accuracy {class_metrics['accuracy']:.4f}"
     logger.info("model %s written to %s; held-out %s", meta["model_version"], out, held_out)
     return report
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from binsight.server.api.schemas import BinOut, ForecastOut, HistoryForecast, HistoryOut, ReadingOut
 from binsight.server.auth import Principal, require
+from binsight.server.classes import latest_classes
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Bin, Device, Reading
 from binsight.server.forecast.collections import detect_collections
@@ -38,7 +39,9 @@ def list_bins(
         q = select(Bin, Device).outerjoin(Device, Device.bin_id == Bin.id).order_by(Bin.id)
         if site is not None:
             q = q.where(Bin.site == site)
+        classes = latest_classes(s)
         for b, d in s.execute(q).all():
+            cls = classes.get(b.id)
             health = device_health(d, now, state.config.health)
             if offline is not None and health.online == offline:
                 continue
@@ -67,6 +70,9 @@ def list_bins(
                     last_error=d.last_error if d else None,
                     registered=b.registered,
                     seq_gaps=missing_readings(d),
+                    label=cls.label if cls else None,
+                    label_prob=cls.prob if cls else None,
+                    flag=cls.flag if cls else None,
                 )
             )
     return out
@@ -84,7 +90,15 @@ def history(
         if s.get(Bin, bin_id) is None:
             raise HTTPException(404, f"no bin {bin_id!r}")
         rows = s.execute(
-            select(Reading.ts, Reading.fill, Reading.quality, Reading.historical, Reading.fill_smooth)
+            select(
+                Reading.ts,
+                Reading.fill,
+                Reading.quality,
+                Reading.historical,
+                Reading.label,
+                Reading.label_prob,
+                Reading.fill_smooth,
+            )
             .where(Reading.bin_id == bin_id, Reading.ts >= since)
             .order_by(Reading.ts)
         ).all()
@@ -106,7 +120,13 @@ def history(
     return HistoryOut(
         readings=[
             ReadingOut(
-                ts=r.ts, fill=r.fill, quality=r.quality, historical=r.historical, fill_smooth=r.fill_smooth
+                ts=r.ts,
+                fill=r.fill,
+                quality=r.quality,
+                historical=r.historical,
+                label=r.label,
+                label_prob=r.label_prob,
+                fill_smooth=r.fill_smooth,
             )
             for r in rows
         ],

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import and_, distinct, exists, func, or_, select
 
-from binsight.server.api.schemas import LabelIn, LabelStats, QueueItem
+from binsight.server.api.schemas import LabelClasses, LabelIn, LabelStats, QueueItem
 from binsight.server.auth import Principal, require
+from binsight.server.classes import FLAGGED, active_model_classes, label_classes
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Bin, Image, Label
 from binsight.server.labels import Kind, counted_labels, export_zip
@@ -153,6 +154,15 @@ def _add_label(state: AppState, image_id: int, label: Label) -> None:
         if s.get(Image, image_id) is None:
             raise HTTPException(404, f"no image {image_id}")
         s.add(label)
+
+
+@router.get("/api/labels/classes", response_model=LabelClasses)
+def classes(_who: Viewer, state: State) -> LabelClasses:
+    """The classes a labeller may give an image beside its fill: the active model's, then the usual
+    ones (``clean``, ``overflowing``, ``contaminated``, ``blocked``); ``flagged`` are those the map flags."""
+    with state.sessions() as s:
+        model = active_model_classes(s, state.config.models.dir)
+    return LabelClasses(classes=label_classes(model), model=model, flagged=list(FLAGGED))
 
 
 @router.post("/api/images/{image_id}/label")

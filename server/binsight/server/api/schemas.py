@@ -40,6 +40,11 @@ class BinOut(BaseModel):
     last_error: str | None
     registered: bool
     seq_gaps: int
+    #: The class of the latest usable reading (a model with a class head), its probability, and
+    #: ``flag`` (``overflowing`` | ``contaminated``) when that class flags the bin.
+    label: str | None = None
+    label_prob: float | None = None
+    flag: str | None = None
 
 
 class ReadingOut(BaseModel):
@@ -52,6 +57,8 @@ class ReadingOut(BaseModel):
         description="the smoothed fill as it stood when this reading arrived; null: no fill, arrived "
         "after newer readings (not smoothed), or stored before smoothing existed",
     )
+    label: str | None = None
+    label_prob: float | None = None
 
 
 class FillPoint(BaseModel):
@@ -150,6 +157,13 @@ class LabelIn(BaseModel):
     fill: float | None = None
     label: str | None = None
     unusable: bool = False
+
+
+class LabelClasses(BaseModel):
+    classes: list[str]
+    #: The active model's own classes ([] when it has no class head).
+    model: list[str]
+    flagged: list[str]
 
 
 class LabelStats(BaseModel):

@@ -142,6 +142,8 @@ class Reading(Base):
     #: The smoothed fill when this reading arrived (migration 0006c); null: no fill, older than the
     #: bin's newest smoothed reading when it arrived, or stored before 0006c. ``fill`` stays the raw one.
     fill_smooth: Mapped[float | None] = mapped_column(Float)
+    #: The class head's probability of ``label`` (migration 0006e).
+    label_prob: Mapped[float | None] = mapped_column(Float)
 
 
 class Image(Base):
@@ -352,7 +354,8 @@ class ModelAnnouncement(Base):
 
 class AlertState(Base):
     """The last alerted state of one bin's ``kind`` (``level``: ok/full/overflow; ``camera``:
-    online/offline). Alerts fire on a change of this row, so one per change (binsight.server.alerts)."""
+    online/offline; ``class``: overflowing/contaminated/clear). Alerts fire on a change of this row, so one
+    per change (binsight.server.alerts)."""
 
     __tablename__ = "alert_states"
     bin_id: Mapped[str] = mapped_column(String(64), primary_key=True)

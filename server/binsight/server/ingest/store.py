@@ -226,13 +226,13 @@ WHERE d.bin_id = v.bin_id
 _PG_INSERT_READINGS = text(
     """
 INSERT INTO readings (bin_id, seq, ts, received_at, fill, quality, model, historical, spread, infer_ms, label,
-                      shadow_model, shadow_fill, fill_smooth)
+                      shadow_model, shadow_fill, fill_smooth, label_prob)
 SELECT * FROM unnest(CAST(:bin_id AS varchar[]), CAST(:seq AS bigint[]), CAST(:ts AS bigint[]),
                      CAST(:received_at AS bigint[]), CAST(:fill AS float8[]), CAST(:quality AS varchar[]),
                      CAST(:model AS varchar[]), CAST(:historical AS boolean[]), CAST(:spread AS float8[]),
                      CAST(:infer_ms AS float8[]), CAST(:label AS varchar[]),
                      CAST(:shadow_model AS varchar[]), CAST(:shadow_fill AS float8[]),
-                     CAST(:fill_smooth AS float8[]))
+                     CAST(:fill_smooth AS float8[]), CAST(:label_prob AS float8[]))
 ON CONFLICT (bin_id, seq) DO NOTHING
 RETURNING bin_id, seq
 """
@@ -411,6 +411,7 @@ def _write_readings(
             "shadow_model": r.shadow_model,
             "shadow_fill": r.shadow_fill,
             "fill_smooth": smooth.get((r.bin_id, r.seq)),
+            "label_prob": r.label_prob,
         }
         for r in unique.values()
     ]

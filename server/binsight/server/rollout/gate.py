@@ -6,7 +6,7 @@ scores, overall and per site. The gate refuses a candidate whose report lacks th
 whose comparison was made against another model than the one active now, that holds fewer than
 ``min_heldout_labels`` held-out labels (too few to tell two models apart: the gate does not decide),
 or that is worse. Its reason states the held-out size and the paired difference's 95% interval
-(:mod:`binsight.heldout`).
+(:mod:`binsight.heldout`). A model with a class head is judged on both heads (:func:`judge_class_head`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from binsight.heldout import describe
 
-__all__ = ["GateResult", "judge", "too_few"]
+__all__ = ["GateResult", "judge", "judge_class_head", "too_few"]
 
 
 @dataclass(frozen=True)
@@ -114,4 +114,57 @@ def judge(
             f"{cand:.4f} vs {act:.4f} on {where}",
             comp,
         )
-    return GateResult(True, f"{metric} {cand:.4f} vs active {act:.4f} on {where}", comp)
+    fill_reason = f"{metric} {cand:.4f} vs active {act:.4f} on {where}"
+    ok, class_reason = judge_class_head(comp.get("class_comparison"), min_labels)
+    if class_reason is None:
+        return GateResult(True, fill_reason, comp)
+    if not ok:
+        return GateResult(False, f"candidate {candidate_version}: {class_reason} (fill: {fill_reason})", comp)
+    return GateResult(True, f"{fill_reason}; {class_reason}", comp)
+
+
+def judge_class_head(class_comp: Any, min_labels: int = 1) -> tuple[bool, str | None]:
+    """The class head's part of the gate: ``(ok, reason)``; reason None when neither model has one.
+
+    ``class_comp`` is the comparison's ``class_comparison`` (``train fit --from-server`` writes it
+    when the held-out bins have class labels). The class head must not be worse beyond the interval:
+    the candidate is refused when the whole 95% interval of its paired error-rate difference
+    (candidate minus active, whole bins resampled) lies above zero, or when it drops the class head
+    the active model has. A class head the active model lacks is new: reported, not compared (the
+    fill head decides). Fewer held-out class labels than ``min_labels``: not judged, said so.
+    """
+    if not isinstance(class_comp, dict):
+        return True, None
+    cand, act = class_comp.get("candidate"), class_comp.get("active")
+    n = int(class_comp.get("n") or 0)
+    if not isinstance(cand, dict):
+        if isinstance(act, dict):
+            act_acc = float(act.get("accuracy") or 0.0)
+            return False, (
+                f"it has no class head but the active model has one (accuracy {act_acc:.4f} on {n} held-out "
+                "class labels): promoting it would stop the class readings"
+            )
+        return True, None
+    acc = float(cand.get("accuracy") or 0.0)
+    if not isinstance(act, dict):
+        note = class_comp.get("active_note") or "the active model has no class head"
+        return True, f"class head new ({note}): accuracy {acc:.4f} on {n} held-out class labels, not compared"
+    act_acc = float(act.get("accuracy") or 0.0)
+    if n < min_labels:
+        return True, (
+            f"class head not judged: only {n} held-out class labels, under min_heldout_labels {min_labels} "
+            f"(accuracy {acc:.4f} vs active {act_acc:.4f})"
+        )
+    diff = class_comp.get("difference")
+    diff = diff if isinstance(diff, dict) else {}
+    ci = diff.get("ci")
+    if not isinstance(ci, list) or len(ci) != 2:
+        return False, "the class comparison gives no confidence interval"
+    lo, hi = float(ci[0]), float(ci[1])
+    text = (
+        f"class head accuracy {acc:.4f} vs active {act_acc:.4f} on {n} held-out class labels "
+        f"(error-rate difference {diff.get('mean_diff', 0.0):+.4f}, 95% CI {lo:+.4f}..{hi:+.4f})"
+    )
+    if lo > 0.0:
+        return False, f"its class head is worse beyond the interval: {text}"
+    return True, text

@@ -531,6 +531,15 @@ export class MapView {
     };
     const frag = document.createDocumentFragment();
     let crosses = '';
+    // A warning triangle at the top right of a bin (or cluster) whose latest class flags it
+    // (overflowing, contaminated): told by shape, beside the fill colour.
+    let flags = '';
+    const flagAt = (x, y, rr) => {
+      const cx = x + rr * 1.1;
+      const top = y - rr * 2.1;
+      const w = Math.max(5.5, rr);
+      flags += `M${cx.toFixed(1)},${top.toFixed(1)}l${w.toFixed(1)},${(1.7 * w).toFixed(1)}h${(-2 * w).toFixed(1)}z`;
+    };
     let selected = null;
     const dot = (bin, x, y) => {
       const offline = bin.online === false;
@@ -541,6 +550,10 @@ export class MapView {
       el.setAttribute('r', String(r));
       el.setAttribute('fill', fillColor(shownFill(bin)));
       el.dataset.bin = bin.id;
+      if (bin.flag) {
+        el.dataset.flag = bin.flag;
+        flagAt(x, y, r);
+      }
       frag.append(el);
       this.drawnAt.set(bin.id, [x, y]);
       // A cross through offline cameras: told by shape, not only by colour.
@@ -568,6 +581,7 @@ export class MapView {
           s('circle', { cx: g.x.toFixed(1), cy: g.y.toFixed(1), r: radius.toFixed(1), fill: fillColor(shownFill(fullest)) }),
           s('text', { x: g.x.toFixed(1), y: g.y.toFixed(1), dy: '0.35em', 'text-anchor': 'middle', fill: fillTextColor(shownFill(fullest)), text: String(g.items.length) })));
         if (g.items.some((b) => b.id === this.selectedId)) selected = [g.x, g.y, radius + 4];
+        if (g.items.some((b) => b.flag)) flagAt(g.x, g.y, radius);
       }
     }
     if (spread) {
@@ -587,6 +601,7 @@ export class MapView {
     }
     layer.append(frag);
     if (crosses) layer.append(s('path', { class: 'bin-cross', d: crosses }));
+    if (flags) layer.append(s('path', { class: 'bin-flag', d: flags }));
     if (selected) layer.append(s('circle', { class: 'bin-selected', cx: selected[0], cy: selected[1], r: selected[2] }));
   }
 

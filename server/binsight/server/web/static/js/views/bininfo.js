@@ -7,6 +7,17 @@ export function fillBadge(fill) {
   return h('span', { class: 'fill-badge', style: { background: fillColor(fill), color: fillTextColor(fill) } }, pct(fill));
 }
 
+/** "overflowing" / "contaminated" when the bin's latest class flags it (null otherwise). */
+export function classFlag(bin) {
+  return bin.flag ? h('span', { class: 'class-flag', 'data-flag': bin.flag }, `⚠ ${bin.flag}`) : null;
+}
+
+/** The latest class and its probability: "overflowing (81%)"; '–' without a class head. */
+export function classText(bin) {
+  if (!bin.label) return '–';
+  return bin.label_prob === null || bin.label_prob === undefined ? bin.label : `${bin.label} (${pct(bin.label_prob)})`;
+}
+
 export function stateBadge(bin) {
   if (bin.online === true) return h('span', { class: 'state state-online' }, 'online');
   if (bin.online === false) return h('span', { class: 'state state-offline' }, 'offline');
@@ -50,7 +61,8 @@ export function binDetails(bin) {
   return h('div', { class: 'bin-details' },
     h('h3', {}, bin.name && bin.name !== bin.id ? `${bin.name} (${bin.id})` : bin.id),
     h('dl', {},
-      row('Fill', fillBadge(shownFill(bin)), rawNote(bin), bin.quality && bin.quality !== 'ok' ? ` last frame ${bin.quality}` : ''),
+      row('Fill', fillBadge(shownFill(bin)), rawNote(bin), bin.quality && bin.quality !== 'ok' ? ` last frame ${bin.quality}` : '', classFlag(bin)),
+      bin.label ? row('Class', classText(bin)) : null,
       row('Forecast', timeToFull(bin.forecast)),
       row('Fill rate', bin.forecast && bin.forecast.rate_per_day !== null && bin.forecast.rate_per_day !== undefined
         ? `${pct(bin.forecast.rate_per_day, 1)} per day` : '–'),

@@ -1,6 +1,7 @@
 // Labelling: images sent by cameras, unsure ones first. Set the fill depth, save, next.
 // Keys: 0-9 set 0..90%, F sets 100%, arrows nudge by 5%, Enter saves, S skips, U marks unusable,
 // B goes back to the previous image (saving it again replaces its label), Z zooms the image.
+// Classes (overflowing, contaminated...): a button each beside the fill, Shift+1..9 toggles one.
 import { api, query } from '../api.js';
 import { flash, h, replace, table } from '../dom.js';
 import { pct, plural, shortDateTime } from '../format.js';
@@ -15,6 +16,14 @@ export function keyToFill(key, current) {
   if (key === 'ArrowRight' || key === 'ArrowUp') return Math.min(100, current + 5);
   if (key === 'ArrowLeft' || key === 'ArrowDown') return Math.max(0, current - 5);
   return null;
+}
+
+/** The class index (0-based) Shift+1..9 toggles, or null: by key code, so any keyboard layout works. */
+export function keyToClass(e, count) {
+  if (!e.shiftKey) return null;
+  const m = /^Digit([1-9])$/.exec(e.code || '');
+  const k = m ? Number(m[1]) - 1 : -1;
+  return k >= 0 && k < count ? k : null;
 }
 
 /** "12 of 212 done" style progress: this session's labels against them plus what still waits. */
@@ -90,6 +99,11 @@ export default {
     const slider = h('input', { id: 'l-fill', type: 'range', min: 0, max: 100, step: 5, value: 50,
       'aria-describedby': 'l-keys' });
     const out = h('output', { id: 'l-fill-out', for: 'l-fill', class: 'fill-out' }, '50%');
+    // The class beside the fill (optional): one toggle button per class, from GET /api/labels/classes.
+    let classes = [];
+    let chosen = null;
+    const classRow = h('div', { id: 'l-classes', class: 'row buttons class-buttons', role: 'group', 'aria-label': 'Class (optional)' });
+    const classHelp = h('li', { id: 'l-class-keys', hidden: true });
     const saveBtn = h('button', { type: 'button', id: 'l-save', class: 'btn btn-primary' }, 'Save (Enter)');
     const skipBtn = h('button', { type: 'button', id: 'l-skip', class: 'btn' }, 'Skip (S)');
     const unusableBtn = h('button', { type: 'button', id: 'l-unusable', class: 'btn btn-warn' }, 'Unusable (U)');
@@ -103,13 +117,16 @@ export default {
         h('label', { for: 'l-fill', class: 'big-label' }, 'How full is the container?'),
         h('div', { class: 'slider-row' }, h('span', { 'aria-hidden': 'true' }, 'empty'), slider, h('span', { 'aria-hidden': 'true' }, 'full')),
         out,
+        h('p', { class: 'big-label class-label', id: 'l-class-title' }, 'Anything else? (optional)'),
+        classRow,
         h('div', { class: 'row buttons' }, saveBtn, skipBtn, unusableBtn),
         h('div', { class: 'row buttons' }, prevBtn, zoom.button),
         h('ul', { id: 'l-keys', class: 'keys' },
           h('li', {}, h('kbd', {}, '0'), '–', h('kbd', {}, '9'), ' set 0–90%, ', h('kbd', {}, 'F'), ' sets 100%'),
           h('li', {}, h('kbd', {}, '←'), h('kbd', {}, '→'), ' nudge by 5%'),
           h('li', {}, h('kbd', {}, 'Enter'), ' save · ', h('kbd', {}, 'S'), ' skip · ', h('kbd', {}, 'U'), ' unusable'),
-          h('li', {}, h('kbd', {}, 'B'), ' previous image · ', h('kbd', {}, 'Z'), ' zoom')),
+          h('li', {}, h('kbd', {}, 'B'), ' previous image · ', h('kbd', {}, 'Z'), ' zoom'),
+          classHelp),
         refsHost));
     const empty = h('p', { class: 'panel empty-queue', hidden: true }, 'No images are waiting for a label. Cameras send more as they capture.');
 
@@ -123,6 +140,27 @@ export default {
       out.textContent = `${p}%`;
     }
     slider.addEventListener('input', () => { out.textContent = `${slider.value}%`; });
+
+    function setClass(name) {
+      chosen = name;
+      for (const b of classRow.children) b.setAttribute('aria-pressed', String(b.dataset.class === chosen));
+    }
+    function toggleClass(k) { setClass(chosen === classes[k] ? null : classes[k]); }
+    async function loadClasses() {
+      try {
+        classes = (await api('/api/labels/classes')).classes.slice(0, 9);
+      } catch {
+        classes = [];
+      }
+      if (!alive) return;
+      replace(classRow, classes.map((c, k) => h('button', {
+        type: 'button', class: 'btn btn-class', 'data-class': c, 'aria-pressed': 'false',
+        onclick: () => toggleClass(k),
+      }, c, h('kbd', { 'aria-hidden': 'true' }, `⇧${k + 1}`))));
+      classHelp.hidden = !classes.length;
+      replace(classHelp, h('kbd', {}, 'Shift'), '+', h('kbd', {}, '1'), '–', h('kbd', {}, String(classes.length)), ' class (again: none)');
+      setClass(chosen);
+    }
 
     async function loadStats() {
       try {
@@ -219,6 +257,7 @@ export default {
         item.predicted_fill !== null && item.predicted_fill !== undefined ? ` · model says ${pct(item.predicted_fill)}` : '');
       const guess = item.predicted_fill !== null && item.predicted_fill !== undefined ? Math.round(item.predicted_fill * 20) * 5 : 50;
       setFill(back && cur.kind === 'save' ? cur.fill : guess);
+      setClass(back && cur.kind === 'save' ? cur.label || null : null);
       img.alt = `Camera image from ${item.bin_id}, ${shortDateTime(item.ts)}`;
       img.dataset.imageId = item.image_id;
       showReferences(item);
@@ -265,8 +304,9 @@ export default {
       saving = true;
       const id = encodeURIComponent(item.image_id);
       const fill = Number(slider.value);
+      const label = chosen;
       try {
-        if (kind === 'save') await api(`/api/images/${id}/label`, { method: 'POST', body: { fill: fill / 100 } });
+        if (kind === 'save') await api(`/api/images/${id}/label`, { method: 'POST', body: label ? { fill: fill / 100, label } : { fill: fill / 100 } });
         else if (kind === 'unusable') await api(`/api/images/${id}/label`, { method: 'POST', body: { fill: null, unusable: true } });
         else await api(`/api/images/${id}/skip`, { method: 'POST' });
       } catch (err) {
@@ -278,17 +318,17 @@ export default {
       const again = Boolean(back);
       if (kind !== 'skip') {
         if (!again || cur.kind === 'skip') done += 1;
-        flash(kind === 'save' ? `Saved ${item.bin_id}: ${fill}% full.` : `Marked ${item.bin_id} unusable.`);
+        flash(kind === 'save' ? `Saved ${item.bin_id}: ${fill}% full${label ? `, ${label}` : ''}.` : `Marked ${item.bin_id} unusable.`);
         loadStats();
         refCache.delete(item.bin_id);
       }
       if (again) {
-        Object.assign(cur, { kind, fill });
+        Object.assign(cur, { kind, fill, label });
         back -= 1;
         showCurrent();
         return;
       }
-      history.push({ item, kind, fill });
+      history.push({ item, kind, fill, label });
       if (waiting !== null) waiting = Math.max(0, waiting - 1);
       index += 1;
       if (index >= queue.length) await loadQueue();
@@ -305,6 +345,8 @@ export default {
       const t = e.target;
       const typing = t instanceof HTMLElement && (t.isContentEditable || (t.tagName === 'INPUT' && t.type !== 'range') || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT');
       if (typing) return;
+      const cls = keyToClass(e, classes.length);
+      if (cls !== null) { e.preventDefault(); toggleClass(cls); return; }
       if (e.key === 'Enter') {
         // A focused button, link or disclosure handles Enter itself (a link in the menu must still navigate).
         if (t instanceof HTMLElement && t.closest('button, a[href], summary')) return;
@@ -324,6 +366,7 @@ export default {
     }
     document.addEventListener('keydown', onKey);
 
+    loadClasses();
     loadQueue();
     loadStats();
     return () => {

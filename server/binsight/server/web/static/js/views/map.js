@@ -4,7 +4,7 @@ import { fillColor, shownFill } from '../colors.js';
 import { h, keepFocus, replace, table } from '../dom.js';
 import { pct, plural, relative } from '../format.js';
 import { MapView } from '../mapview.js';
-import { binDetails, deviceState, fillBadge, timeToFull } from './bininfo.js';
+import { binDetails, classFlag, deviceState, fillBadge, timeToFull } from './bininfo.js';
 
 export const OSM_TEMPLATE = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png';
 const TILE_KEY = 'binsight.tiles';
@@ -110,6 +110,7 @@ export default {
       [0, 0.25, 0.5, 0.75, 1].map((f) => h('li', {}, h('span', { class: 'swatch', style: { background: fillColor(f) } }), `${f * 100}%`)),
       h('li', {}, h('span', { class: 'swatch', style: { background: fillColor(null) } }), 'no reading'),
       h('li', {}, h('span', { class: 'swatch swatch-offline', 'aria-hidden': 'true' }, '×'), 'offline'),
+      h('li', {}, h('span', { class: 'swatch swatch-flag', 'aria-hidden': 'true' }, '▲'), 'overflowing or contaminated'),
       h('li', {}, h('span', { class: 'swatch swatch-cluster', 'aria-hidden': 'true' }, '3'), 'bins close together (click to zoom)'));
 
     const form = h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
@@ -195,7 +196,7 @@ export default {
       keepFocus(listHost, 'data-bin-row', () => replace(listHost, table([
         { label: 'Bin', value: (b) => h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id) },
         { label: 'Site', value: (b) => b.site || '–' },
-        { label: 'Fill', value: (b) => fillBadge(shownFill(b)) },
+        { label: 'Fill', value: (b) => [fillBadge(shownFill(b)), classFlag(b)] },
         { label: 'Forecast', value: (b) => timeToFull(b.forecast) },
         { label: 'Last reading', value: (b) => (b.fill_ts ? relative(b.fill_ts) : 'none') },
         { label: 'Device', value: (b) => deviceState(b) },
@@ -214,7 +215,9 @@ export default {
         replace(urgent);
         return;
       }
+      const flagged = bins.filter((b) => b.flag).length;
       summary.textContent = `${shown.length} of ${plural(bins.length, 'bin')} shown · ${full} at ${pct(0.8)} or more · ${off} offline`
+        + (flagged ? ` · ${flagged} overflowing or contaminated` : '')
         + (unplaced ? ` · ${unplaced} without a position (import them with bins import)` : '');
       map.setBins(shown);
       renderUrgent(shown);
