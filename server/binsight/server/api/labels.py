@@ -45,9 +45,14 @@ class References(BaseModel):
     """The site's labelled image nearest full (highest fill)."""
 
 
+def _labelled() -> Any:
+    """Someone labelled the image (a fill, a class or unusable; a skip is no label)."""
+    return exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
+
+
 def _waiting(who: Principal) -> Any:
     """The images waiting for ``who``: nobody labelled them and this user did not skip them."""
-    labelled = exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
+    labelled = _labelled()
     skipped_by_me = exists().where(
         and_(Label.image_id == Image.id, Label.skipped.is_(True), Label.who == who.name)
     )
@@ -64,11 +69,8 @@ def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)
     """Images nobody labelled yet and this user did not skip, ``unsure`` ones first, then newest; after
     them a share (one in :data:`SECOND_OPINION_EVERY`) of images one other person labelled, for a
     second label (``second_opinion``)."""
-    labelled = exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
+    labelled = _labelled()
     mine = exists().where(and_(Label.image_id == Image.id, Label.who == who.name))
-    skipped_by_me = exists().where(
-        and_(Label.image_id == Image.id, Label.skipped.is_(True), Label.who == who.name)
-    )
     others = (
         select(func.count(distinct(Label.who)))
         .where(Label.image_id == Image.id, Label.skipped.is_(False), Label.unusable.is_(False))
@@ -88,7 +90,7 @@ def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)
                 Image.model,
                 labelled.label("second"),
             )
-            .where(or_(and_(~labelled, ~skipped_by_me), second))
+            .where(or_(_waiting(who), second))
             .order_by(labelled.asc(), unsure_first, Image.ts.desc())
             .limit(limit)
         ).all()

@@ -422,7 +422,11 @@ class RolloutService:
             elif old:
                 samples[b] = (new, old)
         shadowed = self._shadow_pairs(s, r, k)
-        why = self._shadow_verdict(r, shadowed) or self._jumped(r, samples) or self._collapsed(r, samples)
+        why = (
+            self._shadow_verdict(r, shadowed)
+            or self._jumped(r, samples)
+            or self._collapsed_readings(r, samples)
+        )
         return (why, False) if why is not None else (None, ready)
 
     def _shadow_pairs(self, s: Session, r: Rollout, k: int) -> dict[str, list[tuple[float, float]]]:
@@ -467,17 +471,10 @@ class RolloutService:
                 )
         new = [f for ps in pairs.values() for f, _ in ps]
         old = [sf for ps in pairs.values() for _, sf in ps]
-        if len(new) < 3:
+        spread = self._collapsed(new, old)
+        if spread is None:
             return None
-        spread_new, spread_old = pstdev(new), pstdev(old)
-        if spread_old >= self.cfg.min_spread and spread_new < self.cfg.min_spread_ratio * spread_old:
-            return (
-                f"canaries {', '.join(sorted(pairs))}: on the same frames {r.version} collapsed to a spread "
-                f"of {spread_new:.3f} ({min(new):.2f}..{max(new):.2f}) where {r.previous} spread "
-                f"{spread_old:.3f} ({min(old):.2f}..{max(old):.2f}; min_spread_ratio "
-                f"{self.cfg.min_spread_ratio:g})"
-            )
-        return None
+        return f"canaries {', '.join(sorted(pairs))}: on the same frames {r.version} collapsed to {spread}"
 
     def _canary_samples(
         self, s: Session, r: Rollout, b: str, k: int, now: int
@@ -532,26 +529,39 @@ class RolloutService:
                 )
         return None
 
-    def _collapsed(self, r: Rollout, samples: dict[str, tuple[list[float], list[float]]]) -> str | None:
-        """The candidate's readings over all canaries spread far less than the previous model's did.
+    def _collapsed(self, new: list[float], old: list[float]) -> str | None:
+        """How the ``new`` fills spread far less than the ``old`` ones (None: they do not).
 
         A flat-lined model (one value whatever it sees) can sit within ``expected + max_jump`` of
         every canary's old median and pass the jump check; across bins at different fills, and over
-        time, real readings vary. Judged when the old readings spread at least ``min_spread``.
+        time, real readings vary. Judged on three fills or more, when the old ones spread at least
+        ``min_spread``; both the shadow soak (the two models on the same frames) and the canaries'
+        readings before and after the switch use it.
         """
-        new = [f for n, _ in samples.values() for f in n]
-        old = [f for _, o in samples.values() for f in o]
         if len(new) < 3 or len(old) < 3:
             return None
         spread_new, spread_old = pstdev(new), pstdev(old)
-        if spread_old >= self.cfg.min_spread and spread_new < self.cfg.min_spread_ratio * spread_old:
-            return (
-                f"canaries {', '.join(sorted(samples))}: readings on {r.version} collapsed to a spread of "
-                f"{spread_new:.3f} (range {min(new):.2f}..{max(new):.2f}) where {r.previous} spread "
-                f"{spread_old:.3f} ({min(old):.2f}..{max(old):.2f}): a model reading nearly the same "
-                f"whatever it sees (min_spread_ratio {self.cfg.min_spread_ratio:g})"
-            )
-        return None
+        if spread_old < self.cfg.min_spread or spread_new >= self.cfg.min_spread_ratio * spread_old:
+            return None
+        return (
+            f"a spread of {spread_new:.3f} ({min(new):.2f}..{max(new):.2f}) where the previous model "
+            f"spread {spread_old:.3f} ({min(old):.2f}..{max(old):.2f}; min_spread_ratio "
+            f"{self.cfg.min_spread_ratio:g})"
+        )
+
+    def _collapsed_readings(
+        self, r: Rollout, samples: dict[str, tuple[list[float], list[float]]]
+    ) -> str | None:
+        """The canaries' first readings on the candidate, pooled, against their last ones before it."""
+        new = [f for n, _ in samples.values() for f in n]
+        old = [f for _, o in samples.values() for f in o]
+        spread = self._collapsed(new, old)
+        if spread is None:
+            return None
+        return (
+            f"canaries {', '.join(sorted(samples))}: readings on {r.version} ({r.previous} before) collapsed "
+            f"to {spread}: a model reading nearly the same whatever it sees"
+        )
 
     def _last_model_event(self, s: Session, bin_id: str, since: int) -> DeviceEvent | None:
         return (
