@@ -430,7 +430,8 @@ class RolloutService:
         return (why, False) if why is not None else (None, ready)
 
     def _shadow_pairs(self, s: Session, r: Rollout, k: int) -> dict[str, list[tuple[float, float]]]:
-        """Per canary, its first ``k`` (new fill, previous model's fill) pairs on the same frames."""
+        """Per canary, its first ``k`` (new fill, previous model's fill) pairs on the same frames since
+        this rollout began."""
         if r.previous is None:
             return {}
         out: dict[str, list[tuple[float, float]]] = {}
@@ -440,6 +441,7 @@ class RolloutService:
                 .where(
                     Reading.bin_id == b,
                     Reading.model == r.version,
+                    Reading.received_at >= r.started_at,
                     Reading.shadow_model == r.previous,
                     Reading.quality == "ok",
                     Reading.fill.is_not(None),
@@ -479,7 +481,9 @@ class RolloutService:
     def _canary_samples(
         self, s: Session, r: Rollout, b: str, k: int, now: int
     ) -> tuple[list[float], list[float]]:
-        """A canary's first ``k`` usable live fills on the new model, its last ``k`` on the previous one."""
+        """A canary's first ``k`` usable live fills on the new model since this rollout began (a model
+        promoted again is judged anew, not on its readings from an earlier time in production), its
+        last ``k`` on the previous one before them."""
         new = [
             f
             for f in s.execute(
@@ -487,6 +491,7 @@ class RolloutService:
                 .where(
                     Reading.bin_id == b,
                     Reading.model == r.version,
+                    Reading.received_at >= r.started_at,
                     Reading.quality == "ok",
                     Reading.historical.is_(False),
                 )
@@ -498,7 +503,9 @@ class RolloutService:
         if len(new) < k or r.previous is None:
             return new, []
         first_new_ts = s.execute(
-            select(Reading.ts).where(Reading.bin_id == b, Reading.model == r.version).order_by(Reading.ts)
+            select(Reading.ts)
+            .where(Reading.bin_id == b, Reading.model == r.version, Reading.received_at >= r.started_at)
+            .order_by(Reading.ts)
         ).scalar()
         old = [
             f
@@ -586,7 +593,9 @@ class RolloutService:
         late = []
         for b in r.canary_bins:
             switched = s.execute(
-                select(Reading.id).where(Reading.bin_id == b, Reading.model == r.version).limit(1)
+                select(Reading.id)
+                .where(Reading.bin_id == b, Reading.model == r.version, Reading.received_at >= r.started_at)
+                .limit(1)
             ).first()
             if switched is not None:
                 continue
