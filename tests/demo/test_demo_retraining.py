@@ -33,7 +33,7 @@ from binsight.demo.assets import ensure_frames
 from binsight.demo.camera import TimedFrames
 from binsight.demo.trust import SHADOW_CAPTURES, ensure_release_key
 from binsight.demo.world import make_city
-from binsight.server.db.models import Reading
+from binsight.server.db.models import DeviceEvent, Reading
 from binsight.training.from_server import upload_model
 
 pytestmark = pytest.mark.broker
@@ -78,6 +78,12 @@ def test_the_demo_runs_the_retraining_loop(tmp_path: Path, mosquitto: Any) -> No
     first = tiny_model(tmp_path / "first.onnx", "demo-first", a=1.0, b=0.0)
     args = argparse.Namespace(port=free_port(), mqtt_port=mosquitto.port, capture_every=CAPTURE_EVERY_S)
     stop = threading.Event()
+    # An earlier demo in another folder (another key) on the same broker leaves its release retained.
+    with ExitStack() as earlier:
+        old = tmp_path / "earlier"
+        old.mkdir()
+        _start_server(earlier, old, city, argparse.Namespace(**{**vars(args), "port": free_port()}),
+                      protocol="5", model=first)  # fmt: skip
     with ExitStack() as stack:
         server, token = _start_server(stack, data, city, args, protocol="5", model=first)
         key, public = ensure_release_key(data)
@@ -125,6 +131,13 @@ def test_the_demo_runs_the_retraining_loop(tmp_path: Path, mosquitto: Any) -> No
                 ).scalar_one()
                 assert shadowed == SHADOW_CAPTURES, (b, shadowed)
             latest = s.execute(select(func.max(Reading.ts))).scalar_one()
+            # No camera met the earlier demo's release first (it is replaced before they subscribe).
+            refused = s.execute(
+                select(DeviceEvent.bin_id, DeviceEvent.detail).where(
+                    DeviceEvent.kind == "model", DeviceEvent.state == "failed"
+                )
+            ).all()
+            assert not refused, refused
         assert latest <= now_ms  # never in the server's future
         # Many readings, one frame: an hour after the demo clock's start, every live camera is on frame 3.
         assert cameras.fleet is not None

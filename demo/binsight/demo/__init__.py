@@ -276,7 +276,25 @@ def _start_server(
         import_bins(session, read_bins(city.write_bins_csv(data / "bins.csv")))
         token = create_token(session, "admin", name="demo admin")
     _register_model(server, model)
+    _announce_now(server)
     return server, token
+
+
+def _announce_now(server: ServerRuntime) -> None:
+    """Retain this demo's release of its model on every bin's model topic before a camera subscribes.
+
+    An earlier demo on the same broker (another data folder, so another key) left its own release
+    retained there: cameras that met it first would refuse it ("signature does not match") and show
+    that refusal on the Models page until the monitor's first round replaced it.
+    """
+    from binsight.server.rollout.errors import RolloutError
+
+    if server.broker is None or not server.broker.connected.wait(10.0):
+        return  # the monitor announces it once the broker is there
+    try:
+        server.rollout.tick()
+    except RolloutError as exc:
+        logger.warning("the demo's model was not announced yet: %s", exc)
 
 
 def _capture_every(args: argparse.Namespace) -> float:
