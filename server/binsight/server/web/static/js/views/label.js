@@ -89,9 +89,8 @@ export default {
     const meta = h('p', { id: 'l-meta', class: 'label-meta' });
     // A second opinion: someone else labelled this image; the two labels measure agreement and bias.
     const second = h('p', { id: 'l-second', class: 'second-opinion', hidden: true },
-      h('strong', {}, 'Second opinion. '),
-      'Someone else labelled this image; label it as you see it. Their label and the model\'s guess are not shown, '
-      + 'so the two labels are independent (they show label agreement and bias on the Models page).');
+      h('strong', {}, 'Second opinion: '),
+      'someone else labelled this image. Label it as you see it; their label and the model\'s guess are hidden.');
     const slider = h('input', { id: 'l-fill', type: 'range', min: 0, max: 100, step: 5, value: 50,
       'aria-describedby': 'l-keys' });
     const out = h('output', { id: 'l-fill-out', for: 'l-fill', class: 'fill-out' }, '50%');
