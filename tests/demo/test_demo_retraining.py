@@ -28,11 +28,19 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server" / "rollout"))
 from retrain_support import Api, scene, tiny_model, wait_until
 
-from binsight.demo import FRAME_STEP_S, _camera_template, _camera_updates, _Cameras, _start_server
+from binsight.demo import (
+    FRAME_STEP_S,
+    _camera_template,
+    _camera_updates,
+    _Cameras,
+    _start_server,
+    run_demo,
+)
 from binsight.demo.assets import ensure_frames
 from binsight.demo.camera import TimedFrames
 from binsight.demo.trust import SHADOW_CAPTURES, ensure_release_key
 from binsight.demo.world import make_city
+from binsight.errors import BinsightError
 from binsight.server.db.models import DeviceEvent, Reading
 from binsight.training.from_server import upload_model
 
@@ -66,6 +74,15 @@ def test_a_demo_camera_shows_the_frame_of_its_clock(tmp_path: Path) -> None:
         assert len(source.read_burst(1, 0.0)) == 1 and source.last_path is not None
         seen.append(source.last_path.name)
     assert seen == ["00000.jpg"] * 4 + ["00001.jpg", "00002.jpg", "00000.jpg"]
+
+
+@pytest.mark.parametrize("every", [0.0, 0.5, 1201.0])
+def test_a_capture_interval_out_of_range_fails_before_anything_starts(tmp_path: Path, every: float) -> None:
+    """``--capture-every`` outside 1 s .. one frame step: refused at once, nothing trained or written."""
+    data = tmp_path / "demo"
+    with pytest.raises(BinsightError, match=r"--capture-every must be 1 \.\. 1200 s"):
+        run_demo(argparse.Namespace(capture_every=every, data=str(data)))
+    assert not data.exists()
 
 
 def test_the_demo_runs_the_retraining_loop(tmp_path: Path, mosquitto: Any) -> None:

@@ -191,6 +191,7 @@ def run_demo(args: argparse.Namespace) -> int:
         With ``--duration``, no route plan was made in that time.
     """
     _quiet_libraries(bool(getattr(args, "verbose", 0)))
+    capture_every_s = _capture_every(args)  # a bad option fails before minutes of training and rendering
     data = Path(args.data).resolve()
     data.mkdir(parents=True, exist_ok=True)
     say = _Progress(total=6)
@@ -208,7 +209,6 @@ def run_demo(args: argparse.Namespace) -> int:
         say("server: database, ingest, forecasts, API, web page")
         server, token = _start_server(stack, data, city, args, protocol=protocol, model=model)
         history_s = args.history_h * 3600.0
-        capture_every_s = _capture_every(args)
         say(
             f"cameras: {len(city.bins)} agents (real agent code) backfill the last {args.history_h:g} h "
             f"in ~{history_s / BACKFILL_SCALE:.0f}s, then read every {capture_every_s:g} s in real time "
@@ -299,7 +299,8 @@ def _announce_now(server: ServerRuntime) -> None:
 
 def _capture_every(args: argparse.Namespace) -> float:
     """``--capture-every``: seconds between a live camera's captures (the demo's default without it)."""
-    every = float(getattr(args, "capture_every", None) or CAPTURE_EVERY_S)
+    given = getattr(args, "capture_every", None)
+    every = CAPTURE_EVERY_S if given is None else float(given)
     if not 1.0 <= every <= FRAME_STEP_S:
         raise BinsightError(f"--capture-every must be 1 .. {FRAME_STEP_S:.0f} s, got {every:g}")
     return every

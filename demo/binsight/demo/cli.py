@@ -22,8 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--capture-every",
         type=float,
-        default=30.0,
-        help="seconds between a live camera's readings after the replay (its frame changes every 20 min)",
+        default=None,
+        help="seconds between a live camera's readings after the replay (default 30; its frame changes "
+        "every 20 min)",
     )
     p.add_argument("--plan-every", type=float, default=60.0, help="seconds between route plans")
     p.add_argument("--first-plan-after", type=float, default=20.0, help="seconds before the first plan")
