@@ -9,9 +9,10 @@ What runs, in order (each step prints a line so a newcomer sees progress):
    an admin token created;
 5. one real camera agent per bin (``SimulatedFleet``) replaying its frames, with collections emptying
    bins: first the last ``--history-h`` hours are *backfilled* on an accelerated clock (one frame, 20
-   minutes of filling, every half second) up to the present, then the cameras run in real time (one
-   frame every 20 minutes), so no reading is ever in the server's future and every forecast, plan and
-   "full in ..." is about the real clock;
+   minutes of filling, every half second) up to the present, then the cameras run in real time: they
+   read every ``--capture-every`` seconds (30) and each capture shows the frame of the present (a new
+   frame every 20 minutes, :mod:`binsight.demo.camera`), so no reading is ever in the server's future,
+   every forecast, plan and "full in ..." is about the real clock, and a canary is judged in minutes;
 6. a route plan requested through the HTTP API every ``--plan-every`` seconds, once the backfill is done.
 
 ``--duration S`` runs headless for S seconds and exits 1 if no plan was made (CI runs that); without it the
@@ -40,14 +41,19 @@ from binsight.errors import BinsightError
 
 if TYPE_CHECKING:
     from binsight.device.config import DeviceConfig
+    from binsight.device.simulate import SimulatedFleet
     from binsight.server.runtime import ServerRuntime
 
 __all__ = ["run_demo"]
 
 logger = logging.getLogger(__name__)
 
-#: Filling time between two rendered frames (``make_city``'s step): the cameras' interval in real time.
+#: Filling time between two rendered frames (``make_city``'s step): a live camera sees a new frame this often.
 FRAME_STEP_S = 20 * 60.0
+#: How often a live camera captures and reads (real seconds) by default: the same frame until the next.
+CAPTURE_EVERY_S = 30.0
+#: The backfill sends every this many captures (one frame each) to the labelling queue: one image per 4 h.
+BACKFILL_LABEL_EVERY = 12
 #: Backfill: wall seconds between captures while the history is replayed, and the clock's speed-up.
 BACKFILL_INTERVAL_S = 0.5
 BACKFILL_SCALE = FRAME_STEP_S / BACKFILL_INTERVAL_S
@@ -64,7 +70,9 @@ class _Progress:
         print(f"[{self.step}/{self.total}] {what} (t+{time.monotonic() - self.t0:.0f}s)", flush=True)
 
 
-def _server_toml(data: Path, city: DemoCity, http_port: int, mqtt_port: int, protocol: str) -> str:
+def _server_toml(
+    data: Path, city: DemoCity, http_port: int, mqtt_port: int, *, protocol: str, capture_every_s: float
+) -> str:
     trucks = "\n".join(
         f'[[fleet.trucks]]\nid = "truck-{i + 1}"\ndepot = "depot"\ncapacity_l = {city.truck_capacity_l}\n'
         f'shift = ["06:00", "14:00"]\nbreak = {{ after_min = 240, duration_min = 30 }}\n'
@@ -84,8 +92,8 @@ host = "127.0.0.1"
 port = {http_port}
 
 [health]
-# After the backfill, each camera sends one reading every {FRAME_STEP_S / 60:.0f} minutes (real time).
-default_interval_s = {FRAME_STEP_S:.0f}
+# After the backfill, each camera sends one reading every {capture_every_s:g} s (real time).
+default_interval_s = {capture_every_s:g}
 
 [models]
 dir = "{data / "models"}"
@@ -183,6 +191,7 @@ def run_demo(args: argparse.Namespace) -> int:
         With ``--duration``, no route plan was made in that time.
     """
     _quiet_libraries(bool(getattr(args, "verbose", 0)))
+    capture_every_s = _capture_every(args)  # a bad option fails before minutes of training and rendering
     data = Path(args.data).resolve()
     data.mkdir(parents=True, exist_ok=True)
     say = _Progress(total=6)
@@ -202,14 +211,14 @@ def run_demo(args: argparse.Namespace) -> int:
         history_s = args.history_h * 3600.0
         say(
             f"cameras: {len(city.bins)} agents (real agent code) backfill the last {args.history_h:g} h "
-            f"in ~{history_s / BACKFILL_SCALE:.0f}s, then every {FRAME_STEP_S / 60:.0f} min (real time)"
+            f"in ~{history_s / BACKFILL_SCALE:.0f}s, then read every {capture_every_s:g} s in real time "
+            f"(a new frame, {FRAME_STEP_S / 60:.0f} min of filling, every {FRAME_STEP_S / 60:.0f} min)"
         )
         mqtt = {"host": "127.0.0.1", "port": args.mqtt_port, "root": "binsight-demo", "protocol": protocol}
-        from binsight.demo.trust import ensure_release_key
-
-        updates = {"public_key": ensure_release_key(data)[1], "base_url": server.http_url}
-        template = _camera_template(city, folders, model, mqtt, updates)
-        cameras = _Cameras(template, folders, data / "devices", history_s, stop)
+        template = _camera_template(city, folders, model, mqtt, _camera_updates(data, server.http_url))
+        cameras = _Cameras(
+            template, folders, data / "devices", history_s, stop, capture_every_s=capture_every_s
+        )
         cameras.start()
         stack.callback(cameras.close)
         say(
@@ -255,7 +264,10 @@ def _start_server(
 
     conf_path = data / "server.toml"
     key, _ = ensure_release_key(data)  # promotions sign with it; the cameras trust its public half
-    toml = _server_toml(data, city, args.port, args.mqtt_port, protocol) + rollout_toml(key, FRAME_STEP_S)
+    every = _capture_every(args)
+    toml = _server_toml(
+        data, city, args.port, args.mqtt_port, protocol=protocol, capture_every_s=every
+    ) + rollout_toml(key, every)
     conf_path.write_text(toml)
     server = ServerRuntime(load_server_config(conf_path))
     server.start()
@@ -264,7 +276,46 @@ def _start_server(
         import_bins(session, read_bins(city.write_bins_csv(data / "bins.csv")))
         token = create_token(session, "admin", name="demo admin")
     _register_model(server, model)
+    _announce_now(server)
     return server, token
+
+
+def _announce_now(server: ServerRuntime) -> None:
+    """Retain this demo's release of its model on every bin's model topic before a camera subscribes.
+
+    An earlier demo on the same broker (another data folder, so another key) left its own release
+    retained there: cameras that met it first would refuse it ("signature does not match") and show
+    that refusal on the Models page until the monitor's first round replaced it.
+    """
+    from binsight.server.rollout.errors import RolloutError
+
+    if server.broker is None or not server.broker.connected.wait(10.0):
+        return  # the monitor announces it once the broker is there
+    try:
+        server.rollout.tick()
+    except RolloutError as exc:
+        logger.warning("the demo's model was not announced yet: %s", exc)
+
+
+def _capture_every(args: argparse.Namespace) -> float:
+    """``--capture-every``: seconds between a live camera's captures (the demo's default without it)."""
+    given = getattr(args, "capture_every", None)
+    every = CAPTURE_EVERY_S if given is None else float(given)
+    if not 1.0 <= every <= FRAME_STEP_S:
+        raise BinsightError(f"--capture-every must be 1 .. {FRAME_STEP_S:.0f} s, got {every:g}")
+    return every
+
+
+def _camera_updates(data: Path, server_url: str) -> dict[str, Any]:
+    """The cameras' ``[updates]``: trust the demo key; relative release URLs are on the demo server;
+    a shadow soak as long as the demo's canaries are judged (:data:`~binsight.demo.trust.SHADOW_CAPTURES`)."""
+    from binsight.demo.trust import SHADOW_CAPTURES, ensure_release_key
+
+    return {
+        "public_key": ensure_release_key(data)[1],
+        "base_url": server_url,
+        "shadow_captures": SHADOW_CAPTURES,
+    }
 
 
 def _camera_template(
@@ -282,7 +333,7 @@ def _camera_template(
             "camera": {"source": str(folders[first]), "burst": 1, "jitter": 0.0},
             "mqtt": mqtt,
             "stats": {"interval_s": 10.0},
-            "labelling": {"every_n": 12},
+            "labelling": {"every_n": BACKFILL_LABEL_EVERY},
             "watchdog": {"enabled": False},
             "updates": updates,
         }
@@ -292,9 +343,12 @@ def _camera_template(
 class _Cameras(threading.Thread):
     """One real agent per bin: the history backfilled on an accelerated clock, then real time.
 
-    The backfill's clock starts ``history_s`` in the past and runs :data:`BACKFILL_SCALE` times faster
-    than wall time; its fleet is stopped a frame before that clock reaches the present, and a second
-    fleet goes on from the frame each camera reached, on the wall clock. ``live`` is set then.
+    Every capture shows the frame of its clock's time (:class:`~binsight.demo.camera.TimedFrames`:
+    frame k from ``history_s`` ago + k * :data:`FRAME_STEP_S` on). The backfill's clock starts
+    ``history_s`` in the past and runs :data:`BACKFILL_SCALE` times faster than wall time, about one
+    frame per capture; its fleet is stopped a frame before that clock reaches the present, and a
+    second fleet goes on on the wall clock, capturing every ``capture_every_s``: the same frame until
+    the next one is due. ``live`` is set then.
     """
 
     def __init__(
@@ -304,21 +358,37 @@ class _Cameras(threading.Thread):
         state_dir: Path,
         history_s: float,
         stop: threading.Event,
+        *,
+        capture_every_s: float = CAPTURE_EVERY_S,
     ) -> None:
         super().__init__(name="binsight-demo-cameras", daemon=True)
         self.template, self.folders, self.state_dir = template, folders, state_dir
-        self.history_s, self.stop = history_s, stop
+        self.history_s, self.stop, self.capture_every_s = history_s, stop, capture_every_s
         self.live = threading.Event()
+        self.fleet: SimulatedFleet | None = None  # the live one, once ``live`` is set
 
     def close(self) -> None:
         """Stop the cameras (each agent says ``offline``) and wait for them."""
         self.stop.set()
         self.join()
 
+    def live_template(self) -> DeviceConfig:
+        """The live cameras' config: about one labelling image per frame, not one per capture of it."""
+        every_n = max(1, round(BACKFILL_LABEL_EVERY * FRAME_STEP_S / self.capture_every_s))
+        labelling = self.template.labelling.model_copy(update={"every_n": every_n})
+        return self.template.model_copy(update={"labelling": labelling})
+
     def run(self) -> None:
+        from binsight.demo.camera import TimedFrames
+        from binsight.device.clock import Clock
         from binsight.device.simulate import SimulatedFleet
 
-        offsets: dict[str, int] = {}
+        # The one demo clock: frame k of every bin shows its fill at start + k * FRAME_STEP_S.
+        start_ms = int((time.time() - self.history_s) * 1000)
+
+        def camera(_bin: str, folder: Path, clock: Clock) -> TimedFrames:
+            return TimedFrames(folder, start_ms, FRAME_STEP_S, clock)
+
         if self.history_s > 0:
             t0 = time.monotonic()
             backfill = SimulatedFleet(
@@ -327,33 +397,28 @@ class _Cameras(threading.Thread):
                 state_dir=self.state_dir,
                 interval_s=BACKFILL_INTERVAL_S,
                 time_scale=BACKFILL_SCALE,
-                start_ms=int((time.time() - self.history_s) * 1000),
+                start_ms=start_ms,
+                source=camera,
             )
             backfill.start()
             # The backfill clock gains (scale - 1) s per wall second; stop a frame short of now.
             catch_up_s = max(0.0, self.history_s - FRAME_STEP_S) / (BACKFILL_SCALE - 1.0)
             self.stop.wait(max(0.0, catch_up_s - (time.monotonic() - t0)))
             backfill.stop()
-            offsets = {a.cfg.bin_id: _next_frame(a) for a in backfill.agents}
         if self.stop.is_set():
             return
         fleet = SimulatedFleet(
             self.folders,
-            template=self.template,
+            template=self.live_template(),
             state_dir=self.state_dir,
-            interval_s=FRAME_STEP_S,
-            offsets=offsets,
+            interval_s=self.capture_every_s,
+            source=camera,
         )
         fleet.start()
+        self.fleet = fleet
         self.live.set()
         self.stop.wait()
         fleet.stop()
-
-
-def _next_frame(agent: Any) -> int:
-    """The frame after the last one ``agent`` captured (frames are named by index: 00000.jpg, ...)."""
-    last = getattr(agent.source, "last_path", None)
-    return int(last.stem) + 1 if last is not None else 0
 
 
 def _print_welcome(base: str, token: str, duration: float | None) -> None:

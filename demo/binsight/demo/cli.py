@@ -19,6 +19,13 @@ def register(sub: Any) -> None:
         default=48.0,
         help="hours of camera history replayed (fast) up to now before the cameras run in real time",
     )
+    p.add_argument(
+        "--capture-every",
+        type=float,
+        default=None,
+        help="seconds between a live camera's readings after the replay (default 30; its frame changes "
+        "every 20 min)",
+    )
     p.add_argument("--plan-every", type=float, default=60.0, help="seconds between route plans")
     p.add_argument("--first-plan-after", type=float, default=20.0, help="seconds before the first plan")
     p.set_defaults(func=_demo)

@@ -15,13 +15,13 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from binsight.device.agent import Agent
 from binsight.device.clock import Clock, ScaledClock, WallClock
 from binsight.device.config import DeviceConfig
-from binsight.device.sources import ImageFolderSource
+from binsight.device.sources import FrameSource, ImageFolderSource
 from binsight.errors import ConfigError
 from binsight.sdnotify import Notifier
 
@@ -49,6 +49,10 @@ class SimulatedFleet:
         ``time_scale`` times faster than wall time.
     offsets
         Image index each bin starts at (bins sharing one folder then differ).
+    source
+        ``(bin_id, folder, clock)`` -> the bin's camera (``clock``: the fleet's); default an
+        :class:`ImageFolderSource` from ``offsets``, the next image at every capture (the demo's
+        cameras pick the image of the clock's time instead).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class SimulatedFleet:
         time_scale: float = 1.0,
         start_ms: int | None = None,
         offsets: Mapping[str, int] | None = None,
+        source: Callable[[str, Path, Clock], FrameSource] | None = None,
     ) -> None:
         pairs = list(bins.items()) if isinstance(bins, Mapping) else list(bins)
         if not pairs:
@@ -76,14 +81,18 @@ class SimulatedFleet:
         offsets = offsets or {}
         for bin_id, folder in pairs:
             cfg = self._config_for(template, bin_id, Path(folder), interval_s)
-            source = ImageFolderSource(
-                folder,
-                loop=cfg.camera.loop,
-                start=offsets.get(bin_id, 0),
-                timestamps=cfg.camera.timestamps,
-                tz=cfg.camera.tz,
+            camera: FrameSource = (
+                source(bin_id, Path(folder), self.clock)
+                if source is not None
+                else ImageFolderSource(
+                    folder,
+                    loop=cfg.camera.loop,
+                    start=offsets.get(bin_id, 0),
+                    timestamps=cfg.camera.timestamps,
+                    tz=cfg.camera.tz,
+                )
             )
-            self.agents.append(Agent(cfg, clock=self.clock, source=source, notifier=Notifier(enabled=False)))
+            self.agents.append(Agent(cfg, clock=self.clock, source=camera, notifier=Notifier(enabled=False)))
 
     def _config_for(
         self, template: DeviceConfig, bin_id: str, folder: Path, interval_s: float | None

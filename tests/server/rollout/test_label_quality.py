@@ -51,18 +51,25 @@ def test_second_labels_agreement_bias_and_gold(api: Api) -> None:
 
 
 def test_the_queue_offers_a_share_for_a_second_label(api: Api) -> None:
-    """After the unlabelled images, one labelled image in ten (by id) that one other person labelled
-    comes back to someone else as ``second_opinion``; never to the person who labelled it."""
+    """One labelled image in ten (by id) that one other person labelled comes back to someone else as
+    ``second_opinion``, in every tenth place of the queue even while unlabelled images wait (cameras
+    keep sending: a queue that never empties still gets its share labelled twice); never to the person
+    who labelled it, and not again once two people labelled it."""
     with api.sessions() as s, s.begin():
-        ids = [add_image(s, "b2", T0 + i, seq=i) for i in range(30)]
-        for i in ids[:20]:
+        ids = [add_image(s, "b2", T0 + i, seq=i) for i in range(60)]
+        for i in ids[:40]:
             add_label(s, i, T0 + 10**6, fill=0.3, who="someone-else")
+    eligible = {i for i in ids[:40] if i % 10 == 0}
+    assert len(eligible) == 4
+    page = api.get("/api/labels/queue?limit=20", "labeller").json()
+    assert [q["second_opinion"] for q in page] == [(n + 1) % 10 == 0 for n in range(20)]
+    assert {q["image_id"] for q in page if q["second_opinion"]} <= eligible
+    assert {q["image_id"] for q in page if not q["second_opinion"]} <= set(ids[40:])
     queue = api.get("/api/labels/queue?limit=100", "labeller").json()
     fresh = [q for q in queue if not q["second_opinion"]]
     second = [q for q in queue if q["second_opinion"]]
-    assert {q["image_id"] for q in fresh} == set(ids[20:])
-    assert {q["image_id"] for q in second} == {i for i in ids[:20] if i % 10 == 0} and second
-    assert queue[: len(fresh)] == fresh, "unlabelled images first"
+    assert {q["image_id"] for q in fresh} == set(ids[40:])
+    assert {q["image_id"] for q in second} == eligible
     with api.sessions() as s, s.begin():
         for q in second:
             add_label(s, q["image_id"], T0 + 10**7, fill=0.35, who="labeller-test")

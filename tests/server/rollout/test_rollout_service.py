@@ -271,7 +271,7 @@ def test_a_second_rollback_never_goes_back_to_the_model_rolled_back_from(
 ) -> None:
     """v0, v1 healthy on every bin; a forced bad v2 reaches every bin and is rolled back from. A
     second rollback (a double click) walks back to v0, never to v2; a third finds nothing (409) and
-    changes nothing; re-promoting v2 goes through the canary stage again."""
+    changes nothing; re-promoting v2 goes through the canary stage again, judged on new readings only."""
     v0 = tiny_model(tmp_path / "v0.onnx", "v0", a=1, b=0)
     register_model(setup.sessions, setup.service.config.models.dir, v0, None)
     setup.live_to_all("v0", 0.4)
@@ -289,8 +289,15 @@ def test_a_second_rollback_never_goes_back_to_the_model_rolled_back_from(
     with pytest.raises(RolloutError, match="no previous model") as exc:
         setup.service.rollback(who="admin")
     assert exc.value.status == 409 and setup.broker.retained == before
+    time.sleep(0.05)  # the readings above are stamped a few ms ahead (one per ms); the promotion comes after
     again = setup.service.promote("v2", force=True, reason="fixed upstream", who="admin")
     assert again["state"] == "canary" and setup.broker.announced() == {"b1": "v2", "b2": "v0", "b3": "v0"}
+    # Judged anew: the canary's readings on v2 from its first time in production do not count.
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "canary"
+    setup.readings("b1", "v2", 0.4)
+    setup.service.tick()
+    assert setup.state()["rollout"]["state"] == "all"
 
 
 def test_a_halted_model_is_no_rollback_target(setup: Setup) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import and_, distinct, exists, func, or_, select
+from sqlalchemy import and_, distinct, exists, func, select
 
 from binsight.server.api.schemas import LabelClasses, LabelIn, LabelStats, QueueItem
 from binsight.server.auth import Principal, require
@@ -46,53 +46,64 @@ class References(BaseModel):
     """The site's labelled image nearest full (highest fill)."""
 
 
+def _labelled() -> Any:
+    """Someone labelled the image (a fill, a class or unusable; a skip is no label)."""
+    return exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
+
+
 def _waiting(who: Principal) -> Any:
     """The images waiting for ``who``: nobody labelled them and this user did not skip them."""
-    labelled = exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
+    labelled = _labelled()
     skipped_by_me = exists().where(
         and_(Label.image_id == Image.id, Label.skipped.is_(True), Label.who == who.name)
     )
     return and_(~labelled, ~skipped_by_me)
 
 
-#: One image in this many is offered for a second label once someone labelled it (by image id, so
-#: the share is stable): agreement and each labeller's bias come from these (GET /api/labels/quality).
+#: One labelled image in this many (by image id, so the share is stable) may come back for a second
+#: label, and one place in this many of a queue page goes to such an image while any waits: agreement
+#: and each labeller's bias come from these (GET /api/labels/quality).
 SECOND_OPINION_EVERY = 10
+
+
+def _interleave(fresh: list[Any], second: list[Any], limit: int) -> list[Any]:
+    """Every :data:`SECOND_OPINION_EVERY`-th place a second-opinion image, the others fresh ones; when
+    one kind runs out the other fills the page. A queue that never empties (cameras keep sending)
+    still gets its share labelled twice."""
+    out: list[Any] = []
+    f, s = iter(fresh), iter(second)
+    while len(out) < limit:
+        first, other = (s, f) if (len(out) + 1) % SECOND_OPINION_EVERY == 0 else (f, s)
+        item = next(first, None)
+        if item is None:
+            item = next(other, None)
+        if item is None:
+            break
+        out.append(item)
+    return out
 
 
 @router.get("/api/labels/queue", response_model=list[QueueItem])
 def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[QueueItem]:
-    """Images nobody labelled yet and this user did not skip, ``unsure`` ones first, then newest; after
-    them a share (one in :data:`SECOND_OPINION_EVERY`) of images one other person labelled, for a
-    second label (``second_opinion``)."""
-    labelled = exists().where(Label.image_id == Image.id, Label.skipped.is_(False))
+    """Images nobody labelled yet and this user did not skip, ``unsure`` ones first, then newest; every
+    :data:`SECOND_OPINION_EVERY`-th place one of the images (one in that many) that one other person
+    labelled, for a second label (``second_opinion``)."""
     mine = exists().where(and_(Label.image_id == Image.id, Label.who == who.name))
-    skipped_by_me = exists().where(
-        and_(Label.image_id == Image.id, Label.skipped.is_(True), Label.who == who.name)
-    )
     others = (
         select(func.count(distinct(Label.who)))
         .where(Label.image_id == Image.id, Label.skipped.is_(False), Label.unusable.is_(False))
         .correlate(Image)
         .scalar_subquery()
     )
-    second = and_(labelled, ~mine, others == 1, Image.id % SECOND_OPINION_EVERY == 0)
+    second = and_(_labelled(), ~mine, others == 1, Image.id % SECOND_OPINION_EVERY == 0)
     unsure_first = (Image.reason != "unsure").asc()
+    columns = select(Image.id, Image.bin_id, Image.ts, Image.reason, Image.predicted_fill, Image.model)
     with state.sessions() as s:
-        rows = s.execute(
-            select(
-                Image.id,
-                Image.bin_id,
-                Image.ts,
-                Image.reason,
-                Image.predicted_fill,
-                Image.model,
-                labelled.label("second"),
-            )
-            .where(or_(and_(~labelled, ~skipped_by_me), second))
-            .order_by(labelled.asc(), unsure_first, Image.ts.desc())
-            .limit(limit)
+        fresh = s.execute(
+            columns.where(_waiting(who)).order_by(unsure_first, Image.ts.desc()).limit(limit)
         ).all()
+        again = s.execute(columns.where(second).order_by(Image.ts.desc()).limit(limit)).all()
+    page = _interleave([(r, False) for r in fresh], [(r, True) for r in again], limit)
     return [
         QueueItem(
             image_id=r.id,
@@ -101,9 +112,9 @@ def queue(who: Labeller, state: State, limit: Annotated[int, Query(ge=1, le=500)
             reason=r.reason,
             predicted_fill=r.predicted_fill,
             model=r.model,
-            second_opinion=bool(r.second),
+            second_opinion=is_second,
         )
-        for r in rows
+        for r, is_second in page
     ]
 
 

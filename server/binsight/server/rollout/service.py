@@ -422,11 +422,16 @@ class RolloutService:
             elif old:
                 samples[b] = (new, old)
         shadowed = self._shadow_pairs(s, r, k)
-        why = self._shadow_verdict(r, shadowed) or self._jumped(r, samples) or self._collapsed(r, samples)
+        why = (
+            self._shadow_verdict(r, shadowed)
+            or self._jumped(r, samples)
+            or self._collapsed_readings(r, samples)
+        )
         return (why, False) if why is not None else (None, ready)
 
     def _shadow_pairs(self, s: Session, r: Rollout, k: int) -> dict[str, list[tuple[float, float]]]:
-        """Per canary, its first ``k`` (new fill, previous model's fill) pairs on the same frames."""
+        """Per canary, its first ``k`` (new fill, previous model's fill) pairs on the same frames since
+        this rollout began."""
         if r.previous is None:
             return {}
         out: dict[str, list[tuple[float, float]]] = {}
@@ -436,6 +441,7 @@ class RolloutService:
                 .where(
                     Reading.bin_id == b,
                     Reading.model == r.version,
+                    Reading.received_at >= r.started_at,
                     Reading.shadow_model == r.previous,
                     Reading.quality == "ok",
                     Reading.fill.is_not(None),
@@ -467,22 +473,17 @@ class RolloutService:
                 )
         new = [f for ps in pairs.values() for f, _ in ps]
         old = [sf for ps in pairs.values() for _, sf in ps]
-        if len(new) < 3:
+        spread = self._collapsed(new, old)
+        if spread is None:
             return None
-        spread_new, spread_old = pstdev(new), pstdev(old)
-        if spread_old >= self.cfg.min_spread and spread_new < self.cfg.min_spread_ratio * spread_old:
-            return (
-                f"canaries {', '.join(sorted(pairs))}: on the same frames {r.version} collapsed to a spread "
-                f"of {spread_new:.3f} ({min(new):.2f}..{max(new):.2f}) where {r.previous} spread "
-                f"{spread_old:.3f} ({min(old):.2f}..{max(old):.2f}; min_spread_ratio "
-                f"{self.cfg.min_spread_ratio:g})"
-            )
-        return None
+        return f"canaries {', '.join(sorted(pairs))}: on the same frames {r.version} collapsed to {spread}"
 
     def _canary_samples(
         self, s: Session, r: Rollout, b: str, k: int, now: int
     ) -> tuple[list[float], list[float]]:
-        """A canary's first ``k`` usable live fills on the new model, its last ``k`` on the previous one."""
+        """A canary's first ``k`` usable live fills on the new model since this rollout began (a model
+        promoted again is judged anew, not on its readings from an earlier time in production), its
+        last ``k`` on the previous one before them."""
         new = [
             f
             for f in s.execute(
@@ -490,6 +491,7 @@ class RolloutService:
                 .where(
                     Reading.bin_id == b,
                     Reading.model == r.version,
+                    Reading.received_at >= r.started_at,
                     Reading.quality == "ok",
                     Reading.historical.is_(False),
                 )
@@ -501,7 +503,9 @@ class RolloutService:
         if len(new) < k or r.previous is None:
             return new, []
         first_new_ts = s.execute(
-            select(Reading.ts).where(Reading.bin_id == b, Reading.model == r.version).order_by(Reading.ts)
+            select(Reading.ts)
+            .where(Reading.bin_id == b, Reading.model == r.version, Reading.received_at >= r.started_at)
+            .order_by(Reading.ts)
         ).scalar()
         old = [
             f
@@ -532,26 +536,39 @@ class RolloutService:
                 )
         return None
 
-    def _collapsed(self, r: Rollout, samples: dict[str, tuple[list[float], list[float]]]) -> str | None:
-        """The candidate's readings over all canaries spread far less than the previous model's did.
+    def _collapsed(self, new: list[float], old: list[float]) -> str | None:
+        """How the ``new`` fills spread far less than the ``old`` ones (None: they do not).
 
         A flat-lined model (one value whatever it sees) can sit within ``expected + max_jump`` of
         every canary's old median and pass the jump check; across bins at different fills, and over
-        time, real readings vary. Judged when the old readings spread at least ``min_spread``.
+        time, real readings vary. Judged on three fills or more, when the old ones spread at least
+        ``min_spread``; both the shadow soak (the two models on the same frames) and the canaries'
+        readings before and after the switch use it.
         """
-        new = [f for n, _ in samples.values() for f in n]
-        old = [f for _, o in samples.values() for f in o]
         if len(new) < 3 or len(old) < 3:
             return None
         spread_new, spread_old = pstdev(new), pstdev(old)
-        if spread_old >= self.cfg.min_spread and spread_new < self.cfg.min_spread_ratio * spread_old:
-            return (
-                f"canaries {', '.join(sorted(samples))}: readings on {r.version} collapsed to a spread of "
-                f"{spread_new:.3f} (range {min(new):.2f}..{max(new):.2f}) where {r.previous} spread "
-                f"{spread_old:.3f} ({min(old):.2f}..{max(old):.2f}): a model reading nearly the same "
-                f"whatever it sees (min_spread_ratio {self.cfg.min_spread_ratio:g})"
-            )
-        return None
+        if spread_old < self.cfg.min_spread or spread_new >= self.cfg.min_spread_ratio * spread_old:
+            return None
+        return (
+            f"a spread of {spread_new:.3f} ({min(new):.2f}..{max(new):.2f}) where the previous model "
+            f"spread {spread_old:.3f} ({min(old):.2f}..{max(old):.2f}; min_spread_ratio "
+            f"{self.cfg.min_spread_ratio:g})"
+        )
+
+    def _collapsed_readings(
+        self, r: Rollout, samples: dict[str, tuple[list[float], list[float]]]
+    ) -> str | None:
+        """The canaries' first readings on the candidate, pooled, against their last ones before it."""
+        new = [f for n, _ in samples.values() for f in n]
+        old = [f for _, o in samples.values() for f in o]
+        spread = self._collapsed(new, old)
+        if spread is None:
+            return None
+        return (
+            f"canaries {', '.join(sorted(samples))}: readings on {r.version} ({r.previous} before) collapsed "
+            f"to {spread}: a model reading nearly the same whatever it sees"
+        )
 
     def _last_model_event(self, s: Session, bin_id: str, since: int) -> DeviceEvent | None:
         return (
@@ -576,7 +593,9 @@ class RolloutService:
         late = []
         for b in r.canary_bins:
             switched = s.execute(
-                select(Reading.id).where(Reading.bin_id == b, Reading.model == r.version).limit(1)
+                select(Reading.id)
+                .where(Reading.bin_id == b, Reading.model == r.version, Reading.received_at >= r.started_at)
+                .limit(1)
             ).first()
             if switched is not None:
                 continue

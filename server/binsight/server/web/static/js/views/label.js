@@ -96,6 +96,10 @@ export default {
     const revisit = h('p', { id: 'l-revisit', class: 'revisit', hidden: true });
     const refsHost = h('div', { id: 'l-refs', class: 'label-refs' });
     const meta = h('p', { id: 'l-meta', class: 'label-meta' });
+    // A second opinion: someone else labelled this image; the two labels measure agreement and bias.
+    const second = h('p', { id: 'l-second', class: 'second-opinion', hidden: true },
+      h('strong', {}, 'Second opinion: '),
+      'someone else labelled this image. Label it as you see it; their label and the model\'s guess are hidden.');
     const slider = h('input', { id: 'l-fill', type: 'range', min: 0, max: 100, step: 5, value: 50,
       'aria-describedby': 'l-keys' });
     const out = h('output', { id: 'l-fill-out', for: 'l-fill', class: 'fill-out' }, '50%');
@@ -113,6 +117,7 @@ export default {
       imgBox,
       h('div', { class: 'panel label-controls' },
         meta,
+        second,
         revisit,
         h('label', { for: 'l-fill', class: 'big-label' }, 'How full is the container?'),
         h('div', { class: 'slider-row' }, h('span', { 'aria-hidden': 'true' }, 'empty'), slider, h('span', { 'aria-hidden': 'true' }, 'full')),
@@ -251,11 +256,17 @@ export default {
           : `You ${cur.kind === 'unusable' ? 'marked this image unusable' : `labelled this image ${cur.fill}%`}: saving again replaces it; S goes on without changing it.`;
       }
       skipBtn.textContent = back ? 'Keep, next (S)' : 'Skip (S)';
+      // A second opinion starts at 50% with no model guess shown: an anchor would make the labels agree.
+      const blind = Boolean(item.second_opinion);
+      second.hidden = !blind;
+      work.classList.toggle('is-second-opinion', blind);
+      const predicted = !blind && item.predicted_fill !== null && item.predicted_fill !== undefined;
       replace(meta,
         h('strong', {}, item.bin_id), ` · ${shortDateTime(item.ts)} · `,
-        item.reason ? h('span', { class: 'reason' }, `sent because: ${item.reason}`) : 'sampled',
-        item.predicted_fill !== null && item.predicted_fill !== undefined ? ` · model says ${pct(item.predicted_fill)}` : '');
-      const guess = item.predicted_fill !== null && item.predicted_fill !== undefined ? Math.round(item.predicted_fill * 20) * 5 : 50;
+        blind ? h('span', { class: 'reason' }, 'sent for a second label')
+          : item.reason ? h('span', { class: 'reason' }, `sent because: ${item.reason}`) : 'sampled',
+        predicted ? ` · model says ${pct(item.predicted_fill)}` : '');
+      const guess = predicted ? Math.round(item.predicted_fill * 20) * 5 : 50;
       setFill(back && cur.kind === 'save' ? cur.fill : guess);
       setClass(back && cur.kind === 'save' ? cur.label || null : null);
       img.alt = `Camera image from ${item.bin_id}, ${shortDateTime(item.ts)}`;

@@ -227,10 +227,10 @@ export default {
       replace(qualityHost,
         h('h2', {}, 'Label quality'),
         h('p', { id: 'm-agreement' }, d.images
-          ? `${d.images} images labelled by two or more people: mean difference ${num(d.mean_abs_diff)}, ${Math.round((d.within_0_1 || 0) * 100)}% within 0.1.`
-          : 'No image is labelled by two people yet (the labelling queue offers one labelled image in ten for a second label).'),
+          ? `${plural(d.images, 'image')} labelled by two or more people: mean difference ${num(d.mean_abs_diff)}, ${Math.round((d.within_0_1 || 0) * 100)}% within 0.1.`
+          : 'No image is labelled by two people yet (every tenth image in the labelling queue is a second opinion when another person labelled it).'),
         h('p', {}, g.images
-          ? `${g.images} gold images (taken at a detected collection: about empty); mean label ${num(g.mean_label)}.`
+          ? `${plural(g.images, 'gold image')} (taken at a detected collection: about empty); mean label ${num(g.mean_label)}.`
           : 'No gold images yet (images taken right after a detected collection).'),
         (q.labellers || []).length ? table([
           { label: 'Labeller', value: (x) => x.who },
