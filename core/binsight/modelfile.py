@@ -46,6 +46,7 @@ __all__ = [
     "PRECISION",
     "PRECISIONS",
     "PREFIX",
+    "QUANTIZATION",
     "TASK",
     "ModelFileError",
     "ModelInfo",
@@ -73,9 +74,12 @@ DATASET_FINGERPRINT = PREFIX + "dataset_fingerprint"
 METRICS = PREFIX + "metrics"  #: JSON object: held-out metrics as ``train eval --json``
 CREATED_AT = PREFIX + "created_at"  #: ISO 8601
 PRECISION = PREFIX + "precision"  #: ``fp32`` | ``int8``
+#: JSON object (int8 files): how it was quantized, its latency against the fp32 file, its accuracy delta
+QUANTIZATION = PREFIX + "quantization"
 
 KEYS = frozenset({TASK, CLASSES, INPUT_SIZE, BACKBONE, BACKBONE_WEIGHTS, FEATURES, HEAD, BINSIGHT_VERSION,
-                  MODEL_VERSION, DATASET_FINGERPRINT, METRICS, CREATED_AT, PRECISION})  # fmt: skip
+                  MODEL_VERSION, DATASET_FINGERPRINT, METRICS, CREATED_AT, PRECISION,
+                  QUANTIZATION})  # fmt: skip
 
 #: The graph's one input: ``uint8 [N, H, W, 3]``, BGR.
 INPUT_NAME = "image"

@@ -46,7 +46,20 @@ def register(sub: Any) -> None:
         f"aspect, rounded up to a multiple of 32 (default {DEFAULT_INPUT_SIZE}: 4:3 frames give 128x160); "
         "or HxW exactly (docs/training.md has speed and accuracy per size)",
     )
-    f.add_argument("--int8", action="store_true", help="also static-quantize (per channel) to int8")
+    f.add_argument(
+        "--int8",
+        action="store_true",
+        help="also static-quantize (per channel) to int8; --out is the int8 model unless it loses more "
+        "than --int8-tolerance on the held-out split",
+    )
+    f.add_argument(
+        "--int8-tolerance",
+        type=float,
+        default=None,
+        metavar="X",
+        help="with --int8: the most held-out MAE may rise (fill) or accuracy fall (classes) before the "
+        "fp32 model is kept instead (default 0.01 MAE, 0.02 accuracy)",
+    )
     f.add_argument("--report", help="write the JSON report here (and a PNG figure beside it)")
     f.add_argument("--skip-bad", action="store_true", help="skip bad rows and list them in the report")
     f.add_argument(
