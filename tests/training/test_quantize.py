@@ -21,7 +21,7 @@ from binsight.training.evaluate import evaluate  # noqa: E402
 from binsight.training.export import _integer_input, kernel_counts, quantize_int8  # noqa: E402
 from binsight.training.images import input_frames  # noqa: E402
 from binsight.training.quantize import INT8_TOLERANCE, int8_verdict  # noqa: E402
-from binsight.training.runtime import session  # noqa: E402
+from binsight.training.runtime import fastest_ms, session  # noqa: E402
 
 
 def _convs(path: Path) -> int:
@@ -47,6 +47,7 @@ def test_int8_metadata_states_precision_latency_and_delta(fitted: Fitted) -> Non
     section = fitted.report["int8"]
     assert q["latency_vs_fp32"] == section["latency"]["ratio"] > 0
     assert q["latency_vs_fp32"] == pytest.approx(q["int8_ms"] / q["fp32_ms"], abs=2e-3)
+    assert section["latency"]["wall_ratio"] > 0 and "thread CPU time" in q["latency_measured"]
     assert q["delta"] == section["delta"] and q["calibration_images"] == 8
     assert q["fp32_model_version"] == read_model_info(fitted.fp32).model_version != info.model_version
     assert q["int8_kernels"]["QLinearConv"] == _convs(fitted.fp32)
@@ -172,3 +173,16 @@ def test_refused_int8_leaves_fp32_as_the_model(fitted: Fitted, tmp_path: Path) -
     assert kept.path == out and read_model_info(out).precision == "fp32"
     assert read_model_info(tmp_path / "model.int8.onnx").precision == "int8" and not fp32_path.exists()
     assert model_file({"int8": section, "export": {"path": str(kept.path)}}) == str(out)
+
+
+def test_fastest_ms_times_each_model_on_either_clock() -> None:
+    """Wall clock or thread CPU time, one figure per model; a thread clock with several threads is refused."""
+    models = {"a": _qdq_stem(127.0).SerializeToString(), "b": _qdq_stem(100.0).SerializeToString()}
+    frame = np.zeros((1, 8, 12, 3), np.uint8)
+    for clock in ("wall", "thread"):
+        ms = fastest_ms(models, frame, rounds=2, runs=3, warmup=1, clock=clock)
+        assert set(ms) == {"a", "b"} and all(0 < v < 1000 for v in ms.values())
+    with pytest.raises(ValueError, match="threads=1"):
+        fastest_ms(models, frame, threads=2, clock="thread")
+    with pytest.raises(ValueError, match="clock"):
+        fastest_ms(models, frame, clock="cpu")
