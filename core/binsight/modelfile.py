@@ -49,6 +49,7 @@ __all__ = [
     "PRECISION",
     "PRECISIONS",
     "PREFIX",
+    "QUANTIZATION",
     "TASK",
     "ModelFileError",
     "ModelInfo",
@@ -80,10 +81,12 @@ PRECISION = PREFIX + "precision"  #: ``fp32`` | ``int8``
 #: ``binsight.classes`` on a regression model names the class head's classes.
 CLASS_HEAD = PREFIX + "class_head"
 CLASS_METRICS = PREFIX + "class_metrics"
+#: JSON object (int8 files): how it was quantized, its latency against the fp32 file, its accuracy delta
+QUANTIZATION = PREFIX + "quantization"
 
 KEYS = frozenset({TASK, CLASSES, INPUT_SIZE, BACKBONE, BACKBONE_WEIGHTS, FEATURES, HEAD, BINSIGHT_VERSION,
                   MODEL_VERSION, DATASET_FINGERPRINT, METRICS, CREATED_AT, PRECISION, CLASS_HEAD,
-                  CLASS_METRICS})  # fmt: skip
+                  CLASS_METRICS, QUANTIZATION})  # fmt: skip
 
 #: The graph's one input: ``uint8 [N, H, W, 3]``, BGR.
 INPUT_NAME = "image"

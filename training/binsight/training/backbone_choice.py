@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,21 +81,13 @@ def extractor_latency_ms(backbone: Backbone, spec: BackboneSpec, cache_dir: str 
     time, so the minimum is the figure that stays put (measured under load 10 on 2 cores: medians
     ranked Lite1 below Lite0, which has 25% less arithmetic).
     """
-    from binsight.training.runtime import session
+    from binsight.training.runtime import fastest_ms
 
     cache = FeatureCache(default_cache_dir(cache_dir), extractor_settings(spec))
-    sess = session(extractor_graph(backbone, spec, cache), 1)
     h, w = spec.input_size
     frame = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-    feed = {sess.get_inputs()[0].name: frame}
-    for _ in range(_WARMUP):
-        sess.run(None, feed)
-    times = []
-    for _ in range(_RUNS):
-        t = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - t) * 1e3)
-    return float(np.min(times))
+    graph = extractor_graph(backbone, spec, cache)
+    return fastest_ms({"extractor": graph}, frame, rounds=1, runs=_RUNS, warmup=_WARMUP)["extractor"]
 
 
 def _beats(task: str, a: float, b: float, b_se: float) -> bool:

@@ -59,7 +59,20 @@ def register(sub: Any) -> None:
         f"{MIN_RETRAIN_LABELS} training images and keeps it when it beats the linear head on held-back "
         "training bins; on keeps it regardless; off never tries (docs/training.md)",
     )
-    f.add_argument("--int8", action="store_true", help="also static-quantize (per channel) to int8")
+    f.add_argument(
+        "--int8",
+        action="store_true",
+        help="also static-quantize (per channel) to int8; --out is the int8 model unless it loses more "
+        "than --int8-tolerance on the held-out split",
+    )
+    f.add_argument(
+        "--int8-tolerance",
+        type=float,
+        default=None,
+        metavar="X",
+        help="with --int8: the most held-out MAE may rise (fill) or accuracy fall (classes) before the "
+        "fp32 model is kept instead (default 0.01 MAE, 0.02 accuracy)",
+    )
     f.add_argument("--report", help="write the JSON report here (and a PNG figure beside it)")
     f.add_argument("--skip-bad", action="store_true", help="skip bad rows and list them in the report")
     f.add_argument(

@@ -29,6 +29,7 @@ def synth(args: argparse.Namespace) -> int:
 def fit(args: argparse.Namespace) -> int:
     """Fit a model and export it; prints the held-out metrics (and where the report went)."""
     from binsight.training.pipeline import fit as run_fit
+    from binsight.training.pipeline import model_file
 
     report = run_fit(
         args.data,
@@ -40,12 +41,13 @@ def fit(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         latency_budget_ms=args.latency_budget_ms,
         retrain=args.retrain,
+        int8_tolerance=args.int8_tolerance,
     )
+    q = report["int8"] if report["int8"] and report["int8"]["accepted"] else None
     summary = {
-        "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
-        "model_version": report["int8"]["model_version"]
-        if report["int8"]
-        else report["export"]["model_version"],
+        "model": model_file(report),
+        "model_version": q["model_version"] if q else report["export"]["model_version"],
+        "precision": "int8" if q else "fp32",
         "input_size": report["features"]["input_size"],
         "features": report["features"]["chosen"],
         "head": report["head"],
@@ -54,6 +56,9 @@ def fit(args: argparse.Namespace) -> int:
         "baselines": report["baselines"],
         "int8_test": report["int8"]["test"] if report["int8"] else None,
         "class_head": _class_summary(report.get("class_head")),
+        "int8": {k: report["int8"][k] for k in ("accepted", "verdict", "latency")}
+        if report["int8"]
+        else None,
         "skipped": report["data"]["skipped"],
         "split": report["split"]["method"],
         "report": args.report,

@@ -432,7 +432,7 @@ def fit_from_server(
     dict
         The training report with ``source``, ``comparison`` and (with ``upload``) ``uploaded``.
     """
-    from binsight.training.pipeline import fit_dataset
+    from binsight.training.pipeline import fit_dataset, model_file
 
     if upload and not _is_url(source):
         raise DataError("--upload needs a server URL as --from-server")
@@ -454,7 +454,7 @@ def fit_from_server(
             latency_budget_ms=latency_budget_ms,
             retrain=retrain,
         )
-        model_path = Path(report["int8"]["path"] if report["int8"] else report["export"]["path"])
+        model_path = Path(model_file(report))
         report["source"] = {
             "from": source.rstrip("/") if _is_url(source) else source,
             "labels": len(ds.samples),
@@ -472,6 +472,8 @@ def fit_from_server(
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    from binsight.training.pipeline import model_file
+
     comp = report["comparison"]
     metric = comp["metric"]
 
@@ -485,7 +487,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
         }
 
     return {
-        "model": report["int8"]["path"] if report["int8"] else report["export"]["path"],
+        "model": model_file(report),
         "labels": report["source"]["labels"],
         "fitted_on": report["split"]["train"],  # the training bins' labels; the rest are held out
         "held_out": {"n": comp["n"], "bins": comp["test_bins"], "difference": comp.get("difference")},

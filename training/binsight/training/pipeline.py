@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from binsight.training.evaluate import TestedFile
     from binsight.training.features import ExportGraph
 
-__all__ = ["LEARNING_CURVE", "fit", "fit_dataset", "holdout_split"]
+__all__ = ["LEARNING_CURVE", "fit", "fit_dataset", "holdout_split", "model_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
     input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
     latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
     retrain: Mode = "auto",
+    int8_tolerance: float | None = None,
 ) -> dict[str, Any]:
     """Fit a fill-level (or class) model on a labelled set and write it as one ONNX file.
 
@@ -152,7 +154,9 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         A labelled set in either layout of docs/contracts.md.
     out
         The model file to write. With ``int8`` it is the int8 model and the float model is kept
-        beside it as ``<out stem>.fp32.onnx``.
+        beside it as ``<out stem>.fp32.onnx``, unless the int8 model loses more than
+        ``int8_tolerance`` on the held-out split: then ``out`` is the float model and the int8 one
+        is kept as ``<out stem>.int8.onnx`` (the report's ``int8.accepted`` and ``int8.verdict``).
     backbone
         ``efficientnet_lite0`` (default), ``efficientnet_lite1``, ``efficientnet_lite2``,
         ``mobilenet_v3_large``, ``efficientnet_b0``, ``resnet50``, or ``NAME=/path/to/weights.pth``;
@@ -175,6 +179,9 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         training images, also re-train the backbone's last stages (early layers frozen) and keep
         them when they beat the linear head on held-back training bins
         (:mod:`binsight.training.retrain`); ``on`` keeps them regardless; ``off`` never tries.
+    int8_tolerance
+        With ``int8``: the most held-out MAE may rise (regression) or accuracy fall (classification)
+        against the fp32 model; default :data:`binsight.training.quantize.INT8_TOLERANCE`.
 
     Returns
     -------
@@ -193,6 +200,7 @@ def fit(  # noqa: PLR0917 - the signature the demo and the retraining loop call
         input_size=input_size,
         latency_budget_ms=latency_budget_ms,
         retrain=retrain,
+        int8_tolerance=int8_tolerance,
     )
 
 
@@ -216,6 +224,7 @@ def fit_dataset(
     latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
     retrain: Mode = "auto",
     retrain_settings: RetrainSettings | None = None,
+    int8_tolerance: float | None = None,
 ) -> dict[str, Any]:
     """:func:`fit` on a loaded set; ``test_indices`` fixes the held-out split (benchmarks).
 
@@ -330,7 +339,9 @@ def fit_dataset(
             int8_report = int8_model(out, tested, ds, tr, te, extractor=(model, spec), head=head,
                                      recipe=recipe, flips=flips, model_version=_model_version(now),
                                      calibration_images=calibration_images, threads=threads, seed=seed,
-                                     cache_dir=cache_dir)  # fmt: skip
+                                     cache_dir=cache_dir, tolerance=int8_tolerance)  # fmt: skip
+        if not int8_report["accepted"]:
+            tested = _keep_fp32(out, tested, int8_report)
     timings["total_s"] = time.perf_counter() - t0
     asked = input_size if isinstance(input_size, int) else list(input_size)
     report = _report(ds, split, spec=spec, asked=asked if isinstance(backbone, str) else None, chosen=chosen,
@@ -350,6 +361,22 @@ def fit_dataset(
         held_out += f"; class head accuracy {class_metrics['accuracy']:.4f}"
     logger.info("model %s written to %s; held-out %s", meta["model_version"], out, held_out)
     return report
+
+
+def model_file(report: dict[str, Any]) -> str:
+    """The file a fit's ``report`` made the model: the int8 one when it was asked for and kept."""
+    q = report.get("int8")
+    return str(q["path"] if q and q["accepted"] else report["export"]["path"])
+
+
+def _keep_fp32(out: Path, fp32: TestedFile, int8_report: dict[str, Any]) -> TestedFile:
+    """The int8 model lost too much: ``out`` becomes the fp32 model, the int8 one ``<stem>.int8.onnx``."""
+    refused = out.with_name(out.stem + ".int8.onnx")
+    os.replace(out, refused)
+    os.replace(fp32.path, out)
+    int8_report["path"] = str(refused)
+    int8_report["fp32_path"] = str(out)
+    return dataclasses.replace(fp32, path=out)
 
 
 def _cv_gap(task: str, chosen: Selection, held: dict[str, Any]) -> dict[str, Any]:
