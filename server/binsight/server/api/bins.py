@@ -49,6 +49,7 @@ def list_bins(
                 BinOut(
                     id=b.id,
                     name=b.name,
+                    address=b.address,
                     lat=b.lat,
                     lon=b.lon,
                     capacity_l=b.capacity_l,

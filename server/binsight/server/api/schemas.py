@@ -19,6 +19,7 @@ class ForecastOut(BaseModel):
 class BinOut(BaseModel):
     id: str
     name: str | None
+    address: str | None = None
     lat: float | None
     lon: float | None
     capacity_l: float | None
