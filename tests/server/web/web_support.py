@@ -49,6 +49,15 @@ BINS: list[dict[str, Any]] = [
     {"bin_id": "ctr-06", "lat": 52.3688, "lon": 4.8795, "site": "centrum", "fill": 0.90, "rate": 0.016},
 ]
 OFFLINE = {"nrd-05", "ctr-04"}
+#: A street per site for the seeded bins' addresses (test data: the house numbers are made up).
+STREETS = {"noord": "Buiksloterweg", "centrum": "Damrak"}
+
+
+def address(b: dict[str, Any]) -> str:
+    """The seeded address of bin ``b``: "Damrak 12, Amsterdam"."""
+    return f"{STREETS[b['site']]} {int(b['bin_id'][-2:]) * 6}, Amsterdam"
+
+
 IMAGES = [
     ("nrd-01", 0.93, "unsure"),
     ("ctr-02", 0.55, "unsure"),
@@ -196,9 +205,10 @@ def seed(workdir: Path, port: int) -> Seeded:
     cfg_path.write_text(SERVER_TOML.format(port=port))
     csv = workdir / "bins.csv"
     csv.write_text(
-        "bin_id,lat,lon,capacity_l,site,name\n"
+        "bin_id,lat,lon,capacity_l,site,name,address\n"
         + "".join(
-            f"{b['bin_id']},{b['lat']},{b['lon']},1100,{b['site']},{b['site']} {b['bin_id'][-2:]}\n"
+            f"{b['bin_id']},{b['lat']},{b['lon']},1100,{b['site']},{b['site']} {b['bin_id'][-2:]},"
+            f'"{address(b)}"\n'
             for b in BINS
         )
     )

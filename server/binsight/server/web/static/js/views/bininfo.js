@@ -50,6 +50,7 @@ export function binDetails(bin) {
       row('Last reading', bin.fill_ts ? `${relative(bin.fill_ts)} (${dateTime(bin.fill_ts)})` : 'none yet'),
       row('Device', deviceState(bin)),
       row('Last seen', bin.last_seen ? relative(bin.last_seen) : '–'),
+      bin.address ? row('Address', bin.address) : null,
       row('Site', bin.site || '–'),
       row('Capacity', bin.capacity_l ? `${bin.capacity_l} L` : '–'),
       bin.last_error ? row('Last error', bin.last_error) : null));

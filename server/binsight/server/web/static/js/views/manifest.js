@@ -67,10 +67,11 @@ export default {
           h('span', { class: 'stop-no', 'aria-hidden': isBin ? false : 'true' }, isBin ? String(stop.number) : ''),
           h('span', { class: 'stop-name' }, title),
           h('span', { class: 'stop-eta' }, h('span', { class: 'stop-eta-label' }, 'ETA '), clock(stop.arrive))),
+        isBin && stop.address ? h('p', { class: 'stop-address' }, stop.address) : null,
         isBin ? h('p', { class: 'stop-sub' },
           [stop.name ? stop.id : null, stop.site, `expected fill ${pct(stop.fill)}`, litres(stop.volume_l)].filter(Boolean).join(' · ')) : null,
         h('div', { class: 'stop-actions' },
-          stop.navigate ? h('a', { class: 'btn stop-nav', href: stop.navigate, 'aria-label': `Navigate to ${isBin ? (stop.name || stop.id) : stop.id}` }, 'Navigate') : null,
+          stop.navigate ? h('a', { class: 'btn stop-nav', href: stop.navigate, 'aria-label': `Navigate to ${isBin ? [stop.name || stop.id, stop.address].filter(Boolean).join(', ') : stop.id}` }, 'Navigate') : null,
           isBin ? REPORTS.map((r) => h('button', {
             type: 'button', class: `btn stop-btn stop-btn-${r.status}`, 'data-status': r.status,
             'aria-label': `${r.label}: stop ${stop.number}`,

@@ -1,0 +1,113 @@
+"""The dispatcher moves a bin onto a truck that cannot take it: the page names the limit and how far
+over, and saves the move only when asked (issue #18). At desktop (1366x900) and phone (390x844) sizes."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from web_support import Seeded, _new_page, shot, signed_in
+
+SIZES = {
+    "desktop": {"viewport": {"width": 1366, "height": 900}},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 2,
+        "is_mobile": True,
+        "has_touch": True,
+    },
+}
+
+
+@pytest.fixture(params=sorted(SIZES))
+def sized(request: pytest.FixtureRequest, browser: Any) -> Iterator[tuple[str, Any]]:
+    """A page at each size; fails the test on a JavaScript error."""
+    ctx, pg, errors = _new_page(browser, **SIZES[request.param])
+    yield request.param, pg
+    ctx.close()
+    assert not errors, errors
+
+
+def _short_shift_plan(site: Seeded) -> dict[str, Any]:
+    """A finished two-truck plan whose stored problem gives truck-2 a shift of 06:00-06:05."""
+    from binsight.server.config import load_server_config
+    from binsight.server.db.engine import make_engine, make_sessionmaker
+    from binsight.server.db.models import Plan
+
+    started = site.api(
+        "/api/plans",
+        "operator",
+        "POST",
+        {"time_limit_s": 2, "trucks": ["truck-1", "truck-2"], "threshold": 0.8},
+    )
+    for _ in range(200):
+        plan = site.api(f"/api/plans/{started['id']}", "operator")
+        if plan["status"] != "running":
+            break
+        time.sleep(0.2)
+    assert plan["status"] == "done", plan
+    cfg = load_server_config(site.config_path)
+    engine = make_engine(cfg.database)
+    try:
+        with make_sessionmaker(engine)() as s, s.begin():
+            row = s.get(Plan, plan["id"])
+            assert row is not None and row.problem is not None
+            trucks = [
+                {**t, "shift": ["06:00", "06:05"]} if t["id"] == "truck-2" else t
+                for t in row.problem["trucks"]
+            ]
+            row.problem = {**row.problem, "trucks": trucks}
+    finally:
+        engine.dispose()
+    return plan
+
+
+def test_a_move_past_the_shift_end_is_refused_with_the_minutes_over(
+    sized: tuple[str, Any], site: Seeded
+) -> None:
+    """The refusal lists the broken limit in words with the minutes over; "Move anyway" states the
+    cost and saves the move, whose plan then lists the breach in words (HH:MM, not seconds)."""
+    size, page = sized
+    plan = _short_shift_plan(site)
+    moving = next(
+        s["id"]
+        for r in plan["result"]["routes"]
+        for s in r["stops"]
+        if s["kind"] == "bin" and r["truck"] == "truck-1"
+    )
+    signed_in(page, site, "operator", "plan")
+    page.wait_for_selector(f"#p-history option[value='{plan['id']}']", state="attached")
+    if page.input_value("#p-history") != plan["id"]:
+        page.select_option("#p-history", plan["id"])
+    page.wait_for_selector("#p-move-bin")
+    page.fill("#p-move-bin", moving)
+    page.select_option("#p-move-truck", "truck-2")
+    page.click("#p-move-btn")
+    item = page.locator("#p-move-breaches li[data-limit='shift_end']")
+    item.wait_for()
+    text = item.inner_text()
+    found = re.fullmatch(
+        r"truck-2 is back at the depot at \d\d:\d\d, (\d+) min after its shift ends at 06:05", text
+    )
+    assert found, text
+    anyway = page.inner_text("#p-move-anyway")
+    assert f"{found.group(1)} min past the shift end" in anyway, anyway
+    assert site.api("/api/plans/latest", "operator")["id"] == plan["id"]  # nothing saved yet
+    page.locator("#p-move-result").scroll_into_view_if_needed()
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    shot(page, f"plan-move-refused-{size}")
+
+    page.click("#p-move-anyway")
+    page.wait_for_selector("#plan-violations")
+    violations = page.inner_text("#plan-violations")
+    assert text in violations and not re.search(r"\d{5}", violations), violations
+    latest = site.api("/api/plans/latest", "operator")
+    assert latest["request"]["edit_of"] == plan["id"] and latest["result"]["breaches"]
+    page.wait_for_selector(f".manifest[data-truck='truck-2'] tr[data-stop='{moving}']")
+    # The dispatcher's manifest names each bin stop, with its street address.
+    cell = page.locator(f".manifest[data-truck='truck-2'] tr[data-stop='{moving}'] td").nth(1).inner_text()
+    assert "Amsterdam" in cell, cell
+    shot(page, f"plan-move-anyway-{size}", full_page=True)
