@@ -418,7 +418,6 @@ class _PlanLoop(threading.Thread):
         if plan is None:
             return
         self.plans += 1
-        _publish_first_of_day(self, plan)
         result = plan.get("result") or {}
         routes = result.get("routes", [])
         stops = sum(sum(1 for s in r.get("stops", []) if s.get("kind") == "bin") for r in routes)
@@ -428,6 +427,7 @@ class _PlanLoop(threading.Thread):
             + "".join(f"\n  skipped {n}: {why}" for why, n in _reasons(skipped)),
             flush=True,
         )
+        _publish_first_of_day(self, plan)
 
 
 def _publish_first_of_day(loop: _PlanLoop, plan: dict[str, Any]) -> None:

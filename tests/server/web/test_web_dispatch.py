@@ -111,3 +111,55 @@ def test_a_move_past_the_shift_end_is_refused_with_the_minutes_over(
     cell = page.locator(f".manifest[data-truck='truck-2'] tr[data-stop='{moving}'] td").nth(1).inner_text()
     assert "Amsterdam" in cell, cell
     shot(page, f"plan-move-anyway-{size}", full_page=True)
+
+
+def _finished(site: Seeded, trucks: list[str]) -> dict[str, Any]:
+    started = site.api(
+        "/api/plans", "operator", "POST", {"time_limit_s": 2, "trucks": trucks, "threshold": 0.8}
+    )
+    for _ in range(200):
+        plan = site.api(f"/api/plans/{started['id']}", "operator")
+        if plan["status"] != "running":
+            assert plan["status"] == "done", plan
+            return dict(plan)
+        time.sleep(0.2)
+    raise AssertionError("plan did not finish")
+
+
+def test_plan_page_points_to_the_plan_drivers_follow(sized: tuple[str, Any], site: Seeded) -> None:
+    """On a newer, unpublished plan of the same day, the page says which plan drivers follow and shows
+    it on a click (the demo re-plans every minute, so it soon leaves the last 20 plans)."""
+    size, page = sized
+    published = _finished(site, ["truck-1"])
+    site.api(f"/api/plans/{published['id']}/publish", "operator", "POST")
+    try:
+        newer = _finished(site, ["truck-1", "truck-2"])
+        assert newer["service_day"] == published["service_day"]
+        signed_in(page, site, "operator", "plan")
+        page.wait_for_selector("#plan-show-published")
+        page.wait_for_function("id => document.querySelector('#p-history').value === id", arg=newer["id"])
+        note = page.inner_text("#plan-unpublished")
+        assert note.startswith("Not published: drivers follow the plan published") and "olga" in note, note
+        assert "instead" in page.inner_text("#plan-publish")
+        shot(page, f"plan-points-to-published-{size}")
+        page.click("#plan-show-published")
+        page.wait_for_selector("#plan-published")
+        page.wait_for_function("id => document.querySelector('#p-history').value === id", arg=published["id"])
+    finally:
+        site.api(f"/api/plans/{published['id']}/unpublish", "operator", "POST")
+
+
+def test_driver_sign_in_link_opens_the_manifest(phone: Any, site: Seeded) -> None:
+    """The driver's one-click link (what the demo prints) lands on its truck's manifest, no error."""
+    plan = _finished(site, ["truck-1"])
+    site.api(f"/api/plans/{plan['id']}/publish", "operator", "POST")
+    try:
+        phone.goto(site.base_url + "/#token=" + site.tokens["driver"])
+        phone.wait_for_selector(".stops, #manifest-none")
+        assert phone.url.endswith("#/manifest") and site.tokens["driver"] not in phone.url
+        assert phone.locator("#flash.flash-error:visible").count() == 0
+        first = phone.locator(".stop").first
+        assert first.locator(".stop-eta-label").inner_text().strip() == "Leave"  # the depot: a departure
+        shot(phone, "driver-sign-in-link")
+    finally:
+        site.api(f"/api/plans/{plan['id']}/unpublish", "operator", "POST")

@@ -59,14 +59,16 @@ export default {
       }
     }
 
-    function stopItem(day, stop) {
+    function stopItem(day, stop, first) {
       const isBin = stop.kind === 'bin';
+      // The route starts by leaving the depot: its time is a departure, not an arrival.
+      const timeLabel = first && stop.kind === 'depot' ? 'Leave ' : 'ETA ';
       const title = isBin ? (stop.name || stop.id) : [KIND_LABEL[stop.kind] || stop.kind, stop.kind === 'break' || String(stop.id).toLowerCase() === stop.kind ? '' : ` ${stop.id}`];
       const li = h('li', { class: `stop stop-${stop.kind}`, 'data-stop': stop.id, 'data-report': stop.report ? stop.report.status : false },
         h('div', { class: 'stop-head' },
           h('span', { class: 'stop-no', 'aria-hidden': isBin ? false : 'true' }, isBin ? String(stop.number) : ''),
           h('span', { class: 'stop-name' }, title),
-          h('span', { class: 'stop-eta' }, h('span', { class: 'stop-eta-label' }, 'ETA '), clock(stop.arrive))),
+          h('span', { class: 'stop-eta' }, h('span', { class: 'stop-eta-label' }, timeLabel), clock(first ? stop.depart || stop.arrive : stop.arrive))),
         isBin && stop.address ? h('p', { class: 'stop-address' }, stop.address) : null,
         isBin ? h('p', { class: 'stop-sub' },
           [stop.name ? stop.id : null, stop.site, `expected fill ${pct(stop.fill)}`, litres(stop.volume_l)].filter(Boolean).join(' · ')) : null,
@@ -108,7 +110,7 @@ export default {
       const stops = m.route.stops.map((x) => ({ ...x, number: x.kind === 'bin' ? (n += 1) : null }));
       replace(body,
         h('p', { class: 'manifest-meta' }, `${n} bins · ${(m.route.distance_km ?? 0).toFixed(1)} km · ${litres(m.route.collected_l)} to collect`),
-        h('ol', { class: 'stops', 'aria-label': `Stops for ${m.truck}` }, stops.map((x) => stopItem(m.service_day, x))));
+        h('ol', { class: 'stops', 'aria-label': `Stops for ${m.truck}` }, stops.map((x, i) => stopItem(m.service_day, x, i === 0))));
     }
 
     let shownPlan = null;

@@ -105,26 +105,43 @@ export default {
     const result = container.querySelector('#plan-result');
     // Earlier plans (GET /api/plans), to look back at what was planned and why.
     const historySel = h('select', { id: 'p-history' });
-    historySel.addEventListener('change', async () => {
+    async function showPlan(id) {
       try {
-        const p = await api(`/api/plans/${encodeURIComponent(historySel.value)}`);
+        const p = await api(`/api/plans/${encodeURIComponent(id)}`);
         requested = true;
         stopPolling();
         show(p);
       } catch (err) {
         flash(`Could not load that plan: ${err.message}`, 'error');
       }
-    });
+    }
+    historySel.addEventListener('change', () => showPlan(historySel.value));
+    // The plan drivers follow for the shown plan's day (GET /api/manifests?date=): null when none is
+    // published. Re-planning every minute pushes it out of the last 20 plans, so it is fetched apart.
+    let publishedForDay = null;
     async function loadHistory() {
       let plans;
+      const day = plan ? planDay(plan) : null;
       try {
         plans = await api('/api/plans?limit=20');
       } catch {
         return;
       }
+      publishedForDay = null;
+      if (day) {
+        try {
+          publishedForDay = await api(`/api/manifests?date=${encodeURIComponent(day)}`);
+        } catch { /* 404: nothing published for that day */ }
+      }
+      if (publishedForDay && !plans.some((p) => p.id === publishedForDay.plan_id)) {
+        try {
+          plans.push(await api(`/api/plans/${encodeURIComponent(publishedForDay.plan_id)}`));
+        } catch { /* withdrawn meanwhile */ }
+      }
       const current = plan ? plan.id : '';
       replace(historySel, plans.map((p) => h('option', { value: p.id, selected: p.id === current },
         `${shortDateTime(p.created_at)} · for ${planDay(p)} · ${p.status}${p.published_at ? ' · PUBLISHED' : ''}`)));
+      fillPublishBar();
     }
     // The tooltip of a bin on the plan map says why the planner took or skipped it.
     const whyOf = new Map();
@@ -241,25 +258,38 @@ export default {
       h('p', { id: 'p-move-result', class: 'status', role: 'status' }));
     }
 
+    const publishHost = h('div', { class: 'plan-publish no-print' });
     function publishBar() {
       if (!ctx.can('plan')) return null;
+      fillPublishBar();
+      return publishHost;
+    }
+    function fillPublishBar() {
+      if (!plan || !plan.result) return;
       if (plan.published_at) {
-        return h('div', { class: 'plan-publish no-print' },
+        replace(publishHost,
           h('span', { id: 'plan-published', class: 'plan-published' },
             `Published for drivers ${dateTime(plan.published_at)} by ${plan.published_by || '?'}: locked`),
           h('button', { type: 'button', class: 'btn', id: 'plan-unpublish', onclick: () => setPublished(false) }, 'Withdraw'));
+        return;
       }
-      return h('div', { class: 'plan-publish no-print' },
-        h('span', { class: 'plan-unpublished' }, 'Not published: drivers do not see this plan.'),
+      // Another plan of the same day may be the one drivers follow: say which, one click away.
+      const other = publishedForDay && publishedForDay.service_day === planDay(plan) && publishedForDay.plan_id !== plan.id
+        ? publishedForDay : null;
+      replace(publishHost,
+        h('span', { class: 'plan-unpublished', id: 'plan-unpublished' }, other
+          ? `Not published: drivers follow the plan published ${dateTime(other.published_at)} by ${other.published_by || '?'}. `
+          : 'Not published: drivers do not see this plan.'),
+        other ? h('button', { type: 'button', class: 'btn', id: 'plan-show-published', onclick: () => showPlan(other.plan_id) }, 'Show the published plan') : null,
         h('button', { type: 'button', class: 'btn btn-primary', id: 'plan-publish', onclick: () => setPublished(true) },
-          `Publish for ${planDay(plan)}`));
+          other ? `Publish this one instead for ${planDay(plan)}` : `Publish for ${planDay(plan)}`));
     }
 
     // A bin stop in the dispatcher's manifest: its id (what the driver reports), then name and address.
     function binCell(id) {
       const b = binById.get(id);
       const more = b ? [b.name && b.name !== id ? b.name : null, b.address].filter(Boolean).join(' · ') : '';
-      return more ? [id, h('span', { class: 'stop-more' }, ` ${more}`)] : id;
+      return more ? [id, h('span', { class: 'stop-more' }, more)] : id;
     }
 
     function renderPlan() {
