@@ -43,6 +43,7 @@ export function binDetails(bin) {
   return h('div', { class: 'bin-details' },
     h('h3', {}, bin.name && bin.name !== bin.id ? `${bin.name} (${bin.id})` : bin.id),
     h('dl', {},
+      bin.address ? row('Address', bin.address) : null,
       row('Fill', fillBadge(bin.fill), bin.quality && bin.quality !== 'ok' ? ` last frame ${bin.quality}` : ''),
       row('Forecast', timeToFull(bin.forecast)),
       row('Fill rate', bin.forecast && bin.forecast.rate_per_day !== null && bin.forecast.rate_per_day !== undefined
@@ -50,7 +51,6 @@ export function binDetails(bin) {
       row('Last reading', bin.fill_ts ? `${relative(bin.fill_ts)} (${dateTime(bin.fill_ts)})` : 'none yet'),
       row('Device', deviceState(bin)),
       row('Last seen', bin.last_seen ? relative(bin.last_seen) : '–'),
-      bin.address ? row('Address', bin.address) : null,
       row('Site', bin.site || '–'),
       row('Capacity', bin.capacity_l ? `${bin.capacity_l} L` : '–'),
       bin.last_error ? row('Last error', bin.last_error) : null));

@@ -75,9 +75,14 @@ function urgentGroup(title, id, bins, pick) {
   return h('section', { class: 'urgent-group', 'data-urgent': id },
     h('h3', {}, `${title} `, h('span', { class: 'count' }, `(${bins.length})`)),
     bins.length
-      ? h('ul', {}, bins.slice(0, URGENT_SHOWN).map((b) => h('li', {},
-        h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id), ' ',
-        fillBadge(b.fill), ' ', h('span', { class: 'hint' }, timeToFull(b.forecast).replace(/ \(.*\)$/, '')))),
+      ? h('ul', {}, bins.slice(0, URGENT_SHOWN).map((b) => {
+        // Where it is, in words a dispatcher passes to a driver: name and street address.
+        const where = [b.name && b.name !== b.id ? b.name : null, b.address].filter(Boolean).join(' · ');
+        return h('li', {},
+          h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id), ' ',
+          fillBadge(b.fill), ' ', h('span', { class: 'hint urgent-when' }, timeToFull(b.forecast).replace(/ \(.*\)$/, '')),
+          where ? h('span', { class: 'urgent-where' }, where) : null);
+      }),
       rest > 0 ? h('li', { class: 'hint' }, `and ${plural(rest, 'more bin')}`) : null)
       : h('p', { class: 'hint' }, 'None.'));
 }
