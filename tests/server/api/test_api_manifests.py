@@ -149,6 +149,11 @@ def test_stop_reports(api: Api) -> None:
     assert (
         api.get("/api/stop-reports", "operator", params={"bin_id": stops[1]}).json()[0]["truck"] == "truck-1"
     )
+    # The bin's history carries what the driver found there, beside the camera's readings.
+    hist = api.get(f"/api/bins/{stops[1]}/history", "operator").json()
+    assert [(r["status"], r["note"], r["by"], r["truck"]) for r in hist["stop_reports"]] == [
+        ("blocked", "car parked", "driver-test", "truck-1")
+    ]
 
 
 def test_publish_rules(api: Api) -> None:

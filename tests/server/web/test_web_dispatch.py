@@ -163,3 +163,28 @@ def test_driver_sign_in_link_opens_the_manifest(phone: Any, site: Seeded) -> Non
         shot(phone, "driver-sign-in-link")
     finally:
         site.api(f"/api/plans/{plan['id']}/unpublish", "operator", "POST")
+
+
+def test_a_bins_history_shows_what_the_drivers_reported(sized: tuple[str, Any], site: Seeded) -> None:
+    """A driver's "overflowing" report appears under the bin's fill history on the Cameras page."""
+    size, page = sized
+    plan = _finished(site, ["truck-1"])
+    site.api(f"/api/plans/{plan['id']}/publish", "operator", "POST")
+    try:
+        stop = next(s["id"] for r in plan["result"]["routes"] for s in r["stops"] if s["kind"] == "bin")
+        site.api(
+            f"/api/manifests/truck-1/stops/{stop}",
+            "driver",
+            "POST",
+            {"status": "overflowing", "note": f"bags ({size})"},
+        )
+        signed_in(page, site, "operator", f"cameras/{stop}")
+        row = page.locator(".driver-reports li", has_text=f"bags ({size})")
+        row.wait_for()
+        text = row.inner_text()
+        assert "overflowing" in text and "dan (truck-1)" in text, text
+        row.scroll_into_view_if_needed()
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+        shot(page, f"history-driver-reports-{size}")
+    finally:
+        site.api(f"/api/plans/{plan['id']}/unpublish", "operator", "POST")
