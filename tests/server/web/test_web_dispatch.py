@@ -188,3 +188,33 @@ def test_a_bins_history_shows_what_the_drivers_reported(sized: tuple[str, Any], 
         shot(page, f"history-driver-reports-{size}")
     finally:
         site.api(f"/api/plans/{plan['id']}/unpublish", "operator", "POST")
+
+
+def test_map_lists_what_needs_attention(sized: tuple[str, Any], site: Seeded) -> None:
+    """Beside the map: the drivers' blocked / overflowing reports of the last day and the cameras
+    offline, each with where the bin is; a click selects the bin."""
+    size, page = sized
+    plan = _finished(site, ["truck-1"])
+    site.api(f"/api/plans/{plan['id']}/publish", "operator", "POST")
+    try:
+        stops = [s["id"] for r in plan["result"]["routes"] for s in r["stops"] if s["kind"] == "bin"]
+        site.api(
+            f"/api/manifests/truck-1/stops/{stops[-1]}", "driver", "POST", {"status": "blocked", "note": size}
+        )
+        signed_in(page, site, "operator", "map")
+        reported = page.locator(f"[data-attention='reported'] li:has(button:text-is('{stops[-1]}'))")
+        reported.wait_for()
+        assert "blocked" in reported.inner_text() and size in reported.inner_text()
+        assert "Amsterdam" in reported.locator(".urgent-where").inner_text()
+        offline = page.eval_on_selector_all(
+            "[data-attention='offline'] li button", "els => els.map(e => e.textContent)"
+        )
+        assert sorted(offline) == sorted(
+            b["bin_id"] for b in site.bins if b["bin_id"] in {"nrd-05", "ctr-04"}
+        )
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+        shot(page, f"map-attention-{size}")
+        reported.locator("button").click()
+        page.wait_for_selector(f"#bin-details h3:has-text('{stops[-1]}')")
+    finally:
+        site.api(f"/api/plans/{plan['id']}/unpublish", "operator", "POST")
