@@ -253,7 +253,9 @@ def test_move_that_runs_past_the_shift_says_by_how_much(api: Api) -> None:
     assert (
         len(shift) == 1 and shift[0]["truck"] == target and shift[0]["unit"] == "min" and shift[0]["over"] > 0
     )
-    assert f"{shift[0]['over']} min after its shift ends at 06:05" in shift[0]["text"]
+    over = shift[0]["over"]
+    words = f"{over} min" if over < 60 else f"{over // 60} h {over % 60:02d} min"
+    assert shift[0]["text"].endswith(f", {words} after its shift ends at 06:05"), shift[0]["text"]
     assert r.json()["detail"] == f"moving {body['bin_id']} to {target} breaks: " + "; ".join(
         b["text"] for b in breaches
     )

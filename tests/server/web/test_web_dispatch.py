@@ -89,12 +89,13 @@ def test_a_move_past_the_shift_end_is_refused_with_the_minutes_over(
     item = page.locator("#p-move-breaches li[data-limit='shift_end']")
     item.wait_for()
     text = item.inner_text()
+    # "58 min" or "1 h 12 min": the same words in the list and on the button.
     found = re.fullmatch(
-        r"truck-2 is back at the depot at \d\d:\d\d, (\d+) min after its shift ends at 06:05", text
+        r"truck-2 is back at the depot at \d\d:\d\d, ((?:\d+ h )?\d+ min) after its shift ends at 06:05", text
     )
     assert found, text
     anyway = page.inner_text("#p-move-anyway")
-    assert f"{found.group(1)} min past the shift end" in anyway, anyway
+    assert f"{found.group(1)} past the shift end" in anyway, anyway
     assert site.api("/api/plans/latest", "operator")["id"] == plan["id"]  # nothing saved yet
     page.locator("#p-move-result").scroll_into_view_if_needed()
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]

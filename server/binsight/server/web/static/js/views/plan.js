@@ -21,6 +21,11 @@ function planDay(p) {
 }
 
 const KIND_LABEL = { depot: 'Depot', disposal: 'Disposal', break: 'Break', bin: 'Bin' };
+/** "1,300 L", "35 min", "1 h 12 min": a breach's amount as the server's sentence words it. */
+function amount(over, unit) {
+  if (unit !== 'min' || over < 60) return `${over.toLocaleString()} ${unit}`;
+  return `${Math.floor(over / 60)} h ${String(over % 60).padStart(2, '0')} min`;
+}
 // "1,300 L over capacity", "35 min past the shift end": the Move anyway button states the cost.
 const LIMIT_WORDS = {
   capacity: 'over capacity', shift_end: 'past the shift end', max_duration: 'over the longest day', window: 'late for its window',
@@ -232,7 +237,7 @@ export default {
           replace(out, `Not moved: ${err.message}`);
           return;
         }
-        const over = breaches.filter((b) => b.over).map((b) => `${b.over.toLocaleString()} ${b.unit} ${LIMIT_WORDS[b.limit] || b.limit}`);
+        const over = breaches.filter((b) => b.over).map((b) => `${amount(b.over, b.unit)} ${LIMIT_WORDS[b.limit] || b.limit}`);
         replace(out,
           h('strong', {}, `Not moved: ${binId} on ${truck} would break ${breaches.length === 1 ? 'a limit' : `${breaches.length} limits`}:`),
           h('ul', { id: 'p-move-breaches' }, breaches.map((b) => h('li', { 'data-limit': b.limit }, b.text))),
