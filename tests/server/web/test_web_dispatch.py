@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from web_support import Seeded, _new_page, shot, signed_in
+from web_support import Seeded, _new_page, shot, signed_in, wait_until
 
 SIZES = {
     "desktop": {"viewport": {"width": 1366, "height": 900}},
@@ -217,5 +217,42 @@ def test_map_lists_what_needs_attention(sized: tuple[str, Any], site: Seeded) ->
         shot(page, f"map-attention-{size}")
         reported.locator("button").click()
         page.wait_for_selector(f"#bin-details h3:has-text('{stops[-1]}')")
+    finally:
+        site.api(f"/api/plans/{plan['id']}/unpublish", "operator", "POST")
+
+
+def test_a_report_made_offline_is_sent_when_the_connection_is_back(phone: Any, site: Seeded) -> None:
+    """No connection: the driver's report waits on the phone (said on the card, kept over a reload) and
+    reaches the server once the phone is online again."""
+    plan = _finished(site, ["truck-1"])
+    site.api(f"/api/plans/{plan['id']}/publish", "operator", "POST")
+    try:
+        signed_in(phone, site, "driver", "manifest")
+        phone.wait_for_selector(".stop-bin")
+        card = phone.locator(".stop-bin").first
+        bin_id = card.get_attribute("data-stop")
+        phone.context.set_offline(True)
+        phone.once("dialog", lambda d: d.accept("gate locked"))
+        card.locator(".stop-btn-blocked").click()
+        card.locator(".stop-report-pending").wait_for()
+        assert "sent when the connection is back" in card.locator(".stop-report-pending").inner_text()
+        shot(phone, "driver-offline-report")
+        assert not [
+            r
+            for r in site.api(f"/api/stop-reports?plan_id={plan['id']}", "operator")
+            if r["bin_id"] == bin_id
+        ]
+        phone.context.set_offline(False)
+        sent = wait_until(
+            lambda: [
+                r
+                for r in site.api(f"/api/stop-reports?plan_id={plan['id']}", "operator")
+                if r["bin_id"] == bin_id
+            ],
+            what="the waiting report sent",
+        )
+        assert [(r["status"], r["note"], r["by"]) for r in sent] == [("blocked", "gate locked", "dan")]
+        phone.wait_for_selector(f".stop[data-stop='{bin_id}'] .stop-report-blocked:not(.stop-report-pending)")
+        assert phone.evaluate("localStorage.getItem('binsight.pendingReports')") is None
     finally:
         site.api(f"/api/plans/{plan['id']}/unpublish", "operator", "POST")
