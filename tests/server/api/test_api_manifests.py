@@ -135,6 +135,15 @@ def test_stop_reports(api: Api) -> None:
         api.post(f"/api/manifests/truck-1/stops/{stops[0]}", "driver", json={"status": "gone"}).status_code
         == 422
     )
+    # A report that waited on the phone keeps the time it was made (within a day), else arrival time.
+    from binsight.server.db.engine import now_ms
+
+    made = now_ms() - 3_600_000
+    third = f"/api/manifests/truck-1/stops/{stops[2]}"
+    r = api.post(third, "driver", json={"status": "done", "made_at": made})
+    assert r.status_code == 201 and r.json()["ts"] == made
+    r = api.post(third, "driver", json={"status": "done", "made_at": 5})
+    assert r.status_code == 201 and r.json()["ts"] > made
     r = api.post("/api/manifests/truck-1/stops/p5", "driver", json={"status": "done"})
     assert r.status_code == 409 and "not a stop of truck-1" in r.json()["detail"]
 
@@ -143,8 +152,10 @@ def test_stop_reports(api: Api) -> None:
     assert reports[stops[0]]["status"] == "done" and reports[stops[1]]["note"] == "car parked"
     history = api.get("/api/stop-reports", "operator", params={"plan_id": plan["id"]}).json()
     assert [(h["bin_id"], h["status"], h["by"]) for h in history] == [
+        (stops[2], "done", "driver-test"),  # made an hour ago, sent now
         (stops[0], "done", "driver-test"),
         (stops[1], "blocked", "driver-test"),
+        (stops[2], "done", "driver-test"),
     ]
     assert (
         api.get("/api/stop-reports", "operator", params={"bin_id": stops[1]}).json()[0]["truck"] == "truck-1"

@@ -242,6 +242,8 @@ def test_a_report_made_offline_is_sent_when_the_connection_is_back(phone: Any, s
             for r in site.api(f"/api/stop-reports?plan_id={plan['id']}", "operator")
             if r["bin_id"] == bin_id
         ]
+        time.sleep(1.5)
+        made_before_online = int(time.time() * 1000)
         phone.context.set_offline(False)
         sent = wait_until(
             lambda: [
@@ -252,6 +254,7 @@ def test_a_report_made_offline_is_sent_when_the_connection_is_back(phone: Any, s
             what="the waiting report sent",
         )
         assert [(r["status"], r["note"], r["by"]) for r in sent] == [("blocked", "gate locked", "dan")]
+        assert sent[0]["ts"] < made_before_online  # stamped when the driver tapped, not when it arrived
         phone.wait_for_selector(f".stop[data-stop='{bin_id}'] .stop-report-blocked:not(.stop-report-pending)")
         assert phone.evaluate("localStorage.getItem('binsight.pendingReports')") is None
     finally:

@@ -157,7 +157,7 @@ export default {
           if (p.truck !== truck) continue;
           try {
             await api(`/api/manifests/${encodeURIComponent(p.truck)}/stops/${encodeURIComponent(p.bin)}?date=${encodeURIComponent(p.day)}`,
-              { method: 'POST', body: { status: p.status, note: p.note } });
+              { method: 'POST', body: { status: p.status, note: p.note, made_at: p.at } });
             sent += 1;
           } catch (err) {
             if (err instanceof ApiError && err.status === 0) break; // still offline: keep the rest
