@@ -39,6 +39,8 @@ def test_publish_from_the_plan_page(page: Any, site: Seeded, published: dict[str
     newer = published["newer"]
     signed_in(page, site, "operator", "plan")
     page.wait_for_selector("#plan-publish")
+    # The plan picker fills after the plan itself (its own request): wait for this plan in it.
+    page.wait_for_selector(f"#p-history option[value='{newer['id']}']", state="attached")
     day = newer["service_day"]
     assert "next day" not in page.inner_text("#p-history")
     assert f"for {day}" in page.inner_text("#p-history")

@@ -132,20 +132,25 @@ export default {
       } catch {
         return;
       }
-      publishedForDay = null;
+      const fill = () => {
+        const current = plan ? plan.id : '';
+        replace(historySel, plans.map((p) => h('option', { value: p.id, selected: p.id === current },
+          `${shortDateTime(p.created_at)} · for ${planDay(p)} · ${p.status}${p.published_at ? ' · PUBLISHED' : ''}`)));
+      };
+      fill();
+      let published = null;
       if (day) {
         try {
-          publishedForDay = await api(`/api/manifests?date=${encodeURIComponent(day)}`);
+          published = await api(`/api/manifests?date=${encodeURIComponent(day)}`);
         } catch { /* 404: nothing published for that day */ }
       }
-      if (publishedForDay && !plans.some((p) => p.id === publishedForDay.plan_id)) {
+      if (published && !plans.some((p) => p.id === published.plan_id)) {
         try {
-          plans.push(await api(`/api/plans/${encodeURIComponent(publishedForDay.plan_id)}`));
+          plans.push(await api(`/api/plans/${encodeURIComponent(published.plan_id)}`));
+          fill();
         } catch { /* withdrawn meanwhile */ }
       }
-      const current = plan ? plan.id : '';
-      replace(historySel, plans.map((p) => h('option', { value: p.id, selected: p.id === current },
-        `${shortDateTime(p.created_at)} · for ${planDay(p)} · ${p.status}${p.published_at ? ' · PUBLISHED' : ''}`)));
+      publishedForDay = published;
       fillPublishBar();
     }
     // The tooltip of a bin on the plan map says why the planner took or skipped it.
