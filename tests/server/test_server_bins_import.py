@@ -157,3 +157,29 @@ def test_import_registers_a_bin_the_ingest_created(sessions: sessionmaker[Sessio
         )
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Bin).where(Bin.registered.is_(True))) == 2
+
+
+def test_address_column_and_property(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    """``address`` (CSV column or GeoJSON property) is stored on one line; too long is a named error."""
+    csv_file = tmp_path / "bins.csv"
+    csv_file.write_text(
+        "bin_id,lat,lon,capacity_l,name,address\n"
+        'b1,52.09,5.12,1100,Dom,"Domplein  29,\n 3512 JE Utrecht"\n'
+        "b2,52.10,5.11,240,,\n"
+    )
+    gj = tmp_path / "bins.geojson"
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [5.13, 52.08]},
+        "properties": {"bin_id": "b3", "capacity_l": 660, "address": "Maliebaan 12, Utrecht"},
+    }
+    gj.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with sessions() as s, s.begin():
+        import_bins(s, read_bins(csv_file) + read_bins(gj))
+    with sessions() as s:
+        addresses = {b.id: b.address for b in s.execute(select(Bin)).scalars()}
+    assert addresses == {"b1": "Domplein 29, 3512 JE Utrecht", "b2": None, "b3": "Maliebaan 12, Utrecht"}
+    long = tmp_path / "long.csv"
+    long.write_text("bin_id,lat,lon,capacity_l,address\n" + f"b1,52,5,100,{'x' * 301}\n")
+    with pytest.raises(DataError, match="row 2, column address: longer than 300 characters"):
+        read_bins(long)

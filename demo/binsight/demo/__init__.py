@@ -13,7 +13,10 @@ What runs, in order (each step prints a line so a newcomer sees progress):
    read every ``--capture-every`` seconds (30) and each capture shows the frame of the present (a new
    frame every 20 minutes, :mod:`binsight.demo.camera`), so no reading is ever in the server's future,
    every forecast, plan and "full in ..." is about the real clock, and a canary is judged in minutes;
-6. a route plan requested through the HTTP API every ``--plan-every`` seconds, once the backfill is done.
+6. a route plan requested through the HTTP API every ``--plan-every`` seconds, once the backfill is done;
+   the first finished plan of each service day is *published* (locked for the drivers, as a dispatcher
+   would before the shift), and each truck's driver has a sign-in link that opens its manifest. Later
+   plans of that day are only proposals: the dispatcher publishes one on the Route plan page.
 
 ``--duration S`` runs headless for S seconds and exits 1 if no plan was made (CI runs that); without it the
 demo runs until Ctrl-C, then stops every part cleanly.
@@ -74,9 +77,9 @@ def _server_toml(
     data: Path, city: DemoCity, http_port: int, mqtt_port: int, *, protocol: str, capture_every_s: float
 ) -> str:
     trucks = "\n".join(
-        f'[[fleet.trucks]]\nid = "truck-{i + 1}"\ndepot = "depot"\ncapacity_l = {city.truck_capacity_l}\n'
+        f'[[fleet.trucks]]\nid = "{truck}"\ndepot = "depot"\ncapacity_l = {city.truck_capacity_l}\n'
         f'shift = ["06:00", "14:00"]\nbreak = {{ after_min = 240, duration_min = 30 }}\n'
-        for i in range(city.trucks)
+        for truck in city.truck_ids
     )
     return f"""# Written by `binsight demo`: the server config of the demo (synthetic city).
 database = "sqlite:///{data / "binsight.db"}"
@@ -208,6 +211,7 @@ def run_demo(args: argparse.Namespace) -> int:
         folders = ensure_frames(city, data / "frames")
         say("server: database, ingest, forecasts, API, web page")
         server, token = _start_server(stack, data, city, args, protocol=protocol, model=model)
+        drivers = _driver_tokens(server, city)
         history_s = args.history_h * 3600.0
         say(
             f"cameras: {len(city.bins)} agents (real agent code) backfill the last {args.history_h:g} h "
@@ -225,7 +229,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"route plans: the first after the backfill (at least {args.first_plan_after:.0f}s), "
             f"then every {args.plan_every:.0f}s"
         )
-        _print_welcome(server.http_url, token, args.duration)
+        _print_welcome(server.http_url, token, drivers, args.duration)
         planner = _PlanLoop(server.http_url, token, args, stop, cameras.live)
         planner.start()
         # As `binsight server run` does: the server's watchdog runs until the demo stops or a thread dies.
@@ -316,6 +320,17 @@ def _camera_updates(data: Path, server_url: str) -> dict[str, Any]:
         "base_url": server_url,
         "shadow_captures": SHADOW_CAPTURES,
     }
+
+
+def _driver_tokens(server: ServerRuntime, city: DemoCity) -> dict[str, str]:
+    """A ``driver`` token per truck (by truck id): signing in with one opens that truck's manifest."""
+    from binsight.server.auth import create_token
+
+    with server.sessions.begin() as session:
+        return {
+            truck: create_token(session, "driver", name=f"demo driver {truck}", truck=truck)
+            for truck in city.truck_ids
+        }
 
 
 def _camera_template(
@@ -421,10 +436,12 @@ class _Cameras(threading.Thread):
         fleet.stop()
 
 
-def _print_welcome(base: str, token: str, duration: float | None) -> None:
+def _print_welcome(base: str, token: str, drivers: dict[str, str], duration: float | None) -> None:
     print(f"\nbinsight demo is running: {base}/  (synthetic data)")
     print(f"admin token: {token}")
     print(f"one-click sign-in: {base}/#token={token}")
+    for truck, driver in drivers.items():
+        print(f"driver of {truck} (opens its manifest of the published plan): {base}/#token={driver}")
     print("Ctrl-C stops it.\n" if duration is None else f"running for {duration:.0f}s\n", flush=True)
 
 
@@ -442,6 +459,8 @@ class _PlanLoop(threading.Thread):
         super().__init__(name="binsight-demo-plans", daemon=True)
         self.base, self.token, self.args, self.stop, self.ready = base, token, args, stop, ready
         self.plans = 0
+        #: Service days that have a published plan (the demo's own or a dispatcher's).
+        self.published_days: set[str] = set()
 
     def run(self) -> None:
         t0 = time.monotonic()
@@ -473,6 +492,32 @@ class _PlanLoop(threading.Thread):
             + "".join(f"\n  skipped {n}: {why}" for why, n in _reasons(skipped)),
             flush=True,
         )
+        _publish_first_of_day(self, plan)
+
+
+def _publish_first_of_day(loop: _PlanLoop, plan: dict[str, Any]) -> None:
+    """Publish ``plan`` when nothing is published for its day yet (never over a dispatcher's choice)."""
+    day = plan.get("service_day")
+    if not day or day in loop.published_days:
+        return
+    try:
+        _post_json(f"{loop.base}/api/manifests?date={day}", loop.token)
+        loop.published_days.add(day)  # someone published this day already: leave it
+        return
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            logger.warning("could not check the published plan for %s: %s", day, exc)
+            return
+    except (urllib.error.URLError, OSError) as exc:
+        logger.warning("could not check the published plan for %s: %s", day, exc)
+        return
+    try:
+        _post_json(f"{loop.base}/api/plans/{plan['id']}/publish", loop.token, {})
+    except (urllib.error.URLError, OSError) as exc:
+        logger.warning("could not publish plan %s: %s", plan["id"], exc)
+        return
+    loop.published_days.add(day)
+    print(f"published plan {plan['id']} for {day}: the drivers' manifests show it", flush=True)
 
 
 def _reasons(skipped: list[dict[str, Any]]) -> list[tuple[str, int]]:

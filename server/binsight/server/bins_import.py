@@ -1,6 +1,7 @@
 """``binsight server bins import FILE``: bins from CSV or GeoJSON, all or nothing.
 
-CSV needs ``bin_id,lat,lon,capacity_l`` and may have ``name,site,service_min,window_start,window_end``.
+CSV needs ``bin_id,lat,lon,capacity_l`` and may have ``name,address,site,service_min,window_start,window_end``
+(``address``: the street address drivers read on their manifest).
 GeoJSON needs Point features with ``bin_id`` and ``capacity_l`` properties (the others optional).
 Every bad row is reported (file, row, column, problem) and nothing is written unless all rows are good.
 Existing bins are updated (the import is the source of truth for position and capacity).
@@ -26,7 +27,7 @@ from binsight.server.db.models import Bin
 __all__ = ["BinRow", "import_bins", "read_bins"]
 
 REQUIRED = ("bin_id", "lat", "lon", "capacity_l")
-OPTIONAL = ("name", "site", "service_min", "window_start", "window_end")
+OPTIONAL = ("name", "address", "site", "service_min", "window_start", "window_end")
 _MAX_ERRORS = 50
 
 
@@ -37,6 +38,7 @@ class BinRow:
     lon: float
     capacity_l: float
     name: str | None = None
+    address: str | None = None
     site: str | None = None
     service_min: float | None = None
     window_start: str | None = None
@@ -107,10 +109,14 @@ def _row(values: dict[str, Any], where: str, errors: list[str]) -> BinRow | None
         )
     if ok and parsed.get("window_start") and parsed["window_end"] <= parsed["window_start"]:
         bad("window_end", "window_end must be after window_start")
-    for col in ("name", "site"):
+    for col, most in (("name", 200), ("site", 100), ("address", 300)):
         v = values.get(col)
         if v not in (None, ""):
-            parsed[col] = str(v)[:200]
+            text = " ".join(str(v).split())  # one line: a manifest card shows it as such
+            if len(text) > most:
+                bad(col, f"longer than {most} characters")
+            else:
+                parsed[col] = text
     if not ok:
         return None
     return BinRow(**parsed)
@@ -215,6 +221,7 @@ def import_bins(session: Session, rows: list[BinRow]) -> tuple[int, int]:
         b = session.get(Bin, r.bin_id, populate_existing=True)
         assert b is not None  # just inserted, or there already
         b.name, b.lat, b.lon, b.capacity_l, b.site = r.name, r.lat, r.lon, r.capacity_l, r.site
+        b.address = r.address
         b.service_min, b.window_start, b.window_end = r.service_min, r.window_start, r.window_end
         b.registered = True
         b.updated_at = now

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from server_helpers import Api
 from test_api_plans import _seed, _wait
 
-from binsight.server.db.models import Plan
+from binsight.server.db.models import Bin, Plan
 from binsight.server.planning.publish import idle_trucks
 
 
@@ -51,6 +50,28 @@ def test_driver_sees_only_the_published_plan(api: Api) -> None:
     second = _plan(api, trucks=["truck-1", "truck-2"])
     assert api.get("/api/plans/latest").json()["id"] == second["id"]
     assert api.get("/api/manifests/truck-1", "driver").json()["plan_id"] == first["id"]
+
+
+def test_manifest_stops_carry_the_address(api: Api) -> None:
+    """Each bin stop has its name and street address, and its navigate link pins both (geo: URI)."""
+    _seed(api)
+    plan = _plan(api, trucks=["truck-1"])
+    api.post(f"/api/plans/{plan['id']}/publish", "operator")
+    first = _bin_stops(plan["result"]["routes"][0])[0]
+    with api.sessions() as s, s.begin():
+        b = s.get(Bin, first)
+        assert b is not None
+        b.name, b.address = "Dom north", "Domplein 29, Utrecht"
+    m = api.get("/api/manifests/truck-1", "driver").json()
+    stop = next(s for s in m["route"]["stops"] if s.get("id") == first)
+    assert (stop["name"], stop["address"]) == ("Dom north", "Domplein 29, Utrecht")
+    assert stop["navigate"] == (
+        f"geo:{stop['lat']:.6f},{stop['lon']:.6f}?q={stop['lat']:.6f},{stop['lon']:.6f}"
+        "(Domplein%2029%2C%20Utrecht%20%28Dom%20north%29)"
+    )
+    other = next(s for s in m["route"]["stops"] if s["kind"] == "bin" and s["id"] != first)
+    assert other["address"] is None and other["navigate"].endswith(f"({other['id']})")
+    assert api.get("/api/bins", "operator").json()[0].keys() >= {"address"}
 
 
 def test_truck_without_route_says_so(api: Api) -> None:
@@ -114,6 +135,15 @@ def test_stop_reports(api: Api) -> None:
         api.post(f"/api/manifests/truck-1/stops/{stops[0]}", "driver", json={"status": "gone"}).status_code
         == 422
     )
+    # A report that waited on the phone keeps the time it was made (within a day), else arrival time.
+    from binsight.server.db.engine import now_ms
+
+    made = now_ms() - 3_600_000
+    third = f"/api/manifests/truck-1/stops/{stops[2]}"
+    r = api.post(third, "driver", json={"status": "done", "made_at": made})
+    assert r.status_code == 201 and r.json()["ts"] == made
+    r = api.post(third, "driver", json={"status": "done", "made_at": 5})
+    assert r.status_code == 201 and r.json()["ts"] > made
     r = api.post("/api/manifests/truck-1/stops/p5", "driver", json={"status": "done"})
     assert r.status_code == 409 and "not a stop of truck-1" in r.json()["detail"]
 
@@ -122,12 +152,19 @@ def test_stop_reports(api: Api) -> None:
     assert reports[stops[0]]["status"] == "done" and reports[stops[1]]["note"] == "car parked"
     history = api.get("/api/stop-reports", "operator", params={"plan_id": plan["id"]}).json()
     assert [(h["bin_id"], h["status"], h["by"]) for h in history] == [
+        (stops[2], "done", "driver-test"),  # made an hour ago, sent now
         (stops[0], "done", "driver-test"),
         (stops[1], "blocked", "driver-test"),
+        (stops[2], "done", "driver-test"),
     ]
     assert (
         api.get("/api/stop-reports", "operator", params={"bin_id": stops[1]}).json()[0]["truck"] == "truck-1"
     )
+    # The bin's history carries what the driver found there, beside the camera's readings.
+    hist = api.get(f"/api/bins/{stops[1]}/history", "operator").json()
+    assert [(r["status"], r["note"], r["by"], r["truck"]) for r in hist["stop_reports"]] == [
+        ("blocked", "car parked", "driver-test", "truck-1")
+    ]
 
 
 def test_publish_rules(api: Api) -> None:
@@ -202,24 +239,37 @@ def test_move_a_bin_to_another_truck(api: Api) -> None:
     assert r.status_code == 409 and "published (locked)" in r.json()["detail"]
 
 
-def test_move_that_breaks_capacity_says_so(api: Api, make_config: Any) -> None:
-    """Moving every bin onto one small truck overloads it: 409 lists the violation; allowed when asked."""
+def test_move_that_runs_past_the_shift_says_by_how_much(api: Api) -> None:
+    """A move that brings the truck back after its shift: 409 naming the limit and the minutes over,
+    nothing saved; saved with its breaches once the dispatcher confirms (``allow_violations``)."""
     _seed(api)
     plan = _plan(api, trucks=["truck-1", "truck-2"])
-    with api.sessions() as s, s.begin():
-        p = s.get(Plan, plan["id"])
-        assert p is not None and p.problem is not None
-        problem = dict(p.problem)
-        problem["trucks"] = [{**t, "capacity_l": 1000} for t in problem["trucks"]]
-        p.problem = problem
     by_truck = {r["truck"]: _bin_stops(r) for r in plan["result"]["routes"]}
     source = max(by_truck, key=lambda t: len(by_truck[t]))
     target = "truck-2" if source == "truck-1" else "truck-1"
-    r = api.post(f"/api/plans/{plan['id']}/move", json={"bin_id": by_truck[source][0], "truck": target})
-    assert r.status_code == 409 and "breaks" in r.json()["detail"]
-    assert "capacity" in r.json()["detail"] or "load" in r.json()["detail"]
-    r = api.post(
-        f"/api/plans/{plan['id']}/move",
-        json={"bin_id": by_truck[source][0], "truck": target, "allow_violations": True},
+    with api.sessions() as s, s.begin():
+        p = s.get(Plan, plan["id"])
+        assert p is not None and p.problem is not None
+        problem = dict(p.problem)  # the target truck's shift ends 5 minutes after it starts
+        problem["trucks"] = [
+            {**t, "shift": ["06:00", "06:05"]} if t["id"] == target else t for t in problem["trucks"]
+        ]
+        p.problem = problem
+    n_plans = len(api.get("/api/plans").json())
+    body = {"bin_id": by_truck[source][0], "truck": target}
+    r = api.post(f"/api/plans/{plan['id']}/move", json=body)
+    assert r.status_code == 409, r.text
+    breaches = r.json()["breaches"]
+    shift = [b for b in breaches if b["limit"] == "shift_end"]
+    assert (
+        len(shift) == 1 and shift[0]["truck"] == target and shift[0]["unit"] == "min" and shift[0]["over"] > 0
     )
-    assert r.status_code == 201 and r.json()["result"]["violations"]
+    over = shift[0]["over"]
+    words = f"{over} min" if over < 60 else f"{over // 60} h {over % 60:02d} min"
+    assert shift[0]["text"].endswith(f", {words} after its shift ends at 06:05"), shift[0]["text"]
+    assert r.json()["detail"] == f"moving {body['bin_id']} to {target} breaks: " + "; ".join(
+        b["text"] for b in breaches
+    )
+    assert len(api.get("/api/plans").json()) == n_plans  # nothing saved
+    r = api.post(f"/api/plans/{plan['id']}/move", json={**body, "allow_violations": True})
+    assert r.status_code == 201 and r.json()["result"]["breaches"] == breaches

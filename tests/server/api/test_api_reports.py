@@ -71,3 +71,28 @@ def test_savings_report_errors(api: Api) -> None:
     assert api.get("/api/reports/savings?from=2026-01-01&to=2026-12-31").status_code == 422
     assert api.get("/api/reports/savings?format=xml").status_code == 422
     assert date.fromisoformat(api.get("/api/reports/savings").json()["end"])
+
+
+def test_savings_count_the_published_plan_and_the_drivers_reports(api: Api) -> None:
+    """A day's km are its published plan's (what was driven), not a later proposal's; the drivers'
+    reports are counted per status, a stop reported twice by its last report."""
+    from binsight.server.db.models import StopUpdate
+
+    _seed(api)
+    with api.sessions() as s, s.begin():
+        p0 = s.get(Plan, "p0")
+        assert p0 is not None
+        p0.published_at, p0.service_day = T0 + 10, "2026-11-03"
+        s.add(Plan(id="p9", status="done", created_at=T0 + 9, request={}, problem={"name": "2026-11-03"},
+                   result={"routes": [{"distance_km": 99.0}]}))  # fmt: skip
+        for i, (bin_id, status) in enumerate([("a", "blocked"), ("a", "done"), ("b", "overflowing")]):
+            s.add(
+                StopUpdate(plan_id="p0", truck="t1", bin_id=bin_id, status=status, ts=T0 + HOUR + i, by="dan")
+            )
+    rep = api.get("/api/reports/savings?from=2026-11-02&to=2026-11-13", "operator").json()
+    assert rep["km_by_day"] == {"2026-11-03": 12.5}
+    assert rep["driver_reports"] == {"done": 1, "blocked": 0, "overflowing": 1}
+    assert "Drivers reported 1 stop(s) done, 0 blocked (not lifted) and 1 overflowing." in rep["summary"]
+    text = api.get("/api/reports/savings?from=2026-11-02&to=2026-11-13&format=csv", "operator").text
+    rows = {row["figure"]: row["value"] for row in csv.DictReader(io.StringIO(text))}
+    assert rows["driver_reports overflowing"] == "1" and rows["km 2026-11-03"] == "12.5"

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -17,7 +12,7 @@ from binsight.errors import DataError
 from binsight.server.routing.distances import haversine_m, matrices
 from binsight.server.routing.spec import DistanceSpec
 
-from .conftest import KM_LON
+from .conftest import KM_LON, FakeOsrm
 
 
 def test_haversine_one_degree_of_latitude() -> None:
@@ -53,57 +48,17 @@ def test_matrix_file_missing_id_is_named(tmp_path: Path) -> None:
         matrices(DistanceSpec(method="matrix", file=str(f)), ["a", "bin-7"], np.zeros(2), np.zeros(2))
 
 
-class FakeOsrm(BaseHTTPRequestHandler):
-    """OSRM's /table answer over a real socket: distance = 1000 x |lon difference| in degrees."""
-
-    requests: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)  # not urlparse: it would cut the path at ";"
-        FakeOsrm.requests.append(url.path)
-        coords = [tuple(map(float, c.split(","))) for c in url.path.split("/")[-1].split(";")]
-        q = parse_qs(url.query)
-        src = [int(i) for i in q["sources"][0].split(";")]
-        dst = [int(i) for i in q["destinations"][0].split(";")]
-        dist = [[1000 * abs(coords[i][0] - coords[j][0]) for j in dst] for i in src]
-        body: dict[str, Any] = {
-            "code": "Ok",
-            "distances": dist,
-            "durations": [[x / 10 for x in row] for row in dist],
-        }
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def osrm() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), FakeOsrm)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    FakeOsrm.requests = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_osrm_table_in_blocks_and_cached(osrm: str, tmp_path: Path) -> None:
+def test_osrm_table_in_blocks_and_cached(osrm: FakeOsrm, tmp_path: Path) -> None:
     """Seven points in blocks of four: the full matrix is assembled, then served from the cache."""
     lon = np.arange(7, dtype=float)
-    spec = DistanceSpec(method="osrm", url=osrm, block=4, cache_dir=str(tmp_path))
+    spec = DistanceSpec(method="osrm", url=osrm.url, block=4, cache_dir=str(tmp_path))
     d, t = matrices(spec, [str(i) for i in range(7)], np.zeros(7), lon)
     assert d.tolist() == (1000 * np.abs(lon[:, None] - lon[None, :])).astype(int).tolist()
     assert t[0, 6] == 600
-    n_requests = len(FakeOsrm.requests)
+    n_requests = len(osrm.requests)
     assert n_requests == 16  # (7 sources in blocks of 2) x (7 destinations in blocks of 2)
     d2, _ = matrices(spec, [str(i) for i in range(7)], np.zeros(7), lon)
-    assert len(FakeOsrm.requests) == n_requests
+    assert len(osrm.requests) == n_requests
     assert (d2 == d).all()
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from web_support import Seeded, login, shot, signed_in, wait_until
+from web_support import Seeded, address, login, shot, signed_in, wait_until
 
 PHONE_HEIGHT = 844
 
@@ -38,6 +39,8 @@ def test_publish_from_the_plan_page(page: Any, site: Seeded, published: dict[str
     newer = published["newer"]
     signed_in(page, site, "operator", "plan")
     page.wait_for_selector("#plan-publish")
+    # The plan picker fills after the plan itself (its own request): wait for this plan in it.
+    page.wait_for_selector(f"#p-history option[value='{newer['id']}']", state="attached")
     day = newer["service_day"]
     assert "next day" not in page.inner_text("#p-history")
     assert f"for {day}" in page.inner_text("#p-history")
@@ -89,7 +92,13 @@ def test_driver_signs_in_to_the_published_manifest(
     name = first.locator(".stop-name").inner_text()
     assert name and name != bins[0]  # the bin's name, its id below
     assert bins[0] in first.locator(".stop-sub").inner_text()
-    assert first.locator(".stop-nav").get_attribute("href").startswith("geo:")
+    # The street address under the name, and the navigate link pins it (geo: URI with the label).
+    seeded = next(b for b in site.bins if b["bin_id"] == bins[0])
+    assert first.locator(".stop-address").inner_text() == address(seeded)
+    href = first.locator(".stop-nav").get_attribute("href")
+    assert (
+        href.startswith(f"geo:{seeded['lat']:.6f},{seeded['lon']:.6f}?q=") and quote(address(seeded)) in href
+    )
     # No card's name runs into its ETA (the disposal row was the one that did), however long.
     phone.evaluate(
         """() => { document.querySelector('.stop-disposal .stop-name, .stop-depot .stop-name')

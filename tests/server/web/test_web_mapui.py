@@ -133,6 +133,10 @@ def test_urgent_list_groups_bins_by_forecast(page: Any, site: Seeded) -> None:
     full_now = {b["id"] for b in bins if (b["fill"] or 0) >= 0.8}
     assert full_now <= set(groups["today"])
     assert len(groups["today"]) + len(groups["tomorrow"]) + len(groups["later"]) + groups["none"] == len(bins)
+    # Each entry says where the bin is: its name and street address (issue #18).
+    first = next(b for b in bins if b["id"] == groups["today"][0])
+    where = page.inner_text("[data-urgent='today'] li .urgent-where >> nth=0")
+    assert where == f"{first['name']} · {first['address']}", where
     # A name in the list selects the bin.
     page.click(f"[data-urgent='today'] button:text-is('{groups['today'][0]}')")
     assert groups["today"][0] in page.inner_text("#bin-details")

@@ -62,6 +62,15 @@ OFFLINE = {"nrd-05", "ctr-04"}
 #: The class head's class (and its probability) on these bins' latest reading; the first two flag.
 CLASSES = {"nrd-06": ("overflowing", 0.86), "ctr-03": ("contaminated", 0.74), "ctr-01": ("clean", 0.93)}
 FLAGGED = {"nrd-06", "ctr-03"}
+#: A street per site for the seeded bins' addresses (test data: the house numbers are made up).
+STREETS = {"noord": "Buiksloterweg", "centrum": "Damrak"}
+
+
+def address(b: dict[str, Any]) -> str:
+    """The seeded address of bin ``b``: "Damrak 12, Amsterdam"."""
+    return f"{STREETS[b['site']]} {int(b['bin_id'][-2:]) * 6}, Amsterdam"
+
+
 IMAGES = [
     ("nrd-01", 0.93, "unsure"),
     ("ctr-02", 0.55, "unsure"),
@@ -214,9 +223,10 @@ def seed(workdir: Path, port: int) -> Seeded:
     cfg_path.write_text(SERVER_TOML.format(port=port))
     csv = workdir / "bins.csv"
     csv.write_text(
-        "bin_id,lat,lon,capacity_l,site,name\n"
+        "bin_id,lat,lon,capacity_l,site,name,address\n"
         + "".join(
-            f"{b['bin_id']},{b['lat']},{b['lon']},1100,{b['site']},{b['site']} {b['bin_id'][-2:]}\n"
+            f"{b['bin_id']},{b['lat']},{b['lon']},1100,{b['site']},{b['site']} {b['bin_id'][-2:]},"
+            f'"{address(b)}"\n'
             for b in BINS
         )
     )

@@ -8,13 +8,21 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import select
 
-from binsight.server.api.schemas import BinOut, ForecastOut, HistoryForecast, HistoryOut, ReadingOut
+from binsight.server.api.schemas import (
+    BinOut,
+    ForecastOut,
+    HistoryForecast,
+    HistoryOut,
+    ReadingOut,
+    StopReportOut,
+)
 from binsight.server.auth import Principal, require
 from binsight.server.classes import latest_classes
 from binsight.server.db.engine import now_ms
 from binsight.server.db.models import Bin, Device, Reading
 from binsight.server.forecast.collections import detect_collections
 from binsight.server.health import device_health, missing_readings
+from binsight.server.planning.publish import stop_history
 from binsight.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/bins", tags=["bins"])
@@ -53,6 +61,7 @@ def list_bins(
                 BinOut(
                     id=b.id,
                     name=b.name,
+                    address=b.address,
                     lat=b.lat,
                     lon=b.lon,
                     capacity_l=b.capacity_l,
@@ -82,8 +91,8 @@ def list_bins(
 def history(
     bin_id: str, _who: Reader, state: State, days: Annotated[float, Query(gt=0, le=366)] = 7.0
 ) -> HistoryOut:
-    """Readings of the last ``days`` (raw and smoothed fill), the collections found in them, and the
-    forecast curve."""
+    """Readings of the last ``days`` (raw and smoothed fill), the collections found in them, the forecast
+    curve, and what the drivers reported at the bin (done, blocked, overflowing)."""
     now = now_ms()
     since = now - int(days * 86_400_000)
     with state.sessions() as s:
@@ -103,6 +112,7 @@ def history(
             .order_by(Reading.ts)
         ).all()
         fc = state.forecasts.get(s, s.get(Device, bin_id), now)
+        reports = [StopReportOut.model_validate(r) for r in stop_history(s, bin_id=bin_id, since=since)]
     usable = [(r.ts, r.fill) for r in rows if r.fill is not None]
     fills = np.array([f for _, f in usable], dtype=np.float64)
     collections = [usable[i][0] for i in detect_collections(fills, state.config.forecast.min_drop)]
@@ -133,4 +143,5 @@ def history(
         collections=collections,
         forecast=forecast,
         threshold=state.config.forecast.threshold,
+        stop_reports=reports,
     )

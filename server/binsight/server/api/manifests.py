@@ -38,6 +38,11 @@ class StopReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: StopStatus
     note: str | None = Field(default=None, max_length=500)
+    made_at: int | None = Field(
+        default=None,
+        ge=0,
+        description="epoch ms the phone made the report, when it waited for a connection (last 24 h)",
+    )
 
 
 def _own_truck(who: Principal, truck: str) -> None:
@@ -90,7 +95,9 @@ def report_stop(
     with state.sessions() as s, s.begin():
         plan = _published(state, s, date)
         try:
-            return record_stop(s, plan, truck, bin_id, status=body.status, note=body.note, who=who.name)
+            return record_stop(
+                s, plan, truck, bin_id, status=body.status, note=body.note, who=who.name, made_at=body.made_at
+            )
         except PublishError as exc:
             raise HTTPException(409, str(exc)) from None
 

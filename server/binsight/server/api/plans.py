@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -130,12 +131,20 @@ class MoveBin(BaseModel):
     )
 
 
-@router.post("/{plan_id}/move", status_code=201, response_model=PlanOut)
-def move(plan_id: str, body: MoveBin, who: Operator, state: State) -> PlanOut:
+@router.post(
+    "/{plan_id}/move",
+    status_code=201,
+    response_model=PlanOut,
+    responses={409: {"description": "locked, not finished, or the move breaks a limit (``breaches``)"}},
+)
+def move(plan_id: str, body: MoveBin, who: Operator, state: State) -> PlanOut | JSONResponse:
     """Move a bin to another truck: both routes re-timed and checked; the edit is saved as a new plan.
 
-    409 when the plan is published (locked: withdraw it first), is not finished, or the edit breaks
-    a constraint (the detail lists each) and ``allow_violations`` is not set.
+    A move that overfills the truck first gets one more trip to the tip, kept if that fits. 409 when
+    the plan is published (locked: withdraw it first), is not finished, or the move still breaks a
+    limit and ``allow_violations`` is not set: then ``breaches`` lists each (``truck``, ``limit``:
+    capacity | shift_end | max_duration | window | break | unloading, ``over`` with its ``unit``,
+    ``text``) and nothing is saved. With ``allow_violations`` the plan is saved with its ``breaches``.
     """
     with state.sessions() as s, s.begin():
         p = s.get(Plan, plan_id)
@@ -149,9 +158,15 @@ def move(plan_id: str, body: MoveBin, who: Operator, state: State) -> PlanOut:
             result = move_bin(p.problem, p.result, body.bin_id, body.truck)
         except EditError as exc:
             raise HTTPException(409, str(exc)) from None
-        if result["violations"] and not body.allow_violations:
-            raise HTTPException(
-                409, f"moving {body.bin_id} to {body.truck} breaks: " + "; ".join(result["violations"])
+        if result["breaches"] and not body.allow_violations:
+            # The dispatcher decides: the reason in words, each limit with how far over, to confirm.
+            texts = "; ".join(b["text"] for b in result["breaches"])
+            return JSONResponse(
+                status_code=409,
+                content={
+                    "detail": f"moving {body.bin_id} to {body.truck} breaks: {texts}",
+                    "breaches": result["breaches"],
+                },
             )
         edited = Plan(
             id=uuid.uuid4().hex,

@@ -19,6 +19,7 @@ class ForecastOut(BaseModel):
 class BinOut(BaseModel):
     id: str
     name: str | None
+    address: str | None = None
     lat: float | None
     lon: float | None
     capacity_l: float | None
@@ -74,12 +75,25 @@ class HistoryForecast(BaseModel):
     rate_per_day: float | None = None
 
 
+class StopReportOut(BaseModel):
+    """A driver's report on one stop: what was found at the bin, when, by whom, on which truck."""
+
+    ts: int
+    status: str
+    note: str | None
+    by: str
+    truck: str
+    plan_id: str
+
+
 class HistoryOut(BaseModel):
     readings: list[ReadingOut]
     collections: list[int]
     forecast: HistoryForecast | None
     #: What "full" means: ``forecast.threshold``, the fill the forecast's ``full_ts`` and plans use.
     threshold: float
+    #: The drivers' reports on this bin in the period, oldest first (done, blocked, overflowing).
+    stop_reports: list[StopReportOut] = []
 
 
 class DeviceOut(BaseModel):

@@ -64,6 +64,8 @@ class Bin(Base):
     __tablename__ = "bins"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    #: Street address for drivers ("Oudegracht 112, Utrecht"); free text from the bins import.
+    address: Mapped[str | None] = mapped_column(String(300))
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     capacity_l: Mapped[float | None] = mapped_column(Float)

@@ -169,8 +169,11 @@ def _named_stops(session: Session, route: dict[str, Any]) -> list[dict[str, Any]
         stop = dict(s)
         b = bins.get(stop.get("id", "")) if stop.get("kind") == "bin" else None
         stop["name"] = (b.name if b else None) or None
+        stop["address"] = (b.address if b else None) or None
         stop["site"] = b.site if b else None
-        label = stop["name"] or str(stop.get("id", stop.get("kind", "")))
+        # The navigation app's pin says where and what: "Oudegracht 112, Utrecht (Demo bin 3)".
+        what = stop["name"] or str(stop.get("id", stop.get("kind", "")))
+        label = f"{stop['address']} ({what})" if stop["address"] else what
         stop["navigate"] = _geo(stop.get("lat"), stop.get("lon"), label)
         out.append(stop)
     return out
@@ -196,10 +199,26 @@ def _latest_reports(session: Session, plan_id: str, truck: str) -> dict[str, dic
     return {u.bin_id: _report_dict(u) for u in rows}
 
 
+#: How old a report made on the phone (``made_at``) may be when it arrives: a day of no connection.
+MADE_AT_MAX_AGE_MS = 86_400_000
+
+
 def record_stop(
-    session: Session, plan: Plan, truck: str, bin_id: str, *, status: str, note: str | None, who: str
+    session: Session,
+    plan: Plan,
+    truck: str,
+    bin_id: str,
+    *,
+    status: str,
+    note: str | None,
+    who: str,
+    made_at: int | None = None,
 ) -> dict[str, Any]:
-    """Store a driver's report on one stop of ``truck``'s route in the published ``plan``."""
+    """Store a driver's report on one stop of ``truck``'s route in the published ``plan``.
+
+    ``made_at``: when the phone made it (a report that waited for a connection); its time is kept when
+    it lies in the last :data:`MADE_AT_MAX_AGE_MS` and not after now, else the time of arrival.
+    """
     if status not in STOP_STATUSES:
         raise PublishError(f"unknown stop status {status!r}: one of {', '.join(STOP_STATUSES)}")
     m = manifest(plan, truck)
@@ -208,8 +227,10 @@ def record_stop(
     if not any(s.get("kind") == "bin" and s.get("id") == bin_id for s in m.route.get("stops", [])):
         day = plan_day(plan)
         raise PublishError(f"bin {bin_id!r} is not a stop of {truck} in the published plan for {day}")
+    now = now_ms()
+    ts = made_at if made_at is not None and now - MADE_AT_MAX_AGE_MS <= made_at <= now else now
     u = StopUpdate(
-        plan_id=plan.id, truck=truck, bin_id=bin_id, status=status, note=note or None, ts=now_ms(), by=who
+        plan_id=plan.id, truck=truck, bin_id=bin_id, status=status, note=note or None, ts=ts, by=who
     )
     session.add(u)
     session.flush()

@@ -3,8 +3,9 @@
 Everything comes from stored data over ``[start, end)``: lifts are the collections found in each bin's
 readings (the same :func:`~binsight.server.forecast.collections.detect_collections` the forecasts use),
 the fill at a lift is the last reading before the drop, overflows are readings at
-:data:`OVERFLOW_SEEN` or more (a camera sees at most a full bin), and kilometres are the routes of the
-last finished plan of each service day.
+:data:`OVERFLOW_SEEN` or more (a camera sees at most a full bin), kilometres are the routes of each
+service day's published plan (the one the drivers followed; the last finished plan of a day that
+published none), and the drivers' stop reports (done, blocked, overflowing) are counted as reported.
 
 The comparison is the ``fixed`` policy of the twin (``binsight twin``) replayed on the measured fill:
 each bin lifted every :func:`fixed_interval_days` days from its measured rate, so at about
@@ -26,7 +27,7 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from binsight.server.db.models import Plan, Reading
+from binsight.server.db.models import Plan, Reading, StopUpdate
 from binsight.server.forecast.collections import detect_collections
 
 __all__ = ["FIXED_TARGET", "OVERFLOW_SEEN", "SavingsReport", "fixed_interval_days", "savings", "to_csv"]
@@ -78,6 +79,8 @@ class SavingsReport:
     overflow_events: int
     overflow_hours: float
     km_by_day: dict[str, float]
+    #: The drivers' stop reports in the period, by status (done, blocked, overflowing).
+    driver_reports: dict[str, int]
     fixed_lifts: int | None
     fixed_mean_fill_at_lift: float | None
     fixed_bins: int
@@ -110,20 +113,41 @@ def _bin_figures(ts: NDArray[np.int64], fill: NDArray[np.float64], min_drop: flo
 
 
 def _km_by_day(session: Session, start: date, end: date) -> dict[str, float]:
-    """Kilometres of the last finished plan of each service day in ``[start, end)``."""
+    """Kilometres of each service day's plan in ``[start, end)``: the published one (what the drivers
+    followed), else the last finished one."""
     rows = session.execute(
-        select(Plan.problem, Plan.result).where(Plan.status == "done").order_by(Plan.created_at)
+        select(Plan.problem, Plan.result, Plan.published_at)
+        .where(Plan.status == "done")
+        .order_by(Plan.created_at)
     ).all()
     out: dict[str, float] = {}
-    for problem, result in rows:
+    published: set[str] = set()
+    for problem, result, published_at in rows:
         name = (problem or {}).get("name", "")
         try:
             day = date.fromisoformat(name)
         except ValueError:
             continue
-        if start <= day < end and result:
-            out[name] = round(sum(float(r.get("distance_km", 0.0)) for r in result.get("routes", [])), 2)
+        if not (start <= day < end and result) or (name in published and published_at is None):
+            continue
+        out[name] = round(sum(float(r.get("distance_km", 0.0)) for r in result.get("routes", [])), 2)
+        if published_at is not None:
+            published.add(name)
     return dict(sorted(out.items()))
+
+
+def _driver_reports(session: Session, start_ms: int, end_ms: int) -> dict[str, int]:
+    """Stop reports per status in ``[start_ms, end_ms)``; a stop reported twice counts by its last report."""
+    rows = session.execute(
+        select(StopUpdate.plan_id, StopUpdate.truck, StopUpdate.bin_id, StopUpdate.status)
+        .where(StopUpdate.ts >= start_ms, StopUpdate.ts < end_ms)
+        .order_by(StopUpdate.ts, StopUpdate.id)
+    ).all()
+    last = {(plan, truck, bin_id): status for plan, truck, bin_id, status in rows}
+    out = dict.fromkeys(("done", "blocked", "overflowing"), 0)
+    for status in last.values():
+        out[status] = out.get(status, 0) + 1
+    return out
 
 
 def savings(
@@ -163,6 +187,7 @@ def savings(
         overflow_events=sum(f.overflow_events for f in figs),
         overflow_hours=round(sum(f.overflow_hours for f in figs), 1),
         km_by_day=_km_by_day(session, start, end),
+        driver_reports=_driver_reports(session, start_ms, end_ms),
         fixed_lifts=fixed_lifts,
         fixed_mean_fill_at_lift=fixed_fill,
         fixed_bins=len(rates),
@@ -182,6 +207,12 @@ def summary(r: SavingsReport) -> list[str]:
         f"{r.overflow_events} time(s), for {r.overflow_hours:g} bin-hours in all.",
         f"{sum(r.km_by_day.values()):.0f} km planned over {len(r.km_by_day)} service day(s).",
     ]
+    d = r.driver_reports
+    if any(d.values()):
+        lines.append(
+            f"Drivers reported {d.get('done', 0)} stop(s) done, {d.get('blocked', 0)} blocked "
+            f"(not lifted) and {d.get('overflowing', 0)} overflowing."
+        )
     if r.fixed_lifts is not None:
         diff = r.fixed_lifts - r.lifts
         word = "more" if diff > 0 else "fewer"
@@ -216,6 +247,8 @@ def to_csv(r: SavingsReport) -> str:
     ):
         value = api[key]
         w.writerow([key, "" if value is None or (isinstance(value, float) and math.isnan(value)) else value])
+    for status, n in r.driver_reports.items():
+        w.writerow([f"driver_reports {status}", n])
     for day, km in r.km_by_day.items():
         w.writerow([f"km {day}", km])
     return buf.getvalue()

@@ -2,9 +2,11 @@
 import { clearToken, getToken } from './auth.js';
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, body = null) {
     super(message);
     this.status = status;
+    // The error's whole JSON body: some carry more than `detail` (a refused move's `breaches`).
+    this.body = body;
   }
 }
 
@@ -48,7 +50,7 @@ export async function api(path, { method = 'GET', body, blob = false, signal } =
       clearToken();
       window.dispatchEvent(new CustomEvent('binsight:unauthorized', { detail: message }));
     }
-    throw new ApiError(res.status, message);
+    throw new ApiError(res.status, message, parsed);
   }
   // The service worker answered from its saved copy (no network): tell the page, which says so.
   const cached = res.headers.get('X-Binsight-Cached');

@@ -145,7 +145,8 @@ function start() {
   // address at once, so it stays in neither the address bar nor the history.
   const linked = /^#token=([^&]+)/.exec(location.hash);
   if (linked) {
-    history.replaceState(null, '', `${location.pathname}${location.search}#/map`);
+    // No page named: each role lands on its first page (a driver on its truck's manifest, not the map).
+    history.replaceState(null, '', `${location.pathname}${location.search}#/`);
     signIn(decodeURIComponent(linked[1]), true);
     return;
   }

@@ -61,6 +61,7 @@ export function binDetails(bin) {
   return h('div', { class: 'bin-details' },
     h('h3', {}, bin.name && bin.name !== bin.id ? `${bin.name} (${bin.id})` : bin.id),
     h('dl', {},
+      bin.address ? row('Address', bin.address) : null,
       row('Fill', fillBadge(shownFill(bin)), rawNote(bin), bin.quality && bin.quality !== 'ok' ? ` last frame ${bin.quality}` : '', classFlag(bin)),
       bin.label ? row('Class', classText(bin)) : null,
       row('Forecast', timeToFull(bin.forecast)),

@@ -2,8 +2,18 @@
 import { api, query } from '../api.js';
 import { fillChart, fillLegend } from '../chart.js';
 import { flash, h, keepFocus, replace, table } from '../dom.js';
-import { dateTime, duration, plural, relative } from '../format.js';
+import { dateTime, duration, plural, relative, shortDateTime } from '../format.js';
 import { offlineReason, timeToFull } from './bininfo.js';
+
+/** What the drivers found at the bin (their stop reports), beside what the camera saw; newest first. */
+function driverReports(reports) {
+  if (!reports.length) return null;
+  return h('section', { class: 'driver-reports', 'aria-label': "Drivers' reports" },
+    h('h3', {}, "Drivers' reports"),
+    h('ul', {}, [...reports].reverse().map((r) => h('li', {},
+      h('span', { class: `plan-report plan-report-${r.status}` }, r.status),
+      ` ${shortDateTime(r.ts)} · ${r.by} (${r.truck})${r.note ? `: ${r.note}` : ''}`))));
+}
 
 const COMMANDS = [
   ['capture', 'Capture now'],
@@ -97,6 +107,7 @@ export default {
           + `${plural(hist.collections.length, 'collection')} detected · ${timeToFull(hist.forecast || (bin && bin.forecast))}`),
         fillChart({ ...hist, title: `Fill of ${binId} over the last ${days.value} days` }),
         fillLegend(hist.threshold),
+        driverReports(hist.stop_reports || []),
         ctx.can('commands') && dev ? h('div', { class: 'row commands' }, h('span', {}, 'Commands:'),
           COMMANDS.map(([action, text]) => h('button', { type: 'button', class: 'btn', onclick: () => command(binId, action) }, text)),
           intervalForm(binId, dev)) : null,

@@ -70,14 +70,52 @@ export function filterBins(bins, { site, minFill, offline }) {
     && (!offline || b.online === false));
 }
 
+const DAY_MS = 86_400_000;
+
+/**
+ * What a dispatcher must act on now: cameras offline (no fill to plan with) and what drivers found in
+ * the last 24 h (blocked, overflowing: the latest report per bin). Null when there is nothing.
+ */
+export function attentionItems(bins, reports) {
+  const byId = new Map(bins.map((b) => [b.id, b]));
+  const latest = new Map();
+  for (const r of reports) latest.set(r.bin_id, r);
+  return {
+    offline: bins.filter((b) => b.online === false),
+    reported: [...latest.values()].filter((r) => r.status !== 'done').reverse().map((r) => ({ ...r, bin: byId.get(r.bin_id) })),
+  };
+}
+
+function attentionPanel(items, pick) {
+  const where = (b) => (b ? [b.name && b.name !== b.id ? b.name : null, b.address].filter(Boolean).join(' · ') : '');
+  const binButton = (id, b) => (b ? h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, id) : h('strong', {}, id));
+  const lines = (entries) => h('ul', {}, entries.map(([id, b, text]) => h('li', {},
+    binButton(id, b), ' ', h('span', { class: 'hint urgent-when' }, text),
+    where(b) ? h('span', { class: 'urgent-where' }, where(b)) : null)));
+  return [
+    h('h2', { id: 'attention-title' }, 'Needs attention'),
+    items.reported.length ? h('section', { class: 'urgent-group', 'data-attention': 'reported' },
+      h('h3', {}, "Drivers' reports, last 24 h ", h('span', { class: 'count' }, `(${items.reported.length})`)),
+      lines(items.reported.map((r) => [r.bin_id, r.bin, `${r.status} ${relative(r.ts)}${r.note ? `: ${r.note}` : ''}`]))) : null,
+    items.offline.length ? h('section', { class: 'urgent-group', 'data-attention': 'offline' },
+      h('h3', {}, 'Cameras offline ', h('span', { class: 'count' }, `(${items.offline.length})`)),
+      lines(items.offline.map((b) => [b.id, b, b.last_seen ? `last seen ${relative(b.last_seen)}` : 'never seen']))) : null,
+  ];
+}
+
 function urgentGroup(title, id, bins, pick) {
   const rest = bins.length - URGENT_SHOWN;
   return h('section', { class: 'urgent-group', 'data-urgent': id },
     h('h3', {}, `${title} `, h('span', { class: 'count' }, `(${bins.length})`)),
     bins.length
-      ? h('ul', {}, bins.slice(0, URGENT_SHOWN).map((b) => h('li', {},
-        h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id), ' ',
-        fillBadge(shownFill(b)), ' ', h('span', { class: 'hint' }, timeToFull(b.forecast).replace(/ \(.*\)$/, '')))),
+      ? h('ul', {}, bins.slice(0, URGENT_SHOWN).map((b) => {
+        // Where it is, in words a dispatcher passes to a driver: name and street address.
+        const where = [b.name && b.name !== b.id ? b.name : null, b.address].filter(Boolean).join(' · ');
+        return h('li', {},
+          h('button', { type: 'button', class: 'link', onclick: () => pick(b) }, b.id), ' ',
+          fillBadge(shownFill(b)), ' ', h('span', { class: 'hint urgent-when' }, timeToFull(b.forecast).replace(/ \(.*\)$/, '')),
+          where ? h('span', { class: 'urgent-where' }, where) : null);
+      }),
       rest > 0 ? h('li', { class: 'hint' }, `and ${plural(rest, 'more bin')}`) : null)
       : h('p', { class: 'hint' }, 'None.'));
 }
@@ -103,6 +141,8 @@ export default {
     const detailsBody = h('div', { class: 'details-body' }, h('p', { class: 'hint' }, 'Hover or click a bin for details.'));
     const details = h('aside', { class: 'panel details', id: 'bin-details', 'aria-label': 'Selected bin' }, closeBtn, detailsBody);
     const urgent = h('section', { class: 'panel urgent', id: 'urgent', 'aria-labelledby': 'urgent-title' });
+    const attention = h('section', { class: 'panel urgent attention', id: 'attention', 'aria-labelledby': 'attention-title', hidden: true });
+    let reports = [];
     const listHost = h('div', { class: 'bin-list' });
     const listHead = h('h2', { id: 'list-title' }, 'Bins in view');
     const mapHost = h('div', { class: 'map-host' });
@@ -123,7 +163,7 @@ export default {
       form,
       h('div', { class: 'map-layout' },
         h('div', { class: 'map-col' }, mapHost, legend, tileControls((tpl) => map.setTiles(tpl))),
-        h('div', { class: 'side-col' }, urgent, details)),
+        h('div', { class: 'side-col' }, attention, urgent, details)),
       listHead,
       listHost);
 
@@ -176,6 +216,12 @@ export default {
       choose(bin);
     }
 
+    function renderAttention() {
+      const items = attentionItems(bins, reports);
+      attention.hidden = !items.offline.length && !items.reported.length;
+      replace(attention, attention.hidden ? null : attentionPanel(items, pick));
+    }
+
     function renderUrgent(shown) {
       const u = urgency(shown);
       replace(urgent,
@@ -220,6 +266,7 @@ export default {
         + (flagged ? ` · ${flagged} overflowing or contaminated` : '')
         + (unplaced ? ` · ${unplaced} without a position (import them with bins import)` : '');
       map.setBins(shown);
+      renderAttention();
       renderUrgent(shown);
       renderList();
       if (selected) {
@@ -234,6 +281,12 @@ export default {
       } catch (err) {
         summary.textContent = `Could not load bins: ${err.message}`;
         return;
+      }
+      // The drivers' reports are the dispatcher's to read (operators); others see the cameras only.
+      if (ctx.can('plan')) {
+        try {
+          reports = await api(`/api/stop-reports?since=${Date.now() - DAY_MS}`);
+        } catch { reports = []; }
       }
       const sites = [...new Set(bins.map((b) => b.site).filter(Boolean))].sort();
       const current = site.value;

@@ -21,6 +21,15 @@ function planDay(p) {
 }
 
 const KIND_LABEL = { depot: 'Depot', disposal: 'Disposal', break: 'Break', bin: 'Bin' };
+/** "1,300 L", "35 min", "1 h 12 min": a breach's amount as the server's sentence words it. */
+function amount(over, unit) {
+  if (unit !== 'min' || over < 60) return `${over.toLocaleString()} ${unit}`;
+  return `${Math.floor(over / 60)} h ${String(over % 60).padStart(2, '0')} min`;
+}
+// "1,300 L over capacity", "35 min past the shift end": the Move anyway button states the cost.
+const LIMIT_WORDS = {
+  capacity: 'over capacity', shift_end: 'past the shift end', max_duration: 'over the longest day', window: 'late for its window',
+};
 
 /** Manifest rows for one route: bin stops are numbered 1..n; other stops are named by kind. */
 export function manifestRows(route) {
@@ -42,6 +51,7 @@ export default {
     let alive = true;
     let onlyTruck = ctx.params[0] || '';
     let allBins = [];
+    let binById = new Map();
     let requested = false;
 
     // Left empty, each of these is the server's own setting: the next service day, forecast.threshold
@@ -100,26 +110,48 @@ export default {
     const result = container.querySelector('#plan-result');
     // Earlier plans (GET /api/plans), to look back at what was planned and why.
     const historySel = h('select', { id: 'p-history' });
-    historySel.addEventListener('change', async () => {
+    async function showPlan(id) {
       try {
-        const p = await api(`/api/plans/${encodeURIComponent(historySel.value)}`);
+        const p = await api(`/api/plans/${encodeURIComponent(id)}`);
         requested = true;
         stopPolling();
         show(p);
       } catch (err) {
         flash(`Could not load that plan: ${err.message}`, 'error');
       }
-    });
+    }
+    historySel.addEventListener('change', () => showPlan(historySel.value));
+    // The plan drivers follow for the shown plan's day (GET /api/manifests?date=): null when none is
+    // published. Re-planning every minute pushes it out of the last 20 plans, so it is fetched apart.
+    let publishedForDay = null;
     async function loadHistory() {
       let plans;
+      const day = plan ? planDay(plan) : null;
       try {
         plans = await api('/api/plans?limit=20');
       } catch {
         return;
       }
-      const current = plan ? plan.id : '';
-      replace(historySel, plans.map((p) => h('option', { value: p.id, selected: p.id === current },
-        `${shortDateTime(p.created_at)} · for ${planDay(p)} · ${p.status}${p.published_at ? ' · PUBLISHED' : ''}`)));
+      const fill = () => {
+        const current = plan ? plan.id : '';
+        replace(historySel, plans.map((p) => h('option', { value: p.id, selected: p.id === current },
+          `${shortDateTime(p.created_at)} · for ${planDay(p)} · ${p.status}${p.published_at ? ' · PUBLISHED' : ''}`)));
+      };
+      fill();
+      let published = null;
+      if (day) {
+        try {
+          published = await api(`/api/manifests?date=${encodeURIComponent(day)}`);
+        } catch { /* 404: nothing published for that day */ }
+      }
+      if (published && !plans.some((p) => p.id === published.plan_id)) {
+        try {
+          plans.push(await api(`/api/plans/${encodeURIComponent(published.plan_id)}`));
+          fill();
+        } catch { /* withdrawn meanwhile */ }
+      }
+      publishedForDay = published;
+      fillPublishBar();
     }
     // The tooltip of a bin on the plan map says why the planner took or skipped it.
     const whyOf = new Map();
@@ -187,8 +219,11 @@ export default {
       }
     }
 
-    // Move one bin to another truck: the server re-times the routes and says what the move breaks.
+    // Move one bin to another truck: the server re-times the routes, adds a trip to the tip when the
+    // truck would overfill, and refuses a move that still breaks a limit, saying which and by how much.
+    // The dispatcher may then save it anyway (overtime agreed, a second tip run by phone...).
     async function moveBin(binId, truck, allowViolations = false) {
+      const out = container.querySelector('#p-move-result');
       try {
         const p = await api(`/api/plans/${encodeURIComponent(plan.id)}/move`,
           { method: 'POST', body: { bin_id: binId, truck, allow_violations: allowViolations } });
@@ -196,13 +231,23 @@ export default {
         show(p);
         const route = (p.result.routes || []).find((r) => r.truck === truck);
         const back = route ? route.stops[route.stops.length - 1].arrive : '';
-        flash(`Moved ${binId} to ${truck}${back ? `, back at ${back}` : ''}: saved as a new plan.`);
+        const tip = p.result.edit && p.result.edit.tip_trip_added ? ' with one more trip to the tip' : '';
+        const broken = (p.result.breaches || []).length ? `, breaking ${p.result.breaches.length} limit${p.result.breaches.length === 1 ? '' : 's'} (listed above)` : '';
+        flash(`Moved ${binId} to ${truck}${tip}${back ? `, back at ${back}` : ''}${broken}: saved as a new plan.`);
       } catch (err) {
-        const breaks = err instanceof ApiError && err.status === 409 && err.message.includes('breaks');
-        const out = container.querySelector('#p-move-result');
-        replace(out, `Not moved: ${err.message}`,
-          breaks ? h('button', { type: 'button', class: 'btn', id: 'p-move-anyway', onclick: () => moveBin(binId, truck, true) }, 'Move anyway') : null);
+        const breaches = err instanceof ApiError && err.status === 409 && err.body && Array.isArray(err.body.breaches)
+          ? err.body.breaches : [];
         out.className = 'status error';
+        if (!breaches.length) {
+          replace(out, `Not moved: ${err.message}`);
+          return;
+        }
+        const over = breaches.filter((b) => b.over).map((b) => `${amount(b.over, b.unit)} ${LIMIT_WORDS[b.limit] || b.limit}`);
+        replace(out,
+          h('strong', {}, `Not moved: ${binId} on ${truck} would break ${breaches.length === 1 ? 'a limit' : `${breaches.length} limits`}:`),
+          h('ul', { id: 'p-move-breaches' }, breaches.map((b) => h('li', { 'data-limit': b.limit }, b.text))),
+          h('button', { type: 'button', class: 'btn btn-warn', id: 'p-move-anyway', onclick: () => moveBin(binId, truck, true) },
+            `Move anyway${over.length ? ` (${over.join(', ')})` : ''}`));
       }
     }
 
@@ -215,28 +260,50 @@ export default {
       const truckIn = h('select', { id: 'p-move-truck' }, trucks.map((t) => h('option', { value: t }, t)));
       return h('form', { class: 'plan-move no-print', 'aria-label': 'Move a bin to another truck',
         onsubmit: (e) => { e.preventDefault(); if (binIn.value.trim()) moveBin(binIn.value.trim(), truckIn.value); } },
-      h('datalist', { id: 'p-move-bins' }, ids.map((x) => h('option', { value: x }))),
+      h('datalist', { id: 'p-move-bins' }, ids.map((x) => h('option', { value: x },
+        [binById.get(x)?.name, binById.get(x)?.address].filter(Boolean).join(' · ')))),
       h('div', { class: 'field' }, h('label', { for: 'p-move-bin' }, 'Move bin'), binIn),
       h('div', { class: 'field' }, h('label', { for: 'p-move-truck' }, 'to truck'), truckIn),
       h('button', { type: 'submit', class: 'btn', id: 'p-move-btn' }, 'Move and re-time'),
       h('p', { id: 'p-move-result', class: 'status', role: 'status' }));
     }
 
+    const publishHost = h('div', { class: 'plan-publish no-print' });
     function publishBar() {
       if (!ctx.can('plan')) return null;
+      fillPublishBar();
+      return publishHost;
+    }
+    function fillPublishBar() {
+      if (!plan || !plan.result) return;
       if (plan.published_at) {
-        return h('div', { class: 'plan-publish no-print' },
+        replace(publishHost,
           h('span', { id: 'plan-published', class: 'plan-published' },
             `Published for drivers ${dateTime(plan.published_at)} by ${plan.published_by || '?'}: locked`),
           h('button', { type: 'button', class: 'btn', id: 'plan-unpublish', onclick: () => setPublished(false) }, 'Withdraw'));
+        return;
       }
-      return h('div', { class: 'plan-publish no-print' },
-        h('span', { class: 'plan-unpublished' }, 'Not published: drivers do not see this plan.'),
+      // Another plan of the same day may be the one drivers follow: say which, one click away.
+      const other = publishedForDay && publishedForDay.service_day === planDay(plan) && publishedForDay.plan_id !== plan.id
+        ? publishedForDay : null;
+      replace(publishHost,
+        h('span', { class: 'plan-unpublished', id: 'plan-unpublished' }, other
+          ? `Not published: drivers follow the plan published ${dateTime(other.published_at)} by ${other.published_by || '?'}. `
+          : 'Not published: drivers do not see this plan.'),
+        other ? h('button', { type: 'button', class: 'btn', id: 'plan-show-published', onclick: () => showPlan(other.plan_id) }, 'Show the published plan') : null,
         h('button', { type: 'button', class: 'btn btn-primary', id: 'plan-publish', onclick: () => setPublished(true) },
-          `Publish for ${planDay(plan)}`));
+          other ? `Publish this one instead for ${planDay(plan)}` : `Publish for ${planDay(plan)}`));
+    }
+
+    // A bin stop in the dispatcher's manifest: its id (what the driver reports), then name and address.
+    function binCell(id) {
+      const b = binById.get(id);
+      const more = b ? [b.name && b.name !== id ? b.name : null, b.address].filter(Boolean).join(' · ') : '';
+      return more ? [id, h('span', { class: 'stop-more' }, more)] : id;
     }
 
     function renderPlan() {
+      binById = new Map(allBins.map((b) => [b.id, b]));
       const res = plan.result;
       result.hidden = false;
       whyOf.clear();
@@ -258,7 +325,8 @@ export default {
           + `${(res.skipped || []).length} skipped · ${km(totals.km)} · ${litres(totals.l)} collected`
           + `${res.feasible === false ? ' · NOT FEASIBLE' : ''} · planned ${dateTime(plan.created_at)}`),
         (res.violations || []).length ? h('ul', { id: 'plan-violations', class: 'error' },
-          res.violations.map((v) => h('li', {}, v))) : null,
+          // An edited plan names what it breaks in words (breaches); the solver's own list otherwise.
+          ((res.breaches || []).length ? res.breaches.map((b) => b.text) : res.violations).map((v) => h('li', {}, v))) : null,
         idle.size ? h('p', { id: 'plan-idle', class: 'plan-idle' },
           `Idle: ${[...idle].join(', ')} (no stops in this plan)`) : null,
         publishBar(),
@@ -308,7 +376,7 @@ export default {
             + `${minutes(r.duration_min)} · ${litres(r.collected_l)} collected`),
           table([
             { label: '#', value: (x) => (x.number === null ? '' : String(x.number)), className: 'num' },
-            { label: 'Stop', value: (x) => (x.kind === 'bin' ? x.id : [h('strong', {}, KIND_LABEL[x.kind] || x.kind), x.kind === 'break' || x.id.toLowerCase() === x.kind ? '' : ` ${x.id}`]) },
+            { label: 'Stop', value: (x) => (x.kind === 'bin' ? binCell(x.id) : [h('strong', {}, KIND_LABEL[x.kind] || x.kind), x.kind === 'break' || x.id.toLowerCase() === x.kind ? '' : ` ${x.id}`]) },
             { label: 'ETA', value: (x) => clock(x.arrive), className: 'num' },
             { label: 'Expected fill', short: 'fill', value: (x) => (x.kind === 'bin' ? pct(x.fill) : ''), className: 'num' },
             { label: 'Volume', short: 'vol.', value: (x) => (x.kind === 'bin' ? litres(x.volume_l) : ''), className: 'num' },
