@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from binsight.errors import DataError
-from binsight.training import DEFAULT_INPUT_SIZE, aspect_input_size
+from binsight.training import DEFAULT_INPUT_SIZE, MIN_RETRAIN_LABELS, aspect_input_size
 from binsight.training.backbone import Backbone, BackboneSpec, check_input_size, load_backbone
 from binsight.training.backbone_choice import AUTO, DEFAULT_LATENCY_BUDGET_MS, choose_backbone
 from binsight.training.baselines import LEARNING_CURVE, baselines, learning_curve
@@ -296,17 +296,21 @@ def fit_dataset(
 
     # A class head beside fill shares the backbone: re-training its tail for one head would change
     # the other's features, so a two-head fit keeps the frozen backbone.
+    retrain_mode: Mode = retrain if fitted_class is None else "off"
     with _timed(timings, "retrain_s"):
+        at_size = _retrain_size(backbone, spec, ds, train_images=len(tr), mode=retrain_mode,
+                                budget_ms=latency_budget_ms, cache_dir=cache_dir)  # fmt: skip
         retrained, retrain_info = decide_and_retrain(ds, model, spec, tr, chosen, train_rows, flips,
-                                                     retrain if fitted_class is None else "off", seed,
-                                                     retrain_settings)  # fmt: skip
+                                                     retrain_mode, seed, retrain_settings,
+                                                     at_size)  # fmt: skip
     if fitted_class is not None:
         retrain_info = {**retrain_info, "reason": "a class head beside fill shares the frozen backbone"}
     recipe = chosen.recipe
     if retrained is not None:
-        # The re-trained tail replaces the backbone's; its weights id says so (and keeps the
-        # feature cache of the ImageNet backbone apart from this one's).
-        model = retrained_backbone(model, retrained.tail)
+        # The re-trained tail replaces the backbone's (at the size it was trained at); its weights id
+        # says so (and keeps the feature cache of the ImageNet backbone apart from this one's).
+        model = retrained_backbone(retrained.backbone, retrained.tail)
+        spec = retrained.spec
         spec = dataclasses.replace(spec, weights=f"{spec.weights}+retrained-{retrained.digest()}")
         recipe = RETRAINED_RECIPE
         head = dataclasses.replace(head, weight=retrained.weight, bias=retrained.bias, cv_score=float("nan"),
@@ -377,6 +381,42 @@ def _keep_fp32(out: Path, fp32: TestedFile, int8_report: dict[str, Any]) -> Test
     int8_report["path"] = str(refused)
     int8_report["fp32_path"] = str(out)
     return dataclasses.replace(fp32, path=out)
+
+
+def _retrain_size(
+    backbone: str | tuple[Backbone, BackboneSpec],
+    spec: BackboneSpec,
+    ds: Dataset,
+    *,
+    train_images: int,
+    mode: Mode,
+    budget_ms: float,
+    cache_dir: str | Path | None,
+) -> tuple[Backbone, BackboneSpec] | None:
+    """The backbone at :data:`~binsight.training.retrain.RETRAIN_INPUT_SIDE` to re-train at, when the
+    fit's input is smaller, the backbone is named (not the caller's own) and that size's extractor
+    keeps within the latency budget; else None (re-train at the fit's own size)."""
+    from binsight.training.backbone_choice import extractor_latency_ms
+    from binsight.training.retrain import RETRAIN_INPUT_SIDE
+
+    if (
+        mode == "off"
+        or (mode == "auto" and train_images < MIN_RETRAIN_LABELS)
+        or not isinstance(backbone, str)
+    ):
+        return None
+    size = resolve_input_size(RETRAIN_INPUT_SIDE, ds)
+    if max(size) <= max(spec.input_size):
+        return None
+    name = spec.name if backbone == AUTO else backbone
+    bigger, big_spec = load_backbone(name, input_size=size)
+    ms = extractor_latency_ms(bigger, big_spec, cache_dir)
+    if ms > budget_ms:
+        logger.info(
+            "re-training stays at %s: %s takes %.1f ms (budget %.0f)", spec.input_size, size, ms, budget_ms
+        )
+        return None
+    return bigger, big_spec
 
 
 def _cv_gap(task: str, chosen: Selection, held: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from binsight.training.selection import Selection, TrainingRows
 
 __all__ = [
     "MIN_RETRAIN_LABELS",
+    "RETRAIN_INPUT_SIDE",
     "RULE",
     "RetrainSettings",
     "Retrained",
@@ -61,6 +62,11 @@ logger = logging.getLogger(__name__)
 SPLIT_TAP = "stage4"
 #: The re-trained model pools the final map by its average, then one linear layer.
 RECIPE = Recipe((("final", "avg"),))
+
+#: The longer input side the tail is re-trained at (when the fit's own is smaller and the budget
+#: allows): the ImageNet weights were trained at 224, and a re-trained tail can use the detail that a
+#: frozen one's linear head could not (street-overflow, 200 labels: 84.1% at 160 px, docs/training.md).
+RETRAIN_INPUT_SIDE = 224
 
 RULE = (
     "the last stages are re-trained on a fifth of the training bins held back; kept when they beat "
@@ -90,6 +96,8 @@ class Retrained:
     """A re-trained tail and its linear layer (acting on the final map's average)."""
 
     tail: nn.Sequential
+    backbone: Backbone  # the backbone the tail was trained on (its input size: ``spec``)
+    spec: BackboneSpec
     weight: np.ndarray  # [K, D]
     bias: np.ndarray  # [K]
     report: dict[str, Any]
@@ -120,7 +128,8 @@ def retrained_backbone(model: Backbone, tail: nn.Sequential) -> Backbone:
 
 def _views(img: np.ndarray, size: tuple[int, int], flips: Sequence[str], s: RetrainSettings,
            rng: np.random.Generator) -> list[np.ndarray]:  # fmt: skip
-    """The image at the input size, its mirrors (``flips``) and ``crop_views`` random resized crops."""
+    """The image at the input size, its mirrors (``flips``) and ``crop_views`` random resized crops
+    (each mirrored by one of ``flips`` half the time)."""
     out = [to_input_size(img, size)]
     out += [to_input_size(np.ascontiguousarray(img[FLIPS[f]]), size) for f in flips]
     h, w = img.shape[:2]
@@ -129,7 +138,7 @@ def _views(img: np.ndarray, size: tuple[int, int], flips: Sequence[str], s: Retr
         ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
         y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         crop = img[y0 : y0 + ch, x0 : x0 + cw]
-        if flips:  # a set whose frames may be mirrored may also see mirrored crops
+        if flips:
             crop = crop[FLIPS[flips[int(rng.integers(len(flips)))]]] if rng.random() < 0.5 else crop
         out.append(to_input_size(np.ascontiguousarray(crop), size))
     return out
@@ -234,9 +243,12 @@ def decide_and_retrain(  # noqa: PLR0917 - the pipeline's own state, passed thro
     mode: Mode,
     seed: int,
     settings: RetrainSettings | None = None,
+    at_size: tuple[Backbone, BackboneSpec] | None = None,
 ) -> tuple[Retrained | None, dict[str, Any]]:
     """Re-train the last stages and say whether they replace the linear head (``mode`` ``auto``).
 
+    ``at_size`` is the same backbone built for a larger input (:data:`RETRAIN_INPUT_SIDE`): the tail
+    is re-trained, compared and exported at that size; the linear head keeps ``spec``'s.
     ``on`` re-trains regardless of the comparison (it is still made and reported); ``off`` skips all.
     Returns the re-trained tail (or None) and the report's ``retrain`` section.
     """
@@ -247,6 +259,11 @@ def decide_and_retrain(  # noqa: PLR0917 - the pipeline's own state, passed thro
     if mode == "auto" and len(tr) < MIN_RETRAIN_LABELS:
         return None, {**info, "reason": f"{len(tr)} training images (< {MIN_RETRAIN_LABELS})"}
     t0 = time.perf_counter()
+    if at_size is not None:
+        model, spec = at_size
+    # Classes get mirrors here too: a mirrored street or bin shows the same overflow or dirt; (fill
+    # sets already come with their three mirrors, pipeline.REGRESSION_FLIPS).
+    flips = flips or ("hflip",)
     at = _split_index(model)
     end = model.tap_index[model.tap_names.index("final")] + 1
     base_tail = nn.Sequential(*list(model.stages)[at:end])
@@ -305,4 +322,4 @@ def decide_and_retrain(  # noqa: PLR0917 - the pipeline's own state, passed thro
     weight, bias = head.weight.numpy().astype(np.float32), head.bias.numpy().astype(np.float32)
     info.update({"used": True, "reason": "beat the linear head" if wins else "--retrain on",
                  "final_loss": losses[-1], "seconds": time.perf_counter() - t0})  # fmt: skip
-    return Retrained(tail, weight, bias, info), info
+    return Retrained(tail, model, spec, weight, bias, info), info
