@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from netutil import free_port
 
-from binsight.demo import _driver_tokens, _PlanLoop, _server_toml
+from binsight.demo import CAPTURE_EVERY_S, _driver_tokens, _PlanLoop, _server_toml
 from binsight.demo.world import STREETS, make_city
 from binsight.server.auth import create_token
 from binsight.server.bins_import import import_bins, read_bins
@@ -27,7 +27,9 @@ from binsight.server.runtime import ServerRuntime
 def demo_server(tmp_path: Path) -> Iterator[tuple[ServerRuntime, Any]]:
     city = make_city(6)
     conf = tmp_path / "server.toml"
-    conf.write_text(_server_toml(tmp_path, city, free_port(), 1, "5"))
+    conf.write_text(
+        _server_toml(tmp_path, city, free_port(), 1, protocol="5", capture_every_s=CAPTURE_EVERY_S)
+    )
     server = ServerRuntime(load_server_config(conf), mqtt=False)
     server.start()
     with server.sessions.begin() as s:

@@ -108,3 +108,23 @@ def test_a_backbone_without_the_taps_is_refused() -> None:
     bb = Backbone([nn.Identity(), nn.Identity()], {"final": 1}, None)
     with pytest.raises(ValueError, match="stage4"):
         retrained_backbone(bb, nn.Sequential(nn.Identity()))
+
+
+def test_the_tail_is_retrained_at_224_when_the_budget_allows(
+    synth_dir: Path, lite0: Any, cache_dir: Path
+) -> None:
+    """A named backbone at the 160 default is re-trained at 224 (the aspect kept); not over the budget,
+    not for the caller's own backbone, and not when re-training is off."""
+    from binsight.training.data import load_dataset
+    from binsight.training.pipeline import _retrain_size
+
+    ds = load_dataset(synth_dir)
+    _, spec = lite0
+    kw: dict[str, Any] = {"train_images": 200, "mode": "auto", "cache_dir": cache_dir}
+    got = _retrain_size("efficientnet_lite0", spec, ds, budget_ms=1e6, **kw)
+    assert got is not None
+    assert max(got[1].input_size) == 224 and got[1].input_size[0] < 224  # 4:3 synthetic frames
+    assert _retrain_size("efficientnet_lite0", spec, ds, budget_ms=1e-3, **kw) is None
+    assert _retrain_size(lite0, spec, ds, budget_ms=1e6, **kw) is None
+    assert _retrain_size("efficientnet_lite0", spec, ds, budget_ms=1e6, **{**kw, "mode": "off"}) is None
+    assert _retrain_size("efficientnet_lite0", spec, ds, budget_ms=1e6, **{**kw, "train_images": 20}) is None

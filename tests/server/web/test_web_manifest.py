@@ -160,6 +160,8 @@ def test_move_a_bin_to_another_truck(page: Any, site: Seeded, published: dict[st
     """The dispatcher moves a bin to truck-2; the re-timed plan shows it there, saved as a new plan."""
     signed_in(page, site, "operator", "plan")
     page.wait_for_selector("#p-move-bin")
+    # The plan picker fills once the plan list is back (later than the move form on a slow machine).
+    page.wait_for_function("document.querySelector('#p-history')?.value")
     shown = page.input_value("#p-history")
     plan = site.api(f"/api/plans/{shown}", "operator")
     moving = next(

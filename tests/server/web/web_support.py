@@ -78,6 +78,14 @@ IMAGES = [
     ("nrd-03", 0.41, "periodic"),
     ("ctr-01", 0.88, "periodic"),
     ("nrd-06", 0.97, "periodic"),
+    # Enough for every labelling test of the session to find images waiting (they label and skip as
+    # one labeller, in file order).
+    ("nrd-02", 0.22, "periodic"),
+    ("ctr-03", 0.74, "periodic"),
+    ("nrd-04", 0.35, "unsure"),
+    ("ctr-04", 0.58, "periodic"),
+    ("nrd-05", 0.81, "periodic"),
+    ("ctr-02", 0.12, "periodic"),
 ]
 
 SERVER_TOML = """\
