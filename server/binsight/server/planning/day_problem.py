@@ -118,11 +118,14 @@ class Horizon:
     day_end: int
     #: When the next service day's first shift starts: a bin full before then is mandatory.
     deadline: int
+    #: With ``fleet.skip_quiet_days``, a day is driven only if some bin is forecast to overflow before
+    #: this: ``fleet.quiet_overflow_h`` before ``deadline`` (a bin that spills only overnight waits).
+    quiet_by: int
     #: When the next service day's last shift ends.
     next_end: int
-    #: When the service day after the next one starts: on a day that is driven with
-    #: ``fleet.skip_quiet_days``, a bin full before then is mandatory (the next day may not be driven).
-    deadline2: int
+    #: On a day that is driven with ``fleet.skip_quiet_days``, a bin full before then is mandatory: when
+    #: the service day ``fleet.consolidate_days`` after this one starts (the days between may be quiet).
+    due_by: int
     #: When the service day ``optional_lookahead_days`` after the mandatory horizon starts: a bin full
     #: before then may be taken early (None: any bin may).
     lookahead: int | None
@@ -149,8 +152,11 @@ def day_horizon(
     first_start = min(t.shift[0] for t in trucks)
     last_end = max(t.shift[1] for t in trucks)
     next_day = service_day(cfg, now_ms, after=day)
-    second = service_day(cfg, now_ms, after=next_day)
-    far = second if cfg.fleet.skip_quiet_days else next_day
+    far = next_day
+    if cfg.fleet.skip_quiet_days:
+        for _ in range(cfg.fleet.consolidate_days - 1):
+            far = service_day(cfg, now_ms, after=far)
+    due_by = _at(far, first_start, tz)
     for _ in range(cfg.fleet.optional_lookahead_days):
         far = service_day(cfg, now_ms, after=far)
     return Horizon(
@@ -158,8 +164,9 @@ def day_horizon(
         threshold=threshold,
         day_end=_at(day, last_end, tz),
         deadline=_at(next_day, first_start, tz),
+        quiet_by=_at(next_day, first_start, tz) - round(cfg.fleet.quiet_overflow_h * 3_600_000),
         next_end=_at(next_day, last_end, tz),
-        deadline2=_at(second, first_start, tz),
+        due_by=due_by,
         lookahead=_at(far, first_start, tz) if cfg.fleet.optional_lookahead_days else None,
         day=day,
         next_day=next_day,
@@ -264,10 +271,10 @@ def choose_bins(
     The twin's oracle applies this very rule to the true levels.
     """
     if fleet.skip_quiet_days:
-        if not any(c.overflow_ts is not None and c.overflow_ts < horizon.deadline for c in candidates):
+        if not any(c.overflow_ts is not None and c.overflow_ts < horizon.quiet_by for c in candidates):
             quiet = f"nothing overflows before {horizon.next_day.isoformat()}'s shifts: no truck needed today"
             return [], [{"id": c.entry["id"], "reason": quiet} for c in candidates]
-        due_by = horizon.deadline2
+        due_by = horizon.due_by
     else:
         due_by = horizon.deadline
     mandatory: list[dict[str, Any]] = []

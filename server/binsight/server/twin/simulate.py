@@ -55,10 +55,12 @@ class TwinConfig:
     optional_min_fill: float = 0.3
     optional_detour_km: float | None = None
     #: The server's ``fleet.optional_lookahead_days`` and ``fleet.optional_near_km`` (None: anywhere).
-    lookahead_days: int = 2
+    lookahead_days: int = 1
     near_km: float | None = 1.0
-    #: The server's ``fleet.skip_quiet_days``.
+    #: The server's ``fleet.skip_quiet_days``, ``fleet.quiet_overflow_h`` and ``fleet.consolidate_days``.
     skip_quiet_days: bool = True
+    quiet_overflow_h: float = 12.0
+    consolidate_days: int = 2
     #: The server's ``forecast.threshold`` ("full"), which ``threshold`` and ``binsight`` plan against.
     threshold: float = 0.8
 
@@ -130,6 +132,8 @@ def _server_config(tw: TwinConfig, world: World) -> ServerConfig:
         lookahead_days=tw.lookahead_days,
         near_km=tw.near_km,
         skip_quiet_days=tw.skip_quiet_days,
+        quiet_overflow_h=tw.quiet_overflow_h,
+        consolidate_days=tw.consolidate_days,
     )
 
 
@@ -325,6 +329,8 @@ def run_policies(tw: TwinConfig, progress: Progress | None = None) -> dict[str, 
             "lookahead_days": tw.lookahead_days,
             "near_km": tw.near_km,
             "skip_quiet_days": tw.skip_quiet_days,
+            "quiet_overflow_h": tw.quiet_overflow_h,
+            "consolidate_days": tw.consolidate_days,
             "threshold": tw.threshold,
         },
     }
