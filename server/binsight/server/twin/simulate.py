@@ -114,6 +114,9 @@ class PolicyRun:
             "problem_build_s": round(self.build_s, 1),
             "km_per_day": round(lg.truck_km / measured_days, 1) if measured_days else None,
             "plans": lg.plans,
+            "days_driven": lg.days_driven,
+            "truck_days": lg.truck_days,
+            "disposal_visits": lg.disposal_visits,
             "mandatory_offered": lg.mandatory,
             "optional_offered": lg.optional_offered,
         }
@@ -187,6 +190,9 @@ def _plan_day(
     lg.truck_km += sum(r["distance_km"] for r in result["routes"])
     lg.truck_hours += sum(r["duration_min"] for r in result["routes"]) / 60.0
     lg.routes += len(result["routes"])
+    lg.days_driven += bool(served)
+    lg.truck_days += sum(any(s["kind"] == "bin" for s in r["stops"]) for r in result["routes"])
+    lg.disposal_visits += sum(s["kind"] == "disposal" for r in result["routes"] for s in r["stops"])
     run.build_s += t1 - t0
     run.days.append(
         {
