@@ -179,7 +179,7 @@ class FleetConfig(Section):
         "better plan kept; two processes, so best with two free cores); a plan request may override it",
     )
     optional_lookahead_days: int = Field(
-        default=2,
+        default=1,
         ge=0,
         le=14,
         description="optional bins are those due within this many service days after the next one "
@@ -195,6 +195,21 @@ class FleetConfig(Section):
         ge=0,
         description="optional bins only within this distance of a mandatory bin (where a truck goes "
         "anyway); unset in code or a large value: anywhere",
+    )
+    quiet_overflow_h: float = Field(
+        default=12.0,
+        ge=0,
+        le=48,
+        description="with skip_quiet_days: a day stays quiet unless some bin is forecast to overflow "
+        "more than this many hours before the next service day starts (a bin that would spill only "
+        "overnight waits for the next morning's truck); 0: no bin may spill before then",
+    )
+    consolidate_days: int = Field(
+        default=2,
+        ge=1,
+        le=6,
+        description="with skip_quiet_days: a day that is driven takes the bins full before this many "
+        "service days later start, so the days between can be quiet (1: only what cannot wait)",
     )
 
     @model_validator(mode="after")

@@ -96,3 +96,27 @@ def test_savings_count_the_published_plan_and_the_drivers_reports(api: Api) -> N
     text = api.get("/api/reports/savings?from=2026-11-02&to=2026-11-13&format=csv", "operator").text
     rows = {row["figure"]: row["value"] for row in csv.DictReader(io.StringIO(text))}
     assert rows["driver_reports overflowing"] == "1" and rows["km 2026-11-03"] == "12.5"
+
+
+def test_savings_report_routes_the_fixed_schedule(api: Api) -> None:
+    """The fixed schedule replayed on the readings is routed on the fleet: its km per service day."""
+    import numpy as np
+
+    from binsight.server.routing.distances import haversine_m
+
+    _seed(api)
+    r = api.get("/api/reports/savings?from=2026-11-02&to=2026-11-13", "operator")
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    # a: 0.2 at the first reading, 10%/day, so "lifted" 2 days before; due every 8 days: 8 November.
+    assert list(rep["fixed_km_by_day"]) == ["2026-11-08"]
+    # One bin: depot -> a -> tip -> depot, haversine x the default detour 1.3.
+    stops = [(52.37, 4.89), (52.0, 4.0), (52.40, 4.95), (52.37, 4.89)]
+    m = haversine_m(np.array([p[0] for p in stops]), np.array([p[1] for p in stops]))
+    expected = sum(float(m[i, i + 1]) for i in range(3)) * 1.3 / 1000
+    assert abs(rep["fixed_km_by_day"]["2026-11-08"] - expected) < 0.5
+    assert abs(rep["fixed_km"] - rep["fixed_km_by_day"]["2026-11-08"]) < 0.1
+    assert any("routed on the same trucks, would have needed" in line for line in rep["summary"])
+    text = api.get("/api/reports/savings?from=2026-11-02&to=2026-11-13&format=csv", "operator").text
+    rows = {row["figure"]: row["value"] for row in csv.DictReader(io.StringIO(text))}
+    assert float(rows["fixed km 2026-11-08"]) == rep["fixed_km_by_day"]["2026-11-08"]

@@ -99,7 +99,14 @@ def _horizon(cfg: ServerConfig) -> Horizon:
 
 def test_optional_bins_only_when_due_soon_and_near(make_config: Callable[..., ServerConfig]) -> None:
     """Optional: due within the look-ahead and within optional_near_km of a mandatory stop; else skipped."""
-    cfg = make_config(fleet={"optional_near_km": 0.5, "skip_quiet_days": False, "service_days": WEEK})
+    cfg = make_config(
+        fleet={
+            "optional_near_km": 0.5,
+            "optional_lookahead_days": 2,
+            "skip_quiet_days": False,
+            "service_days": WEEK,
+        }
+    )
     h = _horizon(cfg)
     assert (h.deadline, h.lookahead) == (_ms(2026, 12, 1, 6), _ms(2026, 12, 3, 6))
     cands = [
@@ -125,20 +132,40 @@ def test_optional_bins_only_when_due_soon_and_near(make_config: Callable[..., Se
 
 
 def test_quiet_days_send_no_truck(make_config: Callable[..., ServerConfig]) -> None:
-    """skip_quiet_days: no truck unless a bin would overflow before the next day's shifts; if one goes,
-    it takes the bins full before the day after next (the next day may then be quiet)."""
+    """skip_quiet_days: no truck unless a bin would overflow more than quiet_overflow_h before the next
+    day's shifts; if one goes, it takes the bins full before the day after next (the next may be quiet)."""
     cfg = make_config(fleet={"service_days": WEEK})
     h = _horizon(cfg)
-    assert (h.deadline, h.deadline2) == (_ms(2026, 12, 1, 6), _ms(2026, 12, 2, 6))
+    assert (h.deadline, h.quiet_by, h.due_by) == (
+        _ms(2026, 12, 1, 6),
+        _ms(2026, 11, 30, 18),  # 12 h before Tuesday's shifts: a spill overnight waits for the truck
+        _ms(2026, 12, 2, 6),
+    )
     full_tonight = _cand("full-tonight", 4.0, _ms(2026, 11, 30, 20), overflow_ts=_ms(2026, 12, 2, 12))
-    bins, skipped = choose_bins([full_tonight], fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
-    assert bins == []  # full (80%) tonight, but it does not spill before Tuesday: Tuesday serves it
-    assert skipped == [
-        {
-            "id": "full-tonight",
-            "reason": "nothing overflows before 2026-12-01's shifts: no truck needed today",
-        }
-    ]
-    spills = _cand("spills-tonight", 4.1, _ms(2026, 11, 30, 12), overflow_ts=_ms(2026, 12, 1, 3))
+    overnight = _cand("spills-at-3", 4.05, _ms(2026, 11, 30, 16), overflow_ts=_ms(2026, 12, 1, 3))
+    bins, skipped = choose_bins([full_tonight, overnight], fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
+    assert bins == []  # full (80%) tonight; one spills at 03:00, three hours before Tuesday's truck
+    assert skipped[0] == {
+        "id": "full-tonight",
+        "reason": "nothing overflows before 2026-11-30 18:00 (12 h before 2026-12-01's shifts): "
+        "no truck needed today",
+    }
+    spills = _cand("spills-at-16", 4.1, _ms(2026, 11, 30, 12), overflow_ts=_ms(2026, 11, 30, 16))
     bins, _ = choose_bins([full_tonight, spills], fleet=cfg.fleet, horizon=h, tz=UTC_ZONE)
-    assert {b["id"]: b["mandatory"] for b in bins} == {"full-tonight": True, "spills-tonight": True}
+    assert {b["id"]: b["mandatory"] for b in bins} == {"full-tonight": True, "spills-at-16": True}
+    # No spill allowed at all: the 03:00 one sends a truck today.
+    strict = make_config(fleet={"service_days": WEEK, "quiet_overflow_h": 0})
+    bins, _ = choose_bins([overnight], fleet=strict.fleet, horizon=_horizon(strict), tz=UTC_ZONE)
+    assert [b["id"] for b in bins] == ["spills-at-3"]
+
+
+def test_consolidate_days_sets_the_mandatory_horizon(make_config: Callable[..., ServerConfig]) -> None:
+    """consolidate_days: a driven day takes what is full before that many service days later start."""
+    horizons = {
+        n: _horizon(make_config(fleet={"service_days": WEEK, "consolidate_days": n})).due_by for n in (1, 3)
+    }
+    assert horizons == {1: _ms(2026, 12, 1, 6), 3: _ms(2026, 12, 3, 6)}
+    # Saturday's horizon skips Sunday, which is no service day.
+    cfg = make_config(fleet={"service_days": WEEK, "consolidate_days": 2})
+    sat = day_horizon(cfg, list(cfg.fleet.trucks), _ms(2026, 12, 5, 4), date(2026, 12, 5), 0.8)
+    assert (sat.deadline, sat.due_by) == (_ms(2026, 12, 7, 6), _ms(2026, 12, 8, 6))

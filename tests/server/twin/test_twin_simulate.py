@@ -48,6 +48,9 @@ def test_accounting_matches_the_routes(name: str) -> None:
     # A lift is booked in the hour of its stop; stops are all within the day's shift.
     assert result.ledger.lifts == lifted > 0
     assert result.ledger.plans == len(result.days) == 6  # Mon-Sat service days in the measured week
+    # Days out are the days something was lifted; every truck out tips its load at least once.
+    assert result.ledger.days_driven == sum(1 for d in result.days if d["lifted"])
+    assert result.ledger.disposal_visits >= result.ledger.truck_days >= result.ledger.days_driven
 
 
 def test_oracle_never_overflows_when_capacity_allows() -> None:

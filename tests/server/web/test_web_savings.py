@@ -18,6 +18,7 @@ def test_savings_page_shows_the_report(page: Any, phone: Any, site: Seeded) -> N
     assert rep["summary"][0] in text
     assert f"{rep['bins']} bins with readings" in text
     assert "How full bins were when lifted" in text and "Fixed schedule (replayed)" in text
+    assert "Fixed schedule km (replayed)" in text and all(line in text for line in rep["summary"])
     with page.expect_download() as dl:
         page.click("button:text-is('Download CSV')")
     assert dl.value.suggested_filename == f"binsight-savings-{frm}-{to}.csv"

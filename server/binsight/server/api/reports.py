@@ -54,6 +54,7 @@ def savings_report(
             start_ms=start_ms,
             end_ms=end_ms,
             min_drop=state.config.forecast.min_drop,
+            cfg=state.config,
         )
     if format == "csv":
         name = f"savings-{first.isoformat()}-{last.isoformat()}.csv"

@@ -43,6 +43,8 @@ __all__ = [
     "build_problem",
     "choose_bins",
     "day_horizon",
+    "fleet_problem",
+    "fleet_trucks",
     "service_day",
 ]
 
@@ -89,7 +91,7 @@ def service_day(cfg: ServerConfig, now_ms: int, after: date | None = None) -> da
     raise PlanningError("no service day within a week: check fleet.service_days")
 
 
-def _trucks(cfg: ServerConfig, choice: int | list[str] | None) -> list[TruckConfig]:
+def fleet_trucks(cfg: ServerConfig, choice: int | list[str] | None) -> list[TruckConfig]:
     trucks = list(cfg.fleet.trucks)
     if not trucks or not cfg.fleet.depots:
         raise PlanningError(
@@ -118,11 +120,14 @@ class Horizon:
     day_end: int
     #: When the next service day's first shift starts: a bin full before then is mandatory.
     deadline: int
+    #: With ``fleet.skip_quiet_days``, a day is driven only if some bin is forecast to overflow before
+    #: this: ``fleet.quiet_overflow_h`` before ``deadline`` (a bin that spills only overnight waits).
+    quiet_by: int
     #: When the next service day's last shift ends.
     next_end: int
-    #: When the service day after the next one starts: on a day that is driven with
-    #: ``fleet.skip_quiet_days``, a bin full before then is mandatory (the next day may not be driven).
-    deadline2: int
+    #: On a day that is driven with ``fleet.skip_quiet_days``, a bin full before then is mandatory: when
+    #: the service day ``fleet.consolidate_days`` after this one starts (the days between may be quiet).
+    due_by: int
     #: When the service day ``optional_lookahead_days`` after the mandatory horizon starts: a bin full
     #: before then may be taken early (None: any bin may).
     lookahead: int | None
@@ -149,8 +154,11 @@ def day_horizon(
     first_start = min(t.shift[0] for t in trucks)
     last_end = max(t.shift[1] for t in trucks)
     next_day = service_day(cfg, now_ms, after=day)
-    second = service_day(cfg, now_ms, after=next_day)
-    far = second if cfg.fleet.skip_quiet_days else next_day
+    far = next_day
+    if cfg.fleet.skip_quiet_days:
+        for _ in range(cfg.fleet.consolidate_days - 1):
+            far = service_day(cfg, now_ms, after=far)
+    due_by = _at(far, first_start, tz)
     for _ in range(cfg.fleet.optional_lookahead_days):
         far = service_day(cfg, now_ms, after=far)
     return Horizon(
@@ -158,8 +166,9 @@ def day_horizon(
         threshold=threshold,
         day_end=_at(day, last_end, tz),
         deadline=_at(next_day, first_start, tz),
+        quiet_by=_at(next_day, first_start, tz) - round(cfg.fleet.quiet_overflow_h * 3_600_000),
         next_end=_at(next_day, last_end, tz),
-        deadline2=_at(second, first_start, tz),
+        due_by=due_by,
         lookahead=_at(far, first_start, tz) if cfg.fleet.optional_lookahead_days else None,
         day=day,
         next_day=next_day,
@@ -170,7 +179,7 @@ def build_problem(
     session: Session, cfg: ServerConfig, req: PlanRequest, forecasts: ForecastCache, now_ms: int
 ) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """The problem dict for ``binsight.server.routing.plan`` and the bins left out with the reason."""
-    trucks = _trucks(cfg, req.trucks)
+    trucks = fleet_trucks(cfg, req.trucks)
     tz = ZoneInfo(cfg.forecast.timezone)
     day = req.date or service_day(cfg, now_ms)
     horizon = day_horizon(cfg, trucks, now_ms, day, req.threshold or cfg.forecast.threshold)
@@ -189,16 +198,24 @@ def build_problem(
             candidates.append(entry)
     bins, skipped = choose_bins(candidates, fleet=fleet, horizon=horizon, tz=tz)
     excluded.extend(skipped)
+    return {**fleet_problem(cfg, trucks, day.isoformat()), "bins": bins}, excluded
+
+
+def fleet_problem(cfg: ServerConfig, trucks: list[TruckConfig], name: str) -> dict[str, Any]:
+    """A route problem with ``[fleet]``'s depots (those of ``trucks``), sites, trucks and distances, no bins.
+
+    The savings report's replay of the ``fixed`` policy routes its bins on this very fleet.
+    """
+    fleet = cfg.fleet
     used_depots = {t.depot for t in trucks}
-    problem = {
-        "name": day.isoformat(),
+    return {
+        "name": name,
         "distance": _distance(fleet.distance),
         "depots": [d.model_dump() for d in fleet.depots if d.id in used_depots],
         "disposal_sites": [s.model_dump() for s in fleet.disposal_sites],
         "trucks": [_truck(t) for t in trucks],
-        "bins": bins,
+        "bins": [],
     }
-    return problem, excluded
 
 
 def _bin_entry(
@@ -254,10 +271,11 @@ def choose_bins(
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """The day's policy: the problem bins from the candidates, and the ones skipped with the reason.
 
-    * With ``fleet.skip_quiet_days``, a day is driven only if some bin would overflow before the next
-      service day's first shift starts (waiting a day would spill it); on a driven day a bin is mandatory when
-      it is full before the service day *after* the next one starts, since the next day may be quiet.
-      Without it, a bin is mandatory when full before the next service day starts.
+    * With ``fleet.skip_quiet_days``, a day is driven only if some bin would overflow more than
+      ``fleet.quiet_overflow_h`` before the next service day's first shift starts (waiting would spill it
+      for longer than a night); on a driven day a bin is mandatory when it is full before the service day
+      ``fleet.consolidate_days`` later starts (2: the one *after* the next), since the days between may
+      be quiet. Without it, a bin is mandatory when full before the next service day starts.
     * A bin that is not mandatory goes in as optional only if its fill reaches ``optional_min_fill``,
       it is due before ``horizon.lookahead`` (it would need a visit of its own soon) and it lies within
       ``fleet.optional_near_km`` of a mandatory bin (a truck passes there today).
@@ -265,10 +283,14 @@ def choose_bins(
     The twin's oracle applies this very rule to the true levels.
     """
     if fleet.skip_quiet_days:
-        if not any(c.overflow_ts is not None and c.overflow_ts < horizon.deadline for c in candidates):
-            quiet = f"nothing overflows before {horizon.next_day.isoformat()}'s shifts: no truck needed today"
+        if not any(c.overflow_ts is not None and c.overflow_ts < horizon.quiet_by for c in candidates):
+            quiet = (
+                f"nothing overflows before {_time_of(horizon.quiet_by, tz)} "
+                f"({fleet.quiet_overflow_h:g} h before {horizon.next_day.isoformat()}'s shifts): "
+                "no truck needed today"
+            )
             return [], [{"id": c.entry["id"], "reason": quiet} for c in candidates]
-        due_by = horizon.deadline2
+        due_by = horizon.due_by
     else:
         due_by = horizon.deadline
     mandatory: list[dict[str, Any]] = []
@@ -301,6 +323,10 @@ def _not_optional(
     if not is_near:
         return f"no mandatory stop within {fleet.optional_near_km:g} km: not worth a trip today"
     return None
+
+
+def _time_of(ts: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ts / 1000, tz).strftime("%Y-%m-%d %H:%M")
 
 
 def _date_of(ts: int, tz: ZoneInfo) -> str:

@@ -9,7 +9,9 @@ published none), and the drivers' stop reports (done, blocked, overflowing) are 
 
 The comparison is the ``fixed`` policy of the twin (``binsight twin``) replayed on the measured fill:
 each bin lifted every :func:`fixed_interval_days` days from its measured rate, so at about
-:data:`FIXED_TARGET` on average. The twin's ``fixed`` policy uses this very function.
+:data:`FIXED_TARGET` on average. The twin's ``fixed`` policy uses this very function. With the server's
+config, that schedule is also routed day by day on the server's fleet (:mod:`.fixed_replay`), so the
+km it would have needed stand beside the km planned.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from binsight.server.db.models import Plan, Reading, StopUpdate
+from binsight.server.config import ServerConfig
+from binsight.server.db.models import Bin, Plan, Reading, StopUpdate
 from binsight.server.forecast.collections import detect_collections
 
 __all__ = ["FIXED_TARGET", "OVERFLOW_SEEN", "SavingsReport", "fixed_interval_days", "savings", "to_csv"]
@@ -60,6 +63,9 @@ class BinFigures:
     rise: float = 0.0  # fill gained between collections
     rise_days: float = 0.0  # over this many days
     span_days: float = 0.0  # first to last reading in the period
+    first_ts: int = 0
+    last_ts: int = 0
+    first_fill: float = 0.0
 
     @property
     def rate(self) -> float | None:
@@ -84,17 +90,27 @@ class SavingsReport:
     fixed_lifts: int | None
     fixed_mean_fill_at_lift: float | None
     fixed_bins: int
+    #: Km the fixed schedule needs per service day, routed on the fleet (None: not replayed).
+    fixed_km_by_day: dict[str, float] | None = None
 
     def to_api(self) -> dict[str, Any]:
         out = asdict(self)
         out["start"], out["end"] = self.start.isoformat(), self.end.isoformat()
         out["km_planned"] = round(sum(self.km_by_day.values()), 1)
+        out["fixed_km"] = (
+            None if self.fixed_km_by_day is None else round(sum(self.fixed_km_by_day.values()), 1)
+        )
         out["summary"] = summary(self)
         return out
 
 
 def _bin_figures(ts: NDArray[np.int64], fill: NDArray[np.float64], min_drop: float) -> BinFigures:
-    fig = BinFigures(span_days=float(ts[-1] - ts[0]) / _DAY_MS)
+    fig = BinFigures(
+        span_days=float(ts[-1] - ts[0]) / _DAY_MS,
+        first_ts=int(ts[0]),
+        last_ts=int(ts[-1]),
+        first_fill=float(fill[0]),
+    )
     cuts = detect_collections(fill, min_drop)
     fig.lifts = len(cuts)
     fig.fills_at_lift = [float(fill[c - 1]) for c in cuts]
@@ -151,9 +167,19 @@ def _driver_reports(session: Session, start_ms: int, end_ms: int) -> dict[str, i
 
 
 def savings(
-    session: Session, *, start: date, end: date, start_ms: int, end_ms: int, min_drop: float
+    session: Session,
+    *,
+    start: date,
+    end: date,
+    start_ms: int,
+    end_ms: int,
+    min_drop: float,
+    cfg: ServerConfig | None = None,
 ) -> SavingsReport:
-    """The report for ``[start, end)`` (``start_ms``/``end_ms``: the same bounds as epoch ms)."""
+    """The report for ``[start, end)`` (``start_ms``/``end_ms``: the same bounds as epoch ms).
+
+    With ``cfg``, the fixed schedule is routed on its ``[fleet]`` for the km it would have needed.
+    """
     series: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
     # Filtered on non-null fill by the query.
     rows = session.execute(
@@ -164,10 +190,11 @@ def savings(
     for bin_id, ts, fill in rows:
         series[bin_id][0].append(ts)
         series[bin_id][1].append(float(fill or 0.0))
-    figs = [
-        _bin_figures(np.asarray(t, dtype=np.int64), np.asarray(f, dtype=np.float64), min_drop)
-        for t, f in series.values()
-    ]
+    by_bin = {
+        b: _bin_figures(np.asarray(t, dtype=np.int64), np.asarray(f, dtype=np.float64), min_drop)
+        for b, (t, f) in series.items()
+    }
+    figs = list(by_bin.values())
     fills = [x for f in figs for x in f.fills_at_lift]
     measured = [f for f in figs if f.rate is not None]
     rates = np.array([f.rate for f in measured], dtype=np.float64)
@@ -191,7 +218,37 @@ def savings(
         fixed_lifts=fixed_lifts,
         fixed_mean_fill_at_lift=fixed_fill,
         fixed_bins=len(rates),
+        fixed_km_by_day=None if cfg is None else _fixed_km(session, cfg, by_bin, start, end),
     )
+
+
+def _fixed_km(
+    session: Session, cfg: ServerConfig, by_bin: dict[str, BinFigures], start: date, end: date
+) -> dict[str, float] | None:
+    """The fixed schedule's km per service day, for the bins with a measured rate and a position."""
+    from binsight.server.planning.fixed_replay import ReplayBin, fixed_km_by_day
+
+    rows = session.execute(select(Bin).where(Bin.id.in_(list(by_bin)))).scalars()
+    bins = []
+    for b in rows:
+        fig = by_bin[b.id]
+        if fig.rate is None or b.lat is None or b.lon is None or not b.capacity_l:
+            continue
+        bins.append(
+            ReplayBin(
+                id=b.id,
+                lat=b.lat,
+                lon=b.lon,
+                capacity_l=b.capacity_l,
+                service_min=b.service_min if b.service_min is not None else cfg.fleet.default_service_min,
+                rate=fig.rate,
+                interval_days=int(fixed_interval_days(np.array([fig.rate]))[0]),
+                first_ts=fig.first_ts,
+                last_ts=fig.last_ts,
+                first_fill=fig.first_fill,
+            )
+        )
+    return fixed_km_by_day(cfg, sorted(bins, key=lambda x: x.id), start, end)
 
 
 def _pct(x: float | None) -> str:
@@ -212,6 +269,11 @@ def summary(r: SavingsReport) -> list[str]:
         lines.append(
             f"Drivers reported {d.get('done', 0)} stop(s) done, {d.get('blocked', 0)} blocked "
             f"(not lifted) and {d.get('overflowing', 0)} overflowing."
+        )
+    if r.fixed_km_by_day is not None:
+        lines.append(
+            f"The fixed schedule, routed on the same trucks, would have needed "
+            f"{sum(r.fixed_km_by_day.values()):.0f} km over {len(r.fixed_km_by_day)} service day(s)."
         )
     if r.fixed_lifts is not None:
         diff = r.fixed_lifts - r.lifts
@@ -242,6 +304,7 @@ def to_csv(r: SavingsReport) -> str:
         "overflow_events",
         "overflow_hours",
         "km_planned",
+        "fixed_km",
         "fixed_lifts",
         "fixed_mean_fill_at_lift",
     ):
@@ -251,4 +314,6 @@ def to_csv(r: SavingsReport) -> str:
         w.writerow([f"driver_reports {status}", n])
     for day, km in r.km_by_day.items():
         w.writerow([f"km {day}", km])
+    for day, km in (r.fixed_km_by_day or {}).items():
+        w.writerow([f"fixed km {day}", km])
     return buf.getvalue()

@@ -32,6 +32,11 @@ class Ledger:
     mandatory: int = 0
     optional_offered: int = 0
     routes: int = 0
+    #: Service days on which some truck went out, trucks out summed over days, and the visits to a
+    #: disposal site (truck-loads tipped).
+    days_driven: int = 0
+    truck_days: int = 0
+    disposal_visits: int = 0
 
 
 def _hours_over(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:

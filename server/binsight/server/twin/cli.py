@@ -71,14 +71,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lookahead-days",
         type=int,
-        default=2,
-        help="experiment: the server's fleet.optional_lookahead_days (default 2; 0: any bin may go early)",
+        default=1,
+        help="experiment: the server's fleet.optional_lookahead_days (default 1; 0: any bin may go early)",
     )
     p.add_argument(
         "--no-skip-quiet-days",
         dest="skip_quiet_days",
         action="store_false",
         help="experiment: the server's fleet.skip_quiet_days off (drive every service day)",
+    )
+    p.add_argument(
+        "--quiet-overflow-h",
+        type=float,
+        default=12.0,
+        help="experiment: the server's fleet.quiet_overflow_h (default 12): a day stays quiet unless a "
+        "bin would overflow more than this many hours before the next service day starts",
+    )
+    p.add_argument(
+        "--consolidate-days",
+        type=int,
+        default=2,
+        help="experiment: the server's fleet.consolidate_days (default 2): a driven day takes the bins "
+        "full before this many service days later",
     )
     p.add_argument(
         "--near-km",

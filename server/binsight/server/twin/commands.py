@@ -33,6 +33,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TwinConfig:
         optional_min_fill=args.optional_min_fill,
         lookahead_days=args.lookahead_days,
         skip_quiet_days=args.skip_quiet_days,
+        quiet_overflow_h=args.quiet_overflow_h,
+        consolidate_days=args.consolidate_days,
         near_km=None if args.near_km < 0 else args.near_km,
         optional_detour_km=args.optional_detour_km,
         threshold=args.threshold,

@@ -22,6 +22,8 @@ FIGURES = {
     "missed_mandatory": "missed",
     "co2_kg": "CO2 kg",
     "solver_s": "solver s",
+    "days_driven": "days out",
+    "disposal_visits": "tips",
 }
 
 

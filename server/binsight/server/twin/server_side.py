@@ -44,9 +44,11 @@ def fleet_config(
     time_limit_s: float,
     optional_min_fill: float = 0.3,
     threshold: float = 0.8,
-    lookahead_days: int = 2,
+    lookahead_days: int = 1,
     near_km: float | None = 1.0,
     skip_quiet_days: bool = True,
+    quiet_overflow_h: float = 12.0,
+    consolidate_days: int = 2,
     database: str = "sqlite://",
 ) -> ServerConfig:
     """A validated ``server.toml`` equivalent with the twin's ``[fleet]`` (the server's own config model)."""
@@ -63,6 +65,8 @@ def fleet_config(
             "optional_lookahead_days": lookahead_days,
             "optional_near_km": near_km,
             "skip_quiet_days": skip_quiet_days,
+            "quiet_overflow_h": quiet_overflow_h,
+            "consolidate_days": consolidate_days,
         },
     }
     return config_from_dict(data)

@@ -55,10 +55,12 @@ class TwinConfig:
     optional_min_fill: float = 0.3
     optional_detour_km: float | None = None
     #: The server's ``fleet.optional_lookahead_days`` and ``fleet.optional_near_km`` (None: anywhere).
-    lookahead_days: int = 2
+    lookahead_days: int = 1
     near_km: float | None = 1.0
-    #: The server's ``fleet.skip_quiet_days``.
+    #: The server's ``fleet.skip_quiet_days``, ``fleet.quiet_overflow_h`` and ``fleet.consolidate_days``.
     skip_quiet_days: bool = True
+    quiet_overflow_h: float = 12.0
+    consolidate_days: int = 2
     #: The server's ``forecast.threshold`` ("full"), which ``threshold`` and ``binsight`` plan against.
     threshold: float = 0.8
 
@@ -112,6 +114,9 @@ class PolicyRun:
             "problem_build_s": round(self.build_s, 1),
             "km_per_day": round(lg.truck_km / measured_days, 1) if measured_days else None,
             "plans": lg.plans,
+            "days_driven": lg.days_driven,
+            "truck_days": lg.truck_days,
+            "disposal_visits": lg.disposal_visits,
             "mandatory_offered": lg.mandatory,
             "optional_offered": lg.optional_offered,
         }
@@ -130,6 +135,8 @@ def _server_config(tw: TwinConfig, world: World) -> ServerConfig:
         lookahead_days=tw.lookahead_days,
         near_km=tw.near_km,
         skip_quiet_days=tw.skip_quiet_days,
+        quiet_overflow_h=tw.quiet_overflow_h,
+        consolidate_days=tw.consolidate_days,
     )
 
 
@@ -183,6 +190,9 @@ def _plan_day(
     lg.truck_km += sum(r["distance_km"] for r in result["routes"])
     lg.truck_hours += sum(r["duration_min"] for r in result["routes"]) / 60.0
     lg.routes += len(result["routes"])
+    lg.days_driven += bool(served)
+    lg.truck_days += sum(any(s["kind"] == "bin" for s in r["stops"]) for r in result["routes"])
+    lg.disposal_visits += sum(s["kind"] == "disposal" for r in result["routes"] for s in r["stops"])
     run.build_s += t1 - t0
     run.days.append(
         {
@@ -325,6 +335,8 @@ def run_policies(tw: TwinConfig, progress: Progress | None = None) -> dict[str, 
             "lookahead_days": tw.lookahead_days,
             "near_km": tw.near_km,
             "skip_quiet_days": tw.skip_quiet_days,
+            "quiet_overflow_h": tw.quiet_overflow_h,
+            "consolidate_days": tw.consolidate_days,
             "threshold": tw.threshold,
         },
     }

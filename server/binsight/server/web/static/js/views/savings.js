@@ -20,7 +20,7 @@ function figures(r) {
     { what: 'Lifts of bins under half full', measured: int(r.lifts_under_50), fixed: '–' },
     { what: 'Times a bin was seen full to the brim', measured: int(r.overflow_events), fixed: '–' },
     { what: 'Bin-hours full to the brim', measured: int(r.overflow_hours), fixed: '–' },
-    { what: 'Truck km planned', measured: int(r.km_planned), fixed: '–' },
+    { what: 'Truck km planned', measured: int(r.km_planned), fixed: int(r.fixed_km) },
   ];
   return table([
     { label: 'Figure', value: (x) => x.what },
@@ -30,11 +30,14 @@ function figures(r) {
 }
 
 function kmTable(r) {
-  const days = Object.entries(r.km_by_day || {});
+  const fixed = r.fixed_km_by_day || {};
+  const days = [...new Set([...Object.keys(r.km_by_day || {}), ...Object.keys(fixed)])].sort();
+  const km = (x) => (x === undefined ? '–' : x.toLocaleString(undefined, { maximumFractionDigits: 1 }));
   return table([
-    { label: 'Service day', value: ([d]) => d },
-    { label: 'Km planned', className: 'num', value: ([, km]) => km.toLocaleString(undefined, { maximumFractionDigits: 1 }) },
-  ], days, { caption: 'Km planned per service day (the last finished plan of each day)', empty: 'No finished plans in this period.' });
+    { label: 'Service day', value: (d) => d },
+    { label: 'Km planned', className: 'num', value: (d) => km((r.km_by_day || {})[d]) },
+    { label: 'Fixed schedule km (replayed)', short: 'Fixed km', className: 'num', value: (d) => km(fixed[d]) },
+  ], days, { caption: 'Km per service day: the last finished plan of each day, and the fixed schedule routed on the same trucks', empty: 'No finished plans in this period.' });
 }
 
 export default {
