@@ -79,7 +79,8 @@ def test_alerts_and_discovery_follow_readings(
             body = {
                 "bin_id": "dev-ha",
                 "seq": seq,
-                "ts": int(time.time() * 1000),
+                # A second apart: two readings in the same millisecond are one moment to the filter.
+                "ts": int(time.time() * 1000) - (10 - seq) * 1000,
                 "fill": fill,
                 "quality": "ok",
                 "model": "m1",
