@@ -48,6 +48,7 @@ def test_retrained_stages_export_as_one_file_the_device_runs(
     info = report["retrain"]
     assert info["used"] is True and info["mode"] == "on"
     assert info["tail_stages"] == 3  # blocks 5 and 6 and the head convolution of Lite0
+    assert info["input_size"] == list(spec.input_size)  # the caller's own backbone: its own size
     val = info["validation"]
     assert val["metric"] == "mae" and val["images"] > 0 and val["retrained"] >= 0 and val["linear"] >= 0
     assert report["features"]["chosen"] == "final:avg"

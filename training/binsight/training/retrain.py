@@ -304,6 +304,7 @@ def decide_and_retrain(  # noqa: PLR0917 - the pipeline's own state, passed thro
     info.update(
         {
             "tail_stages": end - at,
+            "input_size": list(spec.input_size),
             "views_per_image": int(maps.shape[1]),
             "settings": {k: v for k, v in vars(s).items()},
             "validation": {
