@@ -93,6 +93,12 @@ class SavingsReport:
     #: Km the fixed schedule needs per service day, routed on the fleet (None: not replayed).
     fixed_km_by_day: dict[str, float] | None = None
 
+    def fixed_km_on_planned_days(self) -> float | None:
+        """The fixed schedule's km on the days in :attr:`km_by_day` (0 for a day it drives no truck)."""
+        if self.fixed_km_by_day is None:
+            return None
+        return round(sum(self.fixed_km_by_day.get(d, 0.0) for d in self.km_by_day), 1)
+
     def to_api(self) -> dict[str, Any]:
         out = asdict(self)
         out["start"], out["end"] = self.start.isoformat(), self.end.isoformat()
@@ -100,6 +106,8 @@ class SavingsReport:
         out["fixed_km"] = (
             None if self.fixed_km_by_day is None else round(sum(self.fixed_km_by_day.values()), 1)
         )
+        # The like-for-like figure: the fixed schedule's km on the service days that have a plan.
+        out["fixed_km_on_planned_days"] = self.fixed_km_on_planned_days()
         out["summary"] = summary(self)
         return out
 
@@ -270,10 +278,12 @@ def summary(r: SavingsReport) -> list[str]:
             f"Drivers reported {d.get('done', 0)} stop(s) done, {d.get('blocked', 0)} blocked "
             f"(not lifted) and {d.get('overflowing', 0)} overflowing."
         )
-    if r.fixed_km_by_day is not None:
+    same_days = r.fixed_km_on_planned_days()
+    if r.fixed_km_by_day is not None and same_days is not None:
         lines.append(
-            f"The fixed schedule, routed on the same trucks, would have needed "
-            f"{sum(r.fixed_km_by_day.values()):.0f} km over {len(r.fixed_km_by_day)} service day(s)."
+            f"The fixed schedule, routed on the same trucks, would have needed {same_days:.0f} km on "
+            f"those {len(r.km_by_day)} day(s) ({sum(r.fixed_km_by_day.values()):.0f} km over all "
+            f"{len(r.fixed_km_by_day)} of its service day(s) in the period)."
         )
     if r.fixed_lifts is not None:
         diff = r.fixed_lifts - r.lifts
@@ -305,6 +315,7 @@ def to_csv(r: SavingsReport) -> str:
         "overflow_hours",
         "km_planned",
         "fixed_km",
+        "fixed_km_on_planned_days",
         "fixed_lifts",
         "fixed_mean_fill_at_lift",
     ):

@@ -20,7 +20,8 @@ function figures(r) {
     { what: 'Lifts of bins under half full', measured: int(r.lifts_under_50), fixed: '–' },
     { what: 'Times a bin was seen full to the brim', measured: int(r.overflow_events), fixed: '–' },
     { what: 'Bin-hours full to the brim', measured: int(r.overflow_hours), fixed: '–' },
-    { what: 'Truck km planned', measured: int(r.km_planned), fixed: int(r.fixed_km) },
+    // Like for like: the fixed schedule's km on the same service days as the plans.
+    { what: 'Truck km on the days with a plan', measured: int(r.km_planned), fixed: int(r.fixed_km_on_planned_days) },
   ];
   return table([
     { label: 'Figure', value: (x) => x.what },
