@@ -107,9 +107,11 @@ def test_export_folder_names_the_active_model_and_sites(
     assert context == json.loads((out / "server.json").read_text())
     assert context["active"] == {"version": "v7", "file": "active-v7.onnx", "sha256": "ab" * 32}
     assert (out / "active-v7.onnx").read_bytes() == b"onnx bytes"
-    assert context["sites"] == {"A": "west"} and context["labels"] == 4
+    # Four fill labels and the class label: with any class label the folder holds both kinds.
+    assert context["sites"] == {"A": "west"} and context["labels"] == 5
     rows = list(csv.DictReader((out / "labels.csv").open()))
-    assert len(rows) == 4 and all((out / r["image"]).is_file() for r in rows)
+    assert len(rows) == 5 and all((out / r["image"]).is_file() for r in rows)
+    assert sorted(r["label"] for r in rows) == ["", "", "", "", "overflowing"]
 
     # Again into the same folder, with no active model: the earlier export's parts are replaced.
     (out / "images" / "A" / "stale.jpg").write_bytes(b"old")

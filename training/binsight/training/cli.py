@@ -13,6 +13,7 @@ from binsight.training import (
 )
 
 
+# long: one add_argument per train option, read top to bottom like --help
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("train", help="make data sets, fit and evaluate fill models")
     tsub = p.add_subparsers(dest="train_command", metavar="ACTION")

@@ -73,6 +73,7 @@ def int8_verdict(
     return True, f"int8 within {tol:g} {key} of fp32 on the held-out split (loss {loss:+.4f})"
 
 
+# long: quantize, check the kernels, time, test and gate the int8 file: one sequence read top to bottom
 def int8_model(
     out: Path,
     fp32: TestedFile,

@@ -236,6 +236,7 @@ def _inner_split(groups: np.ndarray, rows: np.ndarray, seed: int) -> tuple[np.nd
     return rows[~is_held], rows[is_held]
 
 
+# long: maps, inner fit and comparison, final fit: one sequence read top to bottom
 def decide_and_retrain(  # noqa: PLR0917 - the pipeline's own state, passed through once
     ds: Dataset,
     model: Backbone,

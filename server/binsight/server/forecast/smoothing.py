@@ -195,6 +195,7 @@ def _collection(
     return SmoothStep(new, new.shown, collection_ts=int(after[0][0]))
 
 
+# long: one reading through the filter, each case (first, wild, jump, collection, rise) in test order
 def step(state: SmoothState | None, ts: int, fill: float, p: SmoothParams) -> SmoothStep | None:
     """Fold one usable reading into ``state``; None when it is not newer than the state (left unsmoothed)."""
     if state is None:

@@ -15,6 +15,7 @@ from binsight.server.twin.sensing import DEFAULT_MAE, POLICIES
 __all__ = ["add_arguments", "register"]
 
 
+# long: one add_argument per twin option, read top to bottom like --help
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The twin's options (also used by bench/twin.py and the tests)."""
     p.add_argument("--bins", type=int, default=300, help="bins in the city (default 300)")
