@@ -27,6 +27,7 @@ estimate them); its scale and shift, and every convolution of the tail, are trai
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -104,7 +105,6 @@ class Retrained:
     spec: BackboneSpec
     weight: np.ndarray  # [K, D]
     bias: np.ndarray  # [K]
-    report: dict[str, Any]
 
     def digest(self) -> str:
         """A short sha256 of the re-trained weights (tail and linear layer)."""
@@ -155,7 +155,6 @@ class _Maps:
         pre, folded = fold_input(model, spec)
         at = _split_index(model)
         self.pre, self.prefix = pre, nn.Sequential(*list(folded.stages)[:at]).eval()
-        self.size = spec.input_size
 
     @torch.inference_mode()
     def __call__(self, imgs: list[np.ndarray]) -> torch.Tensor:
@@ -307,7 +306,7 @@ def decide_and_retrain(  # noqa: PLR0917 - the pipeline's own state, passed thro
             "tail_stages": end - at,
             "input_size": list(spec.input_size),
             "views_per_image": int(maps.shape[1]),
-            "settings": {k: v for k, v in vars(s).items()},
+            "settings": dataclasses.asdict(s),
             "validation": {
                 "images": len(val_rows),
                 "bins": len(np.unique(groups[val_rows])),
@@ -328,4 +327,4 @@ def decide_and_retrain(  # noqa: PLR0917 - the pipeline's own state, passed thro
     weight, bias = head.weight.numpy().astype(np.float32), head.bias.numpy().astype(np.float32)
     info.update({"used": True, "reason": "beat the linear head" if wins else "--retrain on",
                  "final_loss": losses[-1], "seconds": time.perf_counter() - t0})  # fmt: skip
-    return Retrained(tail, model, spec, weight, bias, info), info
+    return Retrained(tail, model, spec, weight, bias), info
